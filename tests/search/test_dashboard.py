@@ -1,0 +1,173 @@
+"""search.dashboard: optuna-dashboard served for a lars-search storage, seen in a real browser."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.dashboard import DashboardError, make_server
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARMS = ("sgd", "sgd+lars", "adam+lars")
+NAME = "dash-demo"
+
+# A full plain config as objectives.train receives it (the contract's keys); its JSON is
+# under optuna-dashboard's 1024-character attribute limit, so it is shown whole.
+CONFIG = {
+    "dataset": "fashion_mnist", "data_dir": None, "n_train": 2000, "val_size": 1000,
+    "model": "vgg16", "width": 0.25, "epochs": 3, "batch_size": 128,
+    "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
+    "lars": True, "trust_coefficient": 0.001, "lars_eps": 1e-8, "lars_mode": None, "lars_clip": False,
+    "schedule": "cosine", "schedule_params": {"final_lr_ratio": 0.0}, "warmup_epochs": 1.0,
+    "seed": 0, "device": "cpu", "precision": "fp32", "compile": False,
+    "evaluate_test": False, "progress": False,
+}
+
+
+def _make_storage(path: Path) -> str:
+    """Three arms, three trials each: two complete (3 epochs reported), one failed with a reason."""
+    url = f"sqlite:///{path}"
+    storage = optuna.storages.RDBStorage(url)
+    for arm in ARMS:
+        study = optuna.create_study(study_name=f"{NAME}/{arm}", storage=storage, direction="maximize")
+        study.set_user_attr("arm", arm)
+        study.set_user_attr("spec_version", 1)
+        for number in range(3):
+            trial = study.ask()
+            lr = trial.suggest_float("lr", 1e-3, 1.0, log=True)
+            config = dict(CONFIG, optimizer=arm.split("+")[0], lars=arm.endswith("+lars"), lr=lr, seed=number)
+            trial.set_user_attr("config", config)
+            if number == 2:
+                trial.set_user_attr("fail_reason", "diverged: training loss is nan at epoch 1")
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            for epoch in (1, 2, 3):
+                trial.report(0.5 + 0.1 * epoch + 0.01 * number, epoch)
+            trial.set_user_attr("wall_time_s", 12.5 + number)
+            trial.set_user_attr("images_per_s", 480.0 + number)
+            study.tell(trial, 0.8 + 0.01 * number)
+    return url
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    """A dashboard server on a free port of 127.0.0.1, serving in a thread."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = _make_storage(tmp_path_factory.mktemp("dash") / "studies.db")
+    server = make_server(url, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def _get_json(server, path: str):
+    root = server.url.removesuffix("/dashboard")
+    with urllib.request.urlopen(root + path, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000", *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+
+
+def test_make_server_binds_loopback_and_finds_every_arm(dashboard):
+    assert dashboard.url.startswith("http://127.0.0.1:")
+    assert dashboard.study_names == sorted(f"{NAME}/{arm}" for arm in ARMS)
+
+
+def test_api_lists_one_study_per_arm(dashboard):
+    names = [s["study_name"] for s in _get_json(dashboard, "/api/studies")["study_summaries"]]
+    assert sorted(names) == sorted(f"{NAME}/{arm}" for arm in ARMS)
+
+
+def test_api_shows_trial_user_attrs(dashboard):
+    studies = _get_json(dashboard, "/api/studies")["study_summaries"]
+    study_id = next(s["study_id"] for s in studies if s["study_name"] == f"{NAME}/sgd+lars")
+    detail = _get_json(dashboard, f"/api/studies/{study_id}")
+    trials = sorted(detail["trials"], key=lambda t: t["number"])
+    assert [t["state"] for t in trials] == ["Complete", "Complete", "Fail"]
+    attrs = [{a["key"]: a["value"] for a in t["user_attrs"]} for t in trials]
+    config = json.loads(attrs[1]["config"])  # the whole config, not truncated
+    assert config["optimizer"] == "sgd" and config["lars"] is True and config["seed"] == 1
+    assert set(config) == set(CONFIG)
+    assert (attrs[1]["wall_time_s"], attrs[1]["images_per_s"]) == ("13.5", "481.0")
+    assert attrs[2]["fail_reason"] == "diverged: training loss is nan at epoch 1"
+    assert sorted(a["key"] for a in detail["union_user_attrs"]) == [
+        "config", "fail_reason", "images_per_s", "wall_time_s"]
+
+
+def test_busy_port_is_one_clear_line(dashboard):
+    port = int(dashboard.url.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(DashboardError, match=rf"^port {port} on 127.0.0.1 is already in use; pick another with --port$"):
+        make_server("sqlite:///unused.db", port=port)
+
+
+def test_busy_port_is_detected_before_the_storage_is_opened(tmp_path):
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(DashboardError, match="already in use"):
+            make_server(f"sqlite:///{tmp_path / 'missing.db'}", port=port)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_missing_sqlite_file_is_reported_not_created(tmp_path):
+    path = tmp_path / "nothing-here.db"
+    with pytest.raises(DashboardError, match=r"no such SQLite file .*nothing-here\.db.*lars-search run"):
+        make_server(f"sqlite:///{path}", port=0)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("port", [-1, 65536, "8080", True])
+def test_port_out_of_range_is_rejected(port):
+    with pytest.raises(DashboardError, match=r"port must be an integer in \[0, 65535\], got"):
+        make_server("sqlite:///unused.db", port=port)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_headless_chromium_shows_every_arm_and_saves_a_screenshot(dashboard, tmp_path):
+    dom = _chromium(tmp_path, "--dump-dom", dashboard.url).stdout
+    for arm in ARMS:
+        assert f"{NAME}/{arm}" in dom, f"study {NAME}/{arm} not rendered by the dashboard"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard-studies.png"
+    if shot.exists():
+        os.remove(shot)
+    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", dashboard.url)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 5000  # a rendered page, not a blank one
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_headless_chromium_shows_trial_user_attrs(dashboard, tmp_path):
+    studies = _get_json(dashboard, "/api/studies")["study_summaries"]
+    study_id = next(s["study_id"] for s in studies if s["study_name"] == f"{NAME}/sgd+lars")
+    page = f"{dashboard.url}/studies/{study_id}/trials?numbers=1,2"  # the last complete and the failed trial
+    dom = _chromium(tmp_path, "--dump-dom", page).stdout
+    for text in ("fail_reason", "diverged: training loss is nan at epoch 1", "wall_time_s", "13.5",
+                 "images_per_s", "481.0", "trust_coefficient"):
+        assert text in dom, f"{text!r} not shown on the trial page"
+    ARTIFACTS.mkdir(exist_ok=True)
+    _chromium(tmp_path, f"--screenshot={ARTIFACTS / 'dashboard-trials.png'}", "--window-size=1280,900", page)
