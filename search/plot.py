@@ -1,0 +1,231 @@
+"""The LARS-vs-plain answer as a picture: best validation accuracy against compute spent.
+
+For each arm (Optuna study ``<name>/<arm>``) the finished trials are taken in the order
+their results became known (completion time, then trial number). Trial ``i`` spent
+
+    e_i = number of epochs it reported (``len(trial.intermediate_values)``)
+
+trial-epochs, whether it completed, was pruned or failed, and the arm's curve is
+
+    C_k = e_1 + ... + e_k                                   (compute spent, trial-epochs)
+    B_k = max{ value_i : i <= k, trial i COMPLETE }         (best-so-far validation accuracy)
+
+drawn as a step line (B_k is undefined, and not drawn, before the first complete trial).
+Completed trials are dots at (C_k, value_k); pruned trials are crosses at (C_k, their
+last reported accuracy), so the compute pruning cut short is visible; failed trials are
+triangles on the x axis. Plain and LARS arms of the same base optimizer share a colour
+(dashed plain, solid LARS).
+
+The x axis is compute, not the trial number of :func:`optuna.visualization.matplotlib.
+plot_optimization_history`, because a pruned trial costs less than a complete one: two
+arms are compared fairly at equal compute. That Optuna plot (all arms, trial-number axis)
+is written as well when ``history_path`` is given.
+
+Needs matplotlib (``pip install 'lars-search[plot]'``); it renders with the Agg backend.
+
+Example::
+
+    from search.plot import plot_compare
+    curves = plot_compare("sqlite:///lars-search.db", "quickstart", "compare.png")
+    curves["sgd+lars"].best[-1]     # best validation accuracy of the SGD+LARS arm
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["ArmCurve", "PlotError", "arm_curve", "compare_curves", "plot_compare"]
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+_BASE_COLOURS = {"sgd": "tab:blue", "rmsprop": "tab:green", "adam": "tab:red",
+                 "adamw": "tab:purple", "adagrad": "tab:brown"}
+
+
+class PlotError(Exception):
+    """A one-line, user-facing reason why the plot cannot be drawn."""
+
+
+@dataclass
+class ArmCurve:
+    """One arm's compute/accuracy series; lists are indexed by finished trial, in completion order.
+
+    Attributes:
+        arm: the arm name (``sgd+lars``), the part of the study name after ``<name>/``.
+        numbers: Optuna trial numbers.
+        states: ``"COMPLETE"``, ``"PRUNED"`` or ``"FAIL"``.
+        epochs: e_i, epochs the trial reported.
+        compute: C_k, cumulative trial-epochs.
+        values: the trial's accuracy (complete: its value; pruned: its last report; failed: None).
+        best: B_k, best-so-far accuracy of complete trials (NaN before the first one).
+    """
+
+    arm: str
+    numbers: list[int] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    compute: list[int] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+    best: list[float] = field(default_factory=list)
+
+
+def _completion_key(trial: FrozenTrial) -> tuple:
+    finished = trial.datetime_complete or trial.datetime_start
+    return (finished is None, finished or 0, trial.number)
+
+
+def arm_curve(arm: str, trials: list[FrozenTrial]) -> ArmCurve:
+    """The :class:`ArmCurve` of one arm's trials (unfinished trials are ignored)."""
+    curve = ArmCurve(arm=arm)
+    spent, best = 0, -math.inf
+    for trial in sorted((t for t in trials if t.state in _FINISHED), key=_completion_key):
+        epochs = len(trial.intermediate_values)
+        spent += epochs
+        if trial.state == TrialState.COMPLETE:
+            value = float(trial.value)
+            if not math.isnan(value):
+                best = max(best, value)
+        elif trial.state == TrialState.PRUNED and trial.intermediate_values:
+            value = float(trial.intermediate_values[max(trial.intermediate_values)])
+        else:
+            value = None
+        curve.numbers.append(trial.number)
+        curve.states.append(trial.state.name)
+        curve.epochs.append(epochs)
+        curve.compute.append(spent)
+        curve.values.append(value)
+        curve.best.append(best if best > -math.inf else math.nan)
+    return curve
+
+
+def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    if isinstance(storage, optuna.storages.BaseStorage):
+        return storage
+    if not isinstance(storage, str) or not storage:
+        raise PlotError(f"storage must be a storage URL or an Optuna storage, got {storage!r}")
+    if storage.startswith("sqlite:///"):
+        path = storage[len("sqlite:///"):].split("?", 1)[0]
+        if path and path != ":memory:" and not os.path.isfile(path):
+            raise PlotError(f"storage {storage}: no such SQLite file {os.path.abspath(path)!r}")
+    return optuna.storages.get_storage(storage)
+
+
+def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dict[str, ArmCurve]:
+    """Every arm's :class:`ArmCurve` for the studies ``<name>/<arm>`` in ``storage``, in creation order.
+
+    Raises:
+        PlotError: no study in the storage is named ``<name>/<arm>``.
+    """
+    opened = _open(storage)
+    prefix = f"{name}/"
+    studies = [s for s in opened.get_all_studies() if s.study_name.startswith(prefix)]
+    if not studies:
+        raise PlotError(f"name {name!r}: no study named '{prefix}<arm>' in the storage")
+    curves = {}
+    for frozen in sorted(studies, key=lambda s: s._study_id):
+        arm = frozen.study_name[len(prefix):]
+        study = optuna.load_study(study_name=frozen.study_name, storage=opened)
+        curves[arm] = arm_curve(arm, study.get_trials(deepcopy=False))
+    return curves
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise PlotError(
+            "plotting needs matplotlib: pip install 'lars-search[plot]' (or pip install matplotlib)"
+        ) from exc
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _style(arm: str, index: int) -> dict:
+    base, _, extra = arm.partition("+")
+    colour = _BASE_COLOURS.get(base, f"C{index % 10}")
+    return {"color": colour, "linestyle": "-" if extra == "lars" else "--"}
+
+
+def plot_compare(
+    storage: str | optuna.storages.BaseStorage,
+    name: str,
+    path: str | os.PathLike,
+    *,
+    history_path: str | os.PathLike | None = None,
+) -> dict[str, ArmCurve]:
+    """Draw best-so-far validation accuracy against trial-epochs, one line per arm, to ``path``.
+
+    Args:
+        storage: storage URL or opened Optuna storage holding the ``<name>/<arm>`` studies.
+        name: the study file's ``name``.
+        path: output image; the format follows the suffix (``.png``, ``.svg``, ``.pdf``).
+        history_path: also write Optuna's ``plot_optimization_history`` of all arms there.
+
+    Returns:
+        the plotted series, ``{arm: ArmCurve}`` (see :func:`compare_curves`).
+
+    Raises:
+        PlotError: matplotlib is missing, or no arm of ``name`` is in the storage.
+    """
+    plt = _pyplot()
+    curves = compare_curves(storage, name)
+    fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
+    try:
+        legend_done = {"pruned": False, "failed": False}
+        for index, (arm, curve) in enumerate(curves.items()):
+            style = _style(arm, index)
+            ax.step([0, *curve.compute], [math.nan, *curve.best], where="post",
+                    linewidth=2, label=f"{arm} (best {curve.best[-1] if curve.best else math.nan:.4f})", **style)
+            done = [(c, v) for c, v, s in zip(curve.compute, curve.values, curve.states) if s == "COMPLETE"]
+            pruned = [(c, v) for c, v, s in zip(curve.compute, curve.values, curve.states)
+                      if s == "PRUNED" and v is not None]
+            failed = [c for c, s in zip(curve.compute, curve.states) if s == "FAIL"]
+            if done:  # every complete trial's own accuracy
+                ax.scatter(*zip(*done), s=14, color=style["color"], alpha=0.5, zorder=3)
+            if pruned:
+                ax.scatter(*zip(*pruned), marker="x", s=30, color=style["color"], zorder=3)
+                legend_done["pruned"] = True
+            if failed:
+                ax.scatter(failed, [0.0] * len(failed), marker="v", s=30, color=style["color"],
+                           transform=ax.get_xaxis_transform(), clip_on=False, zorder=3)
+                legend_done["failed"] = True
+        # Marker legend in grey: the colour of a marker is its arm's.
+        for kind, marker, label in (("pruned", "x", "pruned trial (its last report)"),
+                                    ("failed", "v", "failed trial (on the x axis)")):
+            if legend_done[kind]:
+                ax.scatter([], [], marker=marker, s=30, color="grey", label=label)
+        ax.set_xlabel("compute spent (trial-epochs)")
+        ax.set_ylabel("best validation accuracy so far")
+        ax.set_title(f"{name}: best-so-far validation accuracy per arm (dashed: plain, solid: LARS)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    if history_path is not None:
+        _plot_history(plt, storage, name, curves, history_path)
+    return curves
+
+
+def _plot_history(plt, storage, name: str, curves: dict[str, ArmCurve], path) -> None:
+    """Optuna's own optimization-history plot (trial-number axis), all arms in one figure."""
+    import warnings
+
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    opened = _open(storage)
+    studies = [optuna.load_study(study_name=f"{name}/{arm}", storage=opened) for arm in curves]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = plot_optimization_history(studies, target_name="validation accuracy")
+    try:
+        ax.figure.set_size_inches(9, 5.5)
+        ax.figure.savefig(path, dpi=120)
+    finally:
+        plt.close(ax.figure)
