@@ -1,0 +1,567 @@
+"""Optuna studies of a study file: one per arm, run round robin, each trial guarded against faults.
+
+Data flow of one trial (see DESIGN.md)::
+
+    arm with the fewest finished trials -> search.budget.claim_trial(study, budget)
+      -> search.space.suggest_config(trial, ...)  -> objectives.validate_config
+      -> train_fn(config, report)                 report(epoch, metrics):
+                                                     trial.report(val_accuracy, epoch)
+                                                     prune only after the trial's own warm-up
+      -> study.tell(trial, value | PRUNED | FAIL) with the reason in user attrs
+
+Arms advance evenly: every time a worker needs a trial it asks the arm that has the
+fewest finished trials (ties: study-file order), so with one worker the arms go round
+robin, and with many workers no arm gets ahead. Every arm uses the same sampler
+settings, pruner and per-arm budget: no arm wins by getting more tuning.
+
+Faults inside a trial never stop the study:
+
+* a NaN/inf training loss (``Result.diverged``): PRUNED, ``fail_reason`` and
+  ``diverged_epoch`` in the trial's user attrs (pruned, not failed, so that the sampler
+  learns to avoid the region);
+* ``torch.cuda.OutOfMemoryError``: FAIL with the reason, CUDA cache emptied, next trial;
+* any other exception from the objective: FAIL with ``"<Type>: <message>"``, next trial;
+* Ctrl-C: the running trial is FAIL (``"interrupted (Ctrl-C) ..."``) and
+  ``KeyboardInterrupt`` propagates; finished trials are already in the storage.
+
+Missing data (``objectives.DataNotFoundError``) is the user's problem, not the trial's:
+the trial is FAIL and the error propagates so that the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from search.space import suggest_config, warmup_epochs_of
+from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, parse_spec
+
+__all__ = [
+    "SpecConflictError",
+    "TrialOutcome",
+    "ArmProgress",
+    "build_sampler",
+    "build_pruner",
+    "default_sampler_startup",
+    "default_pruner_startup",
+    "open_studies",
+    "run_trial",
+    "run_studies",
+    "resolve_storage_url",
+    "stored_spec",
+]
+
+TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, Any]], None]], Any]
+Log = Callable[[str], None]
+
+
+class SpecConflictError(ValueError):
+    """The study file disagrees with the studies already stored under its name."""
+
+
+@dataclass
+class TrialOutcome:
+    """How one trial ended: ``state`` (a TrialState), ``value``, ``reason``, ``epochs``, ``seconds``."""
+
+    arm: str
+    number: int
+    state: TrialState
+    value: float | None
+    reason: str | None
+    epochs: int
+    seconds: float
+
+
+@dataclass
+class ArmProgress:
+    """Per-arm counts after a run (what ``run_studies`` returns for each arm)."""
+
+    study_name: str
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    best_value: float | None = None
+    ran_here: int = 0  # trials this call ran
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+
+# --------------------------------------------------------------------------- budget / storage
+
+
+def _budget_module() -> Any:
+    try:
+        from search import budget
+    except ImportError:  # search.budget (workers helper) not there yet: private fallback
+        return None
+    return budget
+
+
+def _count_finished(study: optuna.Study) -> int:
+    module = _budget_module()
+    if module is not None:
+        return module.count_finished(study)
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def _claim(study: optuna.Study, budget: int | None) -> optuna.trial.Trial | None:
+    if budget is None:
+        return study.ask()
+    module = _budget_module()
+    if module is not None:
+        return module.claim_trial(study, budget)
+    return study.ask() if _count_finished(study) < budget else None
+
+
+def resolve_storage_url(flag: str | None, spec: StudySpec | None = None) -> str:
+    """``--storage`` flag, else the study file's ``storage``, else $LARS_SEARCH_STORAGE / the SQLite default."""
+    from search.storage import default_storage_url
+
+    if flag:
+        return flag
+    if spec is not None and spec.storage:
+        return spec.storage
+    return default_storage_url()
+
+
+def _open(storage: Any) -> optuna.storages.BaseStorage:
+    if storage is None or isinstance(storage, str):
+        from search.storage import open_storage
+
+        return open_storage(storage)
+    return storage
+
+
+@contextlib.contextmanager
+def _heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every interval while it runs (Optuna does this only in optimize())."""
+    interval = None
+    if isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat):
+        interval = storage.get_heartbeat_interval()
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # a transient storage error must not kill the beat (optuna#4994)
+                pass
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    """Fail (and let the storage's callback retry) trials whose worker stopped beating."""
+    storage = study._storage
+    if isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat) and storage.get_heartbeat_interval():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+
+
+# --------------------------------------------------------------------------- sampler / pruner
+
+
+def default_sampler_startup(trials: int | None) -> int:
+    """Random trials before the model-based sampler starts: a third of the budget, 3 to 10."""
+    return 10 if trials is None else max(3, min(10, trials // 3))
+
+
+def default_pruner_startup(trials: int | None) -> int:
+    """Finished trials per arm before the median pruner judges: a fifth of the budget, 2 to 5."""
+    return 5 if trials is None else max(2, min(5, trials // 5))
+
+
+def build_sampler(spec: StudySpec, *, seed_offset: int = 0, trials: int | None = None) -> optuna.samplers.BaseSampler:
+    """The arm's sampler (same settings for every arm); ``seed_offset`` varies the stream per resume/worker."""
+    s = spec.sampler
+    seed = s.seed + seed_offset
+    trials = spec.budget.trials if trials is None else trials
+    startup = s.n_startup_trials if s.n_startup_trials is not None else default_sampler_startup(trials)
+    if s.type == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=startup, multivariate=s.multivariate, group=s.multivariate
+        )
+    if s.type == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if s.type == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+    if s.type == "cmaes":
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=startup, warn_independent_sampling=False,
+            independent_sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
+        )  # fmt: skip
+    if s.type == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    raise ValueError(f"sampler.type must be one of tpe, random, qmc, cmaes, gp, got {s.type!r}")
+
+
+def build_pruner(spec: StudySpec, *, trials: int | None = None) -> optuna.pruners.BasePruner:
+    """Median (default), Hyperband over epochs, or none.
+
+    The median pruner's ``n_warmup_steps`` is the study's fixed floor; each trial's own
+    LR warm-up is handled per trial in :func:`run_trial` (it is a sampled value).
+    """
+    p = spec.pruner
+    trials = spec.budget.trials if trials is None else trials
+    if p.type == "median":
+        startup = p.n_startup_trials if p.n_startup_trials is not None else default_pruner_startup(trials)
+        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=p.n_warmup_steps)
+    if p.type == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=p.min_resource, max_resource=spec.objective["epochs"], reduction_factor=p.reduction_factor
+        )
+    return optuna.pruners.NopPruner()
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
+    """The study file stored with ``study_name`` (parsed), or None when no such study exists."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return None
+    text = storage.get_study_user_attrs(study_id).get("study_file")
+    if text is None:
+        return None
+    return parse_spec(yaml.safe_load(text), source=f"stored study file of {study_name!r}", text=text)
+
+
+def _first_difference(old: Any, new: Any, path: str) -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            diff = _first_difference(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{path}.{key}" if path else str(key))
+            if diff:
+                return diff
+        return None
+    return None if old == new else f"{path} was {old!r}, now {new!r}"
+
+
+def _check_conflicts(spec: StudySpec, storage: Any, url: str) -> None:
+    from search.storage import mask_url
+
+    for arm in spec.arms:
+        name = spec.study_name(arm)
+        try:
+            old = stored_spec(storage, name)
+        except SpecError as exc:
+            raise SpecConflictError(f"{spec.source}: stored study {name!r} in {mask_url(url)} has a study file that no longer validates ({exc.message}); use a new name") from None
+        if old is None:
+            continue
+        try:
+            old_arm = old.arm(arm.name)
+        except KeyError:
+            raise SpecConflictError(f"{spec.source}: stored study {name!r} in {mask_url(url)} has no arm {arm.name!r} in its study file; use a new name") from None
+        diff = _first_difference(old.identity(old_arm), spec.identity(arm), "")
+        if diff:
+            raise SpecConflictError(
+                f"{spec.source}: arm {arm.name!r} conflicts with the stored study {name!r} in {mask_url(url)}: "
+                f"{diff} (trials would not be comparable; use a new name or the original file)"
+            )
+
+
+def open_studies(
+    spec: StudySpec, storage: Any, *, worker_id: int | None = None, url: str = "<storage>"
+) -> dict[str, optuna.Study]:
+    """Create or load the study of every arm (``<name>/<arm>``), after checking for conflicts.
+
+    Nothing is written when the file conflicts with stored studies. A new study gets the
+    user attrs ``study_file`` (the YAML text), ``arm`` and ``spec_version``. Each arm's
+    sampler seed is ``sampler.seed + len(existing trials) + 100003 * worker_id`` so a
+    resumed or parallel run does not replay the same random configurations.
+    """
+    _check_conflicts(spec, storage, url)
+    studies = {}
+    for arm in spec.arms:
+        name = spec.study_name(arm)
+        try:
+            existing = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+        except KeyError:
+            existing = 0
+        offset = existing + 100003 * (worker_id or 0)
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+            sampler=build_sampler(spec, seed_offset=offset), pruner=build_pruner(spec),
+        )  # fmt: skip
+        if "study_file" not in study.user_attrs:
+            study.set_user_attr("study_file", spec.text)
+            study.set_user_attr("arm", arm.name)
+            study.set_user_attr("spec_version", SPEC_VERSION)
+        studies[arm.name] = study
+    return studies
+
+
+# --------------------------------------------------------------------------- one trial
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy of an epoch's metrics (non-finite numbers become None)."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        out[k] = v
+    return out
+
+
+def _is_oom(exc: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            return True
+    except ImportError:
+        pass
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _is_user_data_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "DataNotFoundError"
+
+
+def default_validate() -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """``objectives.validate_config`` (fills defaults and checks every key)."""
+    from objectives import validate_config
+
+    return validate_config
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.trial.Trial,
+    arm: Arm,
+    spec: StudySpec,
+    *,
+    train_fn: TrainFn,
+    device: str | None = None,
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> TrialOutcome:
+    """Train one trial and tell the study how it ended (see the module docstring for faults).
+
+    Pruning: the pruner is asked only once ``epoch > max(warmup_epochs, pruner.n_warmup_steps)``:
+    a trial is never judged inside its own LR warm-up, where LARS trials look worst.
+    """
+    start = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    config: dict[str, Any] | None = None
+    state, value, reason = TrialState.FAIL, None, None
+    oom = False
+    interrupted: BaseException | None = None
+    propagate: BaseException | None = None
+    try:
+        config = suggest_config(trial, spec.objective, arm.optimizer, arm.lars, arm.space)
+        if device:
+            config["device"] = device
+        if validate is not None:
+            config = validate(config)
+        trial.set_user_attr("config", config)
+        guard = max(warmup_epochs_of(config), float(spec.pruner.n_warmup_steps))
+
+        def report(epoch: int, metrics: dict[str, Any]) -> None:
+            history.append({"epoch": epoch, **_plain(metrics)})
+            accuracy = metrics.get("val_accuracy")
+            if _finite(accuracy):
+                trial.report(float(accuracy), epoch)
+                if epoch > guard and trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}: val_accuracy {accuracy:.4f} below the median of earlier trials")
+
+        with _heartbeat(study._storage, trial._trial_id):
+            result = train_fn(config, report)
+        if getattr(result, "diverged", False):
+            epoch = getattr(result, "diverged_epoch", None)
+            state, reason = TrialState.PRUNED, f"diverged: non-finite training loss at epoch {epoch}"
+            trial.set_user_attr("diverged_epoch", epoch)
+        elif not _finite(getattr(result, "val_accuracy", None)):
+            state, reason = TrialState.FAIL, f"objective returned a non-finite val_accuracy {getattr(result, 'val_accuracy', None)!r}"
+        else:
+            state, value = TrialState.COMPLETE, float(result.val_accuracy)
+        for attr in ("images_per_s", "device", "epochs_completed"):
+            if getattr(result, attr, None) is not None:
+                trial.set_user_attr(attr, getattr(result, attr))
+    except optuna.TrialPruned as exc:
+        state, reason = TrialState.PRUNED, str(exc) or "pruned"
+    except KeyboardInterrupt as exc:
+        epoch = history[-1]["epoch"] + 1 if history else 1
+        reason, interrupted = f"interrupted (Ctrl-C) during epoch {epoch}", exc
+    except Exception as exc:  # noqa: BLE001 (any fault of a trial must not stop the study)
+        if _is_oom(exc):
+            oom = True
+            reason = f"CUDA out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        else:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        if _is_user_data_error(exc):
+            propagate = exc
+    if oom:  # after the except block, so the traceback's frames (and their tensors) are gone
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+    seconds = time.perf_counter() - start
+    try:
+        trial.set_user_attr("wall_time_s", seconds)
+        trial.set_user_attr("history", history)
+        if reason:
+            trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+    except BaseException:
+        if interrupted is None:
+            raise
+    if interrupted is not None:
+        raise interrupted
+    if propagate is not None:
+        raise propagate
+    return TrialOutcome(arm.name, trial.number, state, value, reason, len(history), seconds)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _progress_of(spec: StudySpec, studies: dict[str, optuna.Study]) -> dict[str, ArmProgress]:
+    out = {}
+    for arm in spec.arms:
+        study = studies[arm.name]
+        p = ArmProgress(spec.study_name(arm))
+        for t in study.get_trials(deepcopy=False):
+            if t.state == TrialState.COMPLETE:
+                p.complete += 1
+                if p.best_value is None or t.value > p.best_value:
+                    p.best_value = t.value
+            elif t.state == TrialState.PRUNED:
+                p.pruned += 1
+            elif t.state == TrialState.FAIL:
+                p.failed += 1
+            elif t.state in (TrialState.RUNNING, TrialState.WAITING):
+                p.running += 1
+        out[arm.name] = p
+    return out
+
+
+def run_studies(
+    spec: StudySpec,
+    storage: Any,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    device: str | None = None,
+    train_fn: TrainFn | None = None,
+    progress: bool = True,
+    worker_id: int | None = None,
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    log: Log | None = None,
+    storage_url: str | None = None,
+) -> dict[str, ArmProgress]:
+    """Run every arm of ``spec`` round robin until each has its budget of finished trials.
+
+    Args:
+        spec: a validated study file.
+        storage: an Optuna storage, or a URL / None (opened with ``search.storage.open_storage``).
+        n_trials: finished trials per arm (overrides ``budget.trials``).
+        timeout: seconds for this call (overrides ``budget.timeout``); no new trial starts after it.
+        device: overrides ``objective.device`` (e.g. ``"cpu"``, ``"cuda"``).
+        train_fn: ``train(config, report) -> Result``; default ``objectives.train``.
+        progress: a study-level tqdm bar on stderr.
+        worker_id: this worker's index when several share the storage (varies sampler seeds).
+        validate: config check/fill; default ``objectives.validate_config``.
+        log: called with one line per finished trial.
+
+    Returns:
+        arm name -> :class:`ArmProgress` (counts over the whole stored study, and ``ran_here``).
+    """
+    if isinstance(storage, str) or storage is None:
+        storage_url = storage_url or storage or resolve_storage_url(None, spec)
+        storage = _open(storage_url)
+    if train_fn is None:
+        from objectives import train as train_fn
+    if validate is None:
+        validate = default_validate()
+    budget = n_trials if n_trials is not None else spec.budget.trials
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise ValueError(f"n_trials must be a positive integer, got {budget!r}")
+    limit = timeout if timeout is not None else spec.budget.timeout
+    if limit is not None and not limit >= 0:
+        raise ValueError(f"timeout must be >= 0 seconds, got {limit!r}")
+    deadline = None if limit is None else time.monotonic() + limit
+    studies = open_studies(spec, storage, worker_id=worker_id, url=storage_url or "<storage>")
+    order = {arm.name: i for i, arm in enumerate(spec.arms)}
+    ran = {arm.name: 0 for arm in spec.arms}
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = None
+        if budget is not None:
+            total = sum(max(0, budget - _count_finished(s)) for s in studies.values())
+        bar = tqdm(total=total, desc=spec.name, unit="trial", dynamic_ncols=True)
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            counts = {name: _count_finished(study) for name, study in studies.items()}
+            claimed = None
+            for name in sorted(studies, key=lambda n: (counts[n], order[n])):
+                _fail_stale(studies[name])
+                trial = _claim(studies[name], budget)
+                if trial is not None:
+                    claimed = (spec.arm(name), trial)
+                    break
+            if claimed is None:
+                break
+            arm, trial = claimed
+            if bar is not None:
+                bar.set_postfix_str(f"{arm.name} #{trial.number}")
+            outcome = run_trial(studies[arm.name], trial, arm, spec, train_fn=train_fn, device=device, validate=validate)
+            ran[arm.name] += 1
+            line = (
+                f"{spec.study_name(arm)} trial {outcome.number}: {outcome.state.name}"
+                + (f" val_accuracy={outcome.value:.4f}" if outcome.value is not None else "")
+                + (f" ({outcome.reason})" if outcome.reason else "")
+                + f" [{outcome.epochs} epochs, {outcome.seconds:.1f} s]"
+            )
+            if bar is not None:
+                bar.update(1)
+                if log is not None:
+                    bar.write(line)
+            elif log is not None:
+                log(line)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = _progress_of(spec, studies)
+    for name, p in summary.items():
+        p.ran_here = ran[name]
+    return summary
