@@ -1,0 +1,268 @@
+"""Does the default search spend its compute well? TPE + the default pruner vs random search.
+
+For one arm (SGD+LARS) on real data (Fashion-MNIST, slim VGG-16, a training subset), two
+searches with the same trial budget are run through the product's own machinery
+(:func:`search.spec.parse_spec` -> :func:`search.study.run_studies`, so the defaults
+measured are the ones ``lars-search run`` uses):
+
+    (a) sampler tpe (seeded) + pruner median   -- the study-file defaults
+    (b) sampler random (seeded) + pruner none
+
+each over several sampler seeds. Every trial trains with the same training seed, so a
+config scores the same whichever search proposes it. With ``G`` the best validation
+accuracy of any complete trial of any run, a run's cost is
+
+    compute-to-target = C_k at the first trial k with B_k >= G - 0.005
+
+where ``C_k`` is the trial-epochs spent so far and ``B_k`` the best-so-far accuracy of
+complete trials (:func:`search.plot.compare_curves`). A run that never gets within 0.5
+points is censored: its cost is its total compute, printed with ">=". The figure of
+merit is the ratio (b)/(a) per seed (mean +- std, min..max) and of the means; the target
+is (b)/(a) >= 2.
+
+Results from this machine are in the report of the commit that added the numbers; run::
+
+    python benchmarks/search_efficiency.py                 # 3 seeds x 16 trials per method
+    python benchmarks/search_efficiency.py --quick         # a small smoke run (minutes)
+    python benchmarks/search_efficiency.py --seeds 5 --trials 24 --deadline 02:55
+
+Trials run on the CPU with torch's default thread count; set ``OMP_NUM_THREADS`` to
+share the machine. Studies are kept in ``--storage`` (default
+``artifacts/search_efficiency.db``), so a run that was stopped resumes where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
+
+import optuna  # noqa: E402
+import torch  # noqa: E402
+
+from search.plot import ArmCurve, compare_curves  # noqa: E402
+from search.spec import parse_spec  # noqa: E402
+from search.storage import open_storage  # noqa: E402
+
+__all__ = ["METHODS", "RunResult", "compute_to_target", "summarise", "main"]
+
+ARM = "sgd+lars"
+TOLERANCE = 0.005  # 0.5 accuracy points
+METHODS = {
+    "tpe+median": {"sampler": "tpe", "pruner": "median"},   # (a) the defaults
+    "random": {"sampler": "random", "pruner": "none"},      # (b) the baseline
+}
+
+
+@dataclass
+class RunResult:
+    method: str
+    seed: int
+    curve: ArmCurve
+    wall_s: float
+    budget: int
+
+    @property
+    def finished(self) -> int:
+        return len(self.curve.states)
+
+    @property
+    def total_compute(self) -> int:
+        return self.curve.compute[-1] if self.curve.compute else 0
+
+    @property
+    def best(self) -> float:
+        return self.curve.best[-1] if self.curve.best else math.nan
+
+
+def compute_to_target(curve: ArmCurve, target: float) -> tuple[int, bool]:
+    """(trial-epochs until the best-so-far reaches ``target``, reached?); censored at the total."""
+    for compute, best in zip(curve.compute, curve.best):
+        if best >= target:  # NaN (no complete trial yet) compares False
+            return compute, True
+    return (curve.compute[-1] if curve.compute else 0), False
+
+
+def _objective(args: argparse.Namespace) -> dict:
+    return {
+        "dataset": "fashion_mnist", "model": "vgg16", "width": args.width, "n_train": args.n_train,
+        "val_size": args.val_size, "epochs": args.epochs, "batch_size": args.batch_size,
+        "seed": 0, "device": "cpu",
+    }  # fmt: skip
+
+
+def _spec(method: str, seed: int, args: argparse.Namespace):
+    tag = f"n{args.n_train}-v{args.val_size}-e{args.epochs}-w{args.width:g}-b{args.batch_size}"
+    data = {
+        "name": f"efficiency-{method}-s{seed}-{tag}",
+        "objective": _objective(args),
+        "arms": [ARM],
+        "budget": {"trials": args.trials},
+        "sampler": {"type": METHODS[method]["sampler"], "seed": seed},
+        "pruner": {"type": METHODS[method]["pruner"]},
+    }
+    if method == "tpe+median":
+        if args.tpe_startup is not None:
+            data["sampler"]["n_startup_trials"] = args.tpe_startup
+        if args.pruner_startup is not None:
+            data["pruner"]["n_startup_trials"] = args.pruner_startup
+        if args.pruner_warmup is not None:
+            data["pruner"]["n_warmup_steps"] = args.pruner_warmup
+    return parse_spec(data, source="<benchmark>")
+
+
+def _run(method: str, seed: int, args: argparse.Namespace, storage, deadline: float | None) -> RunResult:
+    from search.study import run_studies  # imported late: it pulls in objectives and torch models
+
+    spec = _spec(method, seed, args)
+    timeout = None if deadline is None else max(1.0, deadline - time.time())
+    start = time.perf_counter()
+    run_studies(spec, storage, timeout=timeout, device="cpu", progress=False)
+    wall = time.perf_counter() - start
+    curve = compare_curves(storage, spec.name)[ARM]
+    return RunResult(method, seed, curve, wall, args.trials)
+
+
+def summarise(results: list[RunResult], tolerance: float = TOLERANCE) -> dict:
+    """Best of all runs, each run's compute-to-target, and the per-seed ratios (b)/(a)."""
+    best_all = max((r.best for r in results if not math.isnan(r.best)), default=math.nan)
+    target = best_all - tolerance
+    cost = {(r.method, r.seed): compute_to_target(r.curve, target) for r in results}
+    seeds = sorted({r.seed for r in results if ("tpe+median", r.seed) in cost and ("random", r.seed) in cost})
+    ratios = [cost[("random", s)][0] / cost[("tpe+median", s)][0] for s in seeds if cost[("tpe+median", s)][0] > 0]
+    mean = {m: statistics.fmean(cost[(m, s)][0] for s in seeds) if seeds else math.nan for m in METHODS}
+    return {"best_all": best_all, "target": target, "cost": cost, "seeds": seeds, "ratios": ratios,
+            "mean_cost": mean}  # fmt: skip
+
+
+def _print_report(results: list[RunResult], summary: dict, args: argparse.Namespace) -> None:
+    print()
+    print(f"# search efficiency, arm {ARM}: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+          f"{platform.processor() or platform.machine()}, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), optuna {optuna.__version__}")
+    print(f"# objective: {_objective(args)}; budget {args.trials} trials per run")
+    print(f"# best validation accuracy of all runs G = {summary['best_all']:.4f}; "
+          f"target G - {TOLERANCE:.3f} = {summary['target']:.4f}")
+    header = f"{'method':<11} {'seed':>4} {'done':>4} {'cmpl':>4} {'prun':>4} {'fail':>4} " \
+             f"{'epochs':>6} {'wall_s':>7} {'best':>7} {'to_target':>9}"
+    print(header)
+    for r in results:
+        c, reached = summary["cost"][(r.method, r.seed)]
+        states = r.curve.states
+        print(f"{r.method:<11} {r.seed:>4} {r.finished:>4} {states.count('COMPLETE'):>4} "
+              f"{states.count('PRUNED'):>4} {states.count('FAIL'):>4} {r.total_compute:>6} "
+              f"{r.wall_s:>7.0f} {r.best:>7.4f} {('' if reached else '>=') + str(c):>9}")
+    short = [f"{r.method}/s{r.seed} ({r.finished}/{r.budget})" for r in results if r.finished < r.budget]
+    if short:
+        print(f"# cut short by the deadline or timeout: {', '.join(short)}")
+    ratios = summary["ratios"]
+    if ratios:
+        spread = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+        a, b = summary["mean_cost"]["tpe+median"], summary["mean_cost"]["random"]
+        print(f"ratio (b) random / (a) tpe+median, compute to within {100 * TOLERANCE:.1f} points of G, "
+              f"over seeds {summary['seeds']}:")
+        print(f"  per seed {', '.join(f'{x:.2f}' for x in ratios)}; mean {statistics.fmean(ratios):.2f} "
+              f"+- {spread:.2f} (std), min {min(ratios):.2f}, max {max(ratios):.2f}; "
+              f"ratio of means {b:.1f} / {a:.1f} = {b / a:.2f}  (target >= 2)")
+        tot = {m: statistics.fmean(r.total_compute for r in results if r.method == m) for m in METHODS}
+        print(f"  total trial-epochs per run (same {args.trials}-trial budget): "
+              + ", ".join(f"{m} {v:.1f}" for m, v in tot.items()))
+    else:
+        print("no seed has both runs yet: no ratio")
+
+
+def _plot(results: list[RunResult], summary: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("# matplotlib missing: no figure")
+        return
+    fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
+    for i, r in enumerate(results):
+        style = "-" if r.method == "tpe+median" else "--"
+        ax.step([0, *r.curve.compute], [math.nan, *r.curve.best], where="post", linestyle=style,
+                color=f"C{r.seed % 10}", label=f"{r.method} seed {r.seed}")
+    ax.axhline(summary["target"], color="grey", linewidth=1, label=f"target G - {TOLERANCE}")
+    ax.set_xlabel("compute spent (trial-epochs)")
+    ax.set_ylabel("best validation accuracy so far")
+    ax.set_title(f"{ARM}: TPE + median pruner (solid) vs random, no pruning (dashed)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"# figure: {path}")
+
+
+def _deadline(text: str | None) -> float | None:
+    """``HH:MM`` (UTC, today or tomorrow) -> a time.time() timestamp."""
+    if text is None:
+        return None
+    hour, minute = (int(x) for x in text.split(":"))
+    now = dt.datetime.now(dt.timezone.utc)
+    at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if at <= now:
+        at += dt.timedelta(days=1)
+    return at.timestamp()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="e.g. python benchmarks/search_efficiency.py --quick")
+    parser.add_argument("--seeds", type=int, default=3, help="sampler seeds per method (default 3)")
+    parser.add_argument("--trials", type=int, default=16, help="trials per run (default 16)")
+    parser.add_argument("--n-train", type=int, default=3000, help="training images (default 3000)")
+    parser.add_argument("--val-size", type=int, default=1000, help="validation images (default 1000)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per complete trial (default 5)")
+    parser.add_argument("--width", type=float, default=0.125, help="VGG-16 channel multiplier (default 0.125)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--tpe-startup", type=int, default=None, help="override the TPE n_startup_trials default")
+    parser.add_argument("--pruner-startup", type=int, default=None, help="override the median pruner n_startup_trials")
+    parser.add_argument("--pruner-warmup", type=int, default=None, help="override the median pruner n_warmup_steps")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 seeds x 6 trials, 2 epochs, 600 images")
+    parser.add_argument("--deadline", default=None, help="HH:MM UTC: no trial starts after it")
+    parser.add_argument("--storage", default=f"sqlite:///{ROOT / 'artifacts' / 'search_efficiency.db'}")
+    parser.add_argument("--figure", default=str(ROOT / "artifacts" / "search_efficiency.png"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.trials, args.epochs, args.n_train, args.val_size = 2, 6, 2, 600, 500
+    if args.seeds < 1 or args.trials < 1:
+        parser.error(f"--seeds and --trials must be >= 1, got {args.seeds} and {args.trials}")
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(args.storage)
+    deadline = _deadline(args.deadline)
+    results: list[RunResult] = []
+    for seed in range(args.seeds):  # pairs first, so that a deadline leaves whole pairs
+        for method in METHODS:
+            if deadline is not None and time.time() >= deadline:
+                print(f"# deadline {args.deadline} UTC reached: {method}/s{seed} not run", flush=True)
+                continue
+            result = _run(method, seed, args, storage, deadline)
+            results.append(result)
+            print(f"# {method} seed {seed}: {result.finished} trials, {result.total_compute} trial-epochs, "
+                  f"best {result.best:.4f}, {result.wall_s:.0f} s", flush=True)
+    if not results:
+        return 1
+    summary = summarise(results)
+    _print_report(results, summary, args)
+    _plot(results, summary, Path(args.figure))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
