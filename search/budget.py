@@ -1,0 +1,249 @@
+"""Exact per-arm trial budgets when many workers share one storage.
+
+Each arm is one Optuna study with a budget of ``B`` trials. Several processes (on one
+machine or many) call :func:`claim_trial` at the same time; the arm must end with
+exactly ``B`` counted trials, none run twice, including when a worker is killed and
+its trial is retried.
+
+Counting slots
+--------------
+A *slot* is one trial the budget paid for. Optuna's retry callback (see
+:mod:`search.storage`) re-enqueues a heartbeat-stale trial as a new WAITING trial whose
+``system_attrs["failed_trial"]`` names the original; the retry reuses the original's
+slot. So
+
+    count_finished(study) = #{ trials t : "failed_trial" not in t.system_attrs }
+
+which equals COMPLETE + PRUNED + final FAIL + RUNNING + WAITING, where a FAIL is final
+unless it was retried. The count never goes down: between the instant a stale trial
+is set to FAIL and the instant its retry is enqueued, the FAIL still holds its slot,
+so no other worker can slip an extra trial into that gap.
+
+Claiming under a lock
+---------------------
+``count then ask`` is a race (two workers both see ``B - 1`` and both ask). Claims on
+one arm are therefore serialised by a lock that every process on every machine sees
+and that dies with its holder:
+
+* PostgreSQL: a session advisory lock ``pg_advisory_lock(k)``, ``k`` a 63-bit hash of
+  the study name, on its own pooled connection (released if the connection drops);
+* MySQL: ``GET_LOCK(name, timeout)`` likewise;
+* SQLite (one machine by construction): ``flock`` on ``<db file>.lock``.
+
+Under the lock a claim (1) fails stale trials and enqueues their retries
+(``optuna.storages.fail_stale_trials``), (2) counts slots, and (3) calls
+``study.ask()`` only if a WAITING trial exists (a retry or an enqueued trial: its
+slot is already counted) or a slot is free (then ``ask`` creates exactly one trial).
+The new trial's first heartbeat is written before the lock is released, and a daemon
+thread keeps beating every ``heartbeat_interval`` seconds until the trial is finished
+(it checks the trial's state after each beat), surviving transient storage errors
+instead of dying with them (optuna#4994). A SIGKILL stops the beats; after the grace
+period the next claim on that arm fails the trial and enqueues its retry.
+
+The lock is held for one count and one ``ask`` (a few milliseconds with TPE); a
+sampler's relative sampling (CMA-ES, GP) runs inside ``ask`` and so under the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+
+import optuna
+import sqlalchemy
+from optuna.trial import TrialState
+
+from search.storage import is_transient_error, mask_url, rdb_backend, storage_lock
+
+__all__ = ["count_finished", "claim_trial", "is_complete", "RETRY_ATTR"]
+
+_logger = logging.getLogger(__name__)
+
+RETRY_ATTR = "failed_trial"  # Optuna's retry callback marks a retried trial with this system attr
+_CLAIM_RETRY_TIMEOUT_S = 120.0
+
+
+def _check_budget(budget: object) -> int:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"budget must be an integer >= 0, got {budget!r}")
+    return budget
+
+
+def _slots(trials: list[optuna.trial.FrozenTrial]) -> int:
+    return sum(1 for t in trials if RETRY_ATTR not in t.system_attrs)
+
+
+def _fresh_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False)
+
+
+def count_finished(study: optuna.Study) -> int:
+    """Trials that count toward the arm's budget (see the module docstring).
+
+    COMPLETE, PRUNED, final FAIL (not retried), plus RUNNING and WAITING (in flight);
+    a retry shares the slot of the trial it retries.
+    """
+    return _slots(_fresh_trials(study))
+
+
+def _heartbeat_on(study: optuna.Study) -> bool:
+    backend = rdb_backend(study._storage)
+    return backend is not None and backend.get_heartbeat_interval() is not None
+
+
+def is_complete(study: optuna.Study, budget: int) -> bool:
+    """True when the arm's budget is spent and nothing is in flight any more.
+
+    With heartbeats on, a RUNNING trial may still turn into a retry (its worker may be
+    dead), so an arm is complete only when every slot is taken and no trial is RUNNING
+    or WAITING; workers should keep polling :func:`claim_trial` until then. Without
+    heartbeats nobody could recover a dead worker's trial, so a spent budget suffices.
+    """
+    budget = _check_budget(budget)
+    trials = _fresh_trials(study)
+    if _slots(trials) < budget:
+        return False
+    if not _heartbeat_on(study):
+        return True
+    return not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+
+
+# ------------------------------------------------------------------------- locks
+def _lock_key(study: optuna.Study) -> int:
+    digest = hashlib.sha256(f"lars-search:{study.study_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # fits a signed bigint
+
+
+@contextlib.contextmanager
+def _arm_lock(study: optuna.Study) -> Iterator[None]:
+    backend = rdb_backend(study._storage)
+    if backend is None:  # in-memory storage: one process
+        with storage_lock("sqlite://", key=study.study_name):
+            yield
+        return
+    dialect = backend.engine.dialect.name
+    if dialect == "sqlite":
+        with storage_lock(backend.url, key=study.study_name):
+            yield
+        return
+    if dialect not in ("postgresql", "mysql"):
+        raise NotImplementedError(
+            f"exact budgets need a sqlite, postgresql or mysql storage, got {dialect!r}"
+        )
+    key = _lock_key(study)
+    connection = backend.engine.connect()
+    try:
+        if dialect == "postgresql":
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            connection.commit()
+        else:
+            got = connection.execute(
+                sqlalchemy.text("SELECT GET_LOCK(:n, 600)"), {"n": f"lars-search:{key:x}"}
+            ).scalar()
+            if got != 1:
+                raise TimeoutError(f"could not lock arm {study.study_name!r} in 600 s")
+        try:
+            yield
+        finally:
+            if dialect == "postgresql":
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            else:
+                connection.execute(
+                    sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": f"lars-search:{key:x}"}
+                )
+            connection.commit()
+    finally:
+        connection.close()
+
+
+# --------------------------------------------------------------------- heartbeat
+class _HeartbeatThread(threading.Thread):
+    """Beat for one trial until it is finished; log and carry on through storage errors."""
+
+    def __init__(self, backend: optuna.storages.RDBStorage, trial_id: int, interval: float):
+        super().__init__(name=f"lars-search-heartbeat-{trial_id}", daemon=True)
+        self._backend = backend
+        self._trial_id = trial_id
+        self._interval = interval
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._interval):
+            try:
+                if self._backend.get_trial(self._trial_id).state.is_finished():
+                    return
+                self._backend.record_heartbeat(self._trial_id)
+            except Exception as error:  # keep beating: a lost beat is not a lost trial
+                _logger.warning(
+                    "heartbeat of trial id %d on %s failed: %s",
+                    self._trial_id, mask_url(self._backend.url),
+                    str(error).splitlines()[0] if str(error) else type(error).__name__,
+                )
+
+
+# ------------------------------------------------------------------------- claim
+def _claim_locked(study: optuna.Study, budget: int) -> optuna.trial.Trial | None:
+    backend = rdb_backend(study._storage)
+    heartbeat = backend is not None and backend.get_heartbeat_interval() is not None
+    with _arm_lock(study):
+        if heartbeat:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+        trials = _fresh_trials(study)
+        waiting = any(t.state == TrialState.WAITING for t in trials)
+        if not waiting and _slots(trials) >= budget:
+            return None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            trial = study.ask()
+        if heartbeat:
+            try:  # a failed first beat must not undo the claim: the thread beats again
+                backend.record_heartbeat(trial._trial_id)
+            except Exception as error:
+                _logger.warning("first heartbeat of trial %d failed: %s", trial.number, error)
+    if heartbeat:
+        _HeartbeatThread(backend, trial._trial_id, backend.get_heartbeat_interval()).start()
+    return trial
+
+
+def claim_trial(study: optuna.Study, budget: int) -> optuna.trial.Trial | None:
+    """Ask one trial of ``study`` if the arm still has budget, else return None.
+
+    Pops a WAITING trial (a retry of a dead worker's trial, or an enqueued one) first,
+    as ``study.ask()`` does; a retry is returned even when the budget is spent, since
+    it reuses its original's slot. Safe when many processes on many machines call it
+    at once: the arm never holds more than ``budget`` counted trials (see module
+    docstring). With heartbeats on, the returned trial's heartbeat runs in a daemon
+    thread until the trial is told (``study.tell``) or the process dies.
+
+    Transient storage errors (a locked SQLite file, a restarting server) are retried
+    for up to two minutes; a claim either happens once or not at all.
+
+    Args:
+        study: the arm's study (on an RDB or in-memory storage).
+        budget: the arm's total number of trials, an integer >= 0.
+
+    Returns:
+        an ``optuna.trial.Trial`` to run and ``tell``, or None when the arm is full.
+    """
+    budget = _check_budget(budget)
+    deadline = time.monotonic() + _CLAIM_RETRY_TIMEOUT_S
+    delay = 0.1
+    while True:
+        try:
+            return _claim_locked(study, budget)
+        except Exception as error:
+            if not is_transient_error(error) or time.monotonic() >= deadline:
+                raise
+            _logger.warning("claiming a trial of %r failed (%s); retrying", study.study_name, error)
+            time.sleep(delay)
+            delay = min(2 * delay, 2.0)

@@ -1,0 +1,143 @@
+"""search.budget: slot counting, exact claims under concurrency, retries of stale trials."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search import budget as B
+from search.storage import open_storage
+
+
+def _study(url: str, name: str = "b/sgd", **kwargs) -> optuna.Study:
+    storage = open_storage(url, **kwargs)
+    return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+
+
+def _stop_heartbeat(trial: optuna.trial.Trial) -> None:
+    """Simulate a dead worker: stop the beats of ``trial`` without finishing it."""
+    for thread in threading.enumerate():
+        if thread.name == f"lars-search-heartbeat-{trial._trial_id}":
+            thread.stop()
+            thread.join()
+            return
+    raise AssertionError("no heartbeat thread for the trial")
+
+
+@pytest.mark.parametrize("budget", [-1, 1.5, True, "3"])
+def test_budget_must_be_non_negative_integer(tmp_path, budget):
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat=False)
+    with pytest.raises(ValueError, match=r"budget must be an integer >= 0, got "):
+        B.claim_trial(study, budget)
+
+
+def test_claims_stop_exactly_at_budget(tmp_path):
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat=False)
+    trials = []
+    while (trial := B.claim_trial(study, 5)) is not None:
+        trials.append(trial)
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert B.count_finished(study) == 5
+    assert B.claim_trial(study, 0) is None
+
+
+def test_count_includes_running_waiting_pruned_failed(tmp_path):
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat=False)
+    states = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+    for state in states:
+        trial = study.ask()
+        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+    study.ask()  # RUNNING
+    study.enqueue_trial({})  # WAITING
+    assert B.count_finished(study) == 5
+    # an enqueued WAITING trial is popped even when the budget is spent: its slot is counted
+    popped = B.claim_trial(study, 5)
+    assert popped is not None and popped.number == 4
+    assert B.claim_trial(study, 5) is None
+
+
+def test_retry_shares_the_slot_of_the_trial_it_retries(tmp_path):
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat=False)
+    first = study.ask()
+    study.tell(first, state=TrialState.FAIL)
+    study.add_trial(
+        optuna.create_trial(state=TrialState.WAITING, system_attrs={"failed_trial": 0, "retry_history": [0]})
+    )
+    assert B.count_finished(study) == 1
+
+
+def test_stale_trial_fails_is_retried_with_same_params_and_budget_stays_exact(tmp_path):
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=1, grace_period=2)
+    a = B.claim_trial(study, 2)
+    a.suggest_float("x", 0.0, 1.0)
+    b = B.claim_trial(study, 2)
+    b.suggest_float("x", 0.0, 1.0)
+    study.tell(a, 0.9)
+    _stop_heartbeat(b)  # b's worker "dies"
+    assert B.claim_trial(study, 2) is None  # not yet stale: the slot is held
+    assert not B.is_complete(study, 2)
+    time.sleep(3.2)
+    retry = B.claim_trial(study, 2)
+    assert retry is not None and retry.number == 2
+    assert retry.suggest_float("x", 0.0, 1.0) == b.params["x"]
+    assert study.trials[1].state == TrialState.FAIL
+    assert B.count_finished(study) == 2
+    study.tell(retry, 0.5)
+    assert B.claim_trial(study, 2) is None
+    assert B.is_complete(study, 2)
+
+
+def test_heartbeat_thread_ends_when_trial_is_told(tmp_path):
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=1, grace_period=2)
+    trial = B.claim_trial(study, 1)
+    name = f"lars-search-heartbeat-{trial._trial_id}"
+    assert name in {t.name for t in threading.enumerate()}
+    study.tell(trial, 1.0)
+    time.sleep(1.5)
+    assert name not in {t.name for t in threading.enumerate()}
+
+
+def test_is_complete_without_heartbeat_needs_only_spent_budget(tmp_path):
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat=False)
+    B.claim_trial(study, 1)  # left RUNNING
+    assert B.is_complete(study, 1)
+    assert not B.is_complete(study, 2)
+
+
+def _claim_loop(url, budget, barrier, results):
+    study = _study(url, heartbeat_interval=1, grace_period=3)
+    barrier.wait()
+    numbers = []
+    while True:
+        trial = B.claim_trial(study, budget)
+        if trial is None:
+            if B.is_complete(study, budget):
+                break
+            time.sleep(0.02)
+            continue
+        trial.suggest_float("x", 0.0, 1.0)
+        numbers.append(trial.number)
+        study.tell(trial, 0.5)
+    results.put(numbers)
+
+
+def test_four_processes_claim_exactly_the_budget(tmp_path):
+    url = f"sqlite:///{tmp_path}/x.db"
+    _study(url)  # schema and study created once, as the parent of workers does
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_claim_loop, args=(url, 30, barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    claimed = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(10)
+    numbers = sorted(n for part in claimed for n in part)
+    assert numbers == list(range(30))
+    study = _study(url, heartbeat=False)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 30
