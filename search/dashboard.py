@@ -32,6 +32,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import optuna
 import optuna_dashboard
 
+from search.storage import mask_url, open_storage
+
 __all__ = ["DashboardError", "DashboardServer", "make_server", "serve"]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -70,7 +72,10 @@ def _sqlite_path(url: str) -> str | None:
 
 
 def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
-    """Open ``storage`` read-mostly, as optuna-dashboard does (no table creation, no migration)."""
+    """An opened storage: URLs go through :func:`search.storage.open_storage` without heartbeats.
+
+    A SQLite URL must name an existing file: the dashboard never creates an empty database.
+    """
     if isinstance(storage, optuna.storages.BaseStorage):
         return storage
     if not isinstance(storage, str) or not storage:
@@ -81,24 +86,7 @@ def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseSto
             f"storage {storage}: no such SQLite file {os.path.abspath(path)!r}; "
             "run `lars-search run STUDY.yaml` first or pass --storage"
         )
-    try:
-        return optuna_dashboard._storage_url.get_storage(storage)
-    except Exception as exc:  # SQLAlchemy / journal errors: one line, no traceback
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DashboardError(f"cannot open storage {_mask(storage)}: {first}") from exc
-
-
-def _mask(url: str) -> str:
-    """Hide a password in ``scheme://user:password@host/...`` URLs."""
-    try:
-        from search.storage import mask_url  # the storage module owns URL masking
-    except ImportError:
-        scheme, sep, rest = url.partition("://")
-        user_info, at, host = rest.rpartition("@")
-        if not sep or not at or ":" not in user_info:
-            return url
-        return f"{scheme}://{user_info.split(':', 1)[0]}:***@{host}"
-    return mask_url(url)
+    return open_storage(storage, heartbeat=False)
 
 
 def make_server(
@@ -122,7 +110,9 @@ def make_server(
         and ``server_close()``.
 
     Raises:
-        DashboardError: the port is invalid or already in use, or the storage cannot be opened.
+        DashboardError: the port is invalid or already in use, the SQLite file does not
+            exist, or the studies cannot be read.
+        search.storage.StorageError: the storage URL cannot be opened (one line, password masked).
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise DashboardError(f"port must be an integer in [0, 65535], got {port!r}")
@@ -144,7 +134,7 @@ def make_server(
             names = sorted(s.study_name for s in opened.get_all_studies())
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            shown = _mask(storage) if isinstance(storage, str) else type(storage).__name__
+            shown = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
             raise DashboardError(f"cannot read studies from storage {shown}: {first}") from exc
         server.set_app(optuna_dashboard.wsgi(opened))
     except BaseException:
@@ -170,7 +160,7 @@ def serve(
     """
     out = sys.stderr if out is None else out
     server = make_server(storage, host=host, port=port, quiet=quiet)
-    shown = _mask(storage) if isinstance(storage, str) else type(storage).__name__
+    shown = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
     print(f"optuna-dashboard for {shown} on {server.url}", file=out)
     if server.study_names:
         print(f"{len(server.study_names)} studies: {', '.join(server.study_names)}", file=out)

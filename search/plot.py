@@ -103,6 +103,8 @@ def arm_curve(arm: str, trials: list[FrozenTrial]) -> ArmCurve:
 
 
 def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    """URLs are opened like every lars-search command (:func:`search.storage.open_storage`);
+    a SQLite URL must name an existing file (reading never creates a database)."""
     if isinstance(storage, optuna.storages.BaseStorage):
         return storage
     if not isinstance(storage, str) or not storage:
@@ -111,7 +113,9 @@ def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseSto
         path = storage[len("sqlite:///"):].split("?", 1)[0]
         if path and path != ":memory:" and not os.path.isfile(path):
             raise PlotError(f"storage {storage}: no such SQLite file {os.path.abspath(path)!r}")
-    return optuna.storages.get_storage(storage)
+    from search.storage import open_storage
+
+    return open_storage(storage, heartbeat=False)
 
 
 def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dict[str, ArmCurve]:
@@ -171,9 +175,12 @@ def plot_compare(
         the plotted series, ``{arm: ArmCurve}`` (see :func:`compare_curves`).
 
     Raises:
-        PlotError: matplotlib is missing, or no arm of ``name`` is in the storage.
+        PlotError: matplotlib is missing, the SQLite file does not exist, or no arm of
+            ``name`` is in the storage.
+        search.storage.StorageError: the storage URL cannot be opened (one line, password masked).
     """
     plt = _pyplot()
+    storage = _open(storage)
     curves = compare_curves(storage, name)
     fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
     try:
