@@ -1,0 +1,161 @@
+"""LARS's math over lists of tensors: the two placements of the trust ratio.
+
+Both functions come in two forms with one signature, as ``torch.optim`` does it: a
+reference ``_single_tensor_*`` (one tensor at a time) and a fast ``_multi_tensor_*``
+(``torch._foreach_*`` over the whole list, norms from one ``torch._foreach_norm``).
+A float64 test checks that they agree.
+
+Gradient mode (LARS, You, Gitman, Ginsburg, arXiv:1708.03888, 2017)::
+
+    r    = local_lr(‖w‖, ‖g‖)                    (see lars.trust_ratio)
+    d    = r · g + r · β · w                      what the base optimizer receives
+
+Update mode (as LAMB does it, You et al., arXiv:1904.00962, 2019)::
+
+    Δ    = lr · u          the base optimizer's own step, weight decay hidden from it
+    r    = local_lr(‖w‖, ‖u‖)   with ‖u‖ = ‖Δ‖ / lr
+    w   ← w − r · (Δ + lr · β · w)  =  w − lr · r · (u + β · w)
+
+A zero ‖w‖ or ‖g‖ (‖u‖) gives r = 1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .trust_ratio import local_lr, tensor_norms
+
+__all__ = ["scale_gradients", "rescale_updates", "rescale_differences"]
+
+
+def scale_gradients(
+    params: list[Tensor],
+    grads: list[Tensor],
+    out: list[Tensor],
+    *,
+    lr: float | Tensor,
+    trust_coefficient: float,
+    weight_decay: float,
+    eps: float,
+    clip: bool,
+    maximize: bool = False,
+    foreach: bool = True,
+) -> Tensor:
+    """Gradient mode: write ``d = r·g + r·β·w`` into ``out`` (``grads`` untouched).
+
+    ``maximize=True`` writes ``r·g − r·β·w`` so that a base optimizer that negates
+    its gradient still decays the weights. Returns the local rates ``r`` (1-D).
+    """
+    fn = _multi_tensor_scale_gradients if foreach else _single_tensor_scale_gradients
+    rates = local_lr(
+        tensor_norms(params, foreach=foreach),
+        tensor_norms(grads, foreach=foreach),
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay,
+        eps=eps,
+        clip=clip,
+    )
+    decay = -weight_decay if maximize else weight_decay
+    fn(params, grads, out, rates, decay)
+    return rates
+
+
+def _single_tensor_scale_gradients(params, grads, out, rates, decay):
+    for w, g, d, r in zip(params, grads, out, rates.unbind()):
+        torch.mul(g, r, out=d)
+        if decay != 0:
+            d.addcmul_(w, r * decay)
+
+
+def _multi_tensor_scale_gradients(params, grads, out, rates, decay):
+    rate_list = list(rates.unbind())
+    torch._foreach_copy_(out, grads)
+    torch._foreach_mul_(out, rate_list)
+    if decay != 0:
+        torch._foreach_addcmul_(out, params, torch._foreach_mul(rate_list, decay))
+
+
+def rescale_updates(
+    params: list[Tensor],
+    steps: list[Tensor],
+    weight_norms: Tensor,
+    *,
+    lr: float | Tensor,
+    trust_coefficient: float,
+    weight_decay: float,
+    eps: float,
+    clip: bool,
+    foreach: bool = True,
+) -> Tensor:
+    """Update mode, exact form: ``params`` still hold ``w`` and ``steps`` hold ``−Δ``.
+
+    This is what a base optimizer writes when it steps a zero tensor in place of the
+    parameter (its update does not read the parameter's value once its weight decay
+    is hidden). Applies ``w ← (1 − r·lr·β)·w + r·(−Δ)``; ``weight_norms`` are ‖w‖.
+    Returns the local rates ``r``.
+    """
+    rates = local_lr(
+        weight_norms,
+        tensor_norms(steps, foreach=foreach) / lr,
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay,
+        eps=eps,
+        clip=clip,
+    )
+    shrink = 1 - rates * (lr * weight_decay) if weight_decay != 0 else None
+    if foreach:
+        if shrink is not None:
+            torch._foreach_mul_(params, list(shrink.unbind()))
+        torch._foreach_addcmul_(params, steps, list(rates.unbind()))
+    else:
+        for i, (w, s, r) in enumerate(zip(params, steps, rates.unbind())):
+            if shrink is not None:
+                w.mul_(shrink[i])
+            w.addcmul_(s, r)
+    return rates
+
+
+def rescale_differences(
+    params: list[Tensor],
+    differences: list[Tensor],
+    weight_norms: Tensor,
+    *,
+    lr: float | Tensor,
+    trust_coefficient: float,
+    weight_decay: float,
+    eps: float,
+    clip: bool,
+    foreach: bool = True,
+) -> Tensor:
+    """Update mode, general form: ``params`` hold ``w − Δ`` and ``differences`` hold ``Δ``.
+
+    For base optimizers whose update reads the parameter's value. Since
+    ``w = (w − Δ) + Δ``, the rule ``w − r·(Δ + lr·β·w)`` becomes
+    ``(1 − r·lr·β)·(w − Δ) + (1 − r − r·lr·β)·Δ``. ``weight_norms`` are ‖w‖ from
+    before the base step. Returns the local rates ``r``.
+    """
+    rates = local_lr(
+        weight_norms,
+        tensor_norms(differences, foreach=foreach) / lr,
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay,
+        eps=eps,
+        clip=clip,
+    )
+    decay = rates * (lr * weight_decay)
+    keep = 1 - decay
+    move = 1 - rates - decay
+    if foreach:
+        if weight_decay != 0:
+            torch._foreach_mul_(params, list(keep.unbind()))
+        torch._foreach_addcmul_(params, differences, list(move.unbind()))
+    else:
+        for i, (w, d) in enumerate(zip(params, differences)):
+            if weight_decay != 0:
+                w.mul_(keep[i])
+            w.addcmul_(d, move[i])
+    return rates

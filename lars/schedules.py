@@ -1,0 +1,201 @@
+"""Learning-rate schedules: linear warm-up, then one of six decays.
+
+Each schedule is a ``torch.optim.lr_scheduler.LambdaLR`` (subclass
+:class:`WarmupSchedule`) whose multiplier is a plain callable object, so it saves
+and resumes through ``state_dict()``/``load_state_dict()`` like any torch scheduler
+and drives :class:`lars.LARS` (a real ``torch.optim.Optimizer``) as well as a bare
+optimizer. Call ``sched.step()`` once per optimizer step; every length is counted
+in steps (count in epochs instead and step once per epoch for a per-epoch schedule).
+
+With ``t`` the number of ``sched.step()`` calls so far, ``W`` the warm-up length,
+``T`` the total and ``α`` each group's initial lr, the lr is ``α · f(t)``::
+
+    warm-up      t < W:   f = (t + 1) / W          (reaches α at t = W − 1)
+    after it     s = t − W,  D = T − W,  p = min(s / D, 1)
+      constant     f = 1
+      step         f = γ ** (s // step_size)
+      multistep    f = γ ** #{m in milestones : m <= t}     (milestones count from 0)
+      exponential  f = γ ** s
+      cosine       f = ρ + (1 − ρ) · (1 + cos(π p)) / 2      (ρ = final_lr_ratio)
+      polynomial   f = ρ + (1 − ρ) · (1 − p) ** power        (the LARS paper's, power 2)
+
+References: Y. You, I. Gitman, B. Ginsburg, "Large Batch Training of Convolutional
+Networks", arXiv:1708.03888, 2017 (warm-up and polynomial decay of power 2);
+P. Goyal et al., "Accurate, Large Minibatch SGD", arXiv:1706.02677, 2017 (linear
+warm-up); I. Loshchilov, F. Hutter, "SGDR", arXiv:1608.03983, 2016 (cosine).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+__all__ = ["SCHEDULES", "WarmupSchedule", "warmup_schedule", "warmup_factor"]
+
+SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "polynomial")
+
+# kind -> {parameter: default}; a default of ... means the parameter is required.
+_PARAMS: dict[str, dict[str, Any]] = {
+    "constant": {},
+    "step": {"step_size": ..., "gamma": 0.1},
+    "multistep": {"milestones": ..., "gamma": 0.1},
+    "exponential": {"gamma": ...},
+    "cosine": {"final_lr_ratio": 0.0},
+    "polynomial": {"power": 2.0, "final_lr_ratio": 0.0},
+}
+
+
+def warmup_factor(
+    step: int, kind: str, *, total_steps: int, warmup_steps: int = 0, **params: Any
+) -> float:
+    """The multiplier ``f(t)`` of the module docstring, for one step ``t = step``."""
+    params = _check(kind, total_steps, warmup_steps, params)
+    return _Factor(kind, total_steps, warmup_steps, params)(step)
+
+
+class _Factor:
+    """``f(t)`` as a callable object: LambdaLR saves its ``__dict__`` in state_dict."""
+
+    def __init__(self, kind: str, total_steps: int, warmup_steps: int, params: dict):
+        self.kind = kind
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
+        self.params = dict(params)
+
+    def __call__(self, t: int) -> float:
+        warmup, p = self.warmup_steps, self.params
+        if t < warmup:
+            return (t + 1) / warmup
+        s = t - warmup
+        span = self.total_steps - warmup
+        progress = min(s / span, 1.0) if span > 0 else 1.0
+        kind = self.kind
+        if kind == "constant":
+            return 1.0
+        if kind == "step":
+            return p["gamma"] ** (s // p["step_size"])
+        if kind == "multistep":
+            return p["gamma"] ** sum(1 for m in p["milestones"] if m <= t)
+        if kind == "exponential":
+            return p["gamma"] ** s
+        floor = p["final_lr_ratio"]
+        if kind == "cosine":
+            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return floor + (1.0 - floor) * (1.0 - progress) ** p["power"]
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.kind}(total_steps={self.total_steps}, "
+            f"warmup_steps={self.warmup_steps}, {self.params})"
+        )
+
+
+class WarmupSchedule(LambdaLR):
+    """A ``LambdaLR`` whose multiplier is the warm-up-then-decay ``f(t)``; see module doc."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        kind: str,
+        *,
+        total_steps: int,
+        warmup_steps: int = 0,
+        last_epoch: int = -1,
+        **params: Any,
+    ) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                f"opt must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        params = _check(kind, total_steps, warmup_steps, params)
+        self.kind = kind
+        super().__init__(
+            optimizer, _Factor(kind, total_steps, warmup_steps, params), last_epoch=last_epoch
+        )
+
+
+def warmup_schedule(
+    opt: Optimizer, kind: str, *, total_steps: int, warmup_steps: int = 0, **params: Any
+) -> WarmupSchedule:
+    """Linear warm-up over ``warmup_steps`` then the ``kind`` decay until ``total_steps``.
+
+    Args:
+        opt: a torch optimizer, :class:`lars.LARS` included.
+        kind: one of :data:`SCHEDULES`.
+        total_steps: steps of the whole run (>= 1); cosine and polynomial reach
+            ``final_lr_ratio · lr`` there and stay.
+        warmup_steps: linear warm-up length, 0 <= warmup_steps <= total_steps.
+        **params: the kind's parameters, all in steps:
+            step: ``step_size`` (steps after warm-up), ``gamma=0.1``;
+            multistep: ``milestones`` (steps from the start), ``gamma=0.1``;
+            exponential: ``gamma`` (per step);
+            cosine: ``final_lr_ratio=0.0``;
+            polynomial: ``power=2.0``, ``final_lr_ratio=0.0``.
+
+    Returns:
+        A :class:`WarmupSchedule` (a ``torch.optim.lr_scheduler.LambdaLR``).
+
+    Example:
+        >>> sched = warmup_schedule(opt, "polynomial", total_steps=1000,
+        ...                         warmup_steps=50, power=2.0)
+        >>> for batch in data: ...; opt.step(); sched.step()
+    """
+    return WarmupSchedule(opt, kind, total_steps=total_steps, warmup_steps=warmup_steps, **params)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(kind: str, total_steps: Any, warmup_steps: Any, params: dict) -> dict:
+    if kind not in _PARAMS:
+        raise ValueError(f"kind must be one of {', '.join(SCHEDULES)}, got {kind!r}")
+    if not _is_int(total_steps) or total_steps < 1:
+        raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
+    if not _is_int(warmup_steps) or not 0 <= warmup_steps <= total_steps:
+        raise ValueError(
+            f"warmup_steps must be an int in [0, total_steps={total_steps}], got {warmup_steps!r}"
+        )
+    spec = _PARAMS[kind]
+    for name in params:
+        if name not in spec:
+            known = ", ".join(spec) or "none"
+            raise ValueError(
+                f"schedule {kind!r} got unknown parameter {name!r}; its parameters: {known}"
+            )
+    out = {}
+    for name, default in spec.items():
+        if name not in params and default is ...:
+            raise ValueError(f"schedule {kind!r} needs the parameter {name!r}")
+        out[name] = params.get(name, default)
+    if "gamma" in out and not (_is_number(out["gamma"]) and out["gamma"] > 0):
+        raise ValueError(f"gamma must be a finite number > 0, got {out['gamma']!r}")
+    if "step_size" in out and not (_is_int(out["step_size"]) and out["step_size"] >= 1):
+        raise ValueError(f"step_size must be an int >= 1 (steps), got {out['step_size']!r}")
+    if "milestones" in out:
+        milestones = out["milestones"]
+        if not (
+            isinstance(milestones, (list, tuple))
+            and all(_is_int(m) and m >= 0 for m in milestones)
+            and list(milestones) == sorted(milestones)
+        ):
+            raise ValueError(
+                f"milestones must be an increasing list of ints >= 0 (steps), got {milestones!r}"
+            )
+        out["milestones"] = list(milestones)
+    if "final_lr_ratio" in out and not (
+        _is_number(out["final_lr_ratio"]) and 0.0 <= out["final_lr_ratio"] <= 1.0
+    ):
+        raise ValueError(
+            f"final_lr_ratio must be a number in [0, 1], got {out['final_lr_ratio']!r}"
+        )
+    if "power" in out and not (_is_number(out["power"]) and out["power"] > 0):
+        raise ValueError(f"power must be a finite number > 0, got {out['power']!r}")
+    return out

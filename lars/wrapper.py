@@ -1,0 +1,388 @@
+"""``LARS``: layer-wise adaptive rate scaling around any ``torch.optim.Optimizer``.
+
+The wrapper is itself a ``torch.optim.Optimizer`` that *shares* ``param_groups`` and
+``state`` with the optimizer it wraps, so LR schedulers, per-group lr changes,
+``state_dict``/``load_state_dict``, hooks and ``torch.amp.GradScaler`` all see one
+optimizer. Momentum and every other buffer stay the base optimizer's own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from . import functional as F
+from .trust_ratio import tensor_norms
+
+__all__ = ["LARS", "GROUP_KEYS", "MODES"]
+
+MODES = ("gradient", "update")
+
+#: Per-group keys LARS reads; namespaced so they never collide with a base
+#: optimizer's own keys (Adam's ``eps``, for one).
+GROUP_KEYS = (
+    "lars_trust_coefficient",
+    "lars_eps",
+    "lars_mode",
+    "lars_clip",
+    "lars_exclude",
+)
+
+# Bases whose default placement is gradient mode; every other base gets update mode.
+_GRADIENT_BASES = (torch.optim.SGD, torch.optim.ASGD)
+
+# Bases whose step, once weight decay is hidden, never reads the parameter's value:
+# update mode can step them on a zero tensor and read the update exactly.
+_VALUE_FREE_BASES = tuple(
+    getattr(torch.optim, name)
+    for name in (
+        "SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
+        "RMSprop", "Adagrad", "Adadelta", "Rprop",
+    )
+)
+
+_DECOUPLED_BASES = (torch.optim.AdamW,)
+
+
+class LARS(Optimizer):
+    r"""Layer-wise Adaptive Rate Scaling around any torch optimizer.
+
+    For each parameter tensor ``w`` with gradient ``g`` in a group with learning rate
+    ``α`` (``lr``) and weight decay ``β`` (the group's own ``weight_decay``)::
+
+        r = λ · ‖w‖ / (‖g‖ + β · ‖w‖ + ε)        r = 1 where ‖w‖ = 0 or ‖g‖ = 0
+        LARC clipping (clip=True):  r ← min(r / α, 1)
+
+    and, chosen per group, one of two placements:
+
+    * ``"gradient"`` — the paper's LARS (You, Gitman, Ginsburg, "Large Batch Training
+      of Convolutional Networks", arXiv:1708.03888, 2017, Algorithm 1). The base
+      optimizer receives ``d = r · (g + β·w)`` as the gradient. With SGD momentum
+      (PyTorch's form ``v ← μ·v + d;  w ← w − α·v``; Nesterov as SGD does it) this is
+      exactly the paper's ``v ← m·v + γ·r·(g + β·w)``. The momentum buffer is SGD's,
+      and SGD seeds it with the scaled ``d``, never with the raw gradient. Default
+      for ``SGD`` and ``ASGD``.
+    * ``"update"`` — as LAMB does it (You et al., "Large Batch Optimization for Deep
+      Learning: Training BERT in 76 minutes", arXiv:1904.00962, 2019). The base
+      optimizer takes its own step ``Δ = α·u`` (Adam: ``u = m̂/(√v̂ + ε_adam)``), and
+      LARS rescales it per tensor with ``‖g‖`` read as ``‖u‖``::
+
+          w ← w − α · r · (u + β·w)
+
+      Default for every other base (Adam, AdamW, RMSprop, Adagrad, ...): their
+      per-coordinate normalisation would cancel a scaled gradient, so gradient mode
+      there is nearly a no-op.
+
+    In both modes the per-tensor step has size about ``α·λ·‖w‖``, so a useful ``lr``
+    with ``λ = 1e-3`` is large (the paper trains with α of 2 to 30).
+
+    **Weight decay β is applied exactly once.** For adapted groups LARS takes over
+    the group's ``weight_decay``: during the base step it is hidden (set to 0, then
+    restored), and LARS applies β itself, inside the trust-ratio-scaled direction:
+    as an L2 term ``β·w`` added to the gradient in gradient mode, as a decoupled term
+    ``β·w`` added to the update in update mode (LAMB's form, for Adam and AdamW
+    alike: with AdamW this *is* its decoupled decay, now scaled by ``α·r``).
+    Gradient mode with AdamW and ``β ≠ 0`` would turn AdamW's decoupled decay into
+    L2 and is rejected with a ``ValueError``. Excluded groups (``lars_exclude``) are
+    left entirely to the base optimizer, its own weight decay included, and step
+    bit for bit as the bare base optimizer would. Adaptation never depends on β:
+    with β = 0 the ratio is ``λ‖w‖/(‖g‖ + ε)``.
+
+    ``p.grad`` is left as the caller's code computed it: gradient mode hands the
+    base optimizer a scratch tensor for the step and puts the original back. Update
+    mode, for the bases in ``_VALUE_FREE_BASES``, lets the base step a zeroed scratch
+    tensor in place of the parameter (reading ``−Δ`` exactly, without cancellation);
+    for other bases it saves ``w`` and reads ``Δ`` as a difference. Either way LARS
+    keeps one scratch tensor per adapted parameter (not part of ``state_dict``).
+    No step reads a value back to the host (``torch.where``, no ``.item()``).
+
+    Per-group keys (any group may override the constructor's value):
+    ``lars_trust_coefficient`` (λ), ``lars_eps`` (ε), ``lars_mode``, ``lars_clip``,
+    ``lars_exclude``; β is the group's ``weight_decay``.
+
+    Args:
+        optimizer: the base optimizer, built on the parameters already (e.g. from
+            :func:`lars.param_groups`). ``LBFGS`` is not supported.
+        trust_coefficient: λ (> 0), default 1e-3 (the paper's η).
+        eps: ε (>= 0) in the ratio's denominator, default 1e-8.
+        mode: ``"gradient"``, ``"update"`` or ``None`` (the base's default, above).
+        clip: LARC clipping, ``r ← min(r/α, 1)``.
+        foreach: use the ``torch._foreach_*`` path (default) or the reference loop.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> base = torch.optim.SGD(lars.param_groups(model, weight_decay=5e-4),
+        ...                        lr=2.0, momentum=0.9)
+        >>> opt = LARS(base, trust_coefficient=1e-3)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step(); opt.zero_grad()
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        trust_coefficient: float = 1e-3,
+        eps: float = 1e-8,
+        mode: str | None = None,
+        clip: bool = False,
+        foreach: bool = True,
+    ) -> None:
+        if not isinstance(optimizer, Optimizer) or isinstance(optimizer, LARS):
+            raise TypeError(
+                "optimizer must be a torch.optim.Optimizer (not a LARS), "
+                f"got {type(optimizer).__name__}"
+            )
+        if isinstance(optimizer, torch.optim.LBFGS):
+            raise TypeError(
+                "optimizer must not be LBFGS: it re-evaluates the closure inside its "
+                "step, which a per-step trust ratio cannot follow"
+            )
+        _check_trust_coefficient("trust_coefficient", trust_coefficient)
+        _check_eps("eps", eps)
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode must be one of None, 'gradient', 'update', got {mode!r}")
+        if not isinstance(clip, bool):
+            raise TypeError(f"clip must be a bool, got {clip!r}")
+
+        self.optimizer = optimizer
+        self.foreach = bool(foreach)
+        default_mode = mode or (
+            "gradient" if isinstance(optimizer, _GRADIENT_BASES) else "update"
+        )
+        self._lars_defaults = {
+            "lars_trust_coefficient": float(trust_coefficient),
+            "lars_eps": float(eps),
+            "lars_mode": default_mode,
+            "lars_clip": clip,
+            "lars_exclude": False,
+        }
+        self.defaults = {**optimizer.defaults, **self._lars_defaults}
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
+        self._optimizer_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_state_dict_post_hooks = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks = OrderedDict()
+        self._patch_step_function()
+        self._scratch: dict[Tensor, Tensor] = {}
+        self._link()
+
+    # ---- sharing with the base optimizer ------------------------------------------
+
+    def _link(self) -> None:
+        self.state = self.optimizer.state
+        self.param_groups = self.optimizer.param_groups
+        for index, group in enumerate(self.param_groups):
+            self._prepare_group(group, index)
+
+    def _prepare_group(self, group: dict[str, Any], index: int) -> None:
+        for key, value in self._lars_defaults.items():
+            if group.get(key) is None:
+                group[key] = value
+        _check_group(group, index, decoupled=self._decoupled(group))
+
+    def _decoupled(self, group: dict[str, Any]) -> bool:
+        return isinstance(self.optimizer, _DECOUPLED_BASES) or bool(
+            group.get("decoupled_weight_decay", False)
+        )
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group to the base optimizer (which validates it) and fill LARS's keys."""
+        self.optimizer.add_param_group(param_group)
+        self._prepare_group(self.param_groups[-1], len(self.param_groups) - 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load into the base optimizer, then share its new ``state``/``param_groups``."""
+        for hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        self.optimizer.load_state_dict(state_dict)
+        self._link()
+        for hook in self._optimizer_load_state_dict_post_hooks.values():
+            hook(self)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_scratch"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._patch_step_function()
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k[5:]}={v!r}" for k, v in self._lars_defaults.items())
+        return f"LARS({settings},\n{self.optimizer!r})"
+
+    # ---- the step -----------------------------------------------------------------
+
+    def _buffers(self, params: list[Tensor]) -> list[Tensor]:
+        scratch = self._scratch
+        out = []
+        for p in params:
+            buf = scratch.get(p)
+            if buf is None:
+                buf = scratch[p] = torch.empty_like(p, memory_format=torch.preserve_format)
+            out.append(buf)
+        return out
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One step of the base optimizer with the trust ratio applied per tensor.
+
+        ``closure`` (optional) is evaluated once, with grad enabled, before the step.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        jobs = []
+        for index, group in enumerate(self.param_groups):
+            self._prepare_group(group, index)
+            if group["lars_exclude"]:
+                continue
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if p.grad.is_sparse:
+                    raise ValueError(
+                        f"param group {index}: LARS does not support sparse gradients"
+                    )
+            jobs.append(_Job(group, params, self._buffers(params)))
+
+        foreach = self.foreach
+        value_free = type(self.optimizer) in _VALUE_FREE_BASES
+        hidden: list[tuple[dict[str, Any], Any]] = []
+        swapped_grads: list[tuple[Tensor, Tensor]] = []
+        swapped_data: list[tuple[Tensor, Tensor]] = []
+        try:
+            for job in jobs:
+                group = job.group
+                if "weight_decay" in group:
+                    hidden.append((group, group["weight_decay"]))
+                    group["weight_decay"] = 0.0
+                if group["lars_mode"] == "gradient":
+                    grads = [p.grad for p in job.params]
+                    F.scale_gradients(
+                        job.params, grads, job.buffers, foreach=foreach,
+                        maximize=bool(group.get("maximize", False)), **job.settings(),
+                    )
+                    for p, d in zip(job.params, job.buffers):
+                        swapped_grads.append((p, p.grad))
+                        p.grad = d
+                else:
+                    job.weight_norms = tensor_norms(job.params, foreach=foreach)
+                    if value_free:
+                        torch._foreach_zero_(job.buffers)
+                        for p, z in zip(job.params, job.buffers):
+                            swapped_data.append((p, p.data))
+                            p.data = z
+                    else:
+                        torch._foreach_copy_(job.buffers, job.params)
+            self.optimizer.step()
+        finally:
+            for p, data in swapped_data:
+                p.data = data
+            for p, grad in swapped_grads:
+                p.grad = grad
+            for group, value in hidden:
+                group["weight_decay"] = value
+
+        for job in jobs:
+            if job.group["lars_mode"] != "update":
+                continue
+            if value_free:
+                F.rescale_updates(
+                    job.params, job.buffers, job.weight_norms, foreach=foreach,
+                    **job.settings(),
+                )
+            else:
+                torch._foreach_sub_(job.buffers, job.params)
+                F.rescale_differences(
+                    job.params, job.buffers, job.weight_norms, foreach=foreach,
+                    **job.settings(),
+                )
+        return loss
+
+
+class _Job:
+    """One adapted group's work for a step."""
+
+    __slots__ = ("group", "params", "buffers", "weight_norms", "weight_decay")
+
+    def __init__(self, group: dict[str, Any], params: list[Tensor], buffers: list[Tensor]):
+        self.group = group
+        self.params = params
+        self.buffers = buffers
+        self.weight_norms: Tensor | None = None
+        self.weight_decay = group.get("weight_decay", 0.0)
+
+    def settings(self) -> dict[str, Any]:
+        g = self.group
+        return {
+            "lr": g["lr"],
+            "trust_coefficient": g["lars_trust_coefficient"],
+            "weight_decay": self.weight_decay,
+            "eps": g["lars_eps"],
+            "clip": g["lars_clip"],
+        }
+
+
+def _check_trust_coefficient(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        0.0 < value < math.inf
+    ):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_eps(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        0.0 <= value < math.inf
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _check_group(group: dict[str, Any], index: int, *, decoupled: bool) -> None:
+    where = f"param group {index}"
+    for key in group:
+        if key.startswith("lars_") and key not in GROUP_KEYS:
+            raise ValueError(
+                f"{where}: unknown key {key!r}; LARS's keys are {', '.join(GROUP_KEYS)}"
+            )
+    _check_trust_coefficient(f"{where}: lars_trust_coefficient", group["lars_trust_coefficient"])
+    _check_eps(f"{where}: lars_eps", group["lars_eps"])
+    if group["lars_mode"] not in MODES:
+        raise ValueError(
+            f"{where}: lars_mode must be 'gradient' or 'update', got {group['lars_mode']!r}"
+        )
+    for key in ("lars_clip", "lars_exclude"):
+        if not isinstance(group[key], bool):
+            raise TypeError(f"{where}: {key} must be a bool, got {group[key]!r}")
+    weight_decay = group.get("weight_decay", 0.0)
+    if not (isinstance(weight_decay, (int, float)) and 0.0 <= weight_decay < math.inf):
+        raise ValueError(
+            f"{where}: weight_decay must be a finite number >= 0, got {weight_decay!r}"
+        )
+    if (
+        decoupled
+        and not group["lars_exclude"]
+        and group["lars_mode"] == "gradient"
+        and weight_decay != 0
+    ):
+        raise ValueError(
+            f"{where}: lars_mode 'gradient' with a decoupled-weight-decay base (AdamW) "
+            f"and weight_decay={weight_decay!r} would turn its decoupled decay into L2; "
+            "use mode 'update' (the default for AdamW) or weight_decay=0"
+        )
