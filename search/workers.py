@@ -1,0 +1,310 @@
+"""Several worker processes on one storage: ``run --workers N``, ``run --gpus 0,1``, ``worker``.
+
+A *worker* is one process running :func:`search.study.run_studies` on a shared storage;
+workers need no coordinator. They claim trials through :mod:`search.budget` (exact
+per-arm budgets, arms kept even), record heartbeats, and retry a dead worker's trial
+once its heartbeat has expired. So the same command scales from one machine to many::
+
+    lars-search run studies/vgg16-cifar10.yaml --gpus 0,1,2,3          # one worker per GPU
+    lars-search run studies/quickstart.yaml --workers 2                # two CPU workers
+    lars-search worker studies/vgg16-cifar10.yaml \\
+        --storage postgresql+psycopg://lars:PASSWORD@db-host/lars      # on every other machine
+
+:func:`launch_workers` (the ``run --workers/--gpus`` path) does, in the parent:
+
+1. open the storage (:func:`search.storage.open_storage`: a bad URL or password is one
+   line and exit code 2, before anything trains) and create the schema once, so that
+   the workers never race to create tables on a fresh SQLite file (optuna#4621);
+2. create or load every arm's study and check the study file against the stored one
+   (a conflicting file is an error here, with the database untouched);
+3. start the workers: ``python -m search.workers STUDY --storage URL --worker-id i ...``,
+   each with ``CUDA_VISIBLE_DEVICES`` set to its own GPU when ``gpus`` is given (the
+   worker then sees that GPU as ``cuda:0``);
+4. wait for all of them; Ctrl-C reaches the whole process group, each worker marks its
+   running trial FAIL and exits, and the parent waits for them.
+
+A worker killed with SIGKILL does not stop the others: its trial stays RUNNING until its
+heartbeat is older than the grace period, then the next claim fails it and enqueues a
+retry that another worker runs. The exit status is 0 when every worker exited 0, else
+the first non-zero status (128 + signal number for a killed worker).
+
+``--objective module:function`` (advanced, hidden from ``--help``) replaces
+``objectives.train`` in the workers by another ``train(config, report) -> Result``
+function, e.g. a fast fake objective in tests. If that module defines
+``validate_config`` it is used to check configs, otherwise configs reach the function
+as the search space produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = [
+    "EXIT_STORAGE_ERROR",
+    "load_objective",
+    "parse_gpus",
+    "worker_command",
+    "launch_workers",
+    "run_worker",
+    "main",
+]
+
+EXIT_STORAGE_ERROR = 2
+
+
+def parse_gpus(text: str | Sequence[int | str] | None) -> list[str] | None:
+    """``"0,1,3"`` -> ``["0", "1", "3"]``; rejects empty items, duplicates and non-integers."""
+    if text is None:
+        return None
+    items = [s.strip() for s in (text.split(",") if isinstance(text, str) else map(str, text))]
+    if not items or any(not s.isdigit() for s in items):
+        raise ValueError(f"--gpus must be a comma-separated list of GPU indices like 0,1,2, got {text!r}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"--gpus must not repeat a GPU, got {text!r}")
+    return items
+
+
+def load_objective(spec: str | None) -> tuple[Callable[..., Any] | None, Callable[[dict], dict] | None]:
+    """``"module:function"`` -> (train function, the module's ``validate_config`` or identity).
+
+    None -> (None, None): :func:`search.study.run_studies` then uses ``objectives.train``
+    and ``objectives.validate_config``.
+    """
+    if spec is None:
+        return None, None
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--objective must be module:function, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"--objective {spec!r}: cannot import module {module_name!r} ({error})") from None
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise ValueError(f"--objective {spec!r}: module {module_name!r} has no function {attr!r}")
+    validate = getattr(module, "validate_config", None)
+    return function, validate if callable(validate) else (lambda config: dict(config))
+
+
+def worker_command(
+    study_file: str,
+    storage_url: str,
+    *,
+    worker_id: int,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    device: str | None = None,
+    objective: str | None = None,
+    python: str = sys.executable,
+) -> list[str]:
+    """The argv of one worker process (``python -m search.workers ...``)."""
+    argv = [python, "-m", "search.workers", str(study_file), "--storage", storage_url,
+            "--worker-id", str(worker_id)]  # fmt: skip
+    if n_trials is not None:
+        argv += ["--n-trials", str(n_trials)]
+    if timeout is not None:
+        argv += ["--timeout", str(timeout)]
+    if device is not None:
+        argv += ["--device", device]
+    if objective is not None:
+        argv += ["--objective", objective]
+    return argv
+
+
+def _prepare(study_file: str, storage_url: str | None) -> tuple[Any, Any, str]:
+    """Open storage, parse the file, create/check every arm's study (raises on any problem)."""
+    from search.spec import load_spec
+    from search.storage import open_storage
+    from search.study import open_studies, resolve_storage_url
+
+    spec = load_spec(study_file)
+    url = resolve_storage_url(storage_url, spec)
+    storage = open_storage(url)
+    open_studies(spec, storage, url=url)
+    return spec, storage, url
+
+
+def launch_workers(
+    study_file: str,
+    *,
+    storage_url: str | None = None,
+    n_workers: int | None = None,
+    gpus: str | Sequence[int | str] | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    device: str | None = None,
+    objective: str | None = None,
+    env: dict[str, str] | None = None,
+    log: Callable[[str], None] = print,
+    python: str = sys.executable,
+) -> int:
+    """Start ``n_workers`` (or one per GPU in ``gpus``) worker processes and wait for them.
+
+    Args:
+        study_file: path of the study YAML.
+        storage_url: ``--storage`` (else the file's ``storage``, else the default).
+        n_workers: number of worker processes; with ``gpus`` it must be None or equal
+            to the number of GPUs.
+        gpus: GPU indices (``"0,1"`` or a list); each worker gets ``CUDA_VISIBLE_DEVICES``
+            of its GPU and ``--device cuda`` unless ``device`` says otherwise.
+        n_trials, timeout, device: passed to every worker (see ``run_studies``).
+        objective: ``module:function`` replacing ``objectives.train`` (tests).
+        env: extra environment variables for the workers.
+        log: where the parent's lines go.
+
+    Returns:
+        0 when every worker exited 0, else the first non-zero exit status.
+
+    Raises:
+        search.storage.StorageError, search.spec.SpecError, search.study.SpecConflictError:
+            raised before any worker starts.
+    """
+    from search.storage import mask_url
+
+    gpu_list = parse_gpus(gpus)
+    if gpu_list is not None:
+        if n_workers is not None and n_workers != len(gpu_list):
+            raise ValueError(f"--workers must equal the number of --gpus ({len(gpu_list)}), got {n_workers!r}")
+        n_workers = len(gpu_list)
+        device = device or "cuda"
+    if n_workers is None:
+        n_workers = 1
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"--workers must be a positive integer, got {n_workers!r}")
+
+    spec, storage, url = _prepare(study_file, storage_url)
+    del storage  # the workers open their own connections
+    where = f" on GPUs {','.join(gpu_list)}" if gpu_list else ""
+    log(f"{spec.name}: starting {n_workers} worker(s){where} on {mask_url(url)}")
+
+    procs: list[subprocess.Popen] = []
+    base_env = {**os.environ, **(env or {})}
+    try:
+        for i in range(n_workers):
+            worker_env = dict(base_env)
+            if gpu_list is not None:
+                worker_env["CUDA_VISIBLE_DEVICES"] = gpu_list[i]
+            argv = worker_command(study_file, url, worker_id=i, n_trials=n_trials, timeout=timeout,
+                                  device=device, objective=objective, python=python)  # fmt: skip
+            procs.append(subprocess.Popen(argv, env=worker_env))
+        status = _wait_all(procs, log)
+    except KeyboardInterrupt:
+        # The terminal sent SIGINT to the whole group; make sure, then wait for clean exits.
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        _wait_all(procs, log, quiet=True)
+        raise
+    return status
+
+
+def _wait_all(procs: list[subprocess.Popen], log: Callable[[str], None], quiet: bool = False) -> int:
+    status = 0
+    remaining = {i: p for i, p in enumerate(procs)}
+    while remaining:
+        for i, p in list(remaining.items()):
+            code = p.poll()
+            if code is None:
+                continue
+            del remaining[i]
+            if code < 0:
+                code = 128 - code
+                if not quiet:
+                    log(
+                        f"worker {i} (pid {p.pid}) was killed by signal {code - 128}; its running "
+                        "trial is retried by another worker once its heartbeat expires"
+                    )
+            elif code != 0 and not quiet:
+                log(f"worker {i} (pid {p.pid}) exited with status {code}")
+            status = status or code
+        if remaining:
+            time.sleep(0.2)
+    return status
+
+
+# ------------------------------------------------------------------ one worker process
+def run_worker(
+    study_file: str,
+    *,
+    storage_url: str | None = None,
+    worker_id: int | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    device: str | None = None,
+    objective: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run one worker in this process until every arm is complete (the ``worker`` verb)."""
+    from search.spec import load_spec
+    from search.storage import open_storage
+    from search.study import resolve_storage_url, run_studies
+
+    train_fn, validate = load_objective(objective)
+    spec = load_spec(study_file)
+    url = resolve_storage_url(storage_url, spec)
+    storage = open_storage(url)
+    prefix = f"[worker {worker_id}] " if worker_id is not None else ""
+    return run_studies(
+        spec, storage, n_trials=n_trials, timeout=timeout, device=device, train_fn=train_fn,
+        validate=validate, progress=False, worker_id=worker_id, storage_url=url,
+        log=lambda line: log(prefix + line), poll_s=_poll_seconds(storage),
+    )  # fmt: skip
+
+
+def _poll_seconds(storage: Any) -> float:
+    """Wait between checks for trials running elsewhere: half a heartbeat, 0.5 to 5 s."""
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+    return 5.0 if interval is None else min(5.0, max(0.5, interval / 2))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m search.workers",
+        description="One lars-search worker: claims trials of every arm on a shared storage until "
+        "each arm has its budget (what `lars-search worker` runs).",
+    )
+    parser.add_argument("study_file", help="study YAML, e.g. studies/quickstart.yaml")
+    parser.add_argument("--storage", default=None, help="SQLAlchemy URL (e.g. sqlite:///lars-search.db)")
+    parser.add_argument("--worker-id", type=int, default=None, help="index of this worker (varies sampler seeds)")
+    parser.add_argument("--n-trials", type=int, default=None, help="trials per arm (overrides budget.trials)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds; no trial starts after it")
+    parser.add_argument("--device", default=None, choices=("cpu", "cuda", "auto"), help="overrides objective.device")
+    parser.add_argument("--objective", default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m search.workers``; exit 2 on a storage error, 1 on a bad file."""
+    from search.spec import SpecError
+    from search.storage import StorageError
+    from search.study import SpecConflictError
+
+    args = _parser().parse_args(argv)
+    try:
+        run_worker(
+            args.study_file, storage_url=args.storage, worker_id=args.worker_id,
+            n_trials=args.n_trials, timeout=args.timeout, device=args.device,
+            objective=args.objective, log=lambda line: print(line, flush=True),
+        )  # fmt: skip
+    except StorageError as error:
+        print(f"lars-search worker: {error}", file=sys.stderr)
+        return EXIT_STORAGE_ERROR
+    except (SpecError, SpecConflictError, ValueError) as error:
+        print(f"lars-search worker: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lars-search worker: interrupted; the running trial is marked FAIL", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
