@@ -57,6 +57,8 @@ from search.storage import open_storage  # noqa: E402
 __all__ = ["METHODS", "RunResult", "compute_to_target", "summarise", "main"]
 
 ARM = "sgd+lars"
+FULL = {"seeds": 3, "trials": 16, "n_train": 3000, "val_size": 1000, "epochs": 5}
+QUICK = {"seeds": 2, "trials": 6, "n_train": 600, "val_size": 500, "epochs": 3}
 TOLERANCE = 0.005  # 0.5 accuracy points
 METHODS = {
     "tpe+median": {"sampler": "tpe", "pruner": "median"},   # (a) the defaults
@@ -139,10 +141,15 @@ def summarise(results: list[RunResult], tolerance: float = TOLERANCE) -> dict:
     target = best_all - tolerance
     cost = {(r.method, r.seed): compute_to_target(r.curve, target) for r in results}
     seeds = sorted({r.seed for r in results if ("tpe+median", r.seed) in cost and ("random", r.seed) in cost})
-    ratios = [cost[("random", s)][0] / cost[("tpe+median", s)][0] for s in seeds if cost[("tpe+median", s)][0] > 0]
+    seeds = [s for s in seeds if cost[("tpe+median", s)][0] > 0]
+    ratios = [cost[("random", s)][0] / cost[("tpe+median", s)][0] for s in seeds]
+    # a censored cost is a lower bound: random censored -> ratio >= r; tpe censored -> ratio <= r;
+    # both censored (neither got within the tolerance) -> "~", no information
+    bounds = [{(True, True): "", (False, True): ">=", (True, False): "<=", (False, False): "~"}[
+        (cost[("random", s)][1], cost[("tpe+median", s)][1])] for s in seeds]
     mean = {m: statistics.fmean(cost[(m, s)][0] for s in seeds) if seeds else math.nan for m in METHODS}
     return {"best_all": best_all, "target": target, "cost": cost, "seeds": seeds, "ratios": ratios,
-            "mean_cost": mean}  # fmt: skip
+            "bounds": bounds, "mean_cost": mean}  # fmt: skip
 
 
 def _print_report(results: list[RunResult], summary: dict, args: argparse.Namespace) -> None:
@@ -171,7 +178,7 @@ def _print_report(results: list[RunResult], summary: dict, args: argparse.Namesp
         a, b = summary["mean_cost"]["tpe+median"], summary["mean_cost"]["random"]
         print(f"ratio (b) random / (a) tpe+median, compute to within {100 * TOLERANCE:.1f} points of G, "
               f"over seeds {summary['seeds']}:")
-        print(f"  per seed {', '.join(f'{x:.2f}' for x in ratios)}; mean {statistics.fmean(ratios):.2f} "
+        print(f"  per seed {', '.join(f'{bd}{x:.2f}' for bd, x in zip(summary['bounds'], ratios))}; mean {statistics.fmean(ratios):.2f} "
               f"+- {spread:.2f} (std), min {min(ratios):.2f}, max {max(ratios):.2f}; "
               f"ratio of means {b:.1f} / {a:.1f} = {b / a:.2f}  (target >= 2)")
         tot = {m: statistics.fmean(r.total_compute for r in results if r.method == m) for m in METHODS}
@@ -223,23 +230,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="e.g. python benchmarks/search_efficiency.py --quick")
-    parser.add_argument("--seeds", type=int, default=3, help="sampler seeds per method (default 3)")
-    parser.add_argument("--trials", type=int, default=16, help="trials per run (default 16)")
-    parser.add_argument("--n-train", type=int, default=3000, help="training images (default 3000)")
-    parser.add_argument("--val-size", type=int, default=1000, help="validation images (default 1000)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per complete trial (default 5)")
+    parser.add_argument("--seeds", type=int, help="sampler seeds per method (default 3; --quick 2)")
+    parser.add_argument("--trials", type=int, help="trials per run (default 16; --quick 6)")
+    parser.add_argument("--n-train", type=int, help="training images (default 3000; --quick 600)")
+    parser.add_argument("--val-size", type=int, help="validation images (default 1000; --quick 500)")
+    parser.add_argument("--epochs", type=int, help="epochs per complete trial (default 5; --quick 3)")
     parser.add_argument("--width", type=float, default=0.125, help="VGG-16 channel multiplier (default 0.125)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--tpe-startup", type=int, default=None, help="override the TPE n_startup_trials default")
     parser.add_argument("--pruner-startup", type=int, default=None, help="override the median pruner n_startup_trials")
     parser.add_argument("--pruner-warmup", type=int, default=None, help="override the median pruner n_warmup_steps")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 seeds x 6 trials, 2 epochs, 600 images")
+    parser.add_argument("--quick", action="store_true", help="smoke-run defaults (minutes)")
     parser.add_argument("--deadline", default=None, help="HH:MM UTC: no trial starts after it")
     parser.add_argument("--storage", default=f"sqlite:///{ROOT / 'artifacts' / 'search_efficiency.db'}")
     parser.add_argument("--figure", default=str(ROOT / "artifacts" / "search_efficiency.png"))
     args = parser.parse_args(argv)
-    if args.quick:
-        args.seeds, args.trials, args.epochs, args.n_train, args.val_size = 2, 6, 2, 600, 500
+    defaults = QUICK if args.quick else FULL
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.seeds < 1 or args.trials < 1:
         parser.error(f"--seeds and --trials must be >= 1, got {args.seeds} and {args.trials}")
     (ROOT / "artifacts").mkdir(exist_ok=True)
