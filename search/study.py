@@ -30,19 +30,18 @@ the trial is FAIL and the error propagates so that the CLI prints one line.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import math
-import threading
+import sys
 import time
-import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import optuna
 import yaml
 from optuna.trial import TrialState
 
+from search.budget import claim_trial, count_finished, is_complete
 from search.space import suggest_config, warmup_epochs_of
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, parse_spec
 
@@ -102,29 +101,9 @@ class ArmProgress:
 # --------------------------------------------------------------------------- budget / storage
 
 
-def _budget_module() -> Any:
-    try:
-        from search import budget
-    except ImportError:  # search.budget (workers helper) not there yet: private fallback
-        return None
-    return budget
-
-
-def _count_finished(study: optuna.Study) -> int:
-    module = _budget_module()
-    if module is not None:
-        return module.count_finished(study)
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
-    return len(study.get_trials(deepcopy=False, states=states))
-
-
 def _claim(study: optuna.Study, budget: int | None) -> optuna.trial.Trial | None:
-    if budget is None:
-        return study.ask()
-    module = _budget_module()
-    if module is not None:
-        return module.claim_trial(study, budget)
-    return study.ask() if _count_finished(study) < budget else None
+    """One trial of the arm if it has budget left (``search.budget``: exact under many workers)."""
+    return claim_trial(study, sys.maxsize if budget is None else budget)
 
 
 def resolve_storage_url(flag: str | None, spec: StudySpec | None = None) -> str:
@@ -144,44 +123,6 @@ def _open(storage: Any) -> optuna.storages.BaseStorage:
 
         return open_storage(storage)
     return storage
-
-
-@contextlib.contextmanager
-def _heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
-    """Record the trial's heartbeat every interval while it runs (Optuna does this only in optimize())."""
-    interval = None
-    if isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat):
-        interval = storage.get_heartbeat_interval()
-    if not interval:
-        yield
-        return
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            try:
-                storage.record_heartbeat(trial_id)
-            except Exception:  # a transient storage error must not kill the beat (optuna#4994)
-                pass
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-
-
-def _fail_stale(study: optuna.Study) -> None:
-    """Fail (and let the storage's callback retry) trials whose worker stopped beating."""
-    storage = study._storage
-    if isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat) and storage.get_heartbeat_interval():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
 
 
 # --------------------------------------------------------------------------- sampler / pruner
@@ -396,8 +337,7 @@ def run_trial(
                 if epoch > guard and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}: val_accuracy {accuracy:.4f} below the median of earlier trials")
 
-        with _heartbeat(study._storage, trial._trial_id):
-            result = train_fn(config, report)
+        result = train_fn(config, report)
         if getattr(result, "diverged", False):
             epoch = getattr(result, "diverged_epoch", None)
             state, reason = TrialState.PRUNED, f"diverged: non-finite training loss at epoch {epoch}"
@@ -485,6 +425,7 @@ def run_studies(
     validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     log: Log | None = None,
     storage_url: str | None = None,
+    poll_s: float = 5.0,
 ) -> dict[str, ArmProgress]:
     """Run every arm of ``spec`` round robin until each has its budget of finished trials.
 
@@ -499,6 +440,9 @@ def run_studies(
         worker_id: this worker's index when several share the storage (varies sampler seeds).
         validate: config check/fill; default ``objectives.validate_config``.
         log: called with one line per finished trial.
+        storage_url: the URL ``storage`` was opened from (for messages; masked).
+        poll_s: when every slot is taken but trials still run elsewhere (they may become
+            retries after a dead worker's heartbeat expires), seconds between checks.
 
     Returns:
         arm name -> :class:`ArmProgress` (counts over the whole stored study, and ``ran_here``).
@@ -527,20 +471,26 @@ def run_studies(
 
         total = None
         if budget is not None:
-            total = sum(max(0, budget - _count_finished(s)) for s in studies.values())
+            total = sum(max(0, budget - count_finished(s)) for s in studies.values())
         bar = tqdm(total=total, desc=spec.name, unit="trial", dynamic_ncols=True)
     try:
         while deadline is None or time.monotonic() < deadline:
-            counts = {name: _count_finished(study) for name, study in studies.items()}
+            counts = {name: count_finished(study) for name, study in studies.items()}
             claimed = None
             for name in sorted(studies, key=lambda n: (counts[n], order[n])):
-                _fail_stale(studies[name])
                 trial = _claim(studies[name], budget)
                 if trial is not None:
                     claimed = (spec.arm(name), trial)
                     break
             if claimed is None:
-                break
+                # Every slot is taken. Trials still RUNNING elsewhere may yet turn into
+                # retries (a dead worker's heartbeat expires), so wait for them.
+                if budget is None or all(is_complete(s, budget) for s in studies.values()):
+                    break
+                if bar is not None:
+                    bar.set_postfix_str("waiting for trials running in other workers")
+                time.sleep(poll_s)
+                continue
             arm, trial = claimed
             if bar is not None:
                 bar.set_postfix_str(f"{arm.name} #{trial.number}")
