@@ -1,0 +1,159 @@
+"""Optimizer step time: LARS(SGD) and LARS(Adam) against torch's fused SGD and Adam.
+
+One interleaved run: every round times one ``step()`` of every variant in turn, so
+machine noise (other processes, frequency changes) hits all variants alike; the
+figure is the median over rounds. Parameter sets have real shapes:
+
+* ``resnet50``: torchvision's ResNet-50 (161 tensors, 25,557,032 parameters);
+* ``vgg16-cifar``: VGG-16 with batch norm for 32x32 inputs and 10 classes
+  (13 conv 3x3 + BN, one Linear(512, 10); 14,728,266 parameters in 54 tensors).
+
+Groups come from ``lars.param_groups`` (weight decay on >= 2-D tensors, 1-D tensors
+excluded), the same groups for every variant; gradients are fixed random tensors.
+"Extra state" is what LARS keeps beyond the base optimizer's own state (its scratch
+tensors). Default runtime is well under 2 minutes on 2 CPU cores.
+
+    python benchmarks/optimizer_step.py                 # both sets, 15 rounds
+    python benchmarks/optimizer_step.py --sets resnet50 --rounds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lars  # noqa: E402
+
+VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+def resnet50_model() -> torch.nn.Module:
+    import torchvision
+
+    with torch.device("meta"):
+        return torchvision.models.resnet50()
+
+
+def vgg16_cifar_model() -> torch.nn.Module:
+    layers, channels = [], 3
+    with torch.device("meta"):
+        for item in VGG16:
+            if item == "M":
+                layers.append(torch.nn.MaxPool2d(2))
+                continue
+            layers += [torch.nn.Conv2d(channels, item, 3, padding=1),
+                       torch.nn.BatchNorm2d(item), torch.nn.ReLU()]
+            channels = item
+        layers += [torch.nn.Flatten(), torch.nn.Linear(512, 10)]
+        return torch.nn.Sequential(*layers)
+
+
+SETS = {"resnet50": resnet50_model, "vgg16-cifar": vgg16_cifar_model}
+
+
+class _Params(torch.nn.Module):
+    """Real tensors with the shapes (and names) of a meta model's parameters."""
+
+    def __init__(self, meta: torch.nn.Module, seed: int):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.names = []
+        for i, (name, p) in enumerate(meta.named_parameters()):
+            scale = 0.05 if p.dim() > 1 else 1.0
+            value = torch.randn(p.shape, generator=gen) * scale
+            self.register_parameter(f"p{i}", torch.nn.Parameter(value))
+            self.names.append(name)
+
+
+def build_variants(meta, grads, weight_decay):
+    def fresh():
+        module = _Params(meta, seed=0)
+        for p, g in zip(module.parameters(), grads):
+            p.grad = g
+        return module
+
+    def groups(module):
+        return lars.param_groups(module, weight_decay=weight_decay)
+
+    sgd = dict(lr=0.1, momentum=0.9)
+    adam = dict(lr=1e-3)
+    variants = {}
+    m = fresh()
+    variants["SGD fused"] = torch.optim.SGD(groups(m), **sgd, fused=True)
+    m = fresh()
+    variants["LARS(SGD fused)"] = lars.LARS(torch.optim.SGD(groups(m), **sgd, fused=True))
+    m = fresh()
+    variants["Adam fused"] = torch.optim.Adam(groups(m), **adam, fused=True)
+    m = fresh()
+    variants["LARS(Adam fused)"] = lars.LARS(torch.optim.Adam(groups(m), **adam, fused=True))
+    return variants
+
+
+def state_bytes(opt) -> int:
+    total = 0
+    for per_param in opt.state.values():
+        for value in per_param.values():
+            if torch.is_tensor(value):
+                total += value.numel() * value.element_size()
+    return total
+
+
+def extra_bytes(opt) -> int:
+    if isinstance(opt, lars.LARS):
+        return sum(t.numel() * t.element_size() for t in opt._scratch.values())
+    return 0
+
+
+def run_set(name, rounds, warmup, weight_decay):
+    meta = SETS[name]()
+    shapes = [p.shape for p in meta.parameters()]
+    gen = torch.Generator().manual_seed(1)
+    grads = [torch.randn(s, generator=gen) * 1e-2 for s in shapes]
+    variants = build_variants(meta, grads, weight_decay)
+    times = {k: [] for k in variants}
+    for r in range(warmup + rounds):
+        for label, opt in variants.items():
+            start = time.perf_counter()
+            opt.step()
+            elapsed = time.perf_counter() - start
+            if r >= warmup:
+                times[label].append(elapsed)
+    n_params = sum(s.numel() for s in shapes)
+    print(f"\n{name}: {len(shapes)} tensors, {n_params:,} parameters, "
+          f"weight_decay={weight_decay}, {rounds} rounds (+{warmup} warm-up)")
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    print(f"  {'variant':<18}{'median ms':>10}{'vs fused':>10}{'state MB':>10}{'extra MB':>10}")
+    for label, opt in variants.items():
+        base = "SGD fused" if "SGD" in label else "Adam fused"
+        ratio = medians[label] / medians[base]
+        print(f"  {label:<18}{medians[label] * 1e3:>10.2f}{ratio:>9.2f}x"
+              f"{state_bytes(opt) / 2**20:>10.1f}{extra_bytes(opt) / 2**20:>10.1f}")
+    return medians
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, python {platform.python_version()}")
+    for name in args.sets:
+        run_set(name, args.rounds, args.warmup, args.weight_decay)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
