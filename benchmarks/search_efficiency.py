@@ -22,12 +22,12 @@ is (b)/(a) >= 2.
 
 Results from this machine are in the report of the commit that added the numbers; run::
 
-    python benchmarks/search_efficiency.py                 # 3 seeds x 16 trials per method
+    python benchmarks/search_efficiency.py                 # 5 seeds x 20 trials per method
     python benchmarks/search_efficiency.py --quick         # a small smoke run (minutes)
     python benchmarks/search_efficiency.py --seeds 5 --trials 24 --deadline 02:55
 
-Trials run on the CPU with torch's default thread count; set ``OMP_NUM_THREADS`` to
-share the machine. Studies are kept in ``--storage`` (default
+Trials run on the CPU with ``--threads`` torch threads (default 1: on a 2-core machine
+shared with other jobs, 2 threads ran a training step 5x slower than 1). Studies are kept in ``--storage`` (default
 ``artifacts/search_efficiency.db``), so a run that was stopped resumes where it was.
 """
 
@@ -57,7 +57,7 @@ from search.storage import open_storage  # noqa: E402
 __all__ = ["METHODS", "RunResult", "compute_to_target", "summarise", "main"]
 
 ARM = "sgd+lars"
-FULL = {"seeds": 3, "trials": 16, "n_train": 3000, "val_size": 1000, "epochs": 5}
+FULL = {"seeds": 5, "trials": 20, "n_train": 2000, "val_size": 1000, "epochs": 5}
 QUICK = {"seeds": 2, "trials": 6, "n_train": 600, "val_size": 500, "epochs": 3}
 TOLERANCE = 0.005  # 0.5 accuracy points
 METHODS = {
@@ -230,13 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="e.g. python benchmarks/search_efficiency.py --quick")
-    parser.add_argument("--seeds", type=int, help="sampler seeds per method (default 3; --quick 2)")
-    parser.add_argument("--trials", type=int, help="trials per run (default 16; --quick 6)")
-    parser.add_argument("--n-train", type=int, help="training images (default 3000; --quick 600)")
+    parser.add_argument("--seeds", type=int, help="sampler seeds per method (default 5; --quick 2)")
+    parser.add_argument("--trials", type=int, help="trials per run (default 20; --quick 6)")
+    parser.add_argument("--n-train", type=int, help="training images (default 2000; --quick 600)")
     parser.add_argument("--val-size", type=int, help="validation images (default 1000; --quick 500)")
     parser.add_argument("--epochs", type=int, help="epochs per complete trial (default 5; --quick 3)")
     parser.add_argument("--width", type=float, default=0.125, help="VGG-16 channel multiplier (default 0.125)")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine, 2 threads ran 5x slower)")
     parser.add_argument("--tpe-startup", type=int, default=None, help="override the TPE n_startup_trials default")
     parser.add_argument("--pruner-startup", type=int, default=None, help="override the median pruner n_startup_trials")
     parser.add_argument("--pruner-warmup", type=int, default=None, help="override the median pruner n_warmup_steps")
@@ -253,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seeds and --trials must be >= 1, got {args.seeds} and {args.trials}")
     (ROOT / "artifacts").mkdir(exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(args.threads)
     storage = open_storage(args.storage)
     deadline = _deadline(args.deadline)
     results: list[RunResult] = []
