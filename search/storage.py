@@ -22,7 +22,11 @@ the locking failures have known causes that we remove here:
   SQLite's 5 s;
 * **WAL journal**: ``PRAGMA journal_mode=WAL`` is set once on the file (the mode is
   persistent), so readers (the dashboard, ``status``) never block writers and
-  writers never block readers;
+  writers never block readers; with WAL, ``PRAGMA synchronous=NORMAL`` on every
+  connection, SQLite's recommended setting for WAL: a commit is still atomic and
+  survives the crash or SIGKILL of any process (it is in the WAL file), only a power
+  loss or OS crash can drop the last commits; it avoids an fsync per commit, which
+  otherwise costs ~5 ms on each of the ~25 writes of a trial;
 * **the table-creation race** (optuna#4621: all workers start at once on a fresh file
   and collide in ``CREATE TABLE``): the schema is created under an exclusive file
   lock (``<db file>.lock``, an ``fcntl.flock`` released by the kernel even on
@@ -188,6 +192,10 @@ class _RetryingRDBStorage(optuna.storages.RDBStorage):
 
     retry_timeout: float = 60.0
 
+    def __setstate__(self, state: dict[Any, Any]) -> None:  # unpickled in another process
+        super().__setstate__(state)
+        _configure_engine(self)
+
     def _with_retry(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         deadline = time.monotonic() + self.retry_timeout
         delay = 0.05
@@ -219,6 +227,21 @@ def _make_retrying(name: str) -> Any:
 for _name in _RETRIED_METHODS:
     if hasattr(optuna.storages.RDBStorage, _name):
         setattr(_RetryingRDBStorage, _name, _make_retrying(_name))
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _configure_engine(storage: optuna.storages.RDBStorage) -> None:
+    """Per-connection SQLite settings (``synchronous=NORMAL``, see the module docstring)."""
+    if storage.engine.dialect.name == "sqlite":
+        sqlalchemy.event.listen(storage.engine, "connect", _sqlite_on_connect)
+        storage.engine.dispose()  # connections opened while building lack the setting
 
 
 def rdb_backend(storage: Any) -> optuna.storages.RDBStorage | None:
@@ -438,6 +461,7 @@ def open_storage(
                     warnings.simplefilter("ignore", FutureWarning)
                     storage = _RetryingRDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
                 storage.retry_timeout = retry_timeout
+                _configure_engine(storage)
                 return storage
             except RuntimeError as error:  # Optuna's schema-version check
                 if "version" in str(error).lower() and not is_transient_error(error):

@@ -1,0 +1,226 @@
+"""search.workers on SQLite: N workers, exact budgets, a SIGKILLed worker, the dashboard, bad input.
+
+Workers are real ``python -m search.workers`` processes with the fast fake objective of
+``fake_objective.py`` (no torch) and 1 s heartbeats with a 3 s grace period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from socketserver import ThreadingMixIn
+
+import pytest
+from optuna.trial import TrialState
+
+from search import workers as W
+from worker_harness import (
+    assert_exact_budget, load_arm, start_workers, wait_all, wait_for_file, worker_env, worker_logs, write_study,
+)  # fmt: skip
+
+
+# ------------------------------------------------------------------ units
+def test_parse_gpus_accepts_indices_and_rejects_bad_lists():
+    assert W.parse_gpus("0,1, 3") == ["0", "1", "3"]
+    assert W.parse_gpus([2, 5]) == ["2", "5"]
+    assert W.parse_gpus(None) is None
+    with pytest.raises(ValueError, match=r"--gpus must be a comma-separated list of GPU indices like 0,1,2, got '0,,1'"):
+        W.parse_gpus("0,,1")
+    with pytest.raises(ValueError, match=r"--gpus must not repeat a GPU, got '1,1'"):
+        W.parse_gpus("1,1")
+
+
+def test_load_objective_resolves_module_function_and_validator():
+    train, validate = W.load_objective("fake_objective:train")
+    assert train.__module__ == "fake_objective" and validate({"a": 1}) == {"a": 1}
+    assert W.load_objective(None) == (None, None)
+    with pytest.raises(ValueError, match=r"--objective must be module:function, got 'fake_objective'"):
+        W.load_objective("fake_objective")
+    with pytest.raises(ValueError, match=r"module 'fake_objective' has no function 'nope'"):
+        W.load_objective("fake_objective:nope")
+    with pytest.raises(ValueError, match=r"cannot import module 'no_such_module_xyz'"):
+        W.load_objective("no_such_module_xyz:train")
+
+
+def test_worker_command_passes_every_option():
+    argv = W.worker_command("s.yaml", "sqlite:///x.db", worker_id=3, n_trials=5, timeout=60.0,
+                            device="cuda", objective="m:f", python="py")  # fmt: skip
+    assert argv == ["py", "-m", "search.workers", "s.yaml", "--storage", "sqlite:///x.db", "--worker-id", "3",
+                    "--n-trials", "5", "--timeout", "60.0", "--device", "cuda", "--objective", "m:f"]  # fmt: skip
+
+
+def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path):
+    study = write_study(tmp_path, trials=2)
+    fake_python = tmp_path / "fake-python"
+    fake_python.write_text('#!/bin/sh\necho "$CUDA_VISIBLE_DEVICES $*" >> "$RECORD"\n')
+    fake_python.chmod(0o755)
+    lines = []
+    code = W.launch_workers(str(study), storage_url=f"sqlite:///{tmp_path}/x.db", gpus="1,3",
+                            env={"RECORD": str(tmp_path / "record")}, python=str(fake_python), log=lines.append)  # fmt: skip
+    assert code == 0
+    record = sorted((tmp_path / "record").read_text().splitlines())
+    assert record[0].startswith(f"1 -m search.workers {study} --storage sqlite:///{tmp_path}/x.db --worker-id 0")
+    assert record[1].startswith(f"3 -m search.workers {study} --storage sqlite:///{tmp_path}/x.db --worker-id 1")
+    assert all(r.endswith("--device cuda") for r in record)
+    assert lines == [f"mw: starting 2 worker(s) on GPUs 1,3 on sqlite:///{tmp_path}/x.db"]
+    with pytest.raises(ValueError, match=r"--workers must equal the number of --gpus \(2\), got 3"):
+        W.launch_workers(str(study), storage_url=f"sqlite:///{tmp_path}/x.db", gpus="0,1", n_workers=3)
+
+
+# ------------------------------------------------------------------ many workers
+@pytest.mark.slow
+def test_four_workers_started_at_once_on_fresh_sqlite_file_meet_budget_exactly(tmp_path):
+    """4 workers x 40 trials per arm on a file that does not exist yet (optuna#4621, #4994)."""
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    study = write_study(tmp_path, trials=40, pruner="median")
+    procs = start_workers(study, url, 4, tmp_path)
+    codes = wait_all(procs)
+    logs = worker_logs(tmp_path)
+    assert codes == [0, 0, 0, 0], logs
+    assert "database is locked" not in logs and "Traceback" not in logs
+    assert_exact_budget(url, "mw", ("sgd", "sgd+lars"), 40)
+    # each worker trained some of them: the work was shared
+    assert all(f"[worker {i}]" in logs for i in range(4))
+
+
+@pytest.mark.slow
+def test_launch_workers_runs_the_budget_with_n_processes(tmp_path):
+    url = f"sqlite:///{tmp_path}/x.db"
+    study = write_study(tmp_path, trials=12)
+    lines = []
+    code = W.launch_workers(str(study), storage_url=url, n_workers=3, objective="fake_objective:train",
+                            env=worker_env(tmp_path), log=lines.append)  # fmt: skip
+    assert code == 0
+    assert_exact_budget(url, "mw", ("sgd", "sgd+lars"), 12)
+    # a second run resumes: nothing to do, nothing duplicated
+    assert W.launch_workers(str(study), storage_url=url, n_workers=2, objective="fake_objective:train",
+                            env=worker_env(tmp_path), log=lines.append) == 0  # fmt: skip
+    assert_exact_budget(url, "mw", ("sgd", "sgd+lars"), 12)
+
+
+def _kill_one_worker_mid_trial(study: Path, url: str, tmp_path: Path, n: int = 4) -> tuple[list[int], str]:
+    procs = start_workers(study, url, n, tmp_path)
+    victim = procs[0]
+    (tmp_path / f"hang-{victim.pid}").write_text("")
+    lr = wait_for_file(tmp_path / f"hung-{victim.pid}")
+    os.kill(victim.pid, signal.SIGKILL)
+    codes = wait_all(procs)
+    return codes, lr
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_trial_fails_is_retried_and_budget_is_exact(tmp_path):
+    url = f"sqlite:///{tmp_path}/x.db"
+    study = write_study(tmp_path, arms=("sgd",), trials=40)
+    codes, lr = _kill_one_worker_mid_trial(study, url, tmp_path)
+    assert codes[0] == -signal.SIGKILL and codes[1:] == [0, 0, 0], worker_logs(tmp_path)
+    states = assert_exact_budget(url, "mw", ("sgd",), 40, allow_retried_failures=1)
+    assert states["sgd"]["FAIL"] == 1
+    trials = load_arm(url, "mw/sgd").trials
+    failed = next(t for t in trials if t.state == TrialState.FAIL)
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == failed.number)
+    assert retry.state == TrialState.COMPLETE
+    assert retry.params == failed.params and repr(failed.params["lr"]) == lr
+
+
+# ------------------------------------------------------------------ the dashboard reading a live file
+class _ThreadedServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (wsgiref's name)
+        pass
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_polling_live_sqlite_file_does_not_fail_workers(tmp_path):
+    """optuna-dashboard#545: the dashboard once crashed a running study."""
+    import optuna_dashboard
+
+    url = f"sqlite:///{tmp_path}/x.db"
+    study = write_study(tmp_path, trials=40)
+    W._prepare(str(study), url)  # schema and studies exist before the dashboard opens the file
+    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(url), server_class=_ThreadedServer,
+                         handler_class=_QuietHandler)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    responses, errors, done = [], [], threading.Event()
+
+    def poll():
+        while not done.is_set():
+            try:
+                studies = json.load(urllib.request.urlopen(f"{base}/api/studies", timeout=30))["study_summaries"]
+                for s in studies:
+                    detail = json.load(urllib.request.urlopen(f"{base}/api/studies/{s['study_id']}", timeout=30))
+                    responses.append(len(detail["trials"]))
+            except Exception as error:  # recorded, asserted below
+                errors.append(repr(error))
+
+    pollers = [threading.Thread(target=poll) for _ in range(2)]
+    try:
+        for p in pollers:
+            p.start()
+        codes = wait_all(start_workers(study, url, 4, tmp_path))
+    finally:
+        done.set()
+        for p in pollers:
+            p.join(30)
+        server.shutdown()
+    logs = worker_logs(tmp_path)
+    assert codes == [0, 0, 0, 0], logs
+    assert "database is locked" not in logs
+    assert errors == []
+    assert len(responses) >= 4 and max(responses) > 0
+    assert_exact_budget(url, "mw", ("sgd", "sgd+lars"), 40)
+
+
+# ------------------------------------------------------------------ bad input loses nothing
+def _run_worker_cli(study: Path, url: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "search.workers", str(study), "--storage", url, "--objective", "fake_objective:train"]
+    return subprocess.run(argv, env=worker_env(tmp_path), capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+
+def test_worker_with_bad_storage_url_exits_2_with_one_masked_line(tmp_path):
+    study = write_study(tmp_path, trials=2)
+    result = _run_worker_cli(study, "postgresql+psycopg://lars:hunter2@127.0.0.1:1/lars", tmp_path)
+    assert result.returncode == W.EXIT_STORAGE_ERROR
+    assert result.stderr.strip().splitlines() == [
+        result.stderr.strip()
+    ] and result.stderr.startswith("lars-search worker: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: ")
+    assert "hunter2" not in result.stderr + result.stdout
+    assert not (tmp_path / "trials.log").exists()  # nothing trained
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_conflicting_study_file_is_refused_and_database_untouched(tmp_path):
+    url = f"sqlite:///{tmp_path}/x.db"
+    study = write_study(tmp_path, trials=3)
+    assert _run_worker_cli(study, url, tmp_path).returncode == 0
+    changed = tmp_path / "study.yaml"
+    changed.write_text(changed.read_text().replace("epochs: 4", "epochs: 5"))
+    # checkpoint the WAL so the main file holds everything, then compare bytes
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    before = _digest(tmp_path / "x.db")
+    result = _run_worker_cli(changed, url, tmp_path)
+    assert result.returncode == 1
+    assert "conflicts with the stored study 'mw/sgd'" in result.stderr and "objective.epochs was 4, now 5" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    assert _digest(tmp_path / "x.db") == before
+    assert_exact_budget(url, "mw", ("sgd", "sgd+lars"), 3)

@@ -1,0 +1,122 @@
+"""Helpers shared by test_workers.py and test_postgres.py: study files, worker processes, checks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from search.budget import count_finished
+from search.storage import open_storage
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+STUDY_YAML = """\
+name: {name}
+objective: {{dataset: fashion_mnist, model: vgg11, epochs: 4, n_train: 100}}
+arms: [{arms}]
+budget: {{trials: {trials}}}
+sampler: {{type: tpe, seed: 0}}
+pruner: {pruner}
+"""
+
+
+def write_study(directory: Path, *, name: str = "mw", arms=("sgd", "sgd+lars"), trials: int = 40,
+                pruner: str = "none", filename: str = "study.yaml") -> Path:  # fmt: skip
+    path = Path(directory) / filename
+    path.write_text(STUDY_YAML.format(name=name, arms=", ".join(arms), trials=trials, pruner=pruner))
+    return path
+
+
+def worker_env(directory: Path, *, sleep: float = 0.005, interval: int = 1, grace: int = 3) -> dict[str, str]:
+    """Environment of a worker: fake objective importable, short heartbeats, 1 thread."""
+    path = os.pathsep.join(p for p in (str(HERE), str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {
+        **os.environ,
+        "PYTHONPATH": path,
+        "LARS_SEARCH_HEARTBEAT_INTERVAL": str(interval),
+        "LARS_SEARCH_HEARTBEAT_GRACE": str(grace),
+        "FAKE_OBJECTIVE_DIR": str(directory),
+        "FAKE_OBJECTIVE_SLEEP": str(sleep),
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def start_workers(study: Path, url: str, n: int, directory: Path, **env_kwargs) -> list[subprocess.Popen]:
+    """Start ``n`` ``python -m search.workers`` processes at once (output in worker-<i>.log)."""
+    env = worker_env(directory, **env_kwargs)
+    procs = []
+    for i in range(n):
+        log = open(Path(directory) / f"worker-{i}.log", "w")
+        argv = [sys.executable, "-m", "search.workers", str(study), "--storage", url,
+                "--worker-id", str(i), "--objective", "fake_objective:train"]  # fmt: skip
+        procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=directory))
+        log.close()
+    return procs
+
+
+def wait_all(procs: list[subprocess.Popen], timeout: float = 120.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    codes = []
+    for p in procs:
+        try:
+            codes.append(p.wait(max(0.1, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                if q.poll() is None:
+                    q.send_signal(signal.SIGKILL)
+            raise
+    return codes
+
+
+def worker_logs(directory: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted(Path(directory).glob("worker-*.log")))
+
+
+def wait_for_file(path: Path, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.02)
+    time.sleep(0.05)
+    return path.read_text()
+
+
+def load_arm(url: str, study_name: str) -> optuna.Study:
+    return optuna.load_study(study_name=study_name, storage=open_storage(url, heartbeat=False))
+
+
+def assert_exact_budget(url: str, name: str, arms, budget: int, *, allow_retried_failures: int = 0) -> dict:
+    """Every arm has exactly ``budget`` slots, unique numbers, nothing in flight.
+
+    Returns arm -> Counter of trial states. Failures are allowed only as trials that were
+    retried (a killed worker's), at most ``allow_retried_failures`` in all.
+    """
+    retried_failures = 0
+    states = {}
+    for arm in arms:
+        study = load_arm(url, f"{name}/{arm}")
+        trials = study.get_trials(deepcopy=False)
+        numbers = [t.number for t in trials]
+        assert sorted(numbers) == list(range(len(trials))), f"{arm}: trial numbers {numbers}"
+        assert count_finished(study) == budget, f"{arm}: {count_finished(study)} slots, budget {budget}"
+        retried = {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
+        for t in trials:
+            assert t.state not in (TrialState.RUNNING, TrialState.WAITING), f"{arm}: trial {t.number} {t.state}"
+            if t.state == TrialState.FAIL:
+                assert t.number in retried, f"{arm}: trial {t.number} failed: {t.user_attrs.get('fail_reason')}"
+                retried_failures += 1
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        assert len(finished) == budget, f"{arm}: {len(finished)} complete+pruned, budget {budget}"
+        states[arm] = Counter(t.state.name for t in trials)
+    assert retried_failures <= allow_retried_failures
+    return states
