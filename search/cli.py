@@ -56,6 +56,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         errors.append(DashboardError)
     except ImportError:
         pass
+    from search.plot import PlotError  # matplotlib missing, unknown NAME: one line, exit 2
+
+    errors.append(PlotError)
     return tuple(errors)
 
 
@@ -168,10 +171,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     storage, _ = _open_reader(args)
     print(format_compare(storage, args.name))
     if args.plot:
-        try:
-            from search.plot import plot_compare
-        except ImportError as exc:
-            raise UserError(f"--plot needs matplotlib (pip install 'lars-search[plot]'): {exc}") from None
+        from search.plot import plot_compare  # raises PlotError naming the extra if matplotlib is missing
+
         plot_compare(storage, args.name, args.plot)
         _say(args, f"wrote {args.plot}")
     return 0
