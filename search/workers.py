@@ -41,14 +41,16 @@ import argparse
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
-    "EXIT_STORAGE_ERROR",
+    "EXIT_USER_ERROR",
     "load_objective",
     "parse_gpus",
     "worker_command",
@@ -57,7 +59,7 @@ __all__ = [
     "main",
 ]
 
-EXIT_STORAGE_ERROR = 2
+EXIT_USER_ERROR = 2  # as the lars-search CLI: a bad URL, study file or conflict
 
 
 def parse_gpus(text: str | Sequence[int | str] | None) -> list[str] | None:
@@ -197,13 +199,28 @@ def launch_workers(
             procs.append(subprocess.Popen(argv, env=worker_env))
         status = _wait_all(procs, log)
     except KeyboardInterrupt:
-        # The terminal sent SIGINT to the whole group; make sure, then wait for clean exits.
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        _wait_all(procs, log, quiet=True)
+        _stop_all(procs)
         raise
     return status
+
+
+def _stop_all(procs: list[subprocess.Popen], grace_s: float = 5.0) -> None:
+    """After Ctrl-C: the terminal already sent SIGINT to every worker (one process group).
+
+    Give them ``grace_s`` to mark their trials FAIL and exit; then send SIGINT to the
+    ones still running (a parent interrupted programmatically), then SIGKILL as a last
+    resort. A second SIGINT too early would interrupt a worker's own cleanup.
+    """
+    for sig, wait_s in ((None, grace_s), (signal.SIGINT, 30.0), (signal.SIGKILL, 10.0)):
+        if sig is not None:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(sig)
+        deadline = time.monotonic() + wait_s
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if all(p.poll() is not None for p in procs):
+            return
 
 
 def _wait_all(procs: list[subprocess.Popen], log: Callable[[str], None], quiet: bool = False) -> int:
@@ -240,18 +257,28 @@ def run_worker(
     timeout: float | None = None,
     device: str | None = None,
     objective: str | None = None,
+    train_fn: Callable[..., Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run one worker in this process until every arm is complete (the ``worker`` verb)."""
+    """Run one worker in this process until every arm is complete (the ``worker`` verb).
+
+    ``worker_id`` varies the sampler's seed so that workers do not all draw the same
+    random start-up configurations; when None (a worker started by hand on another
+    machine) it is derived from the host name and process id. ``objective``
+    (``module:function``) or ``train_fn`` replace ``objectives.train``.
+    """
     from search.spec import load_spec
     from search.storage import open_storage
     from search.study import resolve_storage_url, run_studies
 
-    train_fn, validate = load_objective(objective)
+    loaded, validate = load_objective(objective)
+    train_fn = loaded or train_fn
     spec = load_spec(study_file)
     url = resolve_storage_url(storage_url, spec)
     storage = open_storage(url)
-    prefix = f"[worker {worker_id}] " if worker_id is not None else ""
+    if worker_id is None:
+        worker_id = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 100_000
+    prefix = f"[worker {worker_id}] "
     return run_studies(
         spec, storage, n_trials=n_trials, timeout=timeout, device=device, train_fn=train_fn,
         validate=validate, progress=False, worker_id=worker_id, storage_url=url,
@@ -282,7 +309,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m search.workers``; exit 2 on a storage error, 1 on a bad file."""
+    """Entry point of ``python -m search.workers``: 0 done, 2 a user error (one line), 130 Ctrl-C."""
     from search.spec import SpecError
     from search.storage import StorageError
     from search.study import SpecConflictError
@@ -294,12 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_trials=args.n_trials, timeout=args.timeout, device=args.device,
             objective=args.objective, log=lambda line: print(line, flush=True),
         )  # fmt: skip
-    except StorageError as error:
-        print(f"lars-search worker: {error}", file=sys.stderr)
-        return EXIT_STORAGE_ERROR
-    except (SpecError, SpecConflictError, ValueError) as error:
-        print(f"lars-search worker: {error}", file=sys.stderr)
-        return 1
+    except (StorageError, SpecError, SpecConflictError, ValueError) as error:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"lars-search worker: error: {text}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("lars-search worker: interrupted; the running trial is marked FAIL", file=sys.stderr)
         return 130

@@ -194,10 +194,10 @@ def _run_worker_cli(study: Path, url: str, tmp_path: Path) -> subprocess.Complet
 def test_worker_with_bad_storage_url_exits_2_with_one_masked_line(tmp_path):
     study = write_study(tmp_path, trials=2)
     result = _run_worker_cli(study, "postgresql+psycopg://lars:hunter2@127.0.0.1:1/lars", tmp_path)
-    assert result.returncode == W.EXIT_STORAGE_ERROR
+    assert result.returncode == W.EXIT_USER_ERROR
     assert result.stderr.strip().splitlines() == [
         result.stderr.strip()
-    ] and result.stderr.startswith("lars-search worker: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: ")
+    ] and result.stderr.startswith("lars-search worker: error: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: ")
     assert "hunter2" not in result.stderr + result.stdout
     assert not (tmp_path / "trials.log").exists()  # nothing trained
 
@@ -218,7 +218,7 @@ def test_conflicting_study_file_is_refused_and_database_untouched(tmp_path):
     sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
     before = _digest(tmp_path / "x.db")
     result = _run_worker_cli(changed, url, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == W.EXIT_USER_ERROR
     assert "conflicts with the stored study 'mw/sgd'" in result.stderr and "objective.epochs was 4, now 5" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()

@@ -21,7 +21,7 @@ REPO = HERE.parents[1]
 
 STUDY_YAML = """\
 name: {name}
-objective: {{dataset: fashion_mnist, model: vgg11, epochs: 4, n_train: 100}}
+objective: {{dataset: fashion_mnist, model: vgg11, epochs: 4, n_train: 512, batch_size: 64}}
 arms: [{arms}]
 budget: {{trials: {trials}}}
 sampler: {{type: tpe, seed: 0}}
