@@ -317,11 +317,11 @@ def default_space(optimizer: str, lars: bool, epochs: int) -> dict[str, Any]:
         "lars_eps": 1e-8,
         "warmup_epochs": {"low": 0.0, "high": min(5.0, epochs / 4)} if epochs >= 2 else 0.0,
     }
-    milestones = sorted({max(1, round(epochs * 0.5)), max(1, round(epochs * 0.75))})
+    milestones = sorted({m for m in (round(epochs * 0.5), round(epochs * 0.75)) if 1 <= m < epochs})
     space["schedule"] = {
-        "type": list(SCHEDULES),
+        "type": [k for k in SCHEDULES if k != "multistep" or milestones],
         "step": {"step_size": max(1, round(epochs / 3)), "gamma": 0.1},
-        "multistep": {"milestones": milestones, "gamma": 0.1},
+        "multistep": {"milestones": milestones or [1], "gamma": 0.1},
         "exponential": {"gamma": 0.01 ** (1 / max(1, epochs))},
         "cosine": {"final_lr_ratio": 0.0},
         "polynomial": {"power": 2.0, "final_lr_ratio": 0.0},
@@ -506,6 +506,43 @@ def _parse_pruner(raw: Any, source: str) -> PrunerSpec:
     return PrunerSpec(**out)
 
 
+class _FirstValues:
+    """A stand-in trial that picks each dimension's first choice or low end (and a given schedule)."""
+
+    def __init__(self, schedule: str):
+        self.schedule = schedule
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        return self.schedule if name == "schedule" else choices[0]
+
+    def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
+        return low
+
+    def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
+        return low
+
+
+def _check_with_objectives(objective: dict[str, Any], arms: tuple[Arm, ...], source: str) -> None:
+    """Let ``objectives.validate_config`` judge one config per arm and schedule type."""
+    try:
+        from objectives import ConfigError, validate_config
+    except ImportError:  # objectives absent: its checks run when a trial starts
+        return
+    from search.space import suggest_config
+
+    for i, arm in enumerate(arms):
+        kinds = arm.space.schedule.choices if isinstance(arm.space.schedule, Choice) else (arm.space.schedule.value,)
+        for kind in kinds:
+            config = suggest_config(_FirstValues(kind), objective, arm.optimizer, arm.lars, arm.space)
+            try:
+                validate_config(config)
+            except ConfigError as exc:
+                match = re.search(r"config key '([^']+)'", str(exc))
+                key = match.group(1) if match else ""
+                where = f"objective.{key}" if key in objective else f"arms[{i}] ({arm.name})"
+                raise SpecError(source, where, str(exc)) from None
+
+
 def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySpec:
     """Validate a loaded study file (a mapping) into a :class:`StudySpec`; raises :class:`SpecError`."""
     if not isinstance(data, dict):
@@ -530,6 +567,7 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
     for arm_name in names:
         if names.count(arm_name) > 1:
             raise SpecError(source, "arms", f"arm names must be distinct, {arm_name!r} appears {names.count(arm_name)} times")
+    _check_with_objectives(objective, arms, source)
     storage = data.get("storage")
     if storage is not None and (not isinstance(storage, str) or "://" not in storage):
         raise SpecError(source, "storage", f"must be an SQLAlchemy URL like sqlite:///lars-search.db, got {storage!r}")

@@ -34,6 +34,7 @@ import gc
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -151,7 +152,9 @@ def build_sampler(spec: StudySpec, *, seed_offset: int = 0, trials: int | None =
     if s.type == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if s.type == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=seed, scramble=True)
     if s.type == "cmaes":
         return optuna.samplers.CmaEsSampler(
             seed=seed, n_startup_trials=startup, warn_independent_sampling=False,

@@ -1,0 +1,64 @@
+"""Fast, deterministic stand-ins for ``objectives.train`` used by the search tests.
+
+``FakeTrain(curve)`` is a ``train(config, report) -> FakeResult`` whose validation
+accuracy at epoch ``e`` is ``curve(config, e)``; it records every config it received.
+A curve may return ``float("nan")`` (a diverged epoch: the run stops and the result says
+``diverged``) or raise (an objective fault).
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["FakeResult", "FakeTrain", "lr_curve", "write_study"]
+
+
+@dataclass
+class FakeResult:
+    val_accuracy: float
+    val_loss: float
+    test_accuracy: float | None
+    history: list
+    epochs_completed: int
+    diverged: bool
+    diverged_epoch: int | None
+    wall_time_s: float
+    images_per_s: float
+    device: str
+    config: dict
+
+
+def lr_curve(config: dict[str, Any], epoch: int) -> float:
+    """Peaks at lr = 10**-1.5 and rises with the epochs: acc = 0.9 - 0.1|log10 lr + 1.5| - 0.3 / 2**e."""
+    return 0.9 - 0.1 * abs(math.log10(config["lr"]) + 1.5) - 0.3 * 0.5**epoch
+
+
+@dataclass
+class FakeTrain:
+    curve: Callable[[dict[str, Any], int], float] = lr_curve
+    calls: list = field(default_factory=list)
+
+    def __call__(self, config: dict[str, Any], report=None) -> FakeResult:
+        self.calls.append(dict(config))
+        history, accuracy = [], 0.0
+        for epoch in range(1, config["epochs"] + 1):
+            accuracy = self.curve(config, epoch)
+            if not math.isfinite(accuracy):
+                return FakeResult(accuracy, math.nan, None, history, epoch - 1, True, epoch, 0.01, 1000.0, "cpu", config)
+            metrics = {"val_accuracy": accuracy, "val_loss": 1 - accuracy, "train_loss": 1 - accuracy,
+                       "lr": config["lr"], "epoch_time_s": 0.001}
+            history.append(metrics)
+            if report is not None:
+                report(epoch, metrics)
+        test = accuracy - 0.01 * config["seed"] if config.get("evaluate_test") else None
+        return FakeResult(accuracy, 1 - accuracy, test, history, config["epochs"], False, None, 0.01, 1000.0, "cpu", config)
+
+
+def write_study(directory: Path, text: str, name: str = "study.yaml") -> Path:
+    path = Path(directory) / name
+    path.write_text(textwrap.dedent(text))
+    return path

@@ -1,0 +1,208 @@
+"""Studies of a study file: N trials per arm in SQLite, round robin, resume, pruning, faults."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+from search_fakes import FakeTrain, lr_curve, write_study
+
+from search.spec import load_spec
+from search.storage import open_storage
+from search.study import (
+    SpecConflictError,
+    build_pruner,
+    build_sampler,
+    default_pruner_startup,
+    default_sampler_startup,
+    open_studies,
+    run_studies,
+)
+
+TWO_ARMS = """\
+name: s
+objective: {dataset: fashion_mnist, epochs: 3, width: 0.125}
+arms: [sgd, sgd+lars]
+space: {lr: {low: 1.0e-3, high: 1.0, log: true}, warmup_epochs: 0.0}
+budget: {trials: 3}
+sampler: {type: tpe, seed: 1}
+pruner: none
+"""
+
+
+@pytest.fixture
+def db(tmp_path):
+    return f"sqlite:///{tmp_path / 'search.db'}"
+
+
+def load(db, name):
+    return optuna.load_study(study_name=name, storage=open_storage(db, heartbeat=False))
+
+
+def test_runs_n_trials_per_arm_into_sqlite_with_full_records(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, TWO_ARMS))
+    fake = FakeTrain()
+    summary = run_studies(spec, db, train_fn=fake, progress=False)
+    assert {a: (p.complete, p.ran_here) for a, p in summary.items()} == {"sgd": (3, 3), "sgd+lars": (3, 3)}
+    # round robin: the arms alternate
+    assert [(c["optimizer"], c["lars"]) for c in fake.calls] == [("sgd", False), ("sgd", True)] * 3
+    study = load(db, "s/sgd+lars")
+    assert study.user_attrs == {"study_file": TWO_ARMS, "arm": "sgd+lars", "spec_version": 1}
+    for trial in study.trials:
+        config = trial.user_attrs["config"]
+        assert config == fake.calls[2 * trial.number + 1]  # the full config objectives received
+        assert config["lars"] is True and config["epochs"] == 3 and config["progress"] is False
+        assert trial.value == pytest.approx(lr_curve(config, 3))
+        assert trial.intermediate_values == {e: pytest.approx(lr_curve(config, e)) for e in (1, 2, 3)}
+        assert trial.user_attrs["images_per_s"] == 1000.0 and trial.user_attrs["wall_time_s"] > 0
+        assert [h["epoch"] for h in trial.user_attrs["history"]] == [1, 2, 3]
+    assert summary["sgd+lars"].best_value == max(t.value for t in study.trials)
+
+
+def test_second_run_resumes_without_duplicates_and_keeps_earlier_trials(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, TWO_ARMS))
+    run_studies(spec, db, n_trials=2, train_fn=FakeTrain(), progress=False)
+    first = {t.number: (t.params, t.datetime_complete) for t in load(db, "s/sgd").trials}
+    again = FakeTrain()
+    summary = run_studies(spec, db, n_trials=2, train_fn=again, progress=False)
+    assert again.calls == [] and summary["sgd"].complete == 2  # budget already met: nothing new
+    run_studies(spec, db, n_trials=4, train_fn=again, progress=False)
+    trials = load(db, "s/sgd").trials
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert {t.number: (t.params, t.datetime_complete) for t in trials[:2]} == first
+    assert len(again.calls) == 4  # two more per arm
+    lrs = [t.params["lr"] for t in trials]
+    assert len(set(lrs)) == 4  # the resumed sampler did not replay the first run's draws
+
+
+def test_median_pruner_prunes_a_losing_trial_but_never_inside_its_warmup(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, """\
+        name: p
+        objective: {epochs: 5}
+        arms: [sgd]
+        space: {lr: [0.03, 0.0001], warmup_epochs: [0.0, 2.0]}
+        budget: {trials: 4}
+        pruner: {type: median, n_startup_trials: 2}
+        """))
+    studies = open_studies(spec, open_storage(db))
+    for lr, warmup in [(0.03, 0.0), (0.03, 0.0), (0.0001, 2.0), (0.0001, 0.0)]:
+        studies["sgd"].enqueue_trial({"lr": lr, "warmup_epochs": warmup})
+    asked = []
+
+    def curve(config, epoch):
+        return lr_curve(config, epoch)
+
+    fake = FakeTrain(curve)
+    original = optuna.trial.Trial.should_prune
+
+    def spy(self):
+        asked.append((self.number, max(self.storage.get_trial(self._trial_id).intermediate_values)))
+        return original(self)
+
+    optuna.trial.Trial.should_prune = spy
+    try:
+        run_studies(spec, db, train_fn=fake, progress=False)
+    finally:
+        optuna.trial.Trial.should_prune = original
+    trials = load(db, "p/sgd").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
+    # trial 2 (2 warm-up epochs) is only judged from epoch 3 on, and pruned there; trial 3 at epoch 1
+    assert sorted(trials[2].intermediate_values) == [1, 2, 3]
+    assert sorted(trials[3].intermediate_values) == [1]
+    assert [e for n, e in asked if n == 2] == [3]
+    assert trials[2].user_attrs["fail_reason"].startswith("pruned at epoch 3: val_accuracy 0.")
+    assert len(trials[2].user_attrs["history"]) == 3
+
+
+def test_faults_in_a_trial_do_not_stop_the_study(tmp_path, db, monkeypatch):
+    import torch
+
+    spec = load_spec(write_study(tmp_path, TWO_ARMS.replace("arms: [sgd, sgd+lars]", "arms: [sgd]").replace("trials: 3", "trials: 4")))
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    calls = {"n": 0}
+
+    def curve(config, epoch):
+        n = calls["n"] = calls["n"] + (epoch == 1)
+        if n == 1 and epoch == 2:
+            return math.nan  # diverged
+        if n == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if n == 3 and epoch == 3:
+            raise ValueError("user code broke\nsecond line")
+        return lr_curve(config, epoch)
+
+    summary = run_studies(spec, db, train_fn=FakeTrain(curve), progress=False)
+    trials = load(db, "s/sgd").trials
+    assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[0].user_attrs["fail_reason"] == "diverged: non-finite training loss at epoch 2"
+    assert trials[0].user_attrs["diverged_epoch"] == 2
+    assert trials[1].user_attrs["fail_reason"] == "CUDA out of memory: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert emptied == [True]
+    assert trials[2].user_attrs["fail_reason"] == "ValueError: user code broke"
+    assert len(trials[2].user_attrs["history"]) == 2
+    assert (summary["sgd"].complete, summary["sgd"].pruned, summary["sgd"].failed) == (1, 1, 2)
+
+
+def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, TWO_ARMS))
+    calls = {"n": 0}
+
+    def curve(config, epoch):
+        calls["n"] += epoch == 1
+        if calls["n"] == 3 and epoch == 2:
+            raise KeyboardInterrupt
+        return lr_curve(config, epoch)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_studies(spec, db, train_fn=FakeTrain(curve), progress=False)
+    sgd, lars = load(db, "s/sgd").trials, load(db, "s/sgd+lars").trials
+    assert [t.state for t in sgd] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert sgd[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C) during epoch 2"
+    assert [t.state for t in lars] == [TrialState.COMPLETE]
+    # resuming: the failed trial keeps its slot, the arms fill up to the budget
+    run_studies(spec, db, train_fn=FakeTrain(), progress=False)
+    assert len(load(db, "s/sgd").trials) == 3 and len(load(db, "s/sgd+lars").trials) == 3
+
+
+def test_a_conflicting_study_file_is_refused_before_anything_is_written(tmp_path, db):
+    run_studies(load_spec(write_study(tmp_path, TWO_ARMS)), db, n_trials=1, train_fn=FakeTrain(), progress=False)
+    changed = load_spec(write_study(tmp_path, TWO_ARMS.replace("epochs: 3", "epochs: 5"), "changed.yaml"))
+    with pytest.raises(SpecConflictError, match=r"arm 'sgd' conflicts with the stored study 's/sgd' in sqlite:///.*: "
+                       r"objective\.epochs was 3, now 5"):
+        run_studies(changed, db, train_fn=FakeTrain(), progress=False)
+    assert len(load(db, "s/sgd").trials) == 1
+    # a bigger budget, another device or sampler is not a conflict
+    bigger = load_spec(write_study(tmp_path, TWO_ARMS.replace("trials: 3", "trials: 2").replace("width: 0.125", "width: 0.125, device: cpu"), "b.yaml"))
+    assert run_studies(bigger, db, train_fn=FakeTrain(), progress=False)["sgd"].complete == 2
+
+
+def test_timeout_zero_starts_no_trial(tmp_path, db):
+    fake = FakeTrain()
+    run_studies(load_spec(write_study(tmp_path, TWO_ARMS)), db, timeout=0, train_fn=fake, progress=False)
+    assert fake.calls == []
+
+
+def test_samplers_and_pruners_follow_the_file(tmp_path):
+    spec = load_spec(write_study(tmp_path, TWO_ARMS))
+    for kind, cls in [("tpe", optuna.samplers.TPESampler), ("random", optuna.samplers.RandomSampler),
+                      ("qmc", optuna.samplers.QMCSampler), ("gp", optuna.samplers.GPSampler)]:
+        s = load_spec(write_study(tmp_path, TWO_ARMS.replace("type: tpe", f"type: {kind}")))
+        assert type(build_sampler(s)) is cls
+    assert build_sampler(spec)._n_startup_trials == default_sampler_startup(3) == 3
+    assert (default_sampler_startup(20), default_sampler_startup(100), default_pruner_startup(20)) == (6, 10, 4)
+    assert type(build_pruner(spec)) is optuna.pruners.NopPruner
+    median = build_pruner(load_spec(write_study(tmp_path, TWO_ARMS.replace("pruner: none", "pruner: median"))))
+    assert (median._n_startup_trials, median._n_warmup_steps) == (2, 0)
+    hyper = build_pruner(load_spec(write_study(tmp_path, TWO_ARMS.replace("pruner: none", "pruner: {type: hyperband, reduction_factor: 2}"))))
+    assert (hyper._min_resource, hyper._max_resource, hyper._reduction_factor) == (1, 3, 2)
+
+
+def test_stored_study_file_round_trips(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, TWO_ARMS))
+    run_studies(spec, db, n_trials=1, train_fn=FakeTrain(), progress=False)
+    assert yaml.safe_load(load(db, "s/sgd").user_attrs["study_file"]) == yaml.safe_load(TWO_ARMS)
