@@ -145,6 +145,7 @@ def test_port_out_of_range_is_rejected(port):
 
 
 @pytest.mark.browser
+@pytest.mark.slow  # about 2 s on idle cores, 10-15 s on busy ones
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_headless_chromium_shows_every_arm_and_saves_a_screenshot(dashboard, tmp_path):
     dom = _chromium(tmp_path, "--dump-dom", dashboard.url).stdout
@@ -160,6 +161,7 @@ def test_headless_chromium_shows_every_arm_and_saves_a_screenshot(dashboard, tmp
 
 
 @pytest.mark.browser
+@pytest.mark.slow  # about 2 s on idle cores, 10-15 s on busy ones
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_headless_chromium_shows_trial_user_attrs(dashboard, tmp_path):
     studies = _get_json(dashboard, "/api/studies")["study_summaries"]
@@ -171,3 +173,13 @@ def test_headless_chromium_shows_trial_user_attrs(dashboard, tmp_path):
         assert text in dom, f"{text!r} not shown on the trial page"
     ARTIFACTS.mkdir(exist_ok=True)
     _chromium(tmp_path, f"--screenshot={ARTIFACTS / 'dashboard-trials.png'}", "--window-size=1280,900", page)
+
+
+@pytest.mark.slow  # the CLI's error path imports objectives (torch, torchvision)
+def test_cli_dashboard_busy_port_is_one_line_exit_2(dashboard, capsys):
+    from search.cli import main
+
+    port = int(dashboard.url.rsplit(":", 1)[1].split("/")[0])
+    assert main(["dashboard", "--storage", "sqlite:///unused.db", "--port", str(port)]) == 2
+    assert capsys.readouterr().err == (
+        f"lars-search: error: port {port} on 127.0.0.1 is already in use; pick another with --port\n")
