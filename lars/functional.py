@@ -8,7 +8,7 @@ A float64 test checks that they agree.
 Gradient mode (LARS, You, Gitman, Ginsburg, arXiv:1708.03888, 2017)::
 
     r    = local_lr(‖w‖, ‖g‖)                    (see lars.trust_ratio)
-    d    = r · g + r · β · w                      what the base optimizer receives
+    d    = r · (g + β · w)                        what the base optimizer receives
 
 Update mode (as LAMB does it, You et al., arXiv:1904.00962, 2019)::
 
@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .trust_ratio import local_lr, tensor_norms
 
-__all__ = ["scale_gradients", "rescale_updates", "rescale_differences"]
+__all__ = ["scale_gradients", "rescale_updates", "rescale_decoupled", "rescale_differences"]
 
 
 def scale_gradients(
@@ -42,9 +42,9 @@ def scale_gradients(
     maximize: bool = False,
     foreach: bool = True,
 ) -> Tensor:
-    """Gradient mode: write ``d = r·g + r·β·w`` into ``out`` (``grads`` untouched).
+    """Gradient mode: write ``d = r·(g + β·w)`` into ``out`` (``grads`` untouched).
 
-    ``maximize=True`` writes ``r·g − r·β·w`` so that a base optimizer that negates
+    ``maximize=True`` writes ``r·(g − β·w)`` so that a base optimizer that negates
     its gradient still decays the weights. Returns the local rates ``r`` (1-D).
     """
     fn = _multi_tensor_scale_gradients if foreach else _single_tensor_scale_gradients
@@ -64,17 +64,23 @@ def scale_gradients(
 
 def _single_tensor_scale_gradients(params, grads, out, rates, decay):
     for w, g, d, r in zip(params, grads, out, rates.unbind()):
-        torch.mul(g, r, out=d)
         if decay != 0:
-            d.addcmul_(w, r * decay)
+            torch.add(g, w, alpha=decay, out=d)
+            d.mul_(r)
+        else:
+            torch.mul(g, r, out=d)
 
 
 def _multi_tensor_scale_gradients(params, grads, out, rates, decay):
-    rate_list = list(rates.unbind())
-    torch._foreach_copy_(out, grads)
-    torch._foreach_mul_(out, rate_list)
+    # No foreach op writes into given outputs, so the one pass that fills ``out``
+    # is a loop of ``out=`` calls; copying first and scaling in place costs a pass more.
     if decay != 0:
-        torch._foreach_addcmul_(out, params, torch._foreach_mul(rate_list, decay))
+        for w, g, d in zip(params, grads, out):
+            torch.add(g, w, alpha=decay, out=d)
+        torch._foreach_mul_(out, list(rates.unbind()))
+    else:
+        for g, d, r in zip(grads, out, rates.unbind()):
+            torch.mul(g, r, out=d)
 
 
 def rescale_updates(
@@ -115,6 +121,46 @@ def rescale_updates(
             if shrink is not None:
                 w.mul_(shrink[i])
             w.addcmul_(s, r)
+    return rates
+
+
+def rescale_decoupled(
+    params: list[Tensor],
+    steps: list[Tensor],
+    weight_norms: Tensor,
+    *,
+    lr: float | Tensor,
+    trust_coefficient: float,
+    weight_decay: float,
+    eps: float,
+    clip: bool,
+    foreach: bool = True,
+) -> Tensor:
+    """Update mode in one pass: ``params`` hold ``w``, ``steps`` hold ``−u/β`` (β > 0).
+
+    A base optimizer whose step is proportional to its lr, stepped on a zero tensor
+    with its lr set to ``1/β``, writes ``−u/β``. With ``a = r·lr·β``,
+    ``w ← lerp(w, −u/β, a) = (1 − a)·w − r·lr·u = w − lr·r·(u + β·w)``: the trust
+    ratio and the decoupled decay land in one ``lerp``. ‖u‖ is ``β·‖steps‖``.
+    Returns the local rates ``r``.
+    """
+    if not weight_decay > 0:
+        raise ValueError(f"weight_decay must be > 0 here, got {weight_decay!r}")
+    rates = local_lr(
+        weight_norms,
+        tensor_norms(steps, foreach=foreach) * weight_decay,
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay,
+        eps=eps,
+        clip=clip,
+    )
+    weights = rates * (lr * weight_decay)
+    if foreach:
+        torch._foreach_lerp_(params, steps, list(weights.unbind()))
+    else:
+        for w, s, a in zip(params, steps, weights.unbind()):
+            w.lerp_(s, a)
     return rates
 
 

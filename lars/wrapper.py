@@ -46,6 +46,10 @@ _VALUE_FREE_BASES = tuple(
     )
 )
 
+# Value-free bases whose step is also proportional to the group's lr: update mode with
+# β > 0 steps them at lr = 1/β and applies ratio and decay in one lerp.
+_LR_LINEAR_BASES = tuple(b for b in _VALUE_FREE_BASES if b is not torch.optim.Rprop)
+
 _DECOUPLED_BASES = (torch.optim.AdamW,)
 
 
@@ -264,14 +268,15 @@ class LARS(Optimizer):
 
         foreach = self.foreach
         value_free = type(self.optimizer) in _VALUE_FREE_BASES
-        hidden: list[tuple[dict[str, Any], Any]] = []
+        lr_linear = type(self.optimizer) in _LR_LINEAR_BASES
+        hidden: list[tuple[dict[str, Any], str, Any]] = []
         swapped_grads: list[tuple[Tensor, Tensor]] = []
         swapped_data: list[tuple[Tensor, Tensor]] = []
         try:
             for job in jobs:
                 group = job.group
                 if "weight_decay" in group:
-                    hidden.append((group, group["weight_decay"]))
+                    hidden.append((group, "weight_decay", group["weight_decay"]))
                     group["weight_decay"] = 0.0
                 if group["lars_mode"] == "gradient":
                     grads = [p.grad for p in job.params]
@@ -289,7 +294,18 @@ class LARS(Optimizer):
                         for p, z in zip(job.params, job.buffers):
                             swapped_data.append((p, p.data))
                             p.data = z
+                        if (
+                            lr_linear
+                            and job.weight_decay > 0
+                            and isinstance(group["lr"], (int, float))
+                        ):
+                            job.form = "lerp"
+                            hidden.append((group, "lr", group["lr"]))
+                            group["lr"] = 1.0 / job.weight_decay
+                        else:
+                            job.form = "exact"
                     else:
+                        job.form = "difference"
                         torch._foreach_copy_(job.buffers, job.params)
             self.optimizer.step()
         finally:
@@ -297,13 +313,18 @@ class LARS(Optimizer):
                 p.data = data
             for p, grad in swapped_grads:
                 p.grad = grad
-            for group, value in hidden:
-                group["weight_decay"] = value
+            for group, key, value in hidden:
+                group[key] = value
 
         for job in jobs:
             if job.group["lars_mode"] != "update":
                 continue
-            if value_free:
+            if job.form == "lerp":
+                F.rescale_decoupled(
+                    job.params, job.buffers, job.weight_norms, foreach=foreach,
+                    **job.settings(),
+                )
+            elif job.form == "exact":
                 F.rescale_updates(
                     job.params, job.buffers, job.weight_norms, foreach=foreach,
                     **job.settings(),
@@ -320,7 +341,7 @@ class LARS(Optimizer):
 class _Job:
     """One adapted group's work for a step."""
 
-    __slots__ = ("group", "params", "buffers", "weight_norms", "weight_decay")
+    __slots__ = ("group", "params", "buffers", "weight_norms", "weight_decay", "form")
 
     def __init__(self, group: dict[str, Any], params: list[Tensor], buffers: list[Tensor]):
         self.group = group
@@ -328,6 +349,7 @@ class _Job:
         self.buffers = buffers
         self.weight_norms: Tensor | None = None
         self.weight_decay = group.get("weight_decay", 0.0)
+        self.form = "gradient"  # update mode: "lerp", "exact" or "difference"
 
     def settings(self) -> dict[str, Any]:
         g = self.group
