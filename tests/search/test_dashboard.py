@@ -138,6 +138,45 @@ def test_missing_sqlite_file_is_reported_not_created(tmp_path):
     assert not path.exists()
 
 
+def test_dashboard_reading_a_live_study_never_locks_the_writer(tmp_path):
+    """optuna-dashboard#545: a dashboard on a running SQLite study made the study fail with
+    "database is locked". Here a writer adds trials while the API is read in a loop."""
+    from search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    study = optuna.create_study(study_name="live/sgd", storage=open_storage(url, heartbeat=False),
+                                direction="maximize")
+    server = make_server(url, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    stop, reads, errors = threading.Event(), [], []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                reads.append(len(_get_json(server, "/api/studies/1")["trials"]))
+            except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+                errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        for number in range(30):
+            trial = study.ask()
+            trial.report(0.5, 1)
+            trial.set_user_attr("wall_time_s", 1.0)
+            study.tell(trial, 0.5 + number / 100)
+    finally:
+        stop.set()
+        reader.join(timeout=10)
+        server.shutdown()
+        server.server_close()
+    assert errors == []
+    assert len(study.trials) == 30 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert reads and reads == sorted(reads)  # the dashboard saw the study grow
+
+
 @pytest.mark.parametrize("port", [-1, 65536, "8080", True])
 def test_port_out_of_range_is_rejected(port):
     with pytest.raises(DashboardError, match=r"port must be an integer in \[0, 65535\], got"):
