@@ -1,0 +1,180 @@
+"""The lars-search command: help, one-line user errors, Ctrl-C, and run/status/compare/export/train end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from search_fakes import FakeTrain, lr_curve, write_study
+
+from search.cli import COMMANDS, main
+from search.storage import open_storage
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_data = pytest.mark.skipif(
+    not (FASHION / "train-images-idx3-ubyte.gz").exists() and not os.environ.get("LARS_SEARCH_DATA"),
+    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+)
+
+FAKE_STUDY = """\
+name: c
+objective: {epochs: 2}
+arms: [sgd, adam+lars]
+budget: {trials: 2}
+"""
+
+TINY_REAL = """\
+name: tiny
+objective: {dataset: fashion_mnist, model: vgg16, width: 0.0625, n_train: 192, val_size: 64,
+            epochs: %(epochs)d, batch_size: 64, device: cpu}
+arms: [sgd, sgd+lars]
+space: {lr: {low: 0.01, high: 0.1, log: true}, warmup_epochs: 0.0, schedule: cosine}
+budget: {trials: %(trials)d}
+pruner: none
+"""
+
+
+def cli(*args, cwd, env_extra=None, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run(["lars-search", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_top_level_help_names_the_environment_variables_and_examples(tmp_path):
+    done = cli("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    for text in ("LARS_SEARCH_STORAGE", "LARS_SEARCH_DATA", "lars-search run studies/quickstart.yaml", *COMMANDS):
+        assert text in done.stdout
+
+
+@pytest.mark.parametrize("verb", list(COMMANDS))
+def test_every_verb_has_help_with_an_example(verb, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([verb, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"examples:\n  lars-search {verb}" in out and "LARS_SEARCH_STORAGE" in out
+
+
+def test_no_verb_prints_help_and_returns_1(capsys):
+    assert main([]) == 1
+    assert "usage: lars-search" in capsys.readouterr().err
+
+
+def test_a_bad_study_file_is_one_line_and_the_database_is_untouched(tmp_path, capsys):
+    path = write_study(tmp_path, FAKE_STUDY + "space: {lr: {low: 0, high: 1, log: true}}\n")
+    db = tmp_path / "untouched.db"
+    assert main(["run", str(path), "--storage", f"sqlite:///{db}"], train_fn=FakeTrain()) == 2
+    err = capsys.readouterr().err
+    assert err == f"lars-search: error: {path}: space.lr.low: must be > 0, got 0.0\n"
+    assert not db.exists()
+
+
+def test_bad_overrides_and_unknown_storage_are_one_line(tmp_path, capsys):
+    path = write_study(tmp_path, FAKE_STUDY)
+    assert main(["run", str(path), "--n-trials", "0", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
+    assert capsys.readouterr().err == "lars-search: error: --n-trials must be a positive integer (trials per arm), got 0\n"
+    assert main(["status", "--storage", "nosuchdb://user:secret@host/db"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "secret" not in err and err.startswith("lars-search: error: storage URL")
+    with pytest.raises(Exception):
+        main(["status", "--storage", "nosuchdb://user:secret@host/db", "--debug"])
+
+
+def test_fake_study_run_status_compare(tmp_path, capsys):
+    path = write_study(tmp_path, FAKE_STUDY)
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert main(["run", str(path), "--storage", db], train_fn=FakeTrain()) == 0
+    out = capsys.readouterr().out
+    assert "study c: 2 arms (sgd, adam+lars), 2 trials per arm" in out
+    assert out.count("c/sgd trial ") == 2 and out.count("c/adam+lars trial ") == 2
+    assert "compare c: validation accuracy per arm" in out and "winner: " in out
+    assert main(["status", "c", "--storage", db]) == 0
+    status = capsys.readouterr().out.splitlines()
+    assert [line.split()[:4] for line in status[3:]] == [["sgd", "2", "0", "0"], ["adam+lars", "2", "0", "0"]]
+
+
+def test_ctrl_c_in_main_exits_130_with_one_line(tmp_path, capsys):
+    path = write_study(tmp_path, FAKE_STUDY)
+    db = f"sqlite:///{tmp_path / 'i.db'}"
+
+    def curve(config, epoch):
+        if config["optimizer"] == "adam":
+            raise KeyboardInterrupt
+        return lr_curve(config, epoch)
+
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain(curve)) == 130
+    err = capsys.readouterr().err
+    assert err == (f"lars-search: interrupted; the running trial was marked FAIL, finished trials are kept in {db}; "
+                   "run the same command again to resume\n")
+    study = optuna.load_study(study_name="c/adam+lars", storage=open_storage(db, heartbeat=False))
+    assert [t.state.name for t in study.trials] == ["FAIL"]
+
+
+@pytest.mark.slow
+@needs_data
+def test_end_to_end_on_a_tiny_real_objective(tmp_path):
+    study = write_study(tmp_path, TINY_REAL % {"epochs": 1, "trials": 2})
+    db = f"sqlite:///{tmp_path / 'tiny.db'}"
+    run = cli("run", str(study), "--storage", db, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "compare tiny: validation accuracy per arm" in run.stdout
+    status = cli("status", "--storage", db, cwd=tmp_path)
+    assert status.returncode == 0
+    rows = [line.split() for line in status.stdout.splitlines()[3:]]
+    assert [r[:5] for r in rows] == [["sgd", "2", "0", "0", "0"], ["sgd+lars", "2", "0", "0", "0"]]
+    compare = cli("compare", "tiny", "--storage", db, cwd=tmp_path)
+    assert compare.returncode == 0 and "sgd+lars vs sgd:" in compare.stdout
+    export = cli("export", "tiny", "--storage", db, "-o", "best.yaml", cwd=tmp_path)
+    assert export.returncode == 0, export.stderr
+    exported = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    best = max((optuna.load_study(study_name=f"tiny/{a}", storage=open_storage(db, heartbeat=False)) for a in ("sgd", "sgd+lars")),
+               key=lambda s: s.best_value)
+    assert exported == best.best_trial.user_attrs["config"]
+    train = cli("train", "best.yaml", "--seeds", "2", "-q", cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    lines = train.stdout.splitlines()
+    assert lines[0].startswith("seed 0: test accuracy ") and lines[1].startswith("seed 1: test accuracy ")
+    assert lines[2].startswith("test accuracy: ") and " over 2 seed(s)" in lines[2]
+    # seed 0 retrains the exported trial's config: the same validation accuracy
+    assert f"validation {100 * best.best_value:.2f}%" in lines[0]
+
+
+@pytest.mark.slow
+@needs_data
+def test_sigint_marks_the_running_trial_failed_and_exits_130_without_traceback(tmp_path):
+    study = write_study(tmp_path, TINY_REAL % {"epochs": 30, "trials": 1})
+    path = tmp_path / "sig.db"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(["lars-search", "run", str(study), "--storage", f"sqlite:///{path}", "-q"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:  # wait until a trial has finished an epoch
+            time.sleep(0.5)
+            if path.exists():
+                with sqlite3.connect(path) as db:
+                    try:
+                        if db.execute("select count(*) from trial_intermediate_values").fetchone()[0]:
+                            break
+                    except sqlite3.OperationalError:
+                        pass
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().endswith("run the same command again to resume")
+    trials = optuna.load_study(study_name="tiny/sgd", storage=open_storage(f"sqlite:///{path}", heartbeat=False)).trials
+    assert [t.state.name for t in trials] == ["FAIL"]
+    assert trials[0].user_attrs["fail_reason"].startswith("interrupted (Ctrl-C) during epoch ")
