@@ -44,15 +44,31 @@ class VGG(nn.Module):
         in_channels: 3 for CIFAR-10, 1 for Fashion-MNIST.
         num_classes: outputs of the classifier.
         width: channel multiplier, > 0.
+        generator: a CPU ``torch.Generator`` for the initial weights (default: torch's
+            global generator). With one, the weights depend on it alone and torch's global
+            random state is left as it was.
 
     Initialisation as torchvision's VGG: Kaiming normal (fan-out, ReLU) convolutions,
     BN weight 1 and bias 0, linear weights N(0, 0.01^2) and zero biases.
     """
 
-    def __init__(self, layers: list, *, in_channels: int = 3, num_classes: int = 10, width: float = 1.0):
+    def __init__(
+        self,
+        layers: list,
+        *,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        width: float = 1.0,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if not width > 0:
             raise ValueError(f"width must be > 0, got {width!r}")
+        with torch.random.fork_rng(devices=[], enabled=generator is not None):
+            self._build(layers, in_channels, num_classes, width)  # layer constructors draw from the global RNG
+        self._init_weights(generator)
+
+    def _build(self, layers: list, in_channels: int, num_classes: int, width: float) -> None:
         modules: list[nn.Module] = []
         c = in_channels
         for v in layers:
@@ -64,15 +80,17 @@ class VGG(nn.Module):
                 c = out
         self.features = nn.Sequential(*modules)
         self.classifier = nn.Linear(c, num_classes)
+
+    def _init_weights(self, generator: torch.Generator | None) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.normal_(m.weight, 0.0, 0.01, generator=generator)
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,8 +98,12 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def build_model(name: str, *, in_channels: int = 3, num_classes: int = 10, width: float = 1.0) -> VGG:
-    """``build_model("vgg16", width=0.25)``: a VGG of :data:`VGG_CONFIGS` by name."""
+def build_model(
+    name: str, *, in_channels: int = 3, num_classes: int = 10, width: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> VGG:
+    """``build_model("vgg16", width=0.25)``: a VGG of :data:`VGG_CONFIGS` by name (see :class:`VGG`)."""
     if name not in VGG_CONFIGS:
         raise ValueError(f"model must be one of {', '.join(VGG_CONFIGS)}, got {name!r}")
-    return VGG(VGG_CONFIGS[name], in_channels=in_channels, num_classes=num_classes, width=width)
+    return VGG(VGG_CONFIGS[name], in_channels=in_channels, num_classes=num_classes, width=width,
+               generator=generator)

@@ -181,10 +181,8 @@ def train(config: dict[str, Any], report: Report | None = None, *, data: Splits 
     std = torch.tensor(data.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
     # Model and optimizer; the seed fixes the initial weights, the data order and the augmentation.
-    with torch.random.fork_rng(devices=[device] if on_cuda else []):
-        torch.manual_seed(config["seed"])
-        model = build_model(config["model"], in_channels=data.in_channels,
-                            num_classes=data.num_classes, width=config["width"])
+    model = build_model(config["model"], in_channels=data.in_channels, num_classes=data.num_classes,
+                        width=config["width"], generator=torch.Generator().manual_seed(config["seed"]))
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     forward = torch.compile(model) if config["compile"] else model
     optimizer, scheduler = build_optimizer(model, config, steps_per_epoch)

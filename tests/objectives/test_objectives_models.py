@@ -60,3 +60,14 @@ def test_initialisation_is_seeded():
     torch.manual_seed(3)
     b = build_model("vgg11", width=0.125)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_a_generator_fixes_the_weights_and_leaves_the_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a = build_model("vgg11", width=0.125, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.manual_seed(123)  # the global state does not matter
+    b = build_model("vgg11", width=0.125, generator=torch.Generator().manual_seed(4))
+    c = build_model("vgg11", width=0.125, generator=torch.Generator().manual_seed(5))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)
