@@ -7,8 +7,11 @@ full ``config`` it trained, ``wall_time_s``, ``images_per_s``, ``fail_reason``,
 
 The server is optuna-dashboard's own WSGI application (:func:`optuna_dashboard.wsgi`)
 under the standard library's threaded WSGI server, bound to 127.0.0.1 by default so
-that nothing is exposed beyond this machine. The port is bound *before* anything is
-served, so a port already in use is one clear line, not a traceback::
+that nothing is exposed beyond this machine. A URL is opened with
+:func:`search.storage.open_storage` (no heartbeat), whose SQLite settings (WAL journal,
+long busy timeout) keep a dashboard reading a running study from failing the study's
+writes with "database is locked" (optuna-dashboard#545). The port is bound *before*
+anything is served, so a port already in use is one clear line, not a traceback::
 
     lars-search dashboard --storage sqlite:///lars-search.db --port 8080
     # same as: optuna-dashboard sqlite:///lars-search.db --host 127.0.0.1 --port 8080
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import socketserver
 import sys
 from typing import IO
@@ -56,6 +60,10 @@ class DashboardServer(socketserver.ThreadingMixIn, WSGIServer):
     allow_reuse_address = False  # a port in use must be reported, not silently shared
     url: str
     study_names: list[str]
+
+
+class _DashboardServerIPv6(DashboardServer):
+    address_family = socket.AF_INET6
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -99,9 +107,10 @@ def make_server(
     """Bind ``host:port`` and return a ready (not yet serving) optuna-dashboard server.
 
     Args:
-        storage: a storage URL (``sqlite:///lars-search.db``, ``postgresql+psycopg://...``,
-            a journal file path) or an opened Optuna storage.
-        host: interface to bind; default ``127.0.0.1`` (this machine only).
+        storage: a SQLAlchemy storage URL (``sqlite:///lars-search.db``,
+            ``postgresql+psycopg://...``) or an opened Optuna storage.
+        host: interface to bind; default ``127.0.0.1`` (this machine only); an IPv6
+            address such as ``::1`` binds IPv6.
         port: TCP port in [0, 65535]; 0 picks a free port (see ``server.url``).
         quiet: drop the per-request access log.
 
@@ -121,7 +130,8 @@ def make_server(
     handler = _QuietHandler if quiet else WSGIRequestHandler
     # Bind first: a busy port fails here, before the storage is touched.
     try:
-        server = DashboardServer((host, port), handler)
+        server_class = _DashboardServerIPv6 if ":" in host else DashboardServer
+        server = server_class((host, port), handler)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise DashboardError(
@@ -141,7 +151,8 @@ def make_server(
         server.server_close()
         raise
     bound_host, bound_port = server.server_address[:2]
-    server.url = f"http://{bound_host}:{bound_port}/dashboard"
+    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    server.url = f"http://{shown_host}:{bound_port}/dashboard"
     server.study_names = names
     return server
 

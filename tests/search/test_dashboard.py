@@ -222,3 +222,42 @@ def test_cli_dashboard_busy_port_is_one_line_exit_2(dashboard, capsys):
     assert main(["dashboard", "--storage", "sqlite:///unused.db", "--port", str(port)]) == 2
     assert capsys.readouterr().err == (
         f"lars-search: error: port {port} on 127.0.0.1 is already in use; pick another with --port\n")
+
+
+@pytest.mark.slow  # a real `lars-search` process: imports and start-up take a few seconds
+def test_console_script_serves_until_ctrl_c(tmp_path):
+    import signal
+    import sys
+    import time
+
+    url = _make_storage(tmp_path / "cli.db")
+    with contextlib.closing(socket.socket()) as sock:  # a free port, released for the server
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-c", "import sys; from search.cli import main; sys.exit(main())",
+               "dashboard", "--storage", url, "--port", str(port)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    try:
+        first = process.stderr.readline()
+        assert first == f"optuna-dashboard for {url} on http://127.0.0.1:{port}/dashboard\n"
+        assert process.stderr.readline() == (
+            f"3 studies: {NAME}/adam+lars, {NAME}/sgd, {NAME}/sgd+lars\n")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
+                    names = sorted(s["study_name"] for s in json.loads(response.read())["study_summaries"])
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert names == sorted(f"{NAME}/{arm}" for arm in ARMS)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
