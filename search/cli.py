@@ -141,7 +141,47 @@ def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: C
 def cmd_run(args: argparse.Namespace) -> int:
     """Create or resume the studies of a study file (one per arm) and run them round robin."""
     spec, url = prepare_run(args)
-    return run_in_process(args, spec, url, train_fn=args.train_fn)
+    if args.workers is None and args.gpus is None:
+        return run_in_process(args, spec, url, train_fn=args.train_fn)
+    from search.report import format_compare
+    from search.storage import open_storage
+    from search.workers import launch_workers, parse_gpus
+
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be a positive integer, got {args.workers}")
+    try:
+        gpus = parse_gpus(args.gpus)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if gpus is not None and args.workers is not None and args.workers != len(gpus):
+        raise UserError(f"--workers must equal the number of --gpus ({len(gpus)}), got {args.workers}")
+    status = launch_workers(
+        args.study, storage_url=url, n_workers=args.workers, gpus=gpus, n_trials=args.n_trials,
+        timeout=args.timeout, device=args.device, log=print,
+    )  # fmt: skip
+    if status == 0:
+        print()
+        print(format_compare(open_storage(url, heartbeat=False), spec.name))
+    return status
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run one worker of a study on a shared storage (start one per machine or GPU)."""
+    from search.storage import mask_url
+    from search.workers import run_worker
+
+    spec, url = prepare_run(args)
+    try:
+        run_worker(
+            args.study, storage_url=url, worker_id=args.worker_id, n_trials=args.n_trials, timeout=args.timeout,
+            device=args.device, train_fn=args.train_fn, log=(lambda line: None) if args.quiet else print,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"{PROG}: worker interrupted; its running trial was marked FAIL, finished trials are kept in "
+              f"{mask_url(url)}", file=sys.stderr)  # fmt: skip
+        return 130
+    _say(args, f"worker done: every arm of {spec.name} has its budget")
+    return 0
 
 
 # --------------------------------------------------------------------------- reports
@@ -275,6 +315,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _args_run(p: argparse.ArgumentParser) -> None:
+    add_run_arguments(p)
+    p.add_argument("--workers", type=int, metavar="N", help="start N worker processes on this machine sharing the storage")
+    p.add_argument("--gpus", metavar="0,1,...", help="one worker per listed GPU, each seeing only its GPU (CUDA_VISIBLE_DEVICES)")
+
+
+def _args_worker(p: argparse.ArgumentParser) -> None:
+    add_run_arguments(p)
+    p.add_argument("--worker-id", type=int, metavar="I", help="varies the sampler seed per worker (default: from host and pid)")
+
+
 def _args_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", metavar="NAME", help="study name (the study file's `name`); all when left out")
     _storage_arg(p)
@@ -308,10 +359,14 @@ def _args_dashboard(p: argparse.ArgumentParser) -> None:
 
 # verb -> (function, argument builder, examples)
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]] = {
-    "run": (cmd_run, add_run_arguments, """examples:
+    "run": (cmd_run, _args_run, """examples:
   lars-search run studies/quickstart.yaml
+  lars-search run studies/vgg16-cifar10.yaml --gpus 0,1,2,3              # one worker per GPU
   lars-search run studies/vgg16-cifar10.yaml --device cuda --storage postgresql+psycopg://lars:pw@db/lars
   lars-search run studies/quickstart.yaml --n-trials 10 --timeout 3600   # resume with a bigger budget"""),
+    "worker": (cmd_worker, _args_worker, """examples:
+  lars-search worker studies/vgg16-cifar10.yaml --storage postgresql+psycopg://lars:PASSWORD@db-host/lars
+  CUDA_VISIBLE_DEVICES=1 lars-search worker studies/vgg16-cifar10.yaml --device cuda --storage URL"""),
     "status": (cmd_status, _args_status, """examples:
   lars-search status
   lars-search status quickstart --storage sqlite:///lars-search.db"""),

@@ -178,3 +178,20 @@ def test_sigint_marks_the_running_trial_failed_and_exits_130_without_traceback(t
     trials = optuna.load_study(study_name="tiny/sgd", storage=open_storage(f"sqlite:///{path}", heartbeat=False)).trials
     assert [t.state.name for t in trials] == ["FAIL"]
     assert trials[0].user_attrs["fail_reason"].startswith("interrupted (Ctrl-C) during epoch ")
+
+
+def test_worker_verb_runs_one_worker_until_every_arm_has_its_budget(tmp_path, capsys):
+    path = write_study(tmp_path, FAKE_STUDY)
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    assert main(["worker", str(path), "--storage", db, "--worker-id", "3"], train_fn=FakeTrain()) == 0
+    out = capsys.readouterr().out
+    assert out.count("[worker 3] c/") == 4 and out.rstrip().endswith("worker done: every arm of c has its budget")
+
+
+def test_bad_workers_and_gpus_are_one_line(tmp_path, capsys):
+    path = write_study(tmp_path, FAKE_STUDY)
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    assert main(["run", str(path), "--storage", db, "--gpus", "0,x"]) == 2
+    assert capsys.readouterr().err == "lars-search: error: --gpus must be a comma-separated list of GPU indices like 0,1,2, got '0,x'\n"
+    assert main(["run", str(path), "--storage", db, "--gpus", "0,1", "--workers", "3"]) == 2
+    assert capsys.readouterr().err == "lars-search: error: --workers must equal the number of --gpus (2), got 3\n"
