@@ -3,9 +3,11 @@
 For each arm (Optuna study ``<name>/<arm>``) the finished trials are taken in the order
 their results became known (completion time, then trial number). Trial ``i`` spent
 
-    e_i = number of epochs it reported (``len(trial.intermediate_values)``)
+    e_i = epochs it trained (its ``history`` user attr, else its reported epochs,
+          ``len(trial.intermediate_values)``; :func:`search.report.epochs_run`)
 
-trial-epochs, whether it completed, was pruned or failed, and the arm's curve is
+trial-epochs, whether it completed, was pruned or failed (the same count as the
+``trial-epochs`` column of ``lars-search compare``), and the arm's curve is
 
     C_k = e_1 + ... + e_k                                   (compute spent, trial-epochs)
     B_k = max{ value_i : i <= k, trial i COMPLETE }         (best-so-far validation accuracy)
@@ -39,6 +41,8 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.report import epochs_run
+
 __all__ = ["ArmCurve", "PlotError", "arm_curve", "compare_curves", "plot_compare"]
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -58,7 +62,7 @@ class ArmCurve:
         arm: the arm name (``sgd+lars``), the part of the study name after ``<name>/``.
         numbers: Optuna trial numbers.
         states: ``"COMPLETE"``, ``"PRUNED"`` or ``"FAIL"``.
-        epochs: e_i, epochs the trial reported.
+        epochs: e_i, epochs the trial trained (:func:`search.report.epochs_run`).
         compute: C_k, cumulative trial-epochs.
         values: the trial's accuracy (complete: its value; pruned: its last report; failed: None).
         best: B_k, best-so-far accuracy of complete trials (NaN before the first one).
@@ -83,7 +87,7 @@ def arm_curve(arm: str, trials: list[FrozenTrial]) -> ArmCurve:
     curve = ArmCurve(arm=arm)
     spent, best = 0, -math.inf
     for trial in sorted((t for t in trials if t.state in _FINISHED), key=_completion_key):
-        epochs = len(trial.intermediate_values)
+        epochs = epochs_run(trial)
         spent += epochs
         if trial.state == TrialState.COMPLETE:
             value = float(trial.value)

@@ -62,6 +62,19 @@ def test_pruned_trial_value_is_its_last_report_not_its_best(storage):
     assert (curve.values[-1], curve.best[-1], curve.compute[-1]) == (0.1, 0.8, 11)
 
 
+def test_compute_counts_a_diverged_trials_history_not_only_its_reports(tmp_path):
+    url = f"sqlite:///{tmp_path / 'diverged.db'}"
+    study = optuna.create_study(study_name="d/sgd+lars", storage=url, direction="maximize")
+    trial = study.ask()
+    trial.report(0.4, 1)                                # epoch 2 diverged: trained, not reported
+    trial.set_user_attr("history", [{"val_accuracy": 0.4}, {"val_accuracy": None}])
+    trial.set_user_attr("diverged_epoch", 2)
+    study.tell(trial, state=PRUNED)
+    _run(study, [0.5, 0.6], COMPLETE, 0.6)
+    curve = compare_curves(url, "d")["sgd+lars"]
+    assert (curve.epochs, curve.compute, curve.values) == ([2, 2], [2, 4], [0.4, 0.6])
+
+
 def test_trials_are_taken_in_completion_order(tmp_path):
     url = f"sqlite:///{tmp_path / 'order.db'}"
     study = optuna.create_study(study_name="par/adam", storage=url, direction="maximize")
