@@ -137,7 +137,9 @@ def train(config: dict[str, Any], report: Report | None = None, *, data: Splits 
     Args:
         config: a plain config dict; missing keys take :data:`objectives.DEFAULT_CONFIG`.
         report: called as ``report(epoch, metrics)`` after every epoch (epochs count from 1)
-            with ``val_accuracy``, ``val_loss``, ``train_loss``, ``lr``, ``epoch_time_s``. An
+            with ``val_accuracy`` (fraction), ``val_loss`` and ``train_loss`` (mean cross-entropy),
+            ``lr`` (the first group's lr after the epoch's last step) and ``epoch_time_s``
+            (seconds of the epoch, training and validation). An
             exception raised in it (``optuna.TrialPruned``) ends training and propagates
             unchanged.
         data: already-loaded :class:`~objectives.data.Splits` to train on instead of
@@ -159,6 +161,8 @@ def train(config: dict[str, Any], report: Report | None = None, *, data: Splits 
     on_cuda = device.type == "cuda"
     bf16 = config["precision"] == "bf16" or (config["precision"] == "auto" and on_cuda)
     channels_last = on_cuda
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
 
     def autocast():
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)

@@ -2,6 +2,7 @@
 the missing-data error, splits, augmentation and normalisation."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,6 +118,36 @@ def test_offline_environment_variable_turns_download_off(tmp_path, monkeypatch):
     monkeypatch.setattr("objectives.data._host_answers", lambda *a, **k: pytest.fail("probed the network"))
     with pytest.raises(DataNotFoundError, match="Download is off"):
         load_dataset("cifar10", train=True, data_dir=tmp_path)
+
+
+def test_when_the_host_answers_torchvision_downloads_into_the_first_root(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setattr("objectives.data._host_answers", lambda host, timeout=3.0: True)
+    downloads = []
+
+    def fake_download(self):  # stands in for the network: writes what torchvision would fetch
+        downloads.append(self.root)
+        write_fashion_mnist(Path(self.raw_folder), n_train=20, n_test=10, gz=False)
+
+    monkeypatch.setattr(torchvision.datasets.FashionMNIST, "download", fake_download)
+    monkeypatch.setattr("objectives.data.DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    images, labels = load_dataset("fashion_mnist", train=True, data_dir=tmp_path / "new")
+    assert downloads == [str(tmp_path / "new")] and images.shape == (20, 1, 32, 32)
+
+
+def test_a_failed_download_is_the_same_clear_error(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setattr("objectives.data._host_answers", lambda host, timeout=3.0: True)
+
+    def broken(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(torchvision.datasets.FashionMNIST, "download", broken)
+    monkeypatch.setattr("objectives.data.DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    with pytest.raises(DataNotFoundError, match=r"(?s)Looked in:.*Downloading into .*new failed: Error downloading"):
+        load_dataset("fashion_mnist", train=True, data_dir=tmp_path / "new")
 
 
 # --- splits ---------------------------------------------------------------------------------
