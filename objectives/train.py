@@ -204,23 +204,25 @@ def train(config: dict[str, Any], report: Report | None = None, *, data: Splits 
             order = torch.randperm(n_train, generator=generator, device=device)
             loss_sum = torch.zeros((), dtype=torch.float32, device=device)
             finite = True
-            for step in tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", unit="batch",
-                             leave=False, disable=not progress):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                images = augment(data.train_images[idx], crop_padding=data.crop_padding,
-                                 flip=data.flip, generator=generator)
-                x = _to_input(images, mean, std, channels_last)
-                with autocast():
-                    loss = F.cross_entropy(forward(x), data.train_labels[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                loss_sum += loss.detach().float()
-                images_trained += batch_size
-                if (step + 1) % CHECK_EVERY == 0 and not torch.isfinite(loss_sum).item():
-                    finite = False
-                    break
+            with tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", unit="batch", leave=False,
+                      disable=not progress) as batch_bar:
+                for step in range(steps_per_epoch):
+                    idx = order[step * batch_size:(step + 1) * batch_size]
+                    images = augment(data.train_images[idx], crop_padding=data.crop_padding,
+                                     flip=data.flip, generator=generator)
+                    x = _to_input(images, mean, std, channels_last)
+                    with autocast():
+                        loss = F.cross_entropy(forward(x), data.train_labels[idx])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    loss_sum += loss.detach().float()
+                    images_trained += batch_size
+                    batch_bar.update()
+                    if (step + 1) % CHECK_EVERY == 0 and not torch.isfinite(loss_sum).item():
+                        finite = False
+                        break
             train_loss = loss_sum.item() / steps_per_epoch  # one host sync per epoch
             train_time += time.perf_counter() - t0
             if not finite or not math.isfinite(train_loss):
