@@ -31,7 +31,9 @@ and that dies with its holder:
 * SQLite (one machine by construction): ``flock`` on ``<db file>.lock``.
 
 Under the lock a claim (1) fails stale trials and enqueues their retries
-(``optuna.storages.fail_stale_trials``), (2) counts slots, and (3) calls
+(``optuna.storages.fail_stale_trials``; only once this process has reached the
+database for a whole grace period, so that a database outage, which silences every
+heartbeat at once, does not fail the trials of live workers), (2) counts slots, and (3) calls
 ``study.ask()`` only if a WAITING trial exists (a retry or an enqueued trial: its
 slot is already counted) or a slot is free (then ``ask`` creates exactly one trial).
 The new trial's first heartbeat is written before the lock is released, and a daemon
@@ -58,7 +60,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
-from search.storage import is_transient_error, mask_url, rdb_backend, storage_lock
+from search.storage import is_transient_error, mask_url, one_line, rdb_backend, storage_lock
 
 __all__ = ["count_finished", "claim_trial", "is_complete", "RETRY_ATTR"]
 
@@ -190,11 +192,26 @@ class _HeartbeatThread(threading.Thread):
 
 
 # ------------------------------------------------------------------------- claim
+def _healthy_for_grace(backend: optuna.storages.RDBStorage) -> bool:
+    """Whether this process has reached the database for a whole grace period.
+
+    A database outage stops every worker's heartbeat at once; the first claim after it
+    would find every RUNNING trial stale and fail trials whose workers are alive. So a
+    process judges staleness only after ``grace_period`` seconds without a transient
+    error (and after ``grace_period`` seconds since it opened the storage), by which time
+    every live worker has beaten again.
+    """
+    interval = backend.get_heartbeat_interval() or 0
+    grace = getattr(backend, "grace_period", None) or 2 * interval
+    since = getattr(backend, "healthy_since", None)
+    return since is None or time.monotonic() - since >= grace
+
+
 def _claim_locked(study: optuna.Study, budget: int) -> optuna.trial.Trial | None:
     backend = rdb_backend(study._storage)
     heartbeat = backend is not None and backend.get_heartbeat_interval() is not None
     with _arm_lock(study):
-        if heartbeat:
+        if heartbeat and _healthy_for_grace(backend):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
@@ -242,8 +259,14 @@ def claim_trial(study: optuna.Study, budget: int) -> optuna.trial.Trial | None:
         try:
             return _claim_locked(study, budget)
         except Exception as error:
-            if not is_transient_error(error) or time.monotonic() >= deadline:
+            if not is_transient_error(error):
                 raise
-            _logger.warning("claiming a trial of %r failed (%s); retrying", study.study_name, error)
+            backend = rdb_backend(study._storage)
+            if hasattr(backend, "note_transient_error"):
+                backend.note_transient_error()
+            if time.monotonic() >= deadline:
+                raise
+            url = backend.url if backend is not None else ""
+            _logger.warning("claiming a trial of %r failed (%s); retrying", study.study_name, one_line(error, url))
             time.sleep(delay)
             delay = min(2 * delay, 2.0)

@@ -34,8 +34,8 @@ the locking failures have known causes that we remove here:
 * **transient errors during the study** ("database is locked" after the timeout, a
   PostgreSQL server that restarts, a dropped connection): every storage call is
   retried with exponential back-off for up to ``retry_timeout`` seconds (logged, URL
-  masked); PostgreSQL and MySQL pools ping connections before use
-  (``pool_pre_ping``), so a restarted server is reconnected to transparently. The
+  masked); a connection that died with a restarted PostgreSQL/MySQL server fails
+  once, SQLAlchemy replaces the pool's connections, and the retry reconnects. The
   heartbeat thread (see :mod:`search.budget`) survives such errors instead of dying
   with them (optuna#4994).
 
@@ -83,6 +83,7 @@ __all__ = [
     "rdb_backend",
     "storage_lock",
     "is_transient_error",
+    "one_line",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -128,8 +129,8 @@ def _scrub(text: str, url: str) -> str:
     return mask_url(text)
 
 
-def _one_line(error: BaseException, url: str) -> str:
-    """The first non-empty line of the innermost database error, password removed."""
+def one_line(error: BaseException, url: str) -> str:
+    """The first useful line of the innermost database error, ``url``'s password removed."""
     inner: BaseException = error
     while True:
         nxt = getattr(inner, "orig", None) or inner.__cause__
@@ -191,6 +192,14 @@ class _RetryingRDBStorage(optuna.storages.RDBStorage):
     """
 
     retry_timeout: float = 60.0
+    #: ``time.monotonic()`` since when this process has reached the database without a
+    #: transient error (see :func:`search.budget.claim_trial`: stale trials are judged only
+    #: after a full grace period of good health, so an outage of the database, which
+    #: stops every worker's heartbeat at once, does not fail every running trial).
+    healthy_since: float = 0.0
+
+    def note_transient_error(self) -> None:
+        self.healthy_since = time.monotonic()
 
     def __setstate__(self, state: dict[Any, Any]) -> None:  # unpickled in another process
         super().__setstate__(state)
@@ -203,11 +212,14 @@ class _RetryingRDBStorage(optuna.storages.RDBStorage):
             try:
                 return fn(*args, **kwargs)
             except Exception as error:
-                if not is_transient_error(error) or time.monotonic() >= deadline:
+                if not is_transient_error(error):
+                    raise
+                self.note_transient_error()
+                if time.monotonic() >= deadline:
                     raise
                 _logger.warning(
                     "storage %s: %s failed (%s); retrying in %.2f s",
-                    mask_url(self.url), name, _one_line(error, self.url), delay,
+                    mask_url(self.url), name, one_line(error, self.url), delay,
                 )
                 time.sleep(delay * (1.0 + random.random()))
                 delay = min(delay * 2.0, 2.0)
@@ -353,7 +365,10 @@ def _engine_kwargs(parsed: sqlalchemy.engine.URL, busy_timeout: float) -> dict[s
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return {"connect_args": {"timeout": busy_timeout}}
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # No pool_pre_ping: it costs a round trip per storage call; a connection that died
+    # with a restarted server fails once, SQLAlchemy then invalidates the whole pool,
+    # and the retry (``_RetryingRDBStorage``) runs on fresh connections.
+    kwargs: dict[str, Any] = {"pool_recycle": 3600}
     if backend == "postgresql" and "connect_timeout" not in parsed.query:
         kwargs["connect_args"] = {"connect_timeout": 10}
     return kwargs
@@ -366,7 +381,7 @@ def _check_reachable(url: str, engine_kwargs: dict[str, Any]) -> None:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT 1"))
     except Exception as error:
-        raise StorageError(f"cannot connect to storage {mask_url(url)}: {_one_line(error, url)}") from None
+        raise StorageError(f"cannot connect to storage {mask_url(url)}: {one_line(error, url)}") from None
     finally:
         engine.dispose()
 
@@ -461,23 +476,24 @@ def open_storage(
                     warnings.simplefilter("ignore", FutureWarning)
                     storage = _RetryingRDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
                 storage.retry_timeout = retry_timeout
+                storage.healthy_since = time.monotonic()
                 _configure_engine(storage)
                 return storage
             except RuntimeError as error:  # Optuna's schema-version check
                 if "version" in str(error).lower() and not is_transient_error(error):
                     raise StorageError(
-                        f"storage {mask_url(url)}: {_one_line(error, url)}"
+                        f"storage {mask_url(url)}: {one_line(error, url)}"
                     ) from None
                 raise
             except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
                 # Several machines creating the schema at once collide (optuna#4621).
                 if time.monotonic() >= deadline:
                     raise StorageError(
-                        f"cannot open storage {mask_url(url)}: {_one_line(error, url)}"
+                        f"cannot open storage {mask_url(url)}: {one_line(error, url)}"
                     ) from None
                 _logger.warning(
                     "storage %s: creating the schema failed (%s); retrying",
-                    mask_url(url), _one_line(error, url),
+                    mask_url(url), one_line(error, url),
                 )
                 time.sleep(delay * (1.0 + random.random()))
                 delay = min(delay * 2.0, 1.0)

@@ -1,0 +1,203 @@
+"""Many workers on a real PostgreSQL server (Debian's ``postgresql``, started by the suite).
+
+One throwaway server per session (``postgres_fixture.PostgresServer``: initdb on a temp
+directory, 127.0.0.1 on a free port, a role with a password); each test uses its own
+study name. Workers are real ``python -m search.workers`` processes running the fast
+fake objective (``fake_objective.py``), with 1 s heartbeats and a 3 s grace period.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from postgres_fixture import PostgresServer, postgres_binaries
+from search import budget as B
+from search import workers as W
+from search.storage import StorageError, open_storage
+from worker_harness import (
+    assert_exact_budget, load_arm, start_workers, wait_all, wait_for_file, worker_env, worker_logs, write_study,
+)  # fmt: skip
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        postgres_binaries() is None,
+        reason="PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql",
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+def pg():
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _row_counts(url: str) -> dict[str, int]:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as c:
+            return {t: c.execute(sqlalchemy.text(f"SELECT count(*) FROM {t}")).scalar()
+                    for t in ("studies", "trials", "trial_params", "trial_values", "study_user_attributes")}  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------ storage on PostgreSQL
+def test_open_storage_on_postgres_has_heartbeat(pg):
+    storage = open_storage(pg.url, heartbeat_interval=1, grace_period=3)
+    assert storage.get_heartbeat_interval() == 1 and storage.grace_period == 3
+    assert storage.engine.dialect.name == "postgresql"
+
+
+def test_bare_postgresql_url_uses_psycopg_when_psycopg2_is_absent(pg):
+    pytest.importorskip("psycopg")
+    try:
+        import psycopg2  # noqa: F401
+
+        pytest.skip("psycopg2 installed: the bare URL keeps SQLAlchemy's default driver")
+    except ImportError:
+        pass
+    bare = pg.url.replace("postgresql+psycopg://", "postgresql://")
+    assert open_storage(bare, heartbeat=False).url.startswith("postgresql+psycopg://")
+
+
+def test_bad_credentials_are_one_line_without_password_and_write_nothing(pg):
+    open_storage(pg.url, heartbeat=False)  # schema exists
+    before = _row_counts(pg.url)
+    with pytest.raises(StorageError) as info:
+        open_storage(pg.url_with(password="wrong-pw-123"))
+    message = str(info.value)
+    assert message.startswith(f"cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:{pg.port}/lars: ")
+    assert 'password authentication failed for user "lars"' in message
+    assert "wrong-pw-123" not in message and "\n" not in message
+    with pytest.raises(StorageError, match=r'database "nodb" does not exist'):
+        open_storage(pg.url_with(database="nodb"))
+    assert _row_counts(pg.url) == before
+
+
+def test_worker_with_bad_credentials_exits_2_before_training(pg, tmp_path):
+    study = write_study(tmp_path, name="pg-badpw", trials=2)
+    argv = [sys.executable, "-m", "search.workers", str(study), "--storage", pg.url_with(password="hunter2"),
+            "--objective", "fake_objective:train"]  # fmt: skip
+    result = subprocess.run(argv, env=worker_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert result.returncode == W.EXIT_USER_ERROR
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "lars:***@" in result.stderr and "hunter2" not in result.stderr + result.stdout
+    assert not (tmp_path / "trials.log").exists()
+
+
+def test_concurrent_claims_in_threads_never_exceed_budget(pg):
+    """8 threads, each with its own storage (own connections), race for 25 slots."""
+    name = "pg-threads/sgd"
+    optuna.create_study(study_name=name, storage=open_storage(pg.url, heartbeat=False))
+    numbers, errors = [], []
+
+    def claim_all():
+        try:
+            study = optuna.load_study(study_name=name, storage=open_storage(pg.url, heartbeat=False))
+            while (trial := B.claim_trial(study, 25)) is not None:
+                numbers.append(trial.number)
+                study.tell(trial, 1.0)
+        except Exception as error:  # asserted below
+            errors.append(repr(error))
+
+    import threading
+
+    threads = [threading.Thread(target=claim_all) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert sorted(numbers) == list(range(25))
+
+
+# ------------------------------------------------------------------ many workers
+@pytest.mark.slow
+def test_four_workers_meet_budget_exactly_on_postgres(pg, tmp_path):
+    study = write_study(tmp_path, name="pg-four", trials=40, pruner="median")
+    codes = wait_all(start_workers(study, pg.url, 4, tmp_path))
+    logs = worker_logs(tmp_path)
+    assert codes == [0, 0, 0, 0], logs
+    assert "Traceback" not in logs
+    assert_exact_budget(pg.url, "pg-four", ("sgd", "sgd+lars"), 40)
+    assert all(f"[worker {i}]" in logs for i in range(4))
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_on_postgres_is_retried_and_budget_is_exact(pg, tmp_path):
+    study = write_study(tmp_path, name="pg-kill", arms=("sgd",), trials=40)
+    procs = start_workers(study, pg.url, 4, tmp_path)
+    victim = procs[0]
+    (tmp_path / f"hang-{victim.pid}").write_text("")
+    lr = wait_for_file(tmp_path / f"hung-{victim.pid}")
+    victim.send_signal(signal.SIGKILL)
+    codes = wait_all(procs)
+    assert codes[0] == -signal.SIGKILL and codes[1:] == [0, 0, 0], worker_logs(tmp_path)
+    states = assert_exact_budget(pg.url, "pg-kill", ("sgd",), 40, allow_retried_failures=1)
+    assert states["sgd"]["FAIL"] == 1
+    trials = load_arm(pg.url, "pg-kill/sgd").trials
+    failed = next(t for t in trials if t.state == TrialState.FAIL)
+    assert repr(failed.params["lr"]) == lr
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == failed.number)
+    assert retry.state == TrialState.COMPLETE and retry.params == failed.params
+
+
+@pytest.mark.slow
+def test_postgres_restart_mid_study_loses_nothing(pg, tmp_path):
+    study = write_study(tmp_path, name="pg-restart", arms=("sgd",), trials=40)
+    procs = start_workers(study, pg.url, 4, tmp_path, sleep=0.03)
+    storage = open_storage(pg.url, heartbeat=False)
+    deadline = time.monotonic() + 60
+    while True:  # wait until the study is well under way
+        try:
+            done = [t for t in optuna.load_study(study_name="pg-restart/sgd", storage=storage).trials
+                    if t.state == TrialState.COMPLETE]  # fmt: skip
+        except KeyError:
+            done = []
+        if len(done) >= 10 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    before = {t.number: (t.params, t.value) for t in done}
+    assert len(before) >= 10
+    pg.restart(down_s=2.0)
+    codes = wait_all(procs, timeout=180)
+    logs = worker_logs(tmp_path)
+    assert codes == [0, 0, 0, 0], logs
+    after = {t.number: t for t in load_arm(pg.url, "pg-restart/sgd").trials}
+    for number, (params, value) in before.items():  # finished trials are all still there, unchanged
+        assert after[number].state == TrialState.COMPLETE
+        assert (after[number].params, after[number].value) == (params, value)
+    study_ = load_arm(pg.url, "pg-restart/sgd")
+    assert B.count_finished(study_) == 40
+    numbers = sorted(after)
+    assert numbers == list(range(len(numbers)))
+    assert not [t for t in after.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def test_conflicting_study_file_on_postgres_is_refused_and_database_untouched(pg, tmp_path):
+    study = write_study(tmp_path, name="pg-conflict", trials=2)
+    argv = [sys.executable, "-m", "search.workers", str(study), "--storage", pg.url, "--objective", "fake_objective:train"]
+    assert subprocess.run(argv, env=worker_env(tmp_path), capture_output=True, timeout=120).returncode == 0
+    before = _row_counts(pg.url)
+    changed = write_study(tmp_path, name="pg-conflict", trials=2, filename="changed.yaml")
+    changed.write_text(changed.read_text().replace("model: vgg11", "model: vgg16"))
+    argv[3] = str(changed)
+    result = subprocess.run(argv, env=worker_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == W.EXIT_USER_ERROR
+    assert "conflicts with the stored study 'pg-conflict/sgd'" in result.stderr
+    assert "objective.model was 'vgg11', now 'vgg16'" in result.stderr
+    assert "lars:***@" in result.stderr and "lars-test-pw" not in result.stderr
+    assert _row_counts(pg.url) == before
