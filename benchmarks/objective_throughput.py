@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     print(f"# objective_throughput: {name}, lars={args.lars}")
     print(f"# torch {torch.__version__}, {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
-             f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+             f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))")
           + f"; data loaded in {load_s:.2f} s")
     print(f"{'round':>5} {'train() img/s':>14} {'bare img/s':>11} {'ratio':>6} {'train() epoch s':>16} {'of which val s':>15}")
     ratios, epoch_times, val_times, train_ips, bare_ips = [], [], [], [], []

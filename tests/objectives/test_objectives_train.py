@@ -1,12 +1,15 @@
 """objectives.train: the training loop on a synthetic problem, and once on the real Fashion-MNIST."""
 
+import importlib
 import json
+import math
 import os
 
 import pytest
 import torch
 
 from objectives import ConfigError, Result, train
+from objectives.train import evaluate
 from objectives.data import DEBIAN_FASHION_MNIST
 
 # A tiny VGG-11 (4..32 channels) on 256 images of a separable 4-class problem (see
@@ -126,3 +129,29 @@ def test_slim_vgg16_learns_real_fashion_mnist_in_one_epoch():
                     "width": 0.25, "epochs": 1, "batch_size": 64, "lr": 0.05, "progress": False, "device": "cpu"})
     assert result.val_accuracy > 0.45  # chance is 0.10
     assert result.history[0]["train_loss"] < 2.302  # below ln(10), the loss of a uniform guess
+
+
+def test_a_non_finite_loss_stops_the_epoch_at_the_next_check(synthetic, monkeypatch):
+    module = importlib.import_module("objectives.train")  # the module, not the function of that name
+    calls = []
+    augment = module.augment
+    monkeypatch.setattr(module, "augment", lambda *a, **k: calls.append(1) or augment(*a, **k))
+    monkeypatch.setattr(module, "CHECK_EVERY", 2)
+    result = train({**TINY, "batch_size": 16, "epochs": 2, "lr": 1e6, "weight_decay": 5e-4}, data=synthetic())
+    assert result.diverged and result.diverged_epoch == 1
+    assert len(calls) < 16 and len(calls) % 2 == 0  # 16 steps per epoch; stopped at a check
+
+
+class ConstantLogits(torch.nn.Module):
+    """Logits (0, ln 3) for every image: probabilities (1/4, 3/4), prediction class 1."""
+
+    def forward(self, x):
+        return torch.tensor([0.0, math.log(3.0)]).expand(x.shape[0], 2)
+
+
+def test_evaluate_gives_exact_accuracy_and_mean_cross_entropy_over_batches():
+    images = torch.zeros(4, 1, 2, 2, dtype=torch.uint8)
+    labels = torch.tensor([1, 1, 0, 1])
+    accuracy, loss = evaluate(ConstantLogits(), images, labels, (0.0,), (1.0,), batch_size=3)
+    assert accuracy == 0.75
+    assert loss == pytest.approx((3 * -math.log(0.75) - math.log(0.25)) / 4, rel=1e-6)  # 0.562335...
