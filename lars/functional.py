@@ -26,7 +26,10 @@ from torch import Tensor
 
 from .trust_ratio import local_lr, tensor_norms
 
-__all__ = ["scale_gradients", "rescale_updates", "rescale_decoupled", "rescale_differences"]
+__all__ = [
+    "scale_gradients", "rescale_updates", "rescale_decoupled", "rescale_differences", "sgd_direct",
+    "fill_scaled_gradients",
+]
 
 
 def scale_gradients(
@@ -60,6 +63,13 @@ def scale_gradients(
     decay = -weight_decay if maximize else weight_decay
     fn(params, grads, out, rates, decay)
     return rates
+
+
+def fill_scaled_gradients(
+    params: list[Tensor], grads: list[Tensor], out: list[Tensor], rates: Tensor, decay: float
+) -> None:
+    """``out ← rates·(g + decay·w)`` with the rates already known (foreach path)."""
+    _multi_tensor_scale_gradients(params, grads, out, rates, decay)
 
 
 def _single_tensor_scale_gradients(params, grads, out, rates, decay):
@@ -205,3 +215,48 @@ def rescale_differences(
                 w.mul_(keep[i])
             w.addcmul_(d, move[i])
     return rates
+
+
+def sgd_direct(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor],
+    rates: list[float],
+    *,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    dampening: float,
+    maximize: bool,
+) -> None:
+    """Gradient mode for ``torch.optim.SGD`` on CPU, with no scaled copy of the gradient.
+
+    Calls SGD's own fused kernel (``torch._fused_sgd_``) once per tensor and hands it
+    the local rate ``r`` (a host float: on CPU reading it costs nothing) where the
+    kernel already scales the gradient term:
+
+    * with momentum μ > 0 (SGD's dampening δ, buffer already started, no Nesterov):
+      ``dampening = 1 − r·(1 − δ)``, so the kernel's
+      ``v ← μ·v + (1 − dampening)·(g + β·w)`` is ``v ← μ·v + (1 − δ)·r·(g + β·w)``;
+    * without momentum: ``lr = α·r``, so ``w ← w − α·r·(g + β·w)``.
+
+    That is exactly gradient mode's ``d = r·(g + β·w)`` fed to SGD. ``grads`` are
+    only read (the kernel writes a gradient back only when given ``grad_scale``).
+    The first step of a momentum buffer (SGD seeds it with ``d`` itself, undamped)
+    and Nesterov go through the general path instead.
+    """
+    for i, (p, g, r) in enumerate(zip(params, grads, rates)):
+        if momentum != 0:
+            torch._fused_sgd_(
+                [p], [g], [momentum_buffers[i]],
+                weight_decay=weight_decay, momentum=momentum, lr=lr,
+                dampening=1.0 - r * (1.0 - dampening), nesterov=False,
+                maximize=maximize, is_first_step=False, grad_scale=None, found_inf=None,
+            )
+        else:
+            torch._fused_sgd_(
+                [p], [g], [],
+                weight_decay=weight_decay, momentum=0.0, lr=lr * r,
+                dampening=dampening, nesterov=False,
+                maximize=maximize, is_first_step=False, grad_scale=None, found_inf=None,
+            )

@@ -96,22 +96,22 @@ def local_lr(
 def tensor_norms(tensors: list[Tensor], *, foreach: bool = True) -> Tensor:
     """The L2 norm of every tensor in ``tensors``, stacked into one 1-D tensor.
 
-    ``foreach=True`` uses one ``torch._foreach_norm`` call over the list (the fast
-    path); ``foreach=False`` is the reference, one ``torch.linalg.vector_norm`` per
-    tensor. Half-precision tensors are reduced in float32. All tensors must share a
-    device; mixed dtypes are promoted to the widest one.
+    ``foreach=True`` is the fast path: one ``torch._foreach_norm`` over flat views
+    of the tensors (on CPU, ``_foreach_norm`` of a 4-D convolution kernel reads at
+    less than half the speed of the same call on its flat view). ``foreach=False``
+    is the reference, one ``torch.linalg.vector_norm`` per tensor. Half-precision
+    tensors are reduced in float32. All tensors must share a device; mixed dtypes
+    are promoted to the widest one.
     """
     if not tensors:
         return torch.empty(0)
     dtype = _norm_dtype(tensors)
-    if foreach:
-        if all(t.dtype == dtype for t in tensors):
-            norms = torch._foreach_norm(tensors)
-        else:
-            norms = [n.to(dtype) for n in torch._foreach_norm(tensors, 2, dtype=dtype)]
-    else:
-        norms = [torch.linalg.vector_norm(t, dtype=dtype) for t in tensors]
-    return torch.stack(norms)
+    if not foreach:
+        return torch.stack([torch.linalg.vector_norm(t, dtype=dtype) for t in tensors])
+    flat = [t.view(-1) if t.is_contiguous() else t for t in tensors]
+    if all(t.dtype == dtype for t in tensors):
+        return torch.stack(torch._foreach_norm(flat))
+    return torch.stack(torch._foreach_norm(flat, 2, dtype=dtype))
 
 
 def _norm_dtype(tensors: list[Tensor]) -> torch.dtype:

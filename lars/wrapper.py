@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from . import functional as F
-from .trust_ratio import tensor_norms
+from .trust_ratio import local_lr, tensor_norms
 
 __all__ = ["LARS", "GROUP_KEYS", "MODES"]
 
@@ -264,78 +264,148 @@ class LARS(Optimizer):
                     raise ValueError(
                         f"param group {index}: LARS does not support sparse gradients"
                     )
-            jobs.append(_Job(group, params, self._buffers(params)))
+            jobs.append(_Job(group, params))
 
-        foreach = self.foreach
-        value_free = type(self.optimizer) in _VALUE_FREE_BASES
-        lr_linear = type(self.optimizer) in _LR_LINEAR_BASES
-        hidden: list[tuple[dict[str, Any], str, Any]] = []
-        swapped_grads: list[tuple[Tensor, Tensor]] = []
-        swapped_data: list[tuple[Tensor, Tensor]] = []
+        undo = _Undo()
         try:
             for job in jobs:
                 group = job.group
-                if "weight_decay" in group:
-                    hidden.append((group, "weight_decay", group["weight_decay"]))
-                    group["weight_decay"] = 0.0
+                undo.set(group, "weight_decay", 0.0)
                 if group["lars_mode"] == "gradient":
-                    grads = [p.grad for p in job.params]
-                    F.scale_gradients(
-                        job.params, grads, job.buffers, foreach=foreach,
-                        maximize=bool(group.get("maximize", False)), **job.settings(),
-                    )
-                    for p, d in zip(job.params, job.buffers):
-                        swapped_grads.append((p, p.grad))
-                        p.grad = d
+                    self._gradient_mode(job, undo)
                 else:
-                    job.weight_norms = tensor_norms(job.params, foreach=foreach)
-                    if value_free:
-                        torch._foreach_zero_(job.buffers)
-                        for p, z in zip(job.params, job.buffers):
-                            swapped_data.append((p, p.data))
-                            p.data = z
-                        if (
-                            lr_linear
-                            and job.weight_decay > 0
-                            and isinstance(group["lr"], (int, float))
-                        ):
-                            job.form = "lerp"
-                            hidden.append((group, "lr", group["lr"]))
-                            group["lr"] = 1.0 / job.weight_decay
-                        else:
-                            job.form = "exact"
-                    else:
-                        job.form = "difference"
-                        torch._foreach_copy_(job.buffers, job.params)
+                    self._before_update(job, undo)
             self.optimizer.step()
         finally:
-            for p, data in swapped_data:
-                p.data = data
-            for p, grad in swapped_grads:
-                p.grad = grad
-            for group, key, value in hidden:
-                group[key] = value
+            undo.restore()
 
         for job in jobs:
-            if job.group["lars_mode"] != "update":
-                continue
-            if job.form == "lerp":
-                F.rescale_decoupled(
-                    job.params, job.buffers, job.weight_norms, foreach=foreach,
-                    **job.settings(),
-                )
-            elif job.form == "exact":
-                F.rescale_updates(
-                    job.params, job.buffers, job.weight_norms, foreach=foreach,
-                    **job.settings(),
-                )
-            else:
-                torch._foreach_sub_(job.buffers, job.params)
-                F.rescale_differences(
-                    job.params, job.buffers, job.weight_norms, foreach=foreach,
-                    **job.settings(),
-                )
+            if job.form in ("lerp", "exact", "difference"):
+                self._after_update(job)
         return loss
+
+    def _gradient_mode(self, job: "_Job", undo: "_Undo") -> None:
+        """Hand the base ``d = r·(g + β·w)``: directly for CPU SGD, else as ``p.grad``."""
+        group, params, foreach = job.group, job.params, self.foreach
+        maximize = bool(group.get("maximize", False))
+        grads = [p.grad for p in params]
+        if not self._direct_sgd(job):
+            job.buffers = self._buffers(params)
+            F.scale_gradients(
+                params, grads, job.buffers, foreach=foreach, maximize=maximize,
+                **job.settings(),
+            )
+            for p, d in zip(params, job.buffers):
+                undo.swap_grad(p, d)
+            return
+        settings = job.settings()
+        rates = local_lr(
+            tensor_norms(params), tensor_norms(grads), lr=settings["lr"],
+            trust_coefficient=settings["trust_coefficient"],
+            weight_decay=settings["weight_decay"], eps=settings["eps"], clip=settings["clip"],
+        )
+        host_rates = rates.tolist()
+        momentum = group["momentum"]
+        direct, first = [], []
+        for i, p in enumerate(params):
+            started = self.state[p].get("momentum_buffer") is not None
+            (direct if momentum == 0 or started else first).append(i)
+        if first:  # SGD seeds a new momentum buffer with d itself: the general path
+            sub = [params[i] for i in first]
+            scratch = [torch.empty_like(p) for p in sub]
+            F.fill_scaled_gradients(
+                sub, [grads[i] for i in first], scratch, rates[first],
+                -job.weight_decay if maximize else job.weight_decay,
+            )
+            for p, d in zip(sub, scratch):
+                undo.swap_grad(p, d)
+        if direct:
+            F.sgd_direct(
+                [params[i] for i in direct], [grads[i] for i in direct],
+                [self.state[params[i]].get("momentum_buffer") for i in direct],
+                [host_rates[i] for i in direct],
+                lr=settings["lr"], weight_decay=job.weight_decay, momentum=momentum,
+                dampening=group["dampening"], maximize=maximize,
+            )
+            for i in direct:  # already stepped: the base must skip them
+                undo.swap_grad(params[i], None)
+
+    def _direct_sgd(self, job: "_Job") -> bool:
+        group = job.group
+        return (
+            self.foreach
+            and type(self.optimizer) is torch.optim.SGD
+            and hasattr(torch, "_fused_sgd_")
+            and not group.get("nesterov", False)
+            and not group.get("differentiable", False)
+            and isinstance(group["lr"], (int, float))
+            and all(
+                p.device.type == "cpu"
+                and p.dtype in (torch.float32, torch.float64)
+                and p.grad.dtype == p.dtype
+                for p in job.params
+            )
+        )
+
+    def _before_update(self, job: "_Job", undo: "_Undo") -> None:
+        """Update mode, before the base step: let it step a zero tensor, or save ``w``."""
+        group, foreach = job.group, self.foreach
+        job.buffers = self._buffers(job.params)
+        job.weight_norms = tensor_norms(job.params, foreach=foreach)
+        if type(self.optimizer) not in _VALUE_FREE_BASES:
+            job.form = "difference"
+            torch._foreach_copy_(job.buffers, job.params)
+            return
+        torch._foreach_zero_(job.buffers)
+        for p, z in zip(job.params, job.buffers):
+            undo.swap_data(p, z)
+        if (
+            type(self.optimizer) in _LR_LINEAR_BASES
+            and job.weight_decay > 0
+            and isinstance(group["lr"], (int, float))
+        ):
+            job.form = "lerp"
+            undo.set(group, "lr", 1.0 / job.weight_decay)
+        else:
+            job.form = "exact"
+
+    def _after_update(self, job: "_Job") -> None:
+        """Update mode, after the base step: rescale what it did, per tensor."""
+        kw = dict(foreach=self.foreach, **job.settings())
+        if job.form == "lerp":
+            F.rescale_decoupled(job.params, job.buffers, job.weight_norms, **kw)
+        elif job.form == "exact":
+            F.rescale_updates(job.params, job.buffers, job.weight_norms, **kw)
+        else:
+            torch._foreach_sub_(job.buffers, job.params)
+            F.rescale_differences(job.params, job.buffers, job.weight_norms, **kw)
+
+
+class _Undo:
+    """Temporary changes for the base step, undone in reverse order."""
+
+    def __init__(self) -> None:
+        self._actions: list[Callable[[], None]] = []
+
+    def set(self, group: dict[str, Any], key: str, value: Any) -> None:
+        if key in group:
+            old = group[key]
+            group[key] = value
+            self._actions.append(lambda: group.__setitem__(key, old))
+
+    def swap_grad(self, p: Tensor, grad: Tensor | None) -> None:
+        old = p.grad
+        p.grad = grad
+        self._actions.append(lambda: setattr(p, "grad", old))
+
+    def swap_data(self, p: Tensor, data: Tensor) -> None:
+        old = p.data
+        p.data = data
+        self._actions.append(lambda: setattr(p, "data", old))
+
+    def restore(self) -> None:
+        while self._actions:
+            self._actions.pop()()
 
 
 class _Job:
@@ -343,10 +413,10 @@ class _Job:
 
     __slots__ = ("group", "params", "buffers", "weight_norms", "weight_decay", "form")
 
-    def __init__(self, group: dict[str, Any], params: list[Tensor], buffers: list[Tensor]):
+    def __init__(self, group: dict[str, Any], params: list[Tensor]):
         self.group = group
         self.params = params
-        self.buffers = buffers
+        self.buffers: list[Tensor] = []
         self.weight_norms: Tensor | None = None
         self.weight_decay = group.get("weight_decay", 0.0)
         self.form = "gradient"  # update mode: "lerp", "exact" or "difference"
