@@ -15,6 +15,11 @@ def test_defaults_fill_every_key_and_the_result_is_json_able():
     assert json.loads(json.dumps(c)) == c
 
 
+def test_validating_a_validated_config_changes_nothing():
+    once = validate_config({"schedule": "step", "schedule_params": {"step_size": 30}, "lr": 1, "n_train": 500})
+    assert validate_config(once) == once
+
+
 def test_validate_copies_and_does_not_mutate_the_input():
     given = {"schedule": "multistep", "schedule_params": {"milestones": [30, 60]}}
     c = validate_config(given)

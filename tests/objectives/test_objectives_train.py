@@ -7,6 +7,7 @@ import os
 
 import pytest
 import torch
+from objectives_fixtures import write_cifar10
 
 from objectives import ConfigError, Result, train
 from objectives.train import evaluate
@@ -155,3 +156,13 @@ def test_evaluate_gives_exact_accuracy_and_mean_cross_entropy_over_batches():
     accuracy, loss = evaluate(ConstantLogits(), images, labels, (0.0,), (1.0,), batch_size=3)
     assert accuracy == 0.75
     assert loss == pytest.approx((3 * -math.log(0.75) - math.log(0.25)) / 4, rel=1e-6)  # 0.562335...
+
+
+def test_train_reads_cifar10_files_from_data_dir_end_to_end(tmp_path, cifar_md5_relaxed):
+    write_cifar10(tmp_path, per_batch=20, n_test=16)  # 100 training images of noise, 3 channels
+    calls = []
+    result = train({**TINY, "dataset": "cifar10", "data_dir": str(tmp_path), "val_size": 20, "n_train": 64,
+                    "epochs": 1, "evaluate_test": True}, report=lambda e, m: calls.append(e))
+    assert calls == [1] and result.epochs_completed == 1
+    assert 0.0 <= result.val_accuracy <= 1.0 and result.test_accuracy in {k / 16 for k in range(17)}
+    assert result.val_accuracy in {k / 20 for k in range(21)}
