@@ -434,3 +434,84 @@ def test_gradient_mode_with_adamw_weight_decay_is_rejected():
 def test_lbfgs_is_rejected():
     with pytest.raises(TypeError, match=r"optimizer must not be LBFGS"):
         LARS(torch.optim.LBFGS([torch.nn.Parameter(torch.ones(2))]))
+
+
+# ---- fast paths against the reference ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sgd_kw",
+    [
+        dict(momentum=0.9),
+        dict(momentum=0.9, dampening=0.3),
+        dict(momentum=0.0),
+        dict(momentum=0.9, maximize=True),
+        dict(momentum=0.9, nesterov=True),
+    ],
+    ids=["momentum", "dampening", "no-momentum", "maximize", "nesterov"],
+)
+def test_cpu_sgd_kernel_path_matches_reference_path_in_float64(sgd_kw):
+    # foreach=True on CPU runs SGD's fused kernel per tensor with r as its dampening
+    # (or lr); foreach=False is the reference: d = r (g + βw) handed to SGD as p.grad.
+    results = []
+    for foreach in (True, False):
+        model = small_model()
+        base = torch.optim.SGD(lars.param_groups(model, weight_decay=1e-2), lr=0.7, **sgd_kw)
+        opt = LARS(base, trust_coefficient=2e-2, foreach=foreach)
+        train(model, opt, n=4)
+        results.append([p.detach().clone() for p in model.parameters()])
+        if sgd_kw["momentum"]:
+            assert all("momentum_buffer" in opt.state[p] for p in model.parameters())
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+
+
+class _AdamSubclass(torch.optim.Adam):
+    """Not in LARS's list of known bases: update mode falls back to the difference form."""
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_update_mode_forms_agree(weight_decay):
+    # Adam itself: the zero-tensor step, finished by a lerp (β > 0) or mul/addcmul (β = 0);
+    # a subclass: w saved, Δ read as a difference. Same math, float64.
+    results = []
+    for cls in (torch.optim.Adam, _AdamSubclass):
+        model = small_model()
+        opt = LARS(cls(lars.param_groups(model, weight_decay=weight_decay), lr=0.5),
+                   trust_coefficient=1e-2)
+        train(model, opt, n=4)
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "cls, mode",
+    [(torch.optim.SGD, "gradient"), (torch.optim.Adam, "update"), (torch.optim.AdamW, "update"),
+     (torch.optim.RMSprop, "update"), (torch.optim.Adagrad, "update")],
+)
+def test_default_mode_follows_the_base(cls, mode):
+    opt = LARS(cls([torch.nn.Parameter(torch.ones(2, 2))], lr=0.1))
+    assert opt.param_groups[0]["lars_mode"] == mode
+
+
+def test_scratch_tensors_stay_out_of_the_state_dict():
+    model = small_model()
+    opt = LARS(torch.optim.Adam(lars.param_groups(model, weight_decay=1e-3), lr=0.1))
+    train(model, opt, n=2)
+    assert opt._scratch
+    saved = opt.state_dict()["state"]
+    assert all(set(entry) <= {"step", "exp_avg", "exp_avg_sq"} for entry in saved.values())
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_bfloat16_parameters_step(name):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 4).to(torch.bfloat16)
+    before = model.weight.detach().clone()
+    opt = LARS(BASES[name](lars.param_groups(model, weight_decay=1e-3)), trust_coefficient=0.1)
+    model(torch.randn(16, 8, dtype=torch.bfloat16)).float().square().mean().backward()
+    opt.step()
+    assert model.weight.dtype == torch.bfloat16
+    assert not torch.equal(model.weight, before)
+    assert torch.isfinite(model.weight.float()).all()
