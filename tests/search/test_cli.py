@@ -121,7 +121,7 @@ def test_ctrl_c_in_main_exits_130_with_one_line(tmp_path, capsys):
 @pytest.mark.slow
 @needs_data
 def test_end_to_end_on_a_tiny_real_objective(tmp_path):
-    study = write_study(tmp_path, TINY_REAL % {"epochs": 1, "trials": 2})
+    study = write_study(tmp_path, TINY_REAL % {"epochs": 1, "trials": 1})
     db = f"sqlite:///{tmp_path / 'tiny.db'}"
     run = cli("run", str(study), "--storage", db, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -130,7 +130,7 @@ def test_end_to_end_on_a_tiny_real_objective(tmp_path):
     status = cli("status", "--storage", db, cwd=tmp_path)
     assert status.returncode == 0
     rows = [line.split() for line in status.stdout.splitlines()[3:]]
-    assert [r[:5] for r in rows] == [["sgd", "2", "0", "0", "0"], ["sgd+lars", "2", "0", "0", "0"]]
+    assert [r[:5] for r in rows] == [["sgd", "1", "0", "0", "0"], ["sgd+lars", "1", "0", "0", "0"]]
     compare = cli("compare", "tiny", "--storage", db, cwd=tmp_path)
     assert compare.returncode == 0 and "sgd+lars vs sgd:" in compare.stdout
     export = cli("export", "tiny", "--storage", db, "-o", "best.yaml", cwd=tmp_path)

@@ -183,3 +183,12 @@ def test_invalid_yaml_and_missing_file(tmp_path):
 def test_objective_rejected_by_objectives_names_the_key(tmp_path):
     msg = spec_error(tmp_path, "name: t\nobjective: {epochs: 2, dataset: mnist}\n")
     assert msg.startswith("objective.dataset: "), msg
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "vgg16-cifar10.yaml"])
+def test_shipped_study_files_validate(name):
+    from pathlib import Path
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "studies" / name)
+    assert [a.name for a in spec.arms] == list(DEFAULT_ARMS)
+    assert spec.budget.trials >= 3 and spec.sampler.type == "tpe" and spec.pruner.type == "median"
