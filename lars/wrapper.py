@@ -8,7 +8,6 @@ optimizer. Momentum and every other buffer stay the base optimizer's own.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -18,20 +17,9 @@ from torch.optim import Optimizer
 
 from . import functional as F
 from .trust_ratio import local_lr, tensor_norms
+from .validation import GROUP_KEYS, MODES, check_eps, check_group, check_trust_coefficient
 
 __all__ = ["LARS", "GROUP_KEYS", "MODES"]
-
-MODES = ("gradient", "update")
-
-#: Per-group keys LARS reads; namespaced so they never collide with a base
-#: optimizer's own keys (Adam's ``eps``, for one).
-GROUP_KEYS = (
-    "lars_trust_coefficient",
-    "lars_eps",
-    "lars_mode",
-    "lars_clip",
-    "lars_exclude",
-)
 
 # Bases whose default placement is gradient mode; every other base gets update mode.
 _GRADIENT_BASES = (torch.optim.SGD, torch.optim.ASGD)
@@ -97,13 +85,24 @@ class LARS(Optimizer):
     bit for bit as the bare base optimizer would. Adaptation never depends on β:
     with β = 0 the ratio is ``λ‖w‖/(‖g‖ + ε)``.
 
-    ``p.grad`` is left as the caller's code computed it: gradient mode hands the
-    base optimizer a scratch tensor for the step and puts the original back. Update
-    mode, for the bases in ``_VALUE_FREE_BASES``, lets the base step a zeroed scratch
-    tensor in place of the parameter (reading ``−Δ`` exactly, without cancellation);
-    for other bases it saves ``w`` and reads ``Δ`` as a difference. Either way LARS
-    keeps one scratch tensor per adapted parameter (not part of ``state_dict``).
-    No step reads a value back to the host (``torch.where``, no ``.item()``).
+    How a step is carried out (none of it changes the math above):
+
+    * ``p.grad`` is never changed. Gradient mode hands the base a scratch tensor
+      holding ``d`` as ``p.grad`` for the step and puts the caller's tensor back.
+      For ``torch.optim.SGD`` on CPU without Nesterov it needs no copy at all: it
+      calls SGD's own fused kernel per tensor with ``r`` folded into the kernel's
+      dampening (``lr`` without momentum), once SGD has seeded the buffer.
+    * Update mode lets the base step a zeroed scratch tensor in place of the
+      parameter, so the update is read exactly (no cancellation in ``w − w'``), for
+      bases that never read the parameter's value once their decay is hidden: SGD,
+      Adam, AdamW, Adamax, NAdam, RAdam, RMSprop, Adagrad, Adadelta, Rprop. With
+      ``β > 0`` those but Rprop run at ``lr = 1/β`` so that the ratio and the
+      decay are one ``lerp``. Any other base has ``w`` saved and ``Δ`` read as a
+      difference. LARS keeps one scratch tensor per adapted parameter, outside
+      ``state_dict`` (none for CPU SGD).
+    * Off the CPU no step reads a value back to the host (``torch.where``, no
+      ``.item()``); the CPU SGD path reads the rates as floats, which costs nothing
+      where there is no device to wait for.
 
     Per-group keys (any group may override the constructor's value):
     ``lars_trust_coefficient`` (λ), ``lars_eps`` (ε), ``lars_mode``, ``lars_clip``,
@@ -147,8 +146,8 @@ class LARS(Optimizer):
                 "optimizer must not be LBFGS: it re-evaluates the closure inside its "
                 "step, which a per-step trust ratio cannot follow"
             )
-        _check_trust_coefficient("trust_coefficient", trust_coefficient)
-        _check_eps("eps", eps)
+        check_trust_coefficient("trust_coefficient", trust_coefficient)
+        check_eps("eps", eps)
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of None, 'gradient', 'update', got {mode!r}")
         if not isinstance(clip, bool):
@@ -189,7 +188,7 @@ class LARS(Optimizer):
         for key, value in self._lars_defaults.items():
             if group.get(key) is None:
                 group[key] = value
-        _check_group(group, index, decoupled=self._decoupled(group))
+        check_group(group, index, decoupled=self._decoupled(group))
 
     def _decoupled(self, group: dict[str, Any]) -> bool:
         return isinstance(self.optimizer, _DECOUPLED_BASES) or bool(
@@ -430,51 +429,3 @@ class _Job:
             "eps": g["lars_eps"],
             "clip": g["lars_clip"],
         }
-
-
-def _check_trust_coefficient(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0.0 < value < math.inf
-    ):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_eps(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0.0 <= value < math.inf
-    ):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def _check_group(group: dict[str, Any], index: int, *, decoupled: bool) -> None:
-    where = f"param group {index}"
-    for key in group:
-        if key.startswith("lars_") and key not in GROUP_KEYS:
-            raise ValueError(
-                f"{where}: unknown key {key!r}; LARS's keys are {', '.join(GROUP_KEYS)}"
-            )
-    _check_trust_coefficient(f"{where}: lars_trust_coefficient", group["lars_trust_coefficient"])
-    _check_eps(f"{where}: lars_eps", group["lars_eps"])
-    if group["lars_mode"] not in MODES:
-        raise ValueError(
-            f"{where}: lars_mode must be 'gradient' or 'update', got {group['lars_mode']!r}"
-        )
-    for key in ("lars_clip", "lars_exclude"):
-        if not isinstance(group[key], bool):
-            raise TypeError(f"{where}: {key} must be a bool, got {group[key]!r}")
-    weight_decay = group.get("weight_decay", 0.0)
-    if not (isinstance(weight_decay, (int, float)) and 0.0 <= weight_decay < math.inf):
-        raise ValueError(
-            f"{where}: weight_decay must be a finite number >= 0, got {weight_decay!r}"
-        )
-    if (
-        decoupled
-        and not group["lars_exclude"]
-        and group["lars_mode"] == "gradient"
-        and weight_decay != 0
-    ):
-        raise ValueError(
-            f"{where}: lars_mode 'gradient' with a decoupled-weight-decay base (AdamW) "
-            f"and weight_decay={weight_decay!r} would turn its decoupled decay into L2; "
-            "use mode 'update' (the default for AdamW) or weight_decay=0"
-        )

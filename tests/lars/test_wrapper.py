@@ -466,23 +466,29 @@ def test_cpu_sgd_kernel_path_matches_reference_path_in_float64(sgd_kw):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
-class _AdamSubclass(torch.optim.Adam):
-    """Not in LARS's list of known bases: update mode falls back to the difference form."""
+UPDATE_BASES = ["SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad",
+                "Adadelta", "Rprop"]
 
 
-@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-def test_update_mode_forms_agree(weight_decay):
-    # Adam itself: the zero-tensor step, finished by a lerp (β > 0) or mul/addcmul (β = 0);
-    # a subclass: w saved, Δ read as a difference. Same math, float64.
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2], ids=["no-decay", "decay"])
+@pytest.mark.parametrize("name", UPDATE_BASES)
+def test_update_mode_forms_agree(name, weight_decay):
+    # A known base steps a zero tensor (finished by a lerp at lr = 1/β when β > 0 and
+    # the base is lr-proportional, else by mul/addcmul); an unknown subclass of it has
+    # w saved and Δ read as a difference. Same math: this checks that each listed base
+    # really ignores the parameter's value (and scales with lr) once its decay is hidden.
+    cls = getattr(torch.optim, name)
+    unknown = type(f"Unlisted{name}", (cls,), {})
     results = []
-    for cls in (torch.optim.Adam, _AdamSubclass):
+    for make in (cls, unknown):
         model = small_model()
-        opt = LARS(cls(lars.param_groups(model, weight_decay=weight_decay), lr=0.5),
-                   trust_coefficient=1e-2)
+        lr = 0.05 if name == "Rprop" else 0.5
+        opt = LARS(make(lars.param_groups(model, weight_decay=weight_decay), lr=lr),
+                   trust_coefficient=1e-2, mode="update")
         train(model, opt, n=4)
         results.append([p.detach().clone() for p in model.parameters()])
     for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize(
