@@ -16,6 +16,8 @@ BASES = {
     "adam": lambda p: torch.optim.Adam(p, lr=0.5),
     "adamw": lambda p: torch.optim.AdamW(p, lr=0.5),
     "adagrad": lambda p: torch.optim.Adagrad(p, lr=0.5),
+    "sgd_fused": lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9, fused=True),
+    "adam_fused": lambda p: torch.optim.Adam(p, lr=0.5, fused=True),
 }
 
 
@@ -330,7 +332,7 @@ def test_closure_is_evaluated_once_and_its_loss_returned():
 # ---- GradScaler -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam"])
+@pytest.mark.parametrize("name", ["sgd", "adam", "sgd_fused", "adam_fused"])
 def test_grad_scaler_skips_inf_step_and_leaves_weights_and_state_untouched(name):
     model = small_model()
     opt = LARS(BASES[name](lars.param_groups(model, weight_decay=1e-3)), trust_coefficient=1e-2)
