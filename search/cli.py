@@ -106,6 +106,19 @@ def prepare_run(args: argparse.Namespace) -> tuple[Any, str]:
     return spec, resolve_storage_url(args.storage, spec)
 
 
+def check_data(spec: Any) -> None:
+    """Find (or download) the study's dataset before any trial starts.
+
+    Without this, missing data would only show in the first trial, as a FAIL that takes
+    one slot of the arm's budget. Reads the small test split once.
+    """
+    from objectives.config import DEFAULT_CONFIG
+    from objectives.data import load_dataset
+
+    dataset = spec.objective.get("dataset", DEFAULT_CONFIG["dataset"])
+    load_dataset(dataset, train=False, data_dir=spec.objective.get("data_dir"))
+
+
 def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: Callable | None = None) -> int:
     """Run the study loop in this process (one worker), then print the compare table."""
     from search.report import format_compare
@@ -141,6 +154,8 @@ def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: C
 def cmd_run(args: argparse.Namespace) -> int:
     """Create or resume the studies of a study file (one per arm) and run them round robin."""
     spec, url = prepare_run(args)
+    if args.train_fn is None:
+        check_data(spec)
     if args.workers is None and args.gpus is None:
         return run_in_process(args, spec, url, train_fn=args.train_fn)
     from search.report import format_compare
@@ -446,6 +461,8 @@ def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> 
         if debug:
             raise
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if type(exc).__name__ == "DataNotFoundError":  # where it looked and how to get it: keep every line
+            text = str(exc)
         if isinstance(exc, USER_ERRORS()):
             print(f"{PROG}: error: {text}", file=sys.stderr)
             return 2

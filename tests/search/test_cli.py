@@ -195,3 +195,16 @@ def test_bad_workers_and_gpus_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == "lars-search: error: --gpus must be a comma-separated list of GPU indices like 0,1,2, got '0,x'\n"
     assert main(["run", str(path), "--storage", db, "--gpus", "0,1", "--workers", "3"]) == 2
     assert capsys.readouterr().err == "lars-search: error: --workers must equal the number of --gpus (2), got 3\n"
+
+
+def test_missing_data_is_reported_before_any_trial_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LARS_SEARCH_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path = write_study(tmp_path, FAKE_STUDY.replace("objective: {epochs: 2}",
+                                                    f"objective: {{epochs: 2, dataset: cifar10, data_dir: {tmp_path / 'none'}}}"))
+    db = tmp_path / "nodata.db"
+    assert main(["run", str(path), "--storage", f"sqlite:///{db}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lars-search: error: cifar10 data not found. Looked in:\n")
+    assert "To get it:" in err and "Traceback" not in err
+    assert not db.exists()  # the database was not touched
