@@ -8,27 +8,34 @@ measured are the ones ``lars-search run`` uses):
     (a) sampler tpe (seeded) + pruner median   -- the study-file defaults
     (b) sampler random (seeded) + pruner none
 
-each over several sampler seeds. Every trial trains with the same training seed, so a
-config scores the same whichever search proposes it. With ``G`` the best validation
-accuracy of any complete trial of any run, a run's cost is
+each over several sampler seeds. Every trial trains with the same training seed (CPU
+training is deterministic), so a config scores the same whichever search proposes it;
+TPE's random start-up trials are those of the random sampler with the same seed, so the
+two runs of a seed share their first trials (common random numbers). With ``G`` the best
+validation accuracy of any complete trial of any run compared, a run's cost is
 
-    compute-to-target = C_k at the first trial k with B_k >= G - 0.005
+    compute-to-target = C_k at the first trial k with B_k >= G - tolerance
 
 where ``C_k`` is the trial-epochs spent so far and ``B_k`` the best-so-far accuracy of
-complete trials (:func:`search.plot.compare_curves`). A run that never gets within 0.5
-points is censored: its cost is its total compute, printed with ">=". The figure of
-merit is the ratio (b)/(a) per seed (mean +- std, min..max) and of the means; the target
-is (b)/(a) >= 2.
+complete trials (:func:`search.plot.compare_curves`). A run that never gets within the
+tolerance is censored: its cost is its total compute, printed with ">=". The figure of
+merit is the ratio (b)/(a) per seed (mean +- std, min..max) and of the means at a
+tolerance of 0.5 points (target: >= 2), also shown at 1, 2 and 3 points; and, at equal
+compute, the best accuracy random search had reached when TPE's run had spent all of its
+own compute.
 
 Results from this machine are in the report of the commit that added the numbers; run::
 
     python benchmarks/search_efficiency.py                 # 5 seeds x 20 trials per method
     python benchmarks/search_efficiency.py --quick         # a small smoke run (minutes)
-    python benchmarks/search_efficiency.py --seeds 5 --trials 24 --deadline 02:55
+    python benchmarks/search_efficiency.py --deadline 02:45 --pruner-warmup 1   # a variant of (a)
+    python benchmarks/search_efficiency.py --analyse-only  # the figures of stored runs
 
 Trials run on the CPU with ``--threads`` torch threads (default 1: on a 2-core machine
-shared with other jobs, 2 threads ran a training step 5x slower than 1). Studies are kept in ``--storage`` (default
-``artifacts/search_efficiency.db``), so a run that was stopped resumes where it was.
+shared with other jobs, 2 threads ran a training step 5x slower than 1). Studies are kept
+in ``--storage`` (default ``artifacts/search_efficiency.db``), so a run that was stopped
+resumes where it was, and a variant of (a) (``--tpe-startup``, ``--pruner-startup``,
+``--pruner-warmup``) reuses the stored random runs.
 """
 
 from __future__ import annotations
@@ -54,24 +61,27 @@ from search.plot import ArmCurve, compare_curves  # noqa: E402
 from search.spec import parse_spec  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 
-__all__ = ["METHODS", "RunResult", "compute_to_target", "summarise", "main"]
+__all__ = ["METHODS", "RunResult", "compute_to_target", "best_at", "summarise", "main"]
 
 ARM = "sgd+lars"
+TOLERANCE = 0.005  # 0.5 accuracy points
+SWEEP = (0.005, 0.01, 0.02, 0.03)
 FULL = {"seeds": 5, "trials": 20, "n_train": 2000, "val_size": 1000, "epochs": 5}
 QUICK = {"seeds": 2, "trials": 6, "n_train": 600, "val_size": 500, "epochs": 3}
-TOLERANCE = 0.005  # 0.5 accuracy points
 METHODS = {
     "tpe+median": {"sampler": "tpe", "pruner": "median"},   # (a) the defaults
     "random": {"sampler": "random", "pruner": "none"},      # (b) the baseline
 }
+A, B = "tpe+median", "random"
 
 
 @dataclass
 class RunResult:
-    method: str
+    method: str  # "tpe+median" or "random"
+    label: str   # method and any overridden default, e.g. "tpe+median-pw1"
     seed: int
     curve: ArmCurve
-    wall_s: float
+    wall_s: float  # sum of the trials' durations
     budget: int
 
     @property
@@ -95,6 +105,23 @@ def compute_to_target(curve: ArmCurve, target: float) -> tuple[int, bool]:
     return (curve.compute[-1] if curve.compute else 0), False
 
 
+def best_at(curve: ArmCurve, compute: int) -> float:
+    """Best-so-far accuracy once ``compute`` trial-epochs are spent (trials finished by then)."""
+    best = math.nan
+    for spent, value in zip(curve.compute, curve.best):
+        if spent > compute:
+            break
+        best = value
+    return best
+
+
+def _variant(args: argparse.Namespace) -> str:
+    """Suffix naming the defaults of (a) that this invocation overrides ("" for none)."""
+    parts = [f"{flag}{value}" for flag, value in (("ts", args.tpe_startup), ("ps", args.pruner_startup),
+                                                   ("pw", args.pruner_warmup)) if value is not None]
+    return "".join(f"-{p}" for p in parts)
+
+
 def _objective(args: argparse.Namespace) -> dict:
     return {
         "dataset": "fashion_mnist", "model": "vgg16", "width": args.width, "n_train": args.n_train,
@@ -105,87 +132,121 @@ def _objective(args: argparse.Namespace) -> dict:
 
 def _spec(method: str, seed: int, args: argparse.Namespace):
     tag = f"n{args.n_train}-v{args.val_size}-e{args.epochs}-w{args.width:g}-b{args.batch_size}"
+    label = method + (_variant(args) if method == A else "")
     data = {
-        "name": f"efficiency-{method}-s{seed}-{tag}",
+        "name": f"efficiency-{label}-s{seed}-{tag}",
         "objective": _objective(args),
         "arms": [ARM],
         "budget": {"trials": args.trials},
         "sampler": {"type": METHODS[method]["sampler"], "seed": seed},
         "pruner": {"type": METHODS[method]["pruner"]},
     }
-    if method == "tpe+median":
+    if method == A:
         if args.tpe_startup is not None:
             data["sampler"]["n_startup_trials"] = args.tpe_startup
         if args.pruner_startup is not None:
             data["pruner"]["n_startup_trials"] = args.pruner_startup
         if args.pruner_warmup is not None:
             data["pruner"]["n_warmup_steps"] = args.pruner_warmup
-    return parse_spec(data, source="<benchmark>")
+    return label, parse_spec(data, source="<benchmark>")
+
+
+def _read(method: str, seed: int, args: argparse.Namespace, storage) -> RunResult | None:
+    label, spec = _spec(method, seed, args)
+    try:
+        study = optuna.load_study(study_name=spec.study_name(ARM), storage=storage)
+    except KeyError:
+        return None
+    wall = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.get_trials(deepcopy=False)
+               if t.datetime_complete is not None and t.datetime_start is not None)
+    return RunResult(method, label, seed, compare_curves(storage, spec.name)[ARM], wall, args.trials)
 
 
 def _run(method: str, seed: int, args: argparse.Namespace, storage, deadline: float | None) -> RunResult:
     from search.study import run_studies  # imported late: it pulls in objectives and torch models
 
-    spec = _spec(method, seed, args)
+    _, spec = _spec(method, seed, args)
     timeout = None if deadline is None else max(1.0, deadline - time.time())
-    start = time.perf_counter()
     run_studies(spec, storage, timeout=timeout, device="cpu", progress=False)
-    wall = time.perf_counter() - start
-    curve = compare_curves(storage, spec.name)[ARM]
-    return RunResult(method, seed, curve, wall, args.trials)
+    return _read(method, seed, args, storage)
 
 
 def summarise(results: list[RunResult], tolerance: float = TOLERANCE) -> dict:
-    """Best of all runs, each run's compute-to-target, and the per-seed ratios (b)/(a)."""
+    """Best of all runs G, each run's compute to G - tolerance, and the per-seed ratios (b)/(a)."""
     best_all = max((r.best for r in results if not math.isnan(r.best)), default=math.nan)
     target = best_all - tolerance
     cost = {(r.method, r.seed): compute_to_target(r.curve, target) for r in results}
-    seeds = sorted({r.seed for r in results if ("tpe+median", r.seed) in cost and ("random", r.seed) in cost})
-    seeds = [s for s in seeds if cost[("tpe+median", s)][0] > 0]
-    ratios = [cost[("random", s)][0] / cost[("tpe+median", s)][0] for s in seeds]
+    seeds = sorted({r.seed for r in results if (A, r.seed) in cost and (B, r.seed) in cost})
+    seeds = [s for s in seeds if cost[(A, s)][0] > 0]
+    ratios = [cost[(B, s)][0] / cost[(A, s)][0] for s in seeds]
     # a censored cost is a lower bound: random censored -> ratio >= r; tpe censored -> ratio <= r;
     # both censored (neither got within the tolerance) -> "~", no information
     bounds = [{(True, True): "", (False, True): ">=", (True, False): "<=", (False, False): "~"}[
-        (cost[("random", s)][1], cost[("tpe+median", s)][1])] for s in seeds]
+        (cost[(B, s)][1], cost[(A, s)][1])] for s in seeds]
     mean = {m: statistics.fmean(cost[(m, s)][0] for s in seeds) if seeds else math.nan for m in METHODS}
     return {"best_all": best_all, "target": target, "cost": cost, "seeds": seeds, "ratios": ratios,
             "bounds": bounds, "mean_cost": mean}  # fmt: skip
 
 
-def _print_report(results: list[RunResult], summary: dict, args: argparse.Namespace) -> None:
+def _ratio_line(summary: dict) -> str:
+    ratios = summary["ratios"]
+    if not ratios:
+        return "no seed has both runs: no ratio"
+    spread = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+    a, b = summary["mean_cost"][A], summary["mean_cost"][B]
+    per_seed = ", ".join(f"{bd}{x:.2f}" for bd, x in zip(summary["bounds"], ratios))
+    censored = sum(1 for bd in summary["bounds"] if bd)
+    return (f"per seed {per_seed}; mean {statistics.fmean(ratios):.2f} +- {spread:.2f} (std), "
+            f"min {min(ratios):.2f}, max {max(ratios):.2f}; ratio of means {b:.1f} / {a:.1f} = {b / a:.2f}"
+            + (f"; {censored} of {len(ratios)} seeds censored" if censored else ""))
+
+
+def _print_report(results: list[RunResult], args: argparse.Namespace) -> dict:
+    summary = summarise(results)
+    label_a = next((r.label for r in results if r.method == A), A)
     print()
     print(f"# search efficiency, arm {ARM}: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.processor() or platform.machine()}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), optuna {optuna.__version__}")
+          f"{platform.machine()} CPU, torch {torch.__version__} ({args.threads} thread(s)), "
+          f"optuna {optuna.__version__}")
     print(f"# objective: {_objective(args)}; budget {args.trials} trials per run")
-    print(f"# best validation accuracy of all runs G = {summary['best_all']:.4f}; "
-          f"target G - {TOLERANCE:.3f} = {summary['target']:.4f}")
-    header = f"{'method':<11} {'seed':>4} {'done':>4} {'cmpl':>4} {'prun':>4} {'fail':>4} " \
-             f"{'epochs':>6} {'wall_s':>7} {'best':>7} {'to_target':>9}"
-    print(header)
+    print(f"# (a) = {label_a}, (b) = random without pruning; G = best validation accuracy of all runs "
+          f"= {summary['best_all']:.4f}; target G - {TOLERANCE:.3f} = {summary['target']:.4f}")
+    print(f"{'run':<18} {'seed':>4} {'done':>4} {'cmpl':>4} {'prun':>4} {'fail':>4} "
+          f"{'epochs':>6} {'wall_s':>7} {'best':>7} {'to_target':>9}")
     for r in results:
         c, reached = summary["cost"][(r.method, r.seed)]
         states = r.curve.states
-        print(f"{r.method:<11} {r.seed:>4} {r.finished:>4} {states.count('COMPLETE'):>4} "
+        print(f"{r.label:<18} {r.seed:>4} {r.finished:>4} {states.count('COMPLETE'):>4} "
               f"{states.count('PRUNED'):>4} {states.count('FAIL'):>4} {r.total_compute:>6} "
               f"{r.wall_s:>7.0f} {r.best:>7.4f} {('' if reached else '>=') + str(c):>9}")
-    short = [f"{r.method}/s{r.seed} ({r.finished}/{r.budget})" for r in results if r.finished < r.budget]
+    short = [f"{r.label}/s{r.seed} ({r.finished}/{r.budget})" for r in results if r.finished < r.budget]
     if short:
         print(f"# cut short by the deadline or timeout: {', '.join(short)}")
-    ratios = summary["ratios"]
-    if ratios:
-        spread = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
-        a, b = summary["mean_cost"]["tpe+median"], summary["mean_cost"]["random"]
-        print(f"ratio (b) random / (a) tpe+median, compute to within {100 * TOLERANCE:.1f} points of G, "
-              f"over seeds {summary['seeds']}:")
-        print(f"  per seed {', '.join(f'{bd}{x:.2f}' for bd, x in zip(summary['bounds'], ratios))}; mean {statistics.fmean(ratios):.2f} "
-              f"+- {spread:.2f} (std), min {min(ratios):.2f}, max {max(ratios):.2f}; "
-              f"ratio of means {b:.1f} / {a:.1f} = {b / a:.2f}  (target >= 2)")
-        tot = {m: statistics.fmean(r.total_compute for r in results if r.method == m) for m in METHODS}
-        print(f"  total trial-epochs per run (same {args.trials}-trial budget): "
-              + ", ".join(f"{m} {v:.1f}" for m, v in tot.items()))
-    else:
-        print("no seed has both runs yet: no ratio")
+    print(f"ratio (b)/(a) of compute to within {100 * TOLERANCE:.1f} points of G (target >= 2), "
+          f"seeds {summary['seeds']}:")
+    print(f"  {_ratio_line(summary)}")
+    print("the same at other tolerances:")
+    for tolerance in SWEEP[1:]:
+        other = summarise(results, tolerance)
+        print(f"  {100 * tolerance:.1f} points (target {other['target']:.4f}): {_ratio_line(other)}")
+    by_seed = {(r.method, r.seed): r for r in results}
+    pairs = [(by_seed[(A, s)], by_seed[(B, s)]) for s in sorted({r.seed for r in results})
+             if (A, s) in by_seed and (B, s) in by_seed]
+    if pairs and any(b.total_compute >= a.total_compute for a, b in pairs):
+        print("equal compute: best accuracy of (b) once it had spent what (a) spent in its whole run:")
+        pairs = [(a, b) for a, b in pairs if b.total_compute >= a.total_compute]  # (b) got that far
+        for a, b in pairs:
+            print(f"  seed {a.seed}: (a) {a.best:.4f} after {a.total_compute} trial-epochs; "
+                  f"(b) {best_at(b.curve, a.total_compute):.4f} at {a.total_compute}, {b.best:.4f} after "
+                  f"{b.total_compute}")
+        diff = [a.best - best_at(b.curve, a.total_compute) for a, b in pairs]
+        print(f"  (a) - (b) at equal compute: mean {100 * statistics.fmean(diff):+.2f} points "
+              f"(per seed {', '.join(f'{100 * d:+.1f}' for d in diff)})")
+        for m in METHODS:
+            runs = [r for r in results if r.method == m]
+            print(f"  {m}: total trial-epochs per run {statistics.fmean(r.total_compute for r in runs):.1f}, "
+                  f"final best {statistics.fmean(r.best for r in runs):.4f} mean over {len(runs)} seeds")
+    return summary
 
 
 def _plot(results: list[RunResult], summary: dict, path: Path) -> None:
@@ -198,10 +259,10 @@ def _plot(results: list[RunResult], summary: dict, path: Path) -> None:
         print("# matplotlib missing: no figure")
         return
     fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
-    for i, r in enumerate(results):
-        style = "-" if r.method == "tpe+median" else "--"
+    for r in results:
+        style = "-" if r.method == A else "--"
         ax.step([0, *r.curve.compute], [math.nan, *r.curve.best], where="post", linestyle=style,
-                color=f"C{r.seed % 10}", label=f"{r.method} seed {r.seed}")
+                color=f"C{r.seed % 10}", label=f"{r.label} seed {r.seed}")
     ax.axhline(summary["target"], color="grey", linewidth=1, label=f"target G - {TOLERANCE}")
     ax.set_xlabel("compute spent (trial-epochs)")
     ax.set_ylabel("best validation accuracy so far")
@@ -243,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pruner-startup", type=int, default=None, help="override the median pruner n_startup_trials")
     parser.add_argument("--pruner-warmup", type=int, default=None, help="override the median pruner n_warmup_steps")
     parser.add_argument("--quick", action="store_true", help="smoke-run defaults (minutes)")
+    parser.add_argument("--analyse-only", action="store_true", help="train nothing: report the stored runs")
     parser.add_argument("--deadline", default=None, help="HH:MM UTC: no trial starts after it")
     parser.add_argument("--storage", default=f"sqlite:///{ROOT / 'artifacts' / 'search_efficiency.db'}")
     parser.add_argument("--figure", default=str(ROOT / "artifacts" / "search_efficiency.png"))
@@ -256,22 +318,27 @@ def main(argv: list[str] | None = None) -> int:
     (ROOT / "artifacts").mkdir(exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(args.threads)
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, heartbeat=not args.analyse_only)
     deadline = _deadline(args.deadline)
     results: list[RunResult] = []
     for seed in range(args.seeds):  # pairs first, so that a deadline leaves whole pairs
         for method in METHODS:
+            if args.analyse_only:
+                result = _read(method, seed, args, storage)
+                if result is not None:
+                    results.append(result)
+                continue
             if deadline is not None and time.time() >= deadline:
                 print(f"# deadline {args.deadline} UTC reached: {method}/s{seed} not run", flush=True)
                 continue
             result = _run(method, seed, args, storage, deadline)
             results.append(result)
-            print(f"# {method} seed {seed}: {result.finished} trials, {result.total_compute} trial-epochs, "
-                  f"best {result.best:.4f}, {result.wall_s:.0f} s", flush=True)
+            print(f"# {result.label} seed {seed}: {result.finished} trials, {result.total_compute} "
+                  f"trial-epochs, best {result.best:.4f}, {result.wall_s:.0f} s", flush=True)
     if not results:
+        print("no runs stored for these settings")
         return 1
-    summary = summarise(results)
-    _print_report(results, summary, args)
+    summary = _print_report(results, args)
     _plot(results, summary, Path(args.figure))
     return 0
 
