@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 import lars
 from objectives import build_model, load_splits, train
-from objectives.data import normalize
+from objectives.data import augment, normalize
 from objectives.train import resolve_device
 
 
@@ -65,6 +65,29 @@ def bare_loop(data, *, model_name, width, batch_size, lr, use_lars, seed, device
         loss.item()  # wait for the device
         elapsed += time.perf_counter() - t0
     return epochs * steps * batch_size / elapsed
+
+
+def data_work_ms(data, batch_size, device, reps=50) -> float:
+    """Milliseconds per batch of the data work train() does and the bare loop does not:
+    on-device augmentation (crop, flip) and normalisation of a uint8 batch."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+    batch = data.train_images[:batch_size]
+
+    def work():
+        return normalize(augment(batch, crop_padding=data.crop_padding, flip=data.flip, generator=generator),
+                         mean, std)
+
+    work()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        work()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - t0) / reps * 1000
 
 
 def main(argv=None) -> int:
@@ -120,6 +143,10 @@ def main(argv=None) -> int:
     # On a shared machine the fastest round of each is the one least disturbed by other load.
     print(f"best:   train() {max(train_ips):.1f} img/s, bare {max(bare_ips):.1f} img/s, "
           f"ratio {max(train_ips) / max(bare_ips):.3f}")
+    step_ms = 1000 * args.batch_size / statistics.median(bare_ips)
+    extra_ms = data_work_ms(data, args.batch_size, device)
+    print(f"data work per batch in train() (augment + normalise on the device): {extra_ms:.2f} ms, "
+          f"{100 * extra_ms / step_ms:.1f}% of a bare step ({step_ms:.1f} ms)")
     print(f"time per epoch of this model: {statistics.median(epoch_times):.2f} s "
           f"(training {statistics.median(epoch_times) - statistics.median(val_times):.2f} s + validation of "
           f"{args.val_size} images {statistics.median(val_times):.2f} s)")
