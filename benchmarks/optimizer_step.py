@@ -11,10 +11,13 @@ figure is the median over rounds. Parameter sets have real shapes:
 Groups come from ``lars.param_groups`` (weight decay on >= 2-D tensors, 1-D tensors
 excluded), the same groups for every variant; gradients are fixed random tensors.
 "Extra state" is what LARS keeps beyond the base optimizer's own state (its scratch
-tensors). Default runtime is well under 2 minutes on 2 CPU cores.
+tensors). Default runtime is well under 2 minutes on 2 CPU cores. On a machine
+that other processes share, ``--threads 1`` avoids OpenMP threads waiting on each
+other and gives steadier ratios. Bases: SGD(lr 0.1, momentum 0.9) and Adam(lr 1e-3),
+``fused=True`` (supported on CPU since torch 2.4), LARS with its defaults.
 
     python benchmarks/optimizer_step.py                 # both sets, 15 rounds
-    python benchmarks/optimizer_step.py --sets resnet50 --rounds 30
+    python benchmarks/optimizer_step.py --threads 1 --sets resnet50 --rounds 30
 """
 
 from __future__ import annotations
