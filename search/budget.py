@@ -152,13 +152,21 @@ def _arm_lock(study: optuna.Study) -> Iterator[None]:
         try:
             yield
         finally:
-            if dialect == "postgresql":
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            else:
-                connection.execute(
-                    sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": f"lars-search:{key:x}"}
-                )
-            connection.commit()
+            try:
+                if dialect == "postgresql":
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                else:
+                    connection.execute(
+                        sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": f"lars-search:{key:x}"}
+                    )
+                connection.commit()
+            except Exception as error:
+                # The connection died (e.g. the server restarted), and the server
+                # released its lock with it. Failing here would make the caller claim
+                # again although this claim already happened.
+                _logger.warning("releasing the lock of %r failed (%s); the connection is dropped",
+                                study.study_name, one_line(error, backend.url))
+                connection.invalidate()
     finally:
         connection.close()
 

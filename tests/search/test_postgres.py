@@ -9,8 +9,6 @@ fake objective (``fake_objective.py``), with 1 s heartbeats and a 3 s grace peri
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 import optuna
@@ -87,14 +85,22 @@ def test_bad_credentials_are_one_line_without_password_and_write_nothing(pg):
     assert _row_counts(pg.url) == before
 
 
-def test_worker_with_bad_credentials_exits_2_before_training(pg, tmp_path):
+def _run_worker_main(study, url, tmp_path, capsys, monkeypatch) -> tuple[int, str]:
+    """``python -m search.workers`` in this process (its ``main``): exit code and stderr."""
+    monkeypatch.setenv("FAKE_OBJECTIVE_DIR", str(tmp_path))
+    monkeypatch.setenv("FAKE_OBJECTIVE_SLEEP", "0")
+    capsys.readouterr()
+    code = W.main([str(study), "--storage", url, "--objective", "fake_objective:train"])
+    return code, capsys.readouterr().err
+
+
+def test_worker_with_bad_credentials_exits_2_before_training(pg, tmp_path, capsys, monkeypatch):
     study = write_study(tmp_path, name="pg-badpw", trials=2)
-    argv = [sys.executable, "-m", "search.workers", str(study), "--storage", pg.url_with(password="hunter2"),
-            "--objective", "fake_objective:train"]  # fmt: skip
-    result = subprocess.run(argv, env=worker_env(tmp_path), capture_output=True, text=True, timeout=60)
-    assert result.returncode == W.EXIT_USER_ERROR
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "lars:***@" in result.stderr and "hunter2" not in result.stderr + result.stdout
+    code, err = _run_worker_main(study, pg.url_with(password="hunter2"), tmp_path, capsys, monkeypatch)
+    assert code == W.EXIT_USER_ERROR
+    assert len(err.strip().splitlines()) == 1
+    assert "lars:***@" in err and 'password authentication failed for user "lars"' in err
+    assert "hunter2" not in err
     assert not (tmp_path / "trials.log").exists()
 
 
@@ -138,7 +144,7 @@ def test_four_workers_meet_budget_exactly_on_postgres(pg, tmp_path):
 
 @pytest.mark.slow
 def test_sigkilled_worker_on_postgres_is_retried_and_budget_is_exact(pg, tmp_path):
-    study = write_study(tmp_path, name="pg-kill", arms=("sgd",), trials=40)
+    study = write_study(tmp_path, name="pg-kill", arms=("sgd",), trials=20)
     procs = start_workers(study, pg.url, 4, tmp_path)
     victim = procs[0]
     (tmp_path / f"hang-{victim.pid}").write_text("")
@@ -146,7 +152,7 @@ def test_sigkilled_worker_on_postgres_is_retried_and_budget_is_exact(pg, tmp_pat
     victim.send_signal(signal.SIGKILL)
     codes = wait_all(procs)
     assert codes[0] == -signal.SIGKILL and codes[1:] == [0, 0, 0], worker_logs(tmp_path)
-    states = assert_exact_budget(pg.url, "pg-kill", ("sgd",), 40, allow_retried_failures=1)
+    states = assert_exact_budget(pg.url, "pg-kill", ("sgd",), 20, allow_retried_failures=1)
     assert states["sgd"]["FAIL"] == 1
     trials = load_arm(pg.url, "pg-kill/sgd").trials
     failed = next(t for t in trials if t.state == TrialState.FAIL)
@@ -157,7 +163,7 @@ def test_sigkilled_worker_on_postgres_is_retried_and_budget_is_exact(pg, tmp_pat
 
 @pytest.mark.slow
 def test_postgres_restart_mid_study_loses_nothing(pg, tmp_path):
-    study = write_study(tmp_path, name="pg-restart", arms=("sgd",), trials=40)
+    study = write_study(tmp_path, name="pg-restart", arms=("sgd",), trials=30)
     procs = start_workers(study, pg.url, 4, tmp_path, sleep=0.03)
     storage = open_storage(pg.url, heartbeat=False)
     deadline = time.monotonic() + 60
@@ -181,23 +187,21 @@ def test_postgres_restart_mid_study_loses_nothing(pg, tmp_path):
         assert after[number].state == TrialState.COMPLETE
         assert (after[number].params, after[number].value) == (params, value)
     study_ = load_arm(pg.url, "pg-restart/sgd")
-    assert B.count_finished(study_) == 40
+    assert B.count_finished(study_) == 30
     numbers = sorted(after)
     assert numbers == list(range(len(numbers)))
     assert not [t for t in after.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
-def test_conflicting_study_file_on_postgres_is_refused_and_database_untouched(pg, tmp_path):
+def test_conflicting_study_file_on_postgres_is_refused_and_database_untouched(pg, tmp_path, capsys, monkeypatch):
     study = write_study(tmp_path, name="pg-conflict", trials=2)
-    argv = [sys.executable, "-m", "search.workers", str(study), "--storage", pg.url, "--objective", "fake_objective:train"]
-    assert subprocess.run(argv, env=worker_env(tmp_path), capture_output=True, timeout=120).returncode == 0
+    assert _run_worker_main(study, pg.url, tmp_path, capsys, monkeypatch)[0] == 0
     before = _row_counts(pg.url)
     changed = write_study(tmp_path, name="pg-conflict", trials=2, filename="changed.yaml")
     changed.write_text(changed.read_text().replace("model: vgg11", "model: vgg16"))
-    argv[3] = str(changed)
-    result = subprocess.run(argv, env=worker_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert result.returncode == W.EXIT_USER_ERROR
-    assert "conflicts with the stored study 'pg-conflict/sgd'" in result.stderr
-    assert "objective.model was 'vgg11', now 'vgg16'" in result.stderr
-    assert "lars:***@" in result.stderr and "lars-test-pw" not in result.stderr
+    code, err = _run_worker_main(changed, pg.url, tmp_path, capsys, monkeypatch)
+    assert code == W.EXIT_USER_ERROR
+    assert "conflicts with the stored study 'pg-conflict/sgd'" in err
+    assert "objective.model was 'vgg11', now 'vgg16'" in err
+    assert "lars:***@" in err and "lars-test-pw" not in err
     assert _row_counts(pg.url) == before
