@@ -154,22 +154,26 @@ def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: C
 def cmd_run(args: argparse.Namespace) -> int:
     """Create or resume the studies of a study file (one per arm) and run them round robin."""
     spec, url = prepare_run(args)
+    gpus = None
+    if args.workers is not None or args.gpus is not None:
+        from search.workers import parse_gpus
+
+        if args.workers is not None and args.workers < 1:
+            raise UserError(f"--workers must be a positive integer, got {args.workers}")
+        try:
+            gpus = parse_gpus(args.gpus)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        if gpus is not None and args.workers is not None and args.workers != len(gpus):
+            raise UserError(f"--workers must equal the number of --gpus ({len(gpus)}), got {args.workers}")
     if args.train_fn is None:
         check_data(spec)
     if args.workers is None and args.gpus is None:
         return run_in_process(args, spec, url, train_fn=args.train_fn)
     from search.report import format_compare
     from search.storage import open_storage
-    from search.workers import launch_workers, parse_gpus
+    from search.workers import launch_workers
 
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers must be a positive integer, got {args.workers}")
-    try:
-        gpus = parse_gpus(args.gpus)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if gpus is not None and args.workers is not None and args.workers != len(gpus):
-        raise UserError(f"--workers must equal the number of --gpus ({len(gpus)}), got {args.workers}")
     status = launch_workers(
         args.study, storage_url=url, n_workers=args.workers, gpus=gpus, n_trials=args.n_trials,
         timeout=args.timeout, device=args.device, log=print,
