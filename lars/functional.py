@@ -1,9 +1,16 @@
 """LARS's math over lists of tensors: the two placements of the trust ratio.
 
-Both functions come in two forms with one signature, as ``torch.optim`` does it: a
-reference ``_single_tensor_*`` (one tensor at a time) and a fast ``_multi_tensor_*``
-(``torch._foreach_*`` over the whole list, norms from one ``torch._foreach_norm``).
-A float64 test checks that they agree.
+Each function takes ``foreach`` as ``torch.optim`` does: ``False`` is the reference
+(one tensor at a time, a ``torch.linalg.vector_norm`` per tensor), ``True`` the fast
+path (``torch._foreach_*`` over the list, the norms from one ``torch._foreach_norm``
+over flat views). Float64 tests check that the paths agree.
+
+* gradient mode: :func:`scale_gradients` (``d`` into a scratch tensor, any base) and
+  :func:`sgd_direct` (``torch.optim.SGD`` on CPU, ``d`` never materialised);
+* update mode, in three equivalent forms chosen by what the base step leaves behind:
+  :func:`rescale_updates` (``−Δ`` from stepping a zero tensor),
+  :func:`rescale_decoupled` (``−u/β`` from stepping a zero tensor at lr ``1/β``;
+  one ``lerp``), :func:`rescale_differences` (the base stepped ``w`` itself).
 
 Gradient mode (LARS, You, Gitman, Ginsburg, arXiv:1708.03888, 2017)::
 
