@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import warnings
@@ -211,7 +212,26 @@ def _open_reader(args: argparse.Namespace) -> tuple[Any, str]:
     from search.study import resolve_storage_url
 
     url = resolve_storage_url(args.storage)
+    path = _sqlite_file(url)
+    if path is not None and not os.path.exists(path):
+        from search.storage import mask_url
+
+        raise UserError(f"no storage at {mask_url(url)} (file {path} does not exist); run a study first: "
+                        f"{PROG} run STUDY.yaml, or pass --storage")  # fmt: skip
     return open_storage(url, heartbeat=False), url
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file of a ``sqlite:///`` URL (None for other databases and in-memory SQLite)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # a malformed URL: open_storage reports it
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return os.path.abspath(parsed.database)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -123,7 +123,12 @@ def export_text(storage: Any, name: str, arm: str | None = None, *, storage_labe
 def load_config_file(path: str) -> dict[str, Any]:
     """Read a config YAML (an export, or hand-written objectives keys) as a plain dict."""
     with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f)
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise ValueError(f"{path}: not valid YAML: {where}{getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config file must be a YAML mapping of objectives keys, got {type(data).__name__}")
     return data

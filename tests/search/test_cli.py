@@ -208,3 +208,22 @@ def test_missing_data_is_reported_before_any_trial_starts(tmp_path, capsys, monk
     assert err.startswith("lars-search: error: cifar10 data not found. Looked in:\n")
     assert "To get it:" in err and "Traceback" not in err
     assert not db.exists()  # the database was not touched
+
+
+def test_reading_verbs_do_not_create_a_missing_sqlite_file(tmp_path, capsys):
+    db = tmp_path / "absent.db"
+    for verb in (["status"], ["compare", "x"], ["export", "x"]):
+        assert main([*verb, "--storage", f"sqlite:///{db}"]) == 2
+        assert capsys.readouterr().err == (f"lars-search: error: no storage at sqlite:///{db} (file {db} does not exist); "
+                                           "run a study first: lars-search run STUDY.yaml, or pass --storage\n")
+    assert not db.exists()
+
+
+def test_train_rejects_a_broken_config_file_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: [unclosed\n")
+    assert main(["train", str(bad)], train_fn=FakeTrain()) == 2
+    assert capsys.readouterr().err.startswith(f"lars-search: error: {bad}: not valid YAML: line 2, column 1: ")
+    bad.write_text("lr: 0.1\nlearning_rate: 0.1\n")
+    assert main(["train", str(bad)], train_fn=FakeTrain()) == 2
+    assert capsys.readouterr().err == f"lars-search: error: {bad}: config key 'learning_rate' is not a known key\n"
