@@ -192,3 +192,13 @@ def test_shipped_study_files_validate(name):
     spec = load_spec(Path(__file__).resolve().parents[2] / "studies" / name)
     assert [a.name for a in spec.arms] == list(DEFAULT_ARMS)
     assert spec.budget.trials >= 3 and spec.sampler.type == "tpe" and spec.pruner.type == "median"
+
+
+def test_cmaes_sampler_needs_its_package(tmp_path):
+    try:
+        import cmaes  # noqa: F401
+    except ImportError:
+        assert spec_error(tmp_path, MINIMAL + "sampler: cmaes\n") == (
+            "sampler.type: 'cmaes' needs the cmaes package: pip install cmaes")
+    else:
+        assert load_spec(write_study(tmp_path, MINIMAL + "sampler: cmaes\n")).sampler.type == "cmaes"
