@@ -307,8 +307,8 @@ class LARS(Optimizer):
         momentum = group["momentum"]
         direct, first = [], []
         for i, p in enumerate(params):
-            started = self.state[p].get("momentum_buffer") is not None
-            (direct if momentum == 0 or started else first).append(i)
+            started = momentum == 0 or self.state[p].get("momentum_buffer") is not None
+            (direct if started else first).append(i)
         if first:  # SGD seeds a new momentum buffer with d itself: the general path
             sub = [params[i] for i in first]
             scratch = [torch.empty_like(p) for p in sub]
@@ -321,7 +321,7 @@ class LARS(Optimizer):
         if direct:
             F.sgd_direct(
                 [params[i] for i in direct], [grads[i] for i in direct],
-                [self.state[params[i]].get("momentum_buffer") for i in direct],
+                [self.state[params[i]]["momentum_buffer"] for i in direct] if momentum else [],
                 [host_rates[i] for i in direct],
                 lr=settings["lr"], weight_decay=job.weight_decay, momentum=momentum,
                 dampening=group["dampening"], maximize=maximize,

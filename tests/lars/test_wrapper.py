@@ -480,6 +480,8 @@ def test_cpu_sgd_kernel_path_matches_reference_path_in_float64(sgd_kw):
         results.append([p.detach().clone() for p in model.parameters()])
         if sgd_kw["momentum"]:
             assert all("momentum_buffer" in opt.state[p] for p in model.parameters())
+        else:
+            assert len(opt.state) == 0  # as bare SGD: no state without momentum
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
