@@ -227,3 +227,13 @@ def test_train_rejects_a_broken_config_file_in_one_line(tmp_path, capsys):
     bad.write_text("lr: 0.1\nlearning_rate: 0.1\n")
     assert main(["train", str(bad)], train_fn=FakeTrain()) == 2
     assert capsys.readouterr().err == f"lars-search: error: {bad}: config key 'learning_rate' is not a known key\n"
+
+
+def test_compare_plot_writes_the_picture(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib (the [plot] extra)")
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    assert main(["run", str(write_study(tmp_path, FAKE_STUDY)), "--storage", db, "-q"], train_fn=FakeTrain()) == 0
+    png = tmp_path / "compare.png"
+    assert main(["compare", "c", "--storage", db, "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out.rstrip().endswith(f"wrote {png}")
