@@ -25,17 +25,19 @@ Claiming under a lock
 one arm are therefore serialised by a lock that every process on every machine sees
 and that dies with its holder:
 
-* PostgreSQL: a session advisory lock ``pg_advisory_lock(k)``, ``k`` a 63-bit hash of
-  the study name, on its own pooled connection (released if the connection drops);
+* PostgreSQL: a transaction advisory lock ``pg_advisory_xact_lock(k)``, ``k`` a 63-bit
+  hash of the study name, on its own pooled connection (released at its COMMIT, or by
+  the server if the connection drops);
 * MySQL: ``GET_LOCK(name, timeout)`` likewise;
 * SQLite (one machine by construction): ``flock`` on ``<db file>.lock``.
 
 Under the lock a claim (1) fails stale trials and enqueues their retries
-(``optuna.storages.fail_stale_trials``; only once this process has reached the
-database for a whole grace period, so that a database outage, which silences every
-heartbeat at once, does not fail the trials of live workers), (2) counts slots, and (3) calls
-``study.ask()`` only if a WAITING trial exists (a retry or an enqueued trial: its
-slot is already counted) or a slot is free (then ``ask`` creates exactly one trial).
+(``optuna.storages.fail_stale_trials``, at most once per heartbeat interval, and only
+after this process has reached the database for a whole grace period: an outage of the
+database silences every heartbeat at once and must not fail the trials of live
+workers), (2) counts slots, and (3) calls ``study.ask()`` only if a WAITING trial
+exists (a retry or an enqueued trial: its slot is already counted) or a slot is free
+(then ``ask`` creates exactly one trial).
 The new trial's first heartbeat is written before the lock is released, and a daemon
 thread keeps beating every ``heartbeat_interval`` seconds until the trial is finished
 (it checks the trial's state after each beat), surviving transient storage errors
@@ -141,34 +143,41 @@ def _arm_lock(study: optuna.Study) -> Iterator[None]:
     connection = backend.engine.connect()
     try:
         if dialect == "postgresql":
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            connection.commit()
-        else:
-            got = connection.execute(
-                sqlalchemy.text("SELECT GET_LOCK(:n, 600)"), {"n": f"lars-search:{key:x}"}
-            ).scalar()
-            if got != 1:
-                raise TimeoutError(f"could not lock arm {study.study_name!r} in 600 s")
+            # A transaction-level lock: released by the COMMIT below, or by the server
+            # when the connection dies (SIGKILL, network loss, server restart).
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                try:
+                    connection.commit()
+                except Exception as error:  # the connection died and took the lock with it
+                    _release_failed(study, backend, connection, error)
+            return
+        name = f"lars-search:{key:x}"
+        got = connection.execute(sqlalchemy.text("SELECT GET_LOCK(:n, 600)"), {"n": name}).scalar()
+        if got != 1:
+            raise TimeoutError(f"could not lock arm {study.study_name!r} in 600 s")
         try:
             yield
         finally:
             try:
-                if dialect == "postgresql":
-                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                else:
-                    connection.execute(
-                        sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": f"lars-search:{key:x}"}
-                    )
+                connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
                 connection.commit()
             except Exception as error:
-                # The connection died (e.g. the server restarted), and the server
-                # released its lock with it. Failing here would make the caller claim
-                # again although this claim already happened.
-                _logger.warning("releasing the lock of %r failed (%s); the connection is dropped",
-                                study.study_name, one_line(error, backend.url))
-                connection.invalidate()
+                _release_failed(study, backend, connection, error)
     finally:
         connection.close()
+
+
+def _release_failed(study: optuna.Study, backend, connection, error: Exception) -> None:
+    """The lock's connection died, and the server released the lock with it.
+
+    Raising here would make the caller claim again although this claim already happened.
+    """
+    _logger.warning("releasing the lock of %r failed (%s); the connection is dropped",
+                    study.study_name, one_line(error, backend.url))
+    connection.invalidate()
 
 
 # --------------------------------------------------------------------- heartbeat
@@ -200,6 +209,23 @@ class _HeartbeatThread(threading.Thread):
 
 
 # ------------------------------------------------------------------------- claim
+_last_stale_check: dict[tuple[int, str], float] = {}
+
+
+def _stale_check_due(study: optuna.Study, backend: optuna.storages.RDBStorage) -> bool:
+    """At most one stale-trial check per arm, process and heartbeat interval.
+
+    A heartbeat only changes every interval, so checking more often finds nothing new;
+    it saves a query per claim when trials are short.
+    """
+    key = (id(backend), study.study_name)
+    now = time.monotonic()
+    if now - _last_stale_check.get(key, -float("inf")) < (backend.get_heartbeat_interval() or 0):
+        return False
+    _last_stale_check[key] = now
+    return True
+
+
 def _healthy_for_grace(backend: optuna.storages.RDBStorage) -> bool:
     """Whether this process has reached the database for a whole grace period.
 
@@ -219,7 +245,7 @@ def _claim_locked(study: optuna.Study, budget: int) -> optuna.trial.Trial | None
     backend = rdb_backend(study._storage)
     heartbeat = backend is not None and backend.get_heartbeat_interval() is not None
     with _arm_lock(study):
-        if heartbeat and _healthy_for_grace(backend):
+        if heartbeat and _healthy_for_grace(backend) and _stale_check_due(study, backend):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)

@@ -147,6 +147,7 @@ def launch_workers(
     env: dict[str, str] | None = None,
     log: Callable[[str], None] = print,
     python: str = sys.executable,
+    stdout: Any = None,
 ) -> int:
     """Start ``n_workers`` (or one per GPU in ``gpus``) worker processes and wait for them.
 
@@ -161,6 +162,8 @@ def launch_workers(
         objective: ``module:function`` replacing ``objectives.train`` (tests).
         env: extra environment variables for the workers.
         log: where the parent's lines go.
+        stdout: the workers' stdout and stderr (a file, ``subprocess.DEVNULL``); None
+            shares the parent's (each worker's lines start with ``[worker i]``).
 
     Returns:
         0 when every worker exited 0, else the first non-zero exit status.
@@ -196,7 +199,8 @@ def launch_workers(
                 worker_env["CUDA_VISIBLE_DEVICES"] = gpu_list[i]
             argv = worker_command(study_file, url, worker_id=i, n_trials=n_trials, timeout=timeout,
                                   device=device, objective=objective, python=python)  # fmt: skip
-            procs.append(subprocess.Popen(argv, env=worker_env))
+            procs.append(subprocess.Popen(argv, env=worker_env, stdout=stdout,
+                                          stderr=None if stdout is None else subprocess.STDOUT))
         status = _wait_all(procs, log)
     except KeyboardInterrupt:
         _stop_all(procs)
