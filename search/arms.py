@@ -172,17 +172,21 @@ def default_space(optimizer: str, lars: bool, epochs: int) -> dict[str, Any]:
     """The space an arm gets for keys a study file leaves out (YAML form).
 
     Base lr ranges follow common practice (SGD around 0.1, adaptive optimizers around
-    1e-3); lambda spans the LARS paper's 1e-3 up to LAMB's effective 1; the scheduler
+    1e-3). Lambda: on SGD the trust ratio scales the gradient, ``lambda ||w|| / ||g||``,
+    and the LARS paper's 1e-3 sits in [1e-3, 1e-1]; on Adam/RMSprop/Adagrad it scales the
+    optimizer's update, whose norm is ~sqrt(n) (LAMB), so lambda is in [0.1, 10] around
+    LAMB's effective 1. The scheduler
     type is searched over all six with each type's parameters fixed at classic values
     scaled to ``epochs`` (step: a third of training, gamma 0.1; multistep: 50% and 75%;
     exponential: lr / 100 at the end; polynomial power 2, as in the LARS paper).
     """
     plain_sgd_like = optimizer == "sgd"
+    lam = {"low": 1e-3, "high": 1e-1, "log": True} if plain_sgd_like else {"low": 0.1, "high": 10.0, "log": True}
     space: dict[str, Any] = {
         "lr": {"low": 1e-3, "high": 1.0, "log": True} if plain_sgd_like else {"low": 1e-5, "high": 1e-1, "log": True},
         "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
         "momentum": 0.9,
-        "trust_coefficient": {"low": 1e-3, "high": 1.0, "log": True},
+        "trust_coefficient": lam,
         "lars_eps": 1e-8,
         "warmup_epochs": {"low": 0.0, "high": min(5.0, epochs / 4)} if epochs >= 2 else 0.0,
     }

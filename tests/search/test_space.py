@@ -87,6 +87,6 @@ def test_lambda_and_epsilon_only_in_lars_arms_and_momentum_only_where_it_exists(
 def test_ranges_are_respected(spec):
     for params, config in sample(spec, spec.arm("adam+lars"), 50):
         assert 1e-5 <= config["lr"] <= 1e-1
-        assert 1e-3 <= config["trust_coefficient"] <= 1.0
+        assert 0.1 <= config["trust_coefficient"] <= 10.0
         assert 0.0 <= config["warmup_epochs"] <= 2.0
         assert config["lars_eps"] == 1e-8

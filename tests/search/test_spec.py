@@ -30,11 +30,12 @@ def test_minimal_file_gets_the_seed_six_arms_and_the_default_space(tmp_path):
     assert [a.name for a in spec.arms] == list(DEFAULT_ARMS)
     assert [(a.optimizer, a.lars) for a in spec.arms] == [
         ("sgd", False), ("sgd", True), ("rmsprop", False), ("rmsprop", True), ("adam", False), ("adam", True)]
-    sgd, sgd_lars, _, _, adam, _ = spec.arms
+    sgd, sgd_lars, _, _, adam, adam_lars = spec.arms
     assert sgd.space.params["lr"] == Range(1e-3, 1.0, log=True)
     assert adam.space.params["lr"] == Range(1e-5, 1e-1, log=True)
     assert "trust_coefficient" not in sgd.space.params and "lars_eps" not in sgd.space.params
-    assert sgd_lars.space.params["trust_coefficient"] == Range(1e-3, 1.0, log=True)
+    assert sgd_lars.space.params["trust_coefficient"] == Range(1e-3, 1e-1, log=True)  # scales the gradient
+    assert adam_lars.space.params["trust_coefficient"] == Range(0.1, 10.0, log=True)  # scales Adam's update
     assert "momentum" not in adam.space.params  # Adam has no momentum argument
     assert sgd.space.schedule == Choice(("constant", "step", "multistep", "exponential", "cosine", "polynomial"))
     # each type's own params, in epochs, scaled to 4 epochs
