@@ -232,7 +232,10 @@ def _parse_schedule(raw: Any, source: str, where: str, base: dict[str, Any], epo
             dim = dims["milestones"]
             options = dim.choices if isinstance(dim, Choice) else (dim.value,)
             if any(m >= epochs for ms in options for m in ms):
-                raise SpecError(source, f"{where}.multistep.milestones", f"every milestone must be < objective.epochs={epochs}, got {dim.describe()!r}")
+                raise SpecError(
+                    source, f"{where}.multistep.milestones",
+                    f"every milestone must be < objective.epochs={epochs}, got {dim.describe()!r}",
+                )  # fmt: skip
         params[kind] = dims
     return schedule, params
 

@@ -87,7 +87,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", metavar="STUDY.yaml", help="study file (see studies/quickstart.yaml)")
     _storage_arg(parser, ", overrides the study file's `storage`")
     parser.add_argument("--n-trials", type=int, metavar="N", help="finished trials per arm (overrides budget.trials)")
-    parser.add_argument("--timeout", type=float, metavar="S", help="seconds for this run; no trial starts after it (overrides budget.timeout)")
+    parser.add_argument(
+        "--timeout", type=float, metavar="S",
+        help="seconds for this run; no trial starts after it (overrides budget.timeout)",
+    )  # fmt: skip
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device (overrides objective.device)")
 
 

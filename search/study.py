@@ -189,13 +189,19 @@ def _check_conflicts(spec: StudySpec, storage: Any, url: str) -> None:
         try:
             old = stored_spec(storage, name)
         except SpecError as exc:
-            raise SpecConflictError(f"{spec.source}: stored study {name!r} in {mask_url(url)} has a study file that no longer validates ({exc.message}); use a new name") from None
+            raise SpecConflictError(
+                f"{spec.source}: stored study {name!r} in {mask_url(url)} has a study file that no longer "
+                f"validates ({exc.message}); use a new name"
+            ) from None
         if old is None:
             continue
         try:
             old_arm = old.arm(arm.name)
         except KeyError:
-            raise SpecConflictError(f"{spec.source}: stored study {name!r} in {mask_url(url)} has no arm {arm.name!r} in its study file; use a new name") from None
+            raise SpecConflictError(
+                f"{spec.source}: stored study {name!r} in {mask_url(url)} has no arm {arm.name!r} in its study "
+                "file; use a new name"
+            ) from None
         diff = _first_difference(old.identity(old_arm), spec.identity(arm), "")
         if diff:
             raise SpecConflictError(

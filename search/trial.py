@@ -130,7 +130,9 @@ def run_trial(
             if _finite(accuracy):
                 trial.report(float(accuracy), epoch)
                 if epoch > guard and trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch}: val_accuracy {accuracy:.4f} below the median of earlier trials")
+                    raise optuna.TrialPruned(
+                        f"pruned at epoch {epoch}: val_accuracy {accuracy:.4f} below the median of earlier trials"
+                    )
 
         result = train_fn(config, report)
         if getattr(result, "diverged", False):
@@ -138,7 +140,8 @@ def run_trial(
             state, reason = TrialState.PRUNED, f"diverged: non-finite training loss at epoch {epoch}"
             trial.set_user_attr("diverged_epoch", epoch)
         elif not _finite(getattr(result, "val_accuracy", None)):
-            state, reason = TrialState.FAIL, f"objective returned a non-finite val_accuracy {getattr(result, 'val_accuracy', None)!r}"
+            bad = getattr(result, "val_accuracy", None)
+            state, reason = TrialState.FAIL, f"objective returned a non-finite val_accuracy {bad!r}"
         else:
             state, value = TrialState.COMPLETE, float(result.val_accuracy)
         for attr in ("images_per_s", "device", "epochs_completed"):
