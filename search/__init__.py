@@ -7,10 +7,12 @@ Only this package imports optuna; ``lars`` and ``objectives`` know nothing of it
     spec = load_spec("studies/quickstart.yaml")
     run_studies(spec, "sqlite:///lars-search.db")      # round robin over the arms
 
-Modules: ``spec`` (study-file schema), ``space`` (trial -> config), ``study`` (studies,
-the trial wrapper, the run loop), ``report`` (status/compare), ``export`` (best config
-as YAML), ``cli`` (the ``lars-search`` command); ``storage``, ``budget``, ``workers``
-(shared storage, exact budgets, many workers); ``dashboard``, ``plot``.
+Modules: ``spec`` (study-file schema), ``arms`` (arms and their spaces, defaults),
+``space`` (dimensions, trial -> config), ``trial`` (one trial: report/prune, faults),
+``study`` (per-arm studies, samplers, pruners, the round-robin loop), ``report``
+(status/compare), ``export`` (best config as YAML), ``cli`` (the ``lars-search``
+command); ``storage``, ``budget``, ``workers`` (shared storage, exact budgets, many
+workers); ``dashboard``, ``plot``.
 """
 
 __all__: list[str] = []
