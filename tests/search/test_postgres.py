@@ -182,6 +182,8 @@ def test_postgres_restart_mid_study_loses_nothing(pg, tmp_path):
     codes = wait_all(procs, timeout=180)
     logs = worker_logs(tmp_path)
     assert codes == [0, 0, 0, 0], logs
+    assert "retrying" in logs  # the workers did lose the server, and came back
+    assert "lars-test-pw" not in logs  # warnings name the storage with the password masked
     after = {t.number: t for t in load_arm(pg.url, "pg-restart/sgd").trials}
     for number, (params, value) in before.items():  # finished trials are all still there, unchanged
         assert after[number].state == TrialState.COMPLETE
