@@ -51,12 +51,14 @@ sampler's relative sampling (CMA-ES, GP) runs inside ``ask`` and so under the lo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import threading
 import time
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -82,8 +84,64 @@ def _slots(trials: list[optuna.trial.FrozenTrial]) -> int:
     return sum(1 for t in trials if RETRY_ATTR not in t.system_attrs)
 
 
-def _fresh_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False)
+@dataclasses.dataclass(frozen=True)
+class _Counts:
+    slots: int  # trials that are not retries of another trial
+    waiting: int
+    running: int
+
+
+def _counts(study: optuna.Study) -> _Counts:
+    """Slot, WAITING and RUNNING counts of ``study``, fresh from the database.
+
+    On an RDB storage this is one SQL statement of scalar ``COUNT`` subqueries over
+    Optuna's ``trials`` and ``trial_system_attributes`` tables, instead of loading every
+    trial with its params and attrs (``study.get_trials``), which a claim and the study
+    loop would otherwise do several times per trial. Falls back to ``get_trials`` for
+    other storages and if the statement fails for a reason other than a transient one
+    (an Optuna schema this code does not know).
+    """
+    backend = rdb_backend(study._storage)
+    if backend is not None:
+        try:
+            run = getattr(backend, "_with_retry", None)
+            row = run("_counts", _sql_counts, backend, study._study_id) if run else _sql_counts(backend, study._study_id)
+            return _Counts(slots=row[0] - row[1], waiting=row[2], running=row[3])
+        except Exception as error:
+            if is_transient_error(error):
+                raise
+            _logger.debug("counting trials in SQL failed (%s); loading the trials instead", error)
+    trials = study.get_trials(deepcopy=False)
+    return _Counts(
+        slots=_slots(trials),
+        waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
+        running=sum(1 for t in trials if t.state == TrialState.RUNNING),
+    )
+
+
+def _sql_counts(backend: optuna.storages.RDBStorage, study_id: int) -> tuple[int, int, int, int]:
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    attrs = models.TrialSystemAttributeModel.__table__
+
+    def count(*where: Any) -> Any:
+        return sqlalchemy.select(sqlalchemy.func.count()).select_from(trials).where(
+            trials.c.study_id == study_id, *where
+        ).scalar_subquery()
+
+    retries = (
+        sqlalchemy.select(sqlalchemy.func.count())
+        .select_from(attrs.join(trials, attrs.c.trial_id == trials.c.trial_id))
+        .where(trials.c.study_id == study_id, attrs.c.key == RETRY_ATTR)
+        .scalar_subquery()
+    )
+    statement = sqlalchemy.select(
+        count(), retries, count(trials.c.state == TrialState.WAITING), count(trials.c.state == TrialState.RUNNING)
+    )
+    with backend.engine.connect() as connection:
+        row = connection.execute(statement).one()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
 def count_finished(study: optuna.Study) -> int:
@@ -92,7 +150,7 @@ def count_finished(study: optuna.Study) -> int:
     COMPLETE, PRUNED, final FAIL (not retried), plus RUNNING and WAITING (in flight);
     a retry shares the slot of the trial it retries.
     """
-    return _slots(_fresh_trials(study))
+    return _counts(study).slots
 
 
 def _heartbeat_on(study: optuna.Study) -> bool:
@@ -109,12 +167,12 @@ def is_complete(study: optuna.Study, budget: int) -> bool:
     heartbeats nobody could recover a dead worker's trial, so a spent budget suffices.
     """
     budget = _check_budget(budget)
-    trials = _fresh_trials(study)
-    if _slots(trials) < budget:
+    counts = _counts(study)
+    if counts.slots < budget:
         return False
     if not _heartbeat_on(study):
         return True
-    return not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    return counts.running == 0 and counts.waiting == 0
 
 
 # ------------------------------------------------------------------------- locks
@@ -181,6 +239,17 @@ def _release_failed(study: optuna.Study, backend, connection, error: Exception) 
 
 
 # --------------------------------------------------------------------- heartbeat
+def _trial_state(backend: optuna.storages.RDBStorage, trial_id: int) -> TrialState:
+    """One trial's state in one small query (not the whole trial with its attrs)."""
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    with backend.engine.connect() as connection:
+        return connection.execute(
+            sqlalchemy.select(trials.c.state).where(trials.c.trial_id == trial_id)
+        ).scalar_one()
+
+
 class _HeartbeatThread(threading.Thread):
     """Beat for one trial until it is finished; log and carry on through storage errors."""
 
@@ -197,7 +266,7 @@ class _HeartbeatThread(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(self._interval):
             try:
-                if self._backend.get_trial(self._trial_id).state.is_finished():
+                if _trial_state(self._backend, self._trial_id).is_finished():
                     return
                 self._backend.record_heartbeat(self._trial_id)
             except Exception as error:  # keep beating: a lost beat is not a lost trial
@@ -249,9 +318,8 @@ def _claim_locked(study: optuna.Study, budget: int) -> optuna.trial.Trial | None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
-        trials = _fresh_trials(study)
-        waiting = any(t.state == TrialState.WAITING for t in trials)
-        if not waiting and _slots(trials) >= budget:
+        counts = _counts(study)
+        if counts.waiting == 0 and counts.slots >= budget:
             return None
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")

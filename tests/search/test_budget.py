@@ -141,3 +141,27 @@ def test_four_processes_claim_exactly_the_budget(tmp_path):
     assert numbers == list(range(30))
     study = _study(url, heartbeat=False)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 30
+
+
+def test_sql_counts_equal_counts_from_loaded_trials(tmp_path):
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat=False)
+    for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.COMPLETE):
+        trial = study.ask()
+        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+    study.add_trial(optuna.create_trial(state=TrialState.WAITING, system_attrs={"failed_trial": 2, "retry_history": [2]}))
+    study.ask()  # pops the retry: RUNNING
+    study.ask()  # RUNNING
+    study.enqueue_trial({})  # WAITING
+    counts = B._counts(study)
+    trials = study.get_trials()
+    assert counts == B._Counts(slots=B._slots(trials), waiting=1, running=2)
+    assert counts.slots == 6  # 7 trials, one of them a retry
+
+
+def test_counts_on_in_memory_storage_use_loaded_trials():
+    study = optuna.create_study()
+    study.tell(study.ask(), 1.0)
+    study.enqueue_trial({})
+    assert B._counts(study) == B._Counts(slots=2, waiting=1, running=0)
+    assert B.claim_trial(study, 2).number == 1
+    assert B.claim_trial(study, 2) is None
