@@ -12,7 +12,8 @@ each over several sampler seeds. Every trial trains with the same training seed 
 training is deterministic), so a config scores the same whichever search proposes it;
 TPE's random start-up trials are those of the random sampler with the same seed, so the
 two runs of a seed share their first trials (common random numbers). With ``G`` the best
-validation accuracy of any complete trial of any run compared, a run's cost is
+validation accuracy of any complete trial of any stored run of the same objective (the
+defaults, every variant, random search), a run's cost is
 
     compute-to-target = C_k at the first trial k with B_k >= G - tolerance
 
@@ -130,8 +131,25 @@ def _objective(args: argparse.Namespace) -> dict:
     }  # fmt: skip
 
 
+def _tag(args: argparse.Namespace) -> str:
+    return f"n{args.n_train}-v{args.val_size}-e{args.epochs}-w{args.width:g}-b{args.batch_size}"
+
+
+def _stored_best(storage, args: argparse.Namespace) -> tuple[float, int]:
+    """(G, runs): the best complete trial of every stored run with this objective (all variants)."""
+    suffix = f"-{_tag(args)}/{ARM}"
+    best, runs = -math.inf, 0
+    for frozen in storage.get_all_studies():
+        if frozen.study_name.startswith("efficiency-") and frozen.study_name.endswith(suffix):
+            runs += 1
+            study = optuna.load_study(study_name=frozen.study_name, storage=storage)
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                best = max(best, t.value)
+    return (best if runs else math.nan), runs
+
+
 def _spec(method: str, seed: int, args: argparse.Namespace):
-    tag = f"n{args.n_train}-v{args.val_size}-e{args.epochs}-w{args.width:g}-b{args.batch_size}"
+    tag = _tag(args)
     label = method + (_variant(args) if method == A else "")
     data = {
         "name": f"efficiency-{label}-s{seed}-{tag}",
@@ -171,9 +189,10 @@ def _run(method: str, seed: int, args: argparse.Namespace, storage, deadline: fl
     return _read(method, seed, args, storage)
 
 
-def summarise(results: list[RunResult], tolerance: float = TOLERANCE) -> dict:
-    """Best of all runs G, each run's compute to G - tolerance, and the per-seed ratios (b)/(a)."""
-    best_all = max((r.best for r in results if not math.isnan(r.best)), default=math.nan)
+def summarise(results: list[RunResult], tolerance: float = TOLERANCE, best_all: float | None = None) -> dict:
+    """G (default: the best of ``results``), each run's compute to G - tolerance, the ratios (b)/(a)."""
+    if best_all is None:
+        best_all = max((r.best for r in results if not math.isnan(r.best)), default=math.nan)
     target = best_all - tolerance
     cost = {(r.method, r.seed): compute_to_target(r.curve, target) for r in results}
     seeds = sorted({r.seed for r in results if (A, r.seed) in cost and (B, r.seed) in cost})
@@ -201,16 +220,17 @@ def _ratio_line(summary: dict) -> str:
             + (f"; {censored} of {len(ratios)} seeds censored" if censored else ""))
 
 
-def _print_report(results: list[RunResult], args: argparse.Namespace) -> dict:
-    summary = summarise(results)
+def _print_report(results: list[RunResult], args: argparse.Namespace, best_all: float, runs: int) -> dict:
+    summary = summarise(results, best_all=best_all)
     label_a = next((r.label for r in results if r.method == A), A)
     print()
     print(f"# search efficiency, arm {ARM}: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"{platform.machine()} CPU, torch {torch.__version__} ({args.threads} thread(s)), "
           f"optuna {optuna.__version__}")
     print(f"# objective: {_objective(args)}; budget {args.trials} trials per run")
-    print(f"# (a) = {label_a}, (b) = random without pruning; G = best validation accuracy of all runs "
-          f"= {summary['best_all']:.4f}; target G - {TOLERANCE:.3f} = {summary['target']:.4f}")
+    print(f"# (a) = {label_a}, (b) = random without pruning; G = best validation accuracy of all {runs} "
+          f"stored runs of this objective (all variants) = {summary['best_all']:.4f}; "
+          f"target G - {TOLERANCE:.3f} = {summary['target']:.4f}")
     print(f"{'run':<18} {'seed':>4} {'done':>4} {'cmpl':>4} {'prun':>4} {'fail':>4} "
           f"{'epochs':>6} {'wall_s':>7} {'best':>7} {'to_target':>9}")
     for r in results:
@@ -227,7 +247,7 @@ def _print_report(results: list[RunResult], args: argparse.Namespace) -> dict:
     print(f"  {_ratio_line(summary)}")
     print("the same at other tolerances:")
     for tolerance in SWEEP[1:]:
-        other = summarise(results, tolerance)
+        other = summarise(results, tolerance, best_all)
         print(f"  {100 * tolerance:.1f} points (target {other['target']:.4f}): {_ratio_line(other)}")
     by_seed = {(r.method, r.seed): r for r in results}
     pairs = [(by_seed[(A, s)], by_seed[(B, s)]) for s in sorted({r.seed for r in results})
@@ -338,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print("no runs stored for these settings")
         return 1
-    summary = _print_report(results, args)
+    best_all, runs = _stored_best(storage, args)
+    summary = _print_report(results, args, best_all, runs)
     _plot(results, summary, Path(args.figure))
     return 0
 
