@@ -35,8 +35,8 @@ Results from this machine are in the report of the commit that added the numbers
 Trials run on the CPU with ``--threads`` torch threads (default 1: on a 2-core machine
 shared with other jobs, 2 threads ran a training step 5x slower than 1). Studies are kept
 in ``--storage`` (default ``artifacts/search_efficiency.db``), so a run that was stopped
-resumes where it was, and a variant of (a) (``--tpe-startup``, ``--pruner-startup``,
-``--pruner-warmup``) reuses the stored random runs.
+resumes where it was, and a variant of (a) (``--pruner hyperband``, ``--tpe-startup``,
+``--pruner-startup``, ``--pruner-warmup``) reuses the stored random runs.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def _stored_best(storage, args: argparse.Namespace) -> tuple[float, int]:
 
 def _spec(method: str, seed: int, args: argparse.Namespace):
     tag = _tag(args)
-    label = method + (_variant(args) if method == A else "")
+    label = f"tpe+{args.pruner}{_variant(args)}" if method == A else method
     data = {
         "name": f"efficiency-{label}-s{seed}-{tag}",
         "objective": _objective(args),
@@ -160,6 +160,7 @@ def _spec(method: str, seed: int, args: argparse.Namespace):
         "pruner": {"type": METHODS[method]["pruner"]},
     }
     if method == A:
+        data["pruner"]["type"] = args.pruner
         if args.tpe_startup is not None:
             data["sampler"]["n_startup_trials"] = args.tpe_startup
         if args.pruner_startup is not None:
@@ -323,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tpe-startup", type=int, default=None, help="override the TPE n_startup_trials default")
     parser.add_argument("--pruner-startup", type=int, default=None, help="override the median pruner n_startup_trials")
     parser.add_argument("--pruner-warmup", type=int, default=None, help="override the median pruner n_warmup_steps")
+    parser.add_argument("--pruner", choices=("median", "hyperband"), default="median",
+                        help="pruner of (a) (default median, the study-file default)")
     parser.add_argument("--quick", action="store_true", help="smoke-run defaults (minutes)")
     parser.add_argument("--analyse-only", action="store_true", help="train nothing: report the stored runs")
     parser.add_argument("--deadline", default=None, help="HH:MM UTC: no trial starts after it")
