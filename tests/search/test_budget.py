@@ -98,7 +98,9 @@ def test_heartbeat_thread_ends_when_trial_is_told(tmp_path):
     name = f"lars-search-heartbeat-{trial._trial_id}"
     assert name in {t.name for t in threading.enumerate()}
     study.tell(trial, 1.0)
-    time.sleep(1.5)
+    deadline = time.monotonic() + 10.0  # the thread notices at its next beat, 1 s later
+    while name in {t.name for t in threading.enumerate()} and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert name not in {t.name for t in threading.enumerate()}
 
 
