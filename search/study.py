@@ -219,9 +219,10 @@ def open_studies(
     user attrs ``study_file`` (the YAML text), ``arm`` and ``spec_version``. Each arm's
     sampler seed is ``sampler.seed + len(existing trials) + 100003 * worker_id`` so a
     resumed or parallel run does not replay the same random configurations. Arms share
-    the seed, so their random start-up trials are paired: trial k of every arm samples
-    the same quantiles of its own ranges (e.g. lr 0.0647 in [0.01, 0.3] for SGD and
-    0.000647 in [1e-4, 3e-3] for Adam), which makes the arms' comparison less noisy.
+    the seed, so their random start-up trials are largely paired: in trial k, parameters
+    drawn in the same order get the same quantile of each arm's own range (the quickstart
+    drew lr 0.0647 in [0.01, 0.3] for SGD and 0.000647 in [1e-4, 3e-3] for RMSprop),
+    which makes the comparison of arms less noisy.
     """
     _check_conflicts(spec, storage, url)
     studies = {}
