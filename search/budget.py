@@ -35,9 +35,11 @@ Under the lock a claim (1) fails stale trials and enqueues their retries
 (``optuna.storages.fail_stale_trials``, at most once per heartbeat interval, and only
 after this process has reached the database for a whole grace period: an outage of the
 database silences every heartbeat at once and must not fail the trials of live
-workers), (2) counts slots, and (3) calls ``study.ask()`` only if a WAITING trial
-exists (a retry or an enqueued trial: its slot is already counted) or a slot is free
-(then ``ask`` creates exactly one trial).
+workers; a RUNNING trial that never beat, its worker killed between ``ask`` and its
+first beat, is given one beat so that it goes stale too), (2) counts slots, and
+(3) calls ``study.ask()`` only if a WAITING trial exists (a retry or an enqueued
+trial: its slot is already counted) or a slot is free (then ``ask`` creates exactly
+one trial).
 The new trial's first heartbeat is written before the lock is released, and a daemon
 thread keeps beating every ``heartbeat_interval`` seconds until the trial is finished
 (it checks the trial's state after each beat), surviving transient storage errors
@@ -239,6 +241,33 @@ def _release_failed(study: optuna.Study, backend, connection, error: Exception) 
 
 
 # --------------------------------------------------------------------- heartbeat
+def _adopt_orphans(backend: optuna.storages.RDBStorage, study_id: int) -> None:
+    """Give one heartbeat to every RUNNING trial of the study that has none.
+
+    Optuna judges only trials with a heartbeat row, so a worker killed between
+    ``ask`` and its first beat would leave a RUNNING trial that is never failed, and
+    the arm would never be complete. Claims write the first beat under the arm's lock,
+    and this runs under the same lock, so a trial without a beat here is an orphan (or
+    a live trial whose first beat failed; its own thread beats again within one
+    interval). After the grace period the usual check fails and retries it.
+    """
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    beats = models.TrialHeartbeatModel.__table__
+    statement = (
+        sqlalchemy.select(trials.c.trial_id)
+        .select_from(trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
+        .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING, beats.c.trial_id.is_(None))
+    )
+    with backend.engine.connect() as connection:
+        orphans = list(connection.execute(statement).scalars())
+    for trial_id in orphans:
+        _logger.warning("trial id %d is RUNNING without a heartbeat; it fails after the grace period "
+                        "unless its worker is alive", trial_id)  # fmt: skip
+        backend.record_heartbeat(trial_id)
+
+
 def _trial_state(backend: optuna.storages.RDBStorage, trial_id: int) -> TrialState:
     """One trial's state in one small query (not the whole trial with its attrs)."""
     from optuna.storages._rdb import models
@@ -318,6 +347,7 @@ def _claim_locked(study: optuna.Study, budget: int) -> optuna.trial.Trial | None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
+            _adopt_orphans(backend, study._study_id)
         counts = _counts(study)
         if counts.waiting == 0 and counts.slots >= budget:
             return None

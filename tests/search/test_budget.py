@@ -167,3 +167,22 @@ def test_counts_on_in_memory_storage_use_loaded_trials():
     assert B._counts(study) == B._Counts(slots=2, waiting=1, running=0)
     assert B.claim_trial(study, 2).number == 1
     assert B.claim_trial(study, 2) is None
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed:UserWarning")
+def test_running_trial_without_any_heartbeat_is_adopted_then_failed_and_retried(tmp_path):
+    """A worker killed between ``ask`` and its first beat must not block the arm forever."""
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=1, grace_period=2)
+    orphan = study.ask()  # RUNNING, no heartbeat row: as if its worker died at once
+    orphan.suggest_float("x", 0.0, 1.0)
+    time.sleep(2.1)  # this process has been healthy for a grace period
+    assert B.claim_trial(study, 1) is None  # the orphan gets one beat, holds its slot
+    deadline = time.monotonic() + 15.0
+    retry = None
+    while retry is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        retry = B.claim_trial(study, 1)
+    assert retry is not None and retry.params == orphan.params
+    assert study.trials[0].state == TrialState.FAIL
+    study.tell(retry, 0.7)
+    assert B.is_complete(study, 1)
