@@ -57,6 +57,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
 
 import optuna  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from search.plot import ArmCurve, compare_curves  # noqa: E402
 from search.spec import parse_spec  # noqa: E402
@@ -167,7 +168,7 @@ def _spec(method: str, seed: int, args: argparse.Namespace):
             data["pruner"]["n_startup_trials"] = args.pruner_startup
         if args.pruner_warmup is not None:
             data["pruner"]["n_warmup_steps"] = args.pruner_warmup
-    return label, parse_spec(data, source="<benchmark>")
+    return label, parse_spec(data, source="<benchmark>", text=yaml.safe_dump(data, sort_keys=False))
 
 
 def _read(method: str, seed: int, args: argparse.Namespace, storage) -> RunResult | None:
@@ -350,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
                 result = _read(method, seed, args, storage)
                 if result is not None:
                     results.append(result)
+                continue
+            stored = _read(method, seed, args, storage)
+            if stored is not None and stored.finished >= args.trials:  # already run: reuse
+                results.append(stored)
+                print(f"# {stored.label} seed {seed}: stored, {stored.finished} trials", flush=True)
                 continue
             if deadline is not None and time.time() >= deadline:
                 print(f"# deadline {args.deadline} UTC reached: {method}/s{seed} not run", flush=True)
