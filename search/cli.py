@@ -123,6 +123,16 @@ def check_data(spec: Any) -> None:
     load_dataset(dataset, train=False, data_dir=spec.objective.get("data_dir"))
 
 
+def check_device(spec: Any, device: str | None) -> None:
+    """``cuda`` requested (``--device`` or ``objective.device``) on a machine without CUDA: one line, no trial."""
+    import torch
+
+    wanted = device or spec.objective.get("device", "auto")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        where = "--device cuda" if device else f"{spec.source}: objective.device is 'cuda'"
+        raise UserError(f"{where}, but CUDA is not available on this machine (use --device cpu or auto)")
+
+
 def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: Callable | None = None) -> int:
     """Run the study loop in this process (one worker), then print the compare table."""
     from search.report import format_compare
@@ -171,6 +181,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if gpus is not None and args.workers is not None and args.workers != len(gpus):
             raise UserError(f"--workers must equal the number of --gpus ({len(gpus)}), got {args.workers}")
     if args.train_fn is None:
+        if args.gpus is None:  # with --gpus each worker gets its own GPU
+            check_device(spec, args.device)
         check_data(spec)
     if args.workers is None and args.gpus is None:
         return run_in_process(args, spec, url, train_fn=args.train_fn)

@@ -21,8 +21,10 @@ Faults inside a trial never stop the study:
 * Ctrl-C: the running trial is FAIL (``"interrupted (Ctrl-C) ..."``) and
   ``KeyboardInterrupt`` propagates; finished trials are already in the storage.
 
-Missing data (``objectives.DataNotFoundError``) is the user's problem, not the trial's:
-the trial is FAIL and the error propagates so that the CLI prints one line.
+Missing data (``objectives.DataNotFoundError``) or a config that objectives rejects
+(``objectives.ConfigError``, e.g. ``device: cuda`` on a machine without CUDA) is the
+user's problem, not the trial's: every later trial would fail alike, so the trial is
+FAIL and the error propagates, and the CLI prints one line.
 """
 
 from __future__ import annotations
@@ -82,8 +84,10 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def _is_user_data_error(exc: BaseException) -> bool:
-    return type(exc).__name__ == "DataNotFoundError"
+def _is_user_error(exc: BaseException) -> bool:
+    """Missing data or a config objectives rejects (e.g. ``device: cuda`` without CUDA): every
+    further trial would fail the same way, so the run stops with the user's one-line error."""
+    return type(exc).__name__ in ("DataNotFoundError", "ConfigError")
 
 
 def default_validate() -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -159,7 +163,7 @@ def run_trial(
         else:
             first = str(exc).splitlines()[0] if str(exc) else ""
             reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-        if _is_user_data_error(exc):
+        if _is_user_error(exc):
             propagate = exc
     if oom:  # after the except block, so the traceback's frames (and their tensors) are gone
         gc.collect()

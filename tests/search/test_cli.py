@@ -237,3 +237,16 @@ def test_compare_plot_writes_the_picture(tmp_path, capsys):
     assert main(["compare", "c", "--storage", db, "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert capsys.readouterr().out.rstrip().endswith(f"wrote {png}")
+
+
+def test_cuda_without_cuda_is_one_line_before_any_trial(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the error cannot happen here")
+    path = write_study(tmp_path, FAKE_STUDY)
+    db = tmp_path / "nocuda.db"
+    assert main(["run", str(path), "--storage", f"sqlite:///{db}", "--device", "cuda"]) == 2
+    assert capsys.readouterr().err == ("lars-search: error: --device cuda, but CUDA is not available on this machine "
+                                       "(use --device cpu or auto)\n")
+    assert not db.exists()

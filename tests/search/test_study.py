@@ -206,3 +206,18 @@ def test_stored_study_file_round_trips(tmp_path, db):
     spec = load_spec(write_study(tmp_path, TWO_ARMS))
     run_studies(spec, db, n_trials=1, train_fn=FakeTrain(), progress=False)
     assert yaml.safe_load(load(db, "s/sgd").user_attrs["study_file"]) == yaml.safe_load(TWO_ARMS)
+
+
+def test_a_config_objectives_rejects_at_train_time_stops_the_run(tmp_path, db):
+    from objectives import ConfigError
+
+    spec = load_spec(write_study(tmp_path, TWO_ARMS))
+
+    def curve(config, epoch):
+        raise ConfigError("config key 'device' is 'cuda' but CUDA is not available on this machine")
+
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        run_studies(spec, db, train_fn=FakeTrain(curve), progress=False)
+    trials = load(db, "s/sgd").trials
+    assert [t.state for t in trials] == [TrialState.FAIL]  # one trial, not the whole budget
+    assert trials[0].user_attrs["fail_reason"].startswith("ConfigError: config key 'device' is 'cuda'")
