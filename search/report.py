@@ -79,15 +79,16 @@ def study_names(storage: Any) -> dict[str, list[str]]:
     """``{name: [arm, ...]}`` of every ``<name>/<arm>`` study in the storage."""
     out: dict[str, list[str]] = {}
     for study in storage.get_all_studies():
-        name, _, arm = study.study_name.partition("/")
-        out.setdefault(name, []).append(arm)
+        name, slash, arm = study.study_name.partition("/")
+        if slash and arm:  # other Optuna studies in the same storage are not ours
+            out.setdefault(name, []).append(arm)
     return out
 
 
 def load_arms(storage: Any, name: str) -> list[tuple[str, optuna.Study]]:
     """The arm studies of ``name``, in the order of their study file's ``arms``."""
     names = study_names(storage)
-    if name not in names or not all(names[name]):
+    if name not in names:
         known = ", ".join(sorted(names)) or "none"
         raise StudyNotFoundError(f"no study named {name!r} in the storage (studies there: {known})")
     arms = names[name]

@@ -82,7 +82,8 @@ def test_compare_table_lines(storage):
     assert "winner: sgd+lars (91.00% best validation accuracy)" in lines
 
 
-def test_status_lists_every_arm(storage):
+def test_status_lists_every_arm_and_ignores_other_studies(storage):
+    optuna.create_study(storage=storage, study_name="not-ours")
     lines = format_status(storage).splitlines()
     assert lines[0] == "r"
     assert lines[3].split() == ["sgd+lars", "2", "0", "0", "0", "91.00"]
