@@ -169,6 +169,7 @@ def test_counts_on_in_memory_storage_use_loaded_trials():
     assert B.claim_trial(study, 2) is None
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed:UserWarning")
 def test_running_trial_without_any_heartbeat_is_adopted_then_failed_and_retried(tmp_path):
     """A worker killed between ``ask`` and its first beat must not block the arm forever."""
