@@ -18,8 +18,11 @@ Faults inside a trial never stop the study:
   learns to avoid the region);
 * ``torch.cuda.OutOfMemoryError``: FAIL with the reason, CUDA cache emptied, next trial;
 * any other exception from the objective: FAIL with ``"<Type>: <message>"``, next trial;
-* Ctrl-C: the running trial is FAIL (``"interrupted (Ctrl-C) ..."``) and
-  ``KeyboardInterrupt`` propagates; finished trials are already in the storage.
+* Ctrl-C: the running trial is FAIL (``"interrupted (Ctrl-C) ..."``), a WAITING retry
+  with the same parameters is enqueued in its budget slot (as a dead worker's trial is,
+  see :mod:`search.budget`), and ``KeyboardInterrupt`` propagates; finished trials are
+  already in the storage, and resuming runs the interrupted configuration again, so the
+  arm still reaches its budget of finished trials.
 
 Missing data (``objectives.DataNotFoundError``) or a config that objectives rejects
 (``objectives.ConfigError``, e.g. ``device: cuda`` on a machine without CUDA) is the
@@ -95,6 +98,27 @@ def default_validate() -> Callable[[dict[str, Any]], dict[str, Any]]:
     from objectives import validate_config
 
     return validate_config
+
+
+def _enqueue_retry(study: optuna.Study, number: int) -> None:
+    """Enqueue a WAITING copy of trial ``number``'s parameters that reuses its budget slot.
+
+    The system attrs are those of Optuna's ``RetryFailedTrialCallback`` (``failed_trial``,
+    ``retry_history``), which :mod:`search.budget` reads to count the retry in the slot of
+    the trial it retries.
+    """
+    failed = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    history = [*failed.system_attrs.get("retry_history", []), number]
+    system_attrs = {**failed.system_attrs, "failed_trial": failed.system_attrs.get("failed_trial", number),
+                    "retry_history": history}  # fmt: skip
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=failed.params,
+            distributions=failed.distributions,
+            system_attrs=system_attrs,
+        )
+    )
 
 
 def run_trial(
@@ -181,6 +205,8 @@ def run_trial(
         if reason:
             trial.set_user_attr("fail_reason", reason)
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+        if interrupted is not None:
+            _enqueue_retry(study, trial.number)
     except BaseException:
         if interrupted is None:
             raise

@@ -115,7 +115,7 @@ def test_ctrl_c_in_main_exits_130_with_one_line(tmp_path, capsys):
     assert err == (f"lars-search: interrupted; the running trial was marked FAIL, finished trials are kept in {db}; "
                    "run the same command again to resume\n")
     study = optuna.load_study(study_name="c/adam+lars", storage=open_storage(db, heartbeat=False))
-    assert [t.state.name for t in study.trials] == ["FAIL"]
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]  # the retry runs on resume
 
 
 @pytest.mark.slow
@@ -176,7 +176,8 @@ def test_sigint_marks_the_running_trial_failed_and_exits_130_without_traceback(t
     assert "Traceback" not in err
     assert err.strip().endswith("run the same command again to resume")
     trials = optuna.load_study(study_name="tiny/sgd", storage=open_storage(f"sqlite:///{path}", heartbeat=False)).trials
-    assert [t.state.name for t in trials] == ["FAIL"]
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]  # the interrupted config runs again on resume
+    assert trials[1].params == trials[0].params
     assert trials[0].user_attrs["fail_reason"].startswith("interrupted (Ctrl-C) during epoch ")
 
 

@@ -161,12 +161,16 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path, db
     with pytest.raises(KeyboardInterrupt):
         run_studies(spec, db, train_fn=FakeTrain(curve), progress=False)
     sgd, lars = load(db, "s/sgd").trials, load(db, "s/sgd+lars").trials
-    assert [t.state for t in sgd] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert [t.state for t in sgd] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING]
     assert sgd[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C) during epoch 2"
+    assert sgd[2].params == sgd[1].params and sgd[2].system_attrs["failed_trial"] == 1
     assert [t.state for t in lars] == [TrialState.COMPLETE]
-    # resuming: the failed trial keeps its slot, the arms fill up to the budget
+    # resuming: the interrupted configuration runs again in its slot, then the arms fill up to the budget
     run_studies(spec, db, train_fn=FakeTrain(), progress=False)
-    assert len(load(db, "s/sgd").trials) == 3 and len(load(db, "s/sgd+lars").trials) == 3
+    sgd = load(db, "s/sgd").trials
+    assert [t.state for t in sgd] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert sgd[2].params == sgd[1].params and "fail_reason" not in sgd[2].user_attrs
+    assert [t.state for t in load(db, "s/sgd+lars").trials] == [TrialState.COMPLETE] * 3
 
 
 def test_a_conflicting_study_file_is_refused_before_anything_is_written(tmp_path, db):
