@@ -31,7 +31,11 @@ ENV_HELP = """environment:
                        `storage` is given (default: sqlite:///lars-search.db in the cwd)
   LARS_SEARCH_DATA     directory holding the datasets (Fashion-MNIST IDX files or
                        cifar-10-batches-py/); else torchvision's cache, else
-                       /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist)"""
+                       /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist)
+  LARS_SEARCH_OFFLINE  set to never try downloading a missing dataset
+  LARS_SEARCH_HEARTBEAT_INTERVAL, LARS_SEARCH_HEARTBEAT_GRACE
+                       seconds between a running trial's heartbeats (default 60) and before a
+                       silent trial is failed and retried (default twice the interval)"""
 
 
 class UserError(Exception):
