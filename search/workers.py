@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
+    "cpu_threads_per_worker",
     "EXIT_USER_ERROR",
     "load_objective",
     "parse_gpus",
@@ -134,6 +135,13 @@ def _prepare(study_file: str, storage_url: str | None) -> tuple[Any, Any, str]:
     return spec, storage, url
 
 
+def cpu_threads_per_worker(n_workers: int, cores: int | None = None) -> int:
+    """Intra-op threads for each of ``n_workers`` local workers: the cores shared out, at least 1."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // n_workers)
+
+
 def launch_workers(
     study_file: str,
     *,
@@ -192,6 +200,9 @@ def launch_workers(
 
     procs: list[subprocess.Popen] = []
     base_env = {**os.environ, **(env or {})}
+    # N CPU workers with torch's default of one intra-op thread per core oversubscribe the
+    # cores, and OpenMP threads spinning at barriers then make each step many times slower.
+    base_env.setdefault("OMP_NUM_THREADS", str(cpu_threads_per_worker(n_workers)))
     try:
         for i in range(n_workers):
             worker_env = dict(base_env)

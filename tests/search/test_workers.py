@@ -56,10 +56,11 @@ def test_worker_command_passes_every_option():
                     "--n-trials", "5", "--timeout", "60.0", "--device", "cuda", "--objective", "m:f"]  # fmt: skip
 
 
-def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path):
+def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     study = write_study(tmp_path, trials=2)
     fake_python = tmp_path / "fake-python"
-    fake_python.write_text('#!/bin/sh\necho "$CUDA_VISIBLE_DEVICES $*" >> "$RECORD"\n')
+    fake_python.write_text('#!/bin/sh\necho "$CUDA_VISIBLE_DEVICES $*" >> "$RECORD"\necho "$OMP_NUM_THREADS" >> "$RECORD.omp"\n')
     fake_python.chmod(0o755)
     lines = []
     code = W.launch_workers(str(study), storage_url=f"sqlite:///{tmp_path}/x.db", gpus="1,3",
@@ -70,8 +71,14 @@ def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path):
     assert record[1].startswith(f"3 -m search.workers {study} --storage sqlite:///{tmp_path}/x.db --worker-id 1")
     assert all(r.endswith("--device cuda") for r in record)
     assert lines == [f"mw: starting 2 worker(s) on GPUs 1,3 on sqlite:///{tmp_path}/x.db"]
+    assert (tmp_path / "record.omp").read_text().split() == [str(W.cpu_threads_per_worker(2))] * 2
     with pytest.raises(ValueError, match=r"--workers must equal the number of --gpus \(2\), got 3"):
         W.launch_workers(str(study), storage_url=f"sqlite:///{tmp_path}/x.db", gpus="0,1", n_workers=3)
+
+
+def test_cpu_threads_are_shared_out_between_local_workers():
+    assert [W.cpu_threads_per_worker(n, cores=16) for n in (1, 2, 3, 4, 16, 32)] == [16, 8, 5, 4, 1, 1]
+    assert W.cpu_threads_per_worker(4, cores=2) == 1
 
 
 # ------------------------------------------------------------------ many workers
