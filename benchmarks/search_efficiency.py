@@ -35,8 +35,8 @@ Results from this machine are in the report of the commit that added the numbers
 Trials run on the CPU with ``--threads`` torch threads (default 1: on a 2-core machine
 shared with other jobs, 2 threads ran a training step 5x slower than 1). Studies are kept
 in ``--storage`` (default ``artifacts/search_efficiency.db``), so a run that was stopped
-resumes where it was, and a variant of (a) (``--pruner hyperband``, ``--tpe-startup``,
-``--pruner-startup``, ``--pruner-warmup``) reuses the stored random runs.
+resumes where it was, and a variant of (a) (``--pruner hyperband``, ``--multivariate``,
+``--tpe-startup``, ``--pruner-startup``, ``--pruner-warmup``) reuses the stored random runs.
 """
 
 from __future__ import annotations
@@ -121,6 +121,8 @@ def _variant(args: argparse.Namespace) -> str:
     """Suffix naming the defaults of (a) that this invocation overrides ("" for none)."""
     parts = [f"{flag}{value}" for flag, value in (("ts", args.tpe_startup), ("ps", args.pruner_startup),
                                                    ("pw", args.pruner_warmup)) if value is not None]
+    if args.multivariate:
+        parts.append("mv")
     return "".join(f"-{p}" for p in parts)
 
 
@@ -164,6 +166,8 @@ def _spec(method: str, seed: int, args: argparse.Namespace):
         data["pruner"]["type"] = args.pruner
         if args.tpe_startup is not None:
             data["sampler"]["n_startup_trials"] = args.tpe_startup
+        if args.multivariate:
+            data["sampler"]["multivariate"] = True
         if args.pruner_startup is not None:
             data["pruner"]["n_startup_trials"] = args.pruner_startup
         if args.pruner_warmup is not None:
@@ -327,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pruner-warmup", type=int, default=None, help="override the median pruner n_warmup_steps")
     parser.add_argument("--pruner", choices=("median", "hyperband"), default="median",
                         help="pruner of (a) (default median, the study-file default)")
+    parser.add_argument("--multivariate", action="store_true",
+                        help="multivariate TPE for (a): models lr x trust_coefficient jointly")
     parser.add_argument("--quick", action="store_true", help="smoke-run defaults (minutes)")
     parser.add_argument("--analyse-only", action="store_true", help="train nothing: report the stored runs")
     parser.add_argument("--deadline", default=None, help="HH:MM UTC: no trial starts after it")
