@@ -270,7 +270,7 @@ def _print_report(results: list[RunResult], args: argparse.Namespace, best_all: 
               f"(per seed {', '.join(f'{100 * d:+.1f}' for d in diff)})")
         for m in METHODS:
             runs = [r for r in results if r.method == m]
-            print(f"  {m}: total trial-epochs per run {statistics.fmean(r.total_compute for r in runs):.1f}, "
+            print(f"  {runs[0].label if runs else m}: total trial-epochs per run {statistics.fmean(r.total_compute for r in runs):.1f}, "
                   f"final best {statistics.fmean(r.best for r in runs):.4f} mean over {len(runs)} seeds")
     return summary
 
