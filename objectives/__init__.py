@@ -9,7 +9,7 @@ turns a trial into a config and raises ``optuna.TrialPruned`` from ``report``.
 from .config import DEFAULT_CONFIG, ConfigError, validate_config
 from .data import DataNotFoundError, Splits, load_splits
 from .models import VGG, build_model
-from .train import Result, train
+from .train import Result, train, train_reusing_data
 
 __all__ = [
     "ConfigError",
@@ -21,5 +21,6 @@ __all__ = [
     "build_model",
     "load_splits",
     "train",
+    "train_reusing_data",
     "validate_config",
 ]

@@ -328,8 +328,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise UserError(f"--seeds must be a positive integer, got {args.seeds}")
     train_fn = args.train_fn
-    if train_fn is None:
-        from objectives import train as train_fn
+    if train_fn is None:  # every seed trains on the same data: read it once
+        from objectives import train_reusing_data
+
+        train_fn = train_reusing_data()
     base = int(config.get("seed", 0))
     tests, vals = [], []
     for seed in range(base, base + args.seeds):

@@ -291,7 +291,7 @@ def run_studies(
         n_trials: finished trials per arm (overrides ``budget.trials``).
         timeout: seconds for this call (overrides ``budget.timeout``); no new trial starts after it.
         device: overrides ``objective.device`` (e.g. ``"cpu"``, ``"cuda"``).
-        train_fn: ``train(config, report) -> Result``; default ``objectives.train``.
+        train_fn: ``train(config, report) -> Result``; default ``objectives.train`` (data loaded once).
         progress: a study-level tqdm bar on stderr.
         worker_id: this worker's index when several share the storage (varies sampler seeds).
         validate: config check/fill; default ``objectives.validate_config``.
@@ -306,8 +306,10 @@ def run_studies(
     if isinstance(storage, str) or storage is None:
         storage_url = storage_url or storage or resolve_storage_url(None, spec)
         storage = _open(storage_url)
-    if train_fn is None:
-        from objectives import train as train_fn
+    if train_fn is None:  # objectives.train, reading the data set once for all trials of this call
+        from objectives import train_reusing_data
+
+        train_fn = train_reusing_data()
     if validate is None:
         validate = default_validate()
     budget = n_trials if n_trials is not None else spec.budget.trials

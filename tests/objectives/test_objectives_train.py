@@ -166,3 +166,23 @@ def test_train_reads_cifar10_files_from_data_dir_end_to_end(tmp_path, cifar_md5_
     assert calls == [1] and result.epochs_completed == 1
     assert 0.0 <= result.val_accuracy <= 1.0 and result.test_accuracy in {k / 16 for k in range(17)}
     assert result.val_accuracy in {k / 20 for k in range(21)}
+
+
+def test_train_reusing_data_loads_once_and_trains_exactly_as_train(tmp_path, cifar_md5_relaxed, monkeypatch):
+    import importlib
+
+    write_cifar10(tmp_path, per_batch=20, n_test=16)
+    module = importlib.import_module("objectives.train")
+    loads = []
+    real_load = module.load_splits
+    monkeypatch.setattr(module, "load_splits", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    config = {**TINY, "dataset": "cifar10", "data_dir": str(tmp_path), "val_size": 20, "n_train": 64, "epochs": 1}
+    reusing = module.train_reusing_data()
+    first, second = reusing(config), reusing({**config, "lr": config.get("lr", 0.1) / 2})
+    assert loads == [("cifar10",)]  # the second config trains on the data the first loaded
+    plain = train(config)
+    assert (first.val_accuracy, first.val_loss, first.history[0]["train_loss"]) == (
+        plain.val_accuracy, plain.val_loss, plain.history[0]["train_loss"])
+    assert second.config["lr"] != first.config["lr"]
+    reusing({**config, "val_size": 30})  # other data: loaded again
+    assert len(loads) == 3
