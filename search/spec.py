@@ -287,7 +287,7 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
         pruner=_parse_pruner(data.get("pruner") or {}, source),
         storage=storage,
         description=str(description),
-        text=text,
+        text=text or yaml.safe_dump(data, sort_keys=False),  # a spec built in code is stored too
         source=source,
     )
 

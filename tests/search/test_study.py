@@ -225,3 +225,14 @@ def test_a_config_objectives_rejects_at_train_time_stops_the_run(tmp_path, db):
     trials = load(db, "s/sgd").trials
     assert [t.state for t in trials] == [TrialState.FAIL]  # one trial, not the whole budget
     assert trials[0].user_attrs["fail_reason"].startswith("ConfigError: config key 'device' is 'cuda'")
+
+
+def test_a_spec_built_in_code_is_stored_and_resumes(tmp_path, db):
+    from search.spec import parse_spec
+
+    data = yaml.safe_load(TWO_ARMS)
+    run_studies(parse_spec(data), db, n_trials=1, train_fn=FakeTrain(), progress=False)
+    study = load(db, "s/sgd")
+    assert yaml.safe_load(study.user_attrs["study_file"]) == data
+    run_studies(parse_spec(data), db, n_trials=2, train_fn=FakeTrain(), progress=False)  # no conflict
+    assert len(load(db, "s/sgd").trials) == 2
