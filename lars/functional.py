@@ -10,7 +10,9 @@ over flat views). Float64 tests check that the paths agree.
 * update mode, in three equivalent forms chosen by what the base step leaves behind:
   :func:`rescale_updates` (``−Δ`` from stepping a zero tensor),
   :func:`rescale_decoupled` (``−u/β`` from stepping a zero tensor at lr ``1/β``;
-  one ``lerp``), :func:`rescale_differences` (the base stepped ``w`` itself).
+  one ``lerp``), :func:`rescale_differences` (the base stepped ``w`` itself);
+  :func:`lerp_decoupled_chunk` is :func:`rescale_decoupled` for one cache-sized chunk
+  of CPU tensors, its rates computed on host floats.
 
 Gradient mode (LARS, You, Gitman, Ginsburg, arXiv:1708.03888, 2017)::
 
@@ -31,11 +33,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .trust_ratio import local_lr, tensor_norms
+from .trust_ratio import local_lr, local_lr_float, tensor_norms
 
 __all__ = [
     "scale_gradients", "rescale_updates", "rescale_decoupled", "rescale_differences", "sgd_direct",
-    "fill_scaled_gradients",
+    "fill_scaled_gradients", "lerp_decoupled_chunk",
 ]
 
 
@@ -178,6 +180,44 @@ def rescale_decoupled(
     else:
         for w, s, a in zip(params, steps, weights.unbind()):
             w.lerp_(s, a)
+    return rates
+
+
+def lerp_decoupled_chunk(
+    params: list[Tensor],
+    steps: list[Tensor],
+    *,
+    lr: float,
+    trust_coefficient: float,
+    weight_decay: float,
+    eps: float,
+    clip: bool,
+) -> list[float]:
+    """:func:`rescale_decoupled` for one chunk of contiguous CPU tensors (β > 0).
+
+    ``params`` hold ``w``, ``steps`` hold ``−u/β`` (as there); ‖w‖ is taken here, after
+    the base step (which did not touch ``w``). The same math, arranged for a chunk
+    that is still in cache (see ``LARS``'s chunked update mode): one
+    ``torch._foreach_norm`` over ``w`` and ``steps`` together, the rates as host
+    floats (:func:`local_lr_float`, double precision) and one ``_foreach_lerp_``
+    with them. Stacking the norms and a dozen tensor ops for ``local_lr`` cost
+    about 0.13 ms per call, 3 ms per ResNet-50 step in 1 Mi-element chunks; the
+    host arithmetic about 0.01 ms. Returns the local rates ``r``.
+    """
+    if not weight_decay > 0:
+        raise ValueError(f"weight_decay must be > 0 here, got {weight_decay!r}")
+    k = len(params)
+    norms = torch.stack(
+        torch._foreach_norm([t.view(-1) for t in params] + [t.view(-1) for t in steps])
+    ).tolist()
+    rates = [
+        local_lr_float(
+            w_norm, s_norm * weight_decay, lr=lr, trust_coefficient=trust_coefficient,
+            weight_decay=weight_decay, eps=eps, clip=clip,
+        )
+        for w_norm, s_norm in zip(norms[:k], norms[k:])
+    ]
+    torch._foreach_lerp_(params, steps, [r * (lr * weight_decay) for r in rates])
     return rates
 
 

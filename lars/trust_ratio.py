@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["trust_ratio", "local_lr", "tensor_norms"]
+__all__ = ["trust_ratio", "local_lr", "local_lr_float", "tensor_norms"]
 
 
 def trust_ratio(
@@ -91,6 +91,37 @@ def local_lr(
         ratio = torch.clamp(ratio / lr, max=1.0)
     nonzero = (weight_norm > 0) & (direction_norm > 0)
     return torch.where(nonzero, ratio, torch.ones_like(ratio))
+
+
+def local_lr_float(
+    weight_norm: float,
+    direction_norm: float,
+    *,
+    lr: float,
+    trust_coefficient: float,
+    weight_decay: float = 0.0,
+    eps: float = 0.0,
+    clip: bool = False,
+) -> float:
+    """:func:`local_lr` for one tensor, on host floats (double precision).
+
+    Same formula and the same special cases (1 where a norm is 0 or NaN, LARC's
+    ``min(r/lr, 1)``); for CPU paths where the norms are already host floats and a
+    dozen tiny tensor ops per call would cost more than the arithmetic (see
+    ``functional.lerp_decoupled_chunk``).
+
+    Example:
+        >>> local_lr_float(3.0, 4.0, lr=0.5, trust_coefficient=0.5, clip=True)
+        0.75
+    """
+    if not (weight_norm > 0 and direction_norm > 0):
+        return 1.0
+    ratio = trust_coefficient * weight_norm / (
+        direction_norm + weight_decay * weight_norm + eps
+    )
+    if clip:
+        ratio = min(ratio / lr, 1.0)
+    return ratio
 
 
 def tensor_norms(tensors: list[Tensor], *, foreach: bool = True) -> Tensor:

@@ -40,6 +40,13 @@ _LR_LINEAR_BASES = tuple(b for b in _VALUE_FREE_BASES if b is not torch.optim.Rp
 
 _DECOUPLED_BASES = (torch.optim.AdamW,)
 
+# Update mode's lerp on CPU runs over chunks of about this many elements: ‖w‖, ‖steps‖,
+# the lerp and the zeroing of the scratch for the next step, one chunk at a time, so
+# that the later passes over a chunk read it from cache (here 2 MiB L2 per core, 32 MiB
+# L3). ResNet-50, fused Adam, one thread: 256 Ki, 1 Mi and 2 Mi elements came out alike
+# (31.9, 31.8, 31.7 ms a step against 37.0 ms unchunked, see ``_rescale_in_chunks``).
+_CHUNK_NUMEL = 1 << 20
+
 
 class LARS(Optimizer):
     r"""Layer-wise Adaptive Rate Scaling around any torch optimizer.
@@ -100,6 +107,11 @@ class LARS(Optimizer):
       decay are one ``lerp``. Any other base has ``w`` saved and ``Δ`` read as a
       difference. LARS keeps one scratch tensor per adapted parameter, outside
       ``state_dict`` (none for CPU SGD).
+    * That lerp, on CPU (contiguous float32/float64 tensors), runs chunk by chunk:
+      the norms of a chunk's ``w`` and scratch, its rates (as host floats, double
+      precision), the lerp and the zeroing of its scratch for the next step
+      follow each other while the chunk is in cache. ResNet-50 with fused Adam,
+      one thread: 2.2x -> 1.9x the time of a bare fused Adam step.
     * Off the CPU no step reads a value back to the host (``torch.where``, no
       ``.item()``); the CPU SGD path reads the rates as floats, which costs nothing
       where there is no device to wait for.
@@ -174,6 +186,7 @@ class LARS(Optimizer):
         self._optimizer_load_state_dict_post_hooks = OrderedDict()
         self._patch_step_function()
         self._scratch: dict[Tensor, Tensor] = {}
+        self._zeroed: set[int] = set()  # ids of scratch tensors known to hold zeros
         self._link()
 
     # ---- sharing with the base optimizer ------------------------------------------
@@ -217,6 +230,7 @@ class LARS(Optimizer):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_scratch"] = {}
+        state["_zeroed"] = set()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -229,14 +243,25 @@ class LARS(Optimizer):
 
     # ---- the step -----------------------------------------------------------------
 
-    def _buffers(self, params: list[Tensor]) -> list[Tensor]:
-        scratch = self._scratch
+    def _buffers(self, params: list[Tensor], *, zero: bool = False) -> list[Tensor]:
+        """The scratch tensors of ``params``, for the caller to overwrite.
+
+        ``zero=True`` hands them out holding zeros: only those not already zeroed
+        by the last step's chunked lerp (``_rescale_in_chunks``) are zeroed here.
+        """
+        scratch, zeroed = self._scratch, self._zeroed
         out = []
         for p in params:
             buf = scratch.get(p)
             if buf is None:
                 buf = scratch[p] = torch.empty_like(p, memory_format=torch.preserve_format)
             out.append(buf)
+        if zero:
+            dirty = [b for b in out if id(b) not in zeroed]
+            if dirty:
+                torch._foreach_zero_(dirty)
+        for b in out:  # the caller is about to write them
+            zeroed.discard(id(b))
         return out
 
     @torch.no_grad()
@@ -349,35 +374,91 @@ class LARS(Optimizer):
     def _before_update(self, job: "_Job", undo: "_Undo") -> None:
         """Update mode, before the base step: let it step a zero tensor, or save ``w``."""
         group, foreach = job.group, self.foreach
-        job.buffers = self._buffers(job.params)
-        job.weight_norms = tensor_norms(job.params, foreach=foreach)
         if type(self.optimizer) not in _VALUE_FREE_BASES:
+            job.buffers = self._buffers(job.params)
+            job.weight_norms = tensor_norms(job.params, foreach=foreach)
             job.form = "difference"
             torch._foreach_copy_(job.buffers, job.params)
             return
-        torch._foreach_zero_(job.buffers)
-        for p, z in zip(job.params, job.buffers):
-            undo.swap_data(p, z)
+        job.buffers = self._buffers(job.params, zero=True)
         if (
             type(self.optimizer) in _LR_LINEAR_BASES
             and job.weight_decay > 0
             and isinstance(group["lr"], (int, float))
         ):
             job.form = "lerp"
+            # The chunked lerp takes ‖w‖ itself, after the step (w is not stepped).
+            if not self._chunked_lerp(job):
+                job.weight_norms = tensor_norms(job.params, foreach=foreach)
             undo.set(group, "lr", 1.0 / job.weight_decay)
         else:
             job.form = "exact"
+            job.weight_norms = tensor_norms(job.params, foreach=foreach)
+        for p, z in zip(job.params, job.buffers):
+            undo.swap_data(p, z)
+
+    def _chunked_lerp(self, job: "_Job") -> bool:
+        """Whether the lerp form may run chunk by chunk (CPU, host-float rates)."""
+        params = job.params
+        dtype = params[0].dtype
+        return (
+            self.foreach
+            and dtype in (torch.float32, torch.float64)
+            and all(
+                p.device.type == "cpu" and p.dtype == dtype and p.is_contiguous()
+                for p in params
+            )
+        )
+
+    def _rescale_in_chunks(self, job: "_Job") -> None:
+        """The lerp form, a cache-sized chunk at a time; leaves the scratch zeroed.
+
+        Unchunked, each of ‖w‖, ‖steps‖ and the lerp streams all the tensors from
+        memory, and the next step's zeroing of the scratch once more. Per chunk
+        (:func:`lars.functional.lerp_decoupled_chunk`: one ``_foreach_norm`` of ``w``
+        and ``steps``, host-float rates, one ``_foreach_lerp_``, then the zeroing)
+        only the norm's first reads come from memory. ResNet-50 with fused Adam, one
+        thread, interleaved medians: 37.0 ms a step unchunked, 33.3 ms chunked,
+        31.8 ms chunked with the zeroing moved here (fused Adam alone: 16.8 ms).
+        ``self._zeroed`` records the zeroed scratch so the next step skips it; any
+        other use of a scratch tensor, or a step that fails before this, clears it.
+        """
+        settings = job.settings()
+        steps_of = dict(zip(map(id, job.params), job.buffers))
+        for chunk in _chunks(job.params, _CHUNK_NUMEL):
+            steps = [steps_of[id(p)] for p in chunk]
+            F.lerp_decoupled_chunk(chunk, steps, **settings)
+            torch._foreach_zero_(steps)
+            self._zeroed.update(map(id, steps))
 
     def _after_update(self, job: "_Job") -> None:
         """Update mode, after the base step: rescale what it did, per tensor."""
         kw = dict(foreach=self.foreach, **job.settings())
-        if job.form == "lerp":
+        if job.form == "lerp" and job.weight_norms is None:
+            self._rescale_in_chunks(job)
+        elif job.form == "lerp":
             F.rescale_decoupled(job.params, job.buffers, job.weight_norms, **kw)
         elif job.form == "exact":
             F.rescale_updates(job.params, job.buffers, job.weight_norms, **kw)
         else:
             torch._foreach_sub_(job.buffers, job.params)
             F.rescale_differences(job.params, job.buffers, job.weight_norms, **kw)
+
+
+def _chunks(params: list[Tensor], limit: int) -> list[list[Tensor]]:
+    """Consecutive runs of ``params`` of at most ``limit`` elements (a larger tensor alone)."""
+    chunks: list[list[Tensor]] = []
+    current: list[Tensor] = []
+    size = 0
+    for p in params:
+        if current and size + p.numel() > limit:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(p)
+        size += p.numel()
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 class _Undo:

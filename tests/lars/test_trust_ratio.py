@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lars.trust_ratio import local_lr, tensor_norms, trust_ratio
+from lars.trust_ratio import local_lr, local_lr_float, tensor_norms, trust_ratio
 
 
 def t(x):
@@ -71,3 +71,14 @@ def test_ratio_has_no_nan_with_eps_zero_and_zero_norms():
     ratio = trust_ratio(t([0.0, 2.0]), t([0.0, 1.0]), trust_coefficient=1.0)
     assert ratio.tolist() == [1.0, 2.0]
     assert not math.isnan(ratio.sum().item())
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_local_lr_float_matches_local_lr_in_float64(clip):
+    w = torch.tensor([3.0, 0.0, 2.5, 1e-3, 7.0, float("nan")], dtype=torch.float64)
+    g = torch.tensor([4.0, 1.0, 0.0, 2.0, 1e-4, 1.0], dtype=torch.float64)
+    kw = dict(lr=0.3, trust_coefficient=0.02, weight_decay=1e-2, eps=1e-8, clip=clip)
+    expected = local_lr(w, g, **kw).tolist()
+    got = [local_lr_float(a, b, **kw) for a, b in zip(w.tolist(), g.tolist())]
+    assert got == pytest.approx(expected, rel=1e-15, abs=0)
+    assert got[1] == got[2] == got[5] == 1.0

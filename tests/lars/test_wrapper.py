@@ -541,3 +541,119 @@ def test_bfloat16_parameters_step(name):
     assert model.weight.dtype == torch.bfloat16
     assert not torch.equal(model.weight, before)
     assert torch.isfinite(model.weight.float()).all()
+
+
+
+# ---- update mode's chunked lerp (CPU) -------------------------------------------------------
+
+
+CHUNKED_BASES = {
+    "adam": lambda g: torch.optim.Adam(g, lr=0.5),
+    "adam_fused": lambda g: torch.optim.Adam(g, lr=0.5, fused=True),
+    "adamw": lambda g: torch.optim.AdamW(g, lr=0.5),
+    "nadam": lambda g: torch.optim.NAdam(g, lr=0.5),
+    "rmsprop": lambda g: torch.optim.RMSprop(g, lr=0.5, momentum=0.9),
+    "adagrad": lambda g: torch.optim.Adagrad(g, lr=0.5),
+    "sgd_update": lambda g: torch.optim.SGD(g, lr=0.5, momentum=0.9),
+}
+
+
+def _two_adapted_groups(model):
+    # Two adapted groups (different β, lr and clipping) around an excluded one.
+    first, second = model[0], model[2]
+    return [
+        {"params": [first.weight], "weight_decay": 1e-2},
+        {"params": [first.bias, second.bias], "weight_decay": 1e-3, "lars_exclude": True},
+        {"params": [second.weight], "weight_decay": 3e-2, "lars_clip": True, "lr": 0.7},
+    ]
+
+
+@pytest.mark.parametrize("chunk", [1, 40, 10**6], ids=["per-tensor", "split", "one-chunk"])
+@pytest.mark.parametrize("name", list(CHUNKED_BASES))
+def test_chunked_lerp_matches_reference_path_in_float64(name, chunk, monkeypatch):
+    # foreach=True on CPU finishes the lerp form chunk by chunk (host-float rates, the
+    # scratch zeroed for the next step); foreach=False is the reference (tensor rates
+    # over all tensors at once). Chunk limits: each tensor alone, some chunks of two,
+    # all in one.
+    import lars.wrapper as wrapper
+
+    monkeypatch.setattr(wrapper, "_CHUNK_NUMEL", chunk)
+    results, states = [], []
+    for foreach in (True, False):
+        model = small_model()
+        opt = LARS(CHUNKED_BASES[name](_two_adapted_groups(model)), trust_coefficient=1e-2,
+                   mode="update", foreach=foreach)
+        train(model, opt, n=4)
+        # the chunked path ran: it leaves every adapted tensor's scratch zeroed
+        assert len(opt._zeroed) == (2 if foreach else 0)
+        results.append([p.detach().clone() for p in model.parameters()])
+        states.append(opt.state_dict())
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+    assert states[0]["param_groups"] == states[1]["param_groups"]
+    for key, entry in states[1]["state"].items():
+        for k, v in entry.items():
+            torch.testing.assert_close(torch.as_tensor(states[0]["state"][key][k]),
+                                       torch.as_tensor(v), rtol=1e-12, atol=1e-14)
+
+
+def test_chunked_lerp_leaves_scratch_zeroed_and_the_next_step_skips_zeroing(monkeypatch):
+    model = small_model()
+    opt = LARS(torch.optim.Adam(lars.param_groups(model, weight_decay=1e-3), lr=0.1))
+    train(model, opt, n=1)
+    assert opt._scratch and all(torch.count_nonzero(b) == 0 for b in opt._scratch.values())
+    assert opt._zeroed == {id(b) for b in opt._scratch.values()}
+    zeroed = []
+    real = torch._foreach_zero_
+    monkeypatch.setattr(torch, "_foreach_zero_", lambda ts: (zeroed.append(len(ts)), real(ts)))
+    train(model, opt, n=1)
+    assert zeroed == [2]  # only the chunked lerp's own zeroing (one chunk of 2 tensors)
+
+
+def test_failed_step_or_other_use_of_the_scratch_forces_zeroing_next_step():
+    # A step that fails inside the base leaves scratch non-zero; switching the group to
+    # gradient mode writes d into it. Either way the next update step must zero it:
+    # compare with the reference path, which zeroes every step.
+    results = []
+    for foreach in (True, False):
+        model = small_model()
+        base = torch.optim.Adam(lars.param_groups(model, weight_decay=1e-2), lr=0.5)
+        opt = LARS(base, trust_coefficient=1e-2, foreach=foreach)
+        train(model, opt, n=2, seed=1)
+        fail = base.register_step_pre_hook(lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
+        for b in opt._scratch.values():
+            b.fill_(7.0)  # what a base step could have left there
+        x, y = next(batches(1, seed=4))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        with pytest.raises(RuntimeError):
+            opt.step()
+        fail.remove()
+        assert not opt._zeroed
+        train(model, opt, n=2, seed=2)
+        opt.param_groups[0]["lars_mode"] = "gradient"
+        opt.param_groups[0]["weight_decay"] = 0.0  # gradient mode with Adam: L2, allowed
+        train(model, opt, n=1, seed=3)
+        opt.param_groups[0]["lars_mode"] = "update"
+        opt.param_groups[0]["weight_decay"] = 1e-2
+        train(model, opt, n=2, seed=5)
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_scratch_zeroed_marks_do_not_survive_a_copy():
+    model = small_model()
+    opt = LARS(torch.optim.Adam(lars.param_groups(model, weight_decay=1e-3), lr=0.1))
+    train(model, opt, n=1)
+    assert opt._zeroed
+    clone = copy.deepcopy(opt)
+    assert clone._scratch == {} and clone._zeroed == set()
+
+
+def test_chunks_pack_consecutive_tensors_up_to_the_limit():
+    from lars.wrapper import _chunks
+
+    ts = [torch.empty(n) for n in (3, 4, 10, 2, 2, 1)]
+    sizes = [[t.numel() for t in c] for c in _chunks(ts, 7)]
+    assert sizes == [[3, 4], [10], [2, 2, 1]]
