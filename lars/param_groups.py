@@ -49,7 +49,11 @@ def param_groups(
         a group that would be empty.
 
     Example:
-        >>> groups = param_groups(torchvision.models.resnet18(), weight_decay=5e-4)
+        >>> import torch, lars
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
+        >>> groups = lars.param_groups(model, weight_decay=5e-4)
+        >>> [(len(g["params"]), g["weight_decay"], g.get("lars_exclude", False)) for g in groups]
+        [(1, 0.0005, False), (3, 0.0, True)]
         >>> opt = lars.LARS(torch.optim.SGD(groups, lr=1.0, momentum=0.9))
     """
     if not isinstance(model, nn.Module):

@@ -139,9 +139,15 @@ def warmup_schedule(
         A :class:`WarmupSchedule` (a ``torch.optim.lr_scheduler.LambdaLR``).
 
     Example:
+        >>> import torch, lars
+        >>> w = torch.nn.Parameter(torch.ones(2, 2))
+        >>> opt = lars.LARS(torch.optim.SGD([w], lr=0.1, momentum=0.9))
         >>> sched = warmup_schedule(opt, "polynomial", total_steps=1000,
         ...                         warmup_steps=50, power=2.0)
-        >>> for batch in data: ...; opt.step(); sched.step()
+        >>> for step in range(50):  # per batch: loss.backward(); opt.step(); sched.step()
+        ...     opt.step(); sched.step()
+        >>> round(opt.param_groups[0]["lr"], 6)  # warm-up over: the full lr
+        0.1
     """
     return WarmupSchedule(opt, kind, total_steps=total_steps, warmup_steps=warmup_steps, **params)
 

@@ -130,6 +130,7 @@ class LARS(Optimizer):
         foreach: use the ``torch._foreach_*`` path (default) or the reference loop.
 
     Example:
+        >>> import torch, lars
         >>> model = torch.nn.Linear(4, 2)
         >>> base = torch.optim.SGD(lars.param_groups(model, weight_decay=5e-4),
         ...                        lr=2.0, momentum=0.9)
