@@ -34,6 +34,7 @@ Measured 2026-11-26 on this project's 2-core x86_64 CPU machine (shared with oth
     tpe+median, startup 4, prune 2  57.0          0.7716      1.70 (1.72+-0.19)   1.59     +0.38
     tpe+hyperband                   60.0          0.7568      1.62 (1.62+-0.10)   1.42     -1.94
     tpe+median, multivariate TPE    65.8          0.7628      1.47 (1.48+-0.17)   1.29     -0.50
+    tpe+median, startup 3, prune 1  53.2          0.7714      1.82 (1.84+-0.24)   1.60     +0.36   (idle machine, lead)
     (b) random, no pruning          100.0         0.7766
 
 ("(b)/(a)": ratio of the mean costs, then mean +- std of the per-seed ratios; at 0.5 points
