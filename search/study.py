@@ -27,9 +27,9 @@ from typing import Any, Callable
 
 import optuna
 import yaml
-from optuna.trial import TrialState
 
 from search.budget import claim_trial, count_finished, is_complete
+from search.report import arm_stats
 from search.spec import SPEC_VERSION, SpecError, StudySpec, parse_spec
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
@@ -249,22 +249,11 @@ def open_studies(
 
 
 def _progress_of(spec: StudySpec, studies: dict[str, optuna.Study]) -> dict[str, ArmProgress]:
+    """Counts per arm, read the way ``compare`` reads them (:func:`search.report.arm_stats`)."""
     out = {}
     for arm in spec.arms:
-        study = studies[arm.name]
-        p = ArmProgress(spec.study_name(arm))
-        for t in study.get_trials(deepcopy=False):
-            if t.state == TrialState.COMPLETE:
-                p.complete += 1
-                if p.best_value is None or t.value > p.best_value:
-                    p.best_value = t.value
-            elif t.state == TrialState.PRUNED:
-                p.pruned += 1
-            elif t.state == TrialState.FAIL:
-                p.failed += 1
-            elif t.state in (TrialState.RUNNING, TrialState.WAITING):
-                p.running += 1
-        out[arm.name] = p
+        s = arm_stats(arm.name, studies[arm.name])
+        out[arm.name] = ArmProgress(s.study_name, s.complete, s.pruned, s.failed, s.running, s.best_value)
     return out
 
 
