@@ -1,6 +1,6 @@
 """Fast, deterministic stand-ins for ``objectives.train`` used by the search tests.
 
-``FakeTrain(curve)`` is a ``train(config, report) -> FakeResult`` whose validation
+``FakeTrain(curve)`` is a ``train(config, report) -> objectives.Result`` whose validation
 accuracy at epoch ``e`` is ``curve(config, e)``; it records every config it received.
 A curve may return ``float("nan")`` (a diverged epoch: the run stops and the result says
 ``diverged``) or raise (an objective fault).
@@ -14,22 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from objectives import Result as FakeResult  # the real result type, so the fake keeps its fields
+
 __all__ = ["FakeResult", "FakeTrain", "lr_curve", "write_study"]
-
-
-@dataclass
-class FakeResult:
-    val_accuracy: float
-    val_loss: float
-    test_accuracy: float | None
-    history: list
-    epochs_completed: int
-    diverged: bool
-    diverged_epoch: int | None
-    wall_time_s: float
-    images_per_s: float
-    device: str
-    config: dict
 
 
 def lr_curve(config: dict[str, Any], epoch: int) -> float:
