@@ -26,6 +26,7 @@ lerp and the next step's zeroing of the scratch per chunk, ``lars.wrapper``'s
 
     python benchmarks/optimizer_step.py                 # both sets, 15 rounds
     python benchmarks/optimizer_step.py --threads 1 --sets resnet50 --rounds 30
+    python benchmarks/optimizer_step.py --device cuda --rounds 50   # on a GPU (synchronised timing)
 """
 
 from __future__ import annotations
@@ -72,20 +73,20 @@ SETS = {"resnet50": resnet50_model, "vgg16-cifar": vgg16_cifar_model}
 class _Params(torch.nn.Module):
     """Real tensors with the shapes (and names) of a meta model's parameters."""
 
-    def __init__(self, meta: torch.nn.Module, seed: int):
+    def __init__(self, meta: torch.nn.Module, seed: int, device: torch.device):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.names = []
         for i, (name, p) in enumerate(meta.named_parameters()):
             scale = 0.05 if p.dim() > 1 else 1.0
-            value = torch.randn(p.shape, generator=gen) * scale
+            value = (torch.randn(p.shape, generator=gen) * scale).to(device)
             self.register_parameter(f"p{i}", torch.nn.Parameter(value))
             self.names.append(name)
 
 
-def build_variants(meta, grads, weight_decay):
+def build_variants(meta, grads, weight_decay, device):
     def fresh():
-        module = _Params(meta, seed=0)
+        module = _Params(meta, seed=0, device=device)
         for p, g in zip(module.parameters(), grads):
             p.grad = g
         return module
@@ -122,17 +123,24 @@ def extra_bytes(opt) -> int:
     return 0
 
 
-def run_set(name, rounds, warmup, weight_decay):
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":  # kernels run asynchronously: time to their end, not their launch
+        torch.cuda.synchronize(device)
+
+
+def run_set(name, rounds, warmup, weight_decay, device):
     meta = SETS[name]()
     shapes = [p.shape for p in meta.parameters()]
     gen = torch.Generator().manual_seed(1)
-    grads = [torch.randn(s, generator=gen) * 1e-2 for s in shapes]
-    variants = build_variants(meta, grads, weight_decay)
+    grads = [(torch.randn(s, generator=gen) * 1e-2).to(device) for s in shapes]
+    variants = build_variants(meta, grads, weight_decay, device)
     times = {k: [] for k in variants}
     for r in range(warmup + rounds):
         for label, opt in variants.items():
+            _sync(device)
             start = time.perf_counter()
             opt.step()
+            _sync(device)
             elapsed = time.perf_counter() - start
             if r >= warmup:
                 times[label].append(elapsed)
@@ -149,9 +157,9 @@ def run_set(name, rounds, warmup, weight_decay):
     return medians
 
 
-def norm_alternatives(name, rounds):
+def norm_alternatives(name, rounds, device):
     """Per-tensor L2 norms of a parameter set, several ways, interleaved."""
-    tensors = [torch.randn(p.shape) for p in SETS[name]().parameters()]
+    tensors = [torch.randn(p.shape, device=device) for p in SETS[name]().parameters()]
     flat = [t.view(-1) for t in tensors]
     ways = {
         "_foreach_norm(tensors)": lambda: torch._foreach_norm(tensors),
@@ -164,8 +172,10 @@ def norm_alternatives(name, rounds):
     times = {k: [] for k in ways}
     for r in range(rounds + 2):
         for label, fn in ways.items():
+            _sync(device)
             start = time.perf_counter()
             fn()
+            _sync(device)
             if r >= 2:
                 times[label].append(time.perf_counter() - start)
     print(f"\nnorms of the {name} set ({len(tensors)} tensors), median of {rounds} rounds:")
@@ -181,15 +191,18 @@ def main(argv=None) -> int:
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-norms", action="store_true", help="skip the norm alternatives")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, {where}, "
           f"threads={torch.get_num_threads()}, python {platform.python_version()}")
     for name in args.sets:
-        run_set(name, args.rounds, args.warmup, args.weight_decay)
+        run_set(name, args.rounds, args.warmup, args.weight_decay, device)
     if not args.no_norms:
-        norm_alternatives(args.sets[0], args.rounds)
+        norm_alternatives(args.sets[0], args.rounds, device)
     return 0
 
 

@@ -84,7 +84,7 @@ __all__ = ["METHODS", "RunResult", "compute_to_target", "best_at", "summarise", 
 ARM = "sgd+lars"
 TOLERANCE = 0.005  # 0.5 accuracy points
 SWEEP = (0.005, 0.01, 0.02, 0.03)
-FULL = {"seeds": 5, "trials": 20, "n_train": 2000, "val_size": 1000, "epochs": 5}
+FULL = {"seeds": 6, "trials": 40, "n_train": 2000, "val_size": 1000, "epochs": 10}
 QUICK = {"seeds": 2, "trials": 6, "n_train": 600, "val_size": 500, "epochs": 3}
 METHODS = {
     "tpe+median": {"sampler": "tpe", "pruner": "median"},   # (a) the defaults
@@ -146,25 +146,13 @@ def _objective(args: argparse.Namespace) -> dict:
     return {
         "dataset": "fashion_mnist", "model": "vgg16", "width": args.width, "n_train": args.n_train,
         "val_size": args.val_size, "epochs": args.epochs, "batch_size": args.batch_size,
-        "seed": 0, "device": "cpu",
+        "seed": 0, "device": args.device,
     }  # fmt: skip
 
 
 def _tag(args: argparse.Namespace) -> str:
-    return f"n{args.n_train}-v{args.val_size}-e{args.epochs}-w{args.width:g}-b{args.batch_size}"
-
-
-def _stored_best(storage, args: argparse.Namespace) -> tuple[float, int]:
-    """(G, runs): the best complete trial of every stored run with this objective (all variants)."""
-    suffix = f"-{_tag(args)}/{ARM}"
-    best, runs = -math.inf, 0
-    for frozen in storage.get_all_studies():
-        if frozen.study_name.startswith("efficiency-") and frozen.study_name.endswith(suffix):
-            runs += 1
-            study = optuna.load_study(study_name=frozen.study_name, storage=storage)
-            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-                best = max(best, t.value)
-    return (best if runs else math.nan), runs
+    device = "" if args.device == "cpu" else f"-{args.device.replace(':', '')}"  # GPU runs kept apart
+    return f"n{args.n_train}-v{args.val_size}-e{args.epochs}-w{args.width:g}-b{args.batch_size}{device}"
 
 
 def _spec(method: str, seed: int, args: argparse.Namespace):
@@ -207,7 +195,7 @@ def _run(method: str, seed: int, args: argparse.Namespace, storage, deadline: fl
 
     _, spec = _spec(method, seed, args)
     timeout = None if deadline is None else max(1.0, deadline - time.time())
-    run_studies(spec, storage, timeout=timeout, device="cpu", progress=False)
+    run_studies(spec, storage, timeout=timeout, device=args.device, progress=False)
     return _read(method, seed, args, storage)
 
 
@@ -247,11 +235,11 @@ def _print_report(results: list[RunResult], args: argparse.Namespace, best_all: 
     label_a = next((r.label for r in results if r.method == A), A)
     print()
     print(f"# search efficiency, arm {ARM}: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.machine()} CPU, torch {torch.__version__} ({args.threads} thread(s)), "
+          f"{platform.machine()} {_where(args.device)}, torch {torch.__version__} ({args.threads} thread(s)), "
           f"optuna {optuna.__version__}")
     print(f"# objective: {_objective(args)}; budget {args.trials} trials per run")
-    print(f"# (a) = {label_a}, (b) = random without pruning; G = best validation accuracy of all {runs} "
-          f"stored runs of this objective (all variants) = {summary['best_all']:.4f}; "
+    print(f"# (a) = {label_a}, (b) = random without pruning; G = best validation accuracy of the {runs} "
+          f"runs compared = {summary['best_all']:.4f}; "
           f"target G - {TOLERANCE:.3f} = {summary['target']:.4f}")
     print(f"{'run':<18} {'seed':>4} {'done':>4} {'cmpl':>4} {'prun':>4} {'fail':>4} "
           f"{'epochs':>6} {'wall_s':>7} {'best':>7} {'to_target':>9}")
@@ -289,6 +277,12 @@ def _print_report(results: list[RunResult], args: argparse.Namespace, best_all: 
             print(f"  {runs[0].label if runs else m}: total trial-epochs per run {statistics.fmean(r.total_compute for r in runs):.1f}, "
                   f"final best {statistics.fmean(r.best for r in runs):.4f} mean over {len(runs)} seeds")
     return summary
+
+
+def _where(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return "CPU"
 
 
 def _plot(results: list[RunResult], summary: dict, path: Path) -> None:
@@ -333,13 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="e.g. python benchmarks/search_efficiency.py --quick")
-    parser.add_argument("--seeds", type=int, help="sampler seeds per method (default 5; --quick 2)")
-    parser.add_argument("--trials", type=int, help="trials per run (default 20; --quick 6)")
+    parser.add_argument("--seeds", type=int, help="sampler seeds per method (default 6; --quick 2)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run are FIRST_SEED .. FIRST_SEED+SEEDS-1 (split a run over processes)")
+    parser.add_argument("--trials", type=int, help="trials per run (default 40; --quick 6)")
     parser.add_argument("--n-train", type=int, help="training images (default 2000; --quick 600)")
     parser.add_argument("--val-size", type=int, help="validation images (default 1000; --quick 500)")
-    parser.add_argument("--epochs", type=int, help="epochs per complete trial (default 5; --quick 3)")
+    parser.add_argument("--epochs", type=int, help="epochs per complete trial (default 10; --quick 3)")
     parser.add_argument("--width", type=float, default=0.125, help="VGG-16 channel multiplier (default 0.125)")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="cpu", help="cpu (default), or cuda[:N]: GPU runs are stored apart")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared 2-core machine, 2 threads ran 5x slower)")
     parser.add_argument("--tpe-startup", type=int, default=None, help="override the TPE n_startup_trials default")
@@ -352,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke-run defaults (minutes)")
     parser.add_argument("--analyse-only", action="store_true", help="train nothing: report the stored runs")
     parser.add_argument("--deadline", default=None, help="HH:MM UTC: no trial starts after it")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds from now: no trial starts after them")
     parser.add_argument("--storage", default=f"sqlite:///{ROOT / 'artifacts' / 'search_efficiency.db'}")
     parser.add_argument("--figure", default=str(ROOT / "artifacts" / "search_efficiency.png"))
     args = parser.parse_args(argv)
@@ -366,8 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     storage = open_storage(args.storage, heartbeat=not args.analyse_only)
     deadline = _deadline(args.deadline)
+    if args.time_limit is not None:
+        deadline = min(filter(None, (deadline, time.time() + args.time_limit)))
     results: list[RunResult] = []
-    for seed in range(args.seeds):  # pairs first, so that a deadline leaves whole pairs
+    for seed in range(args.first_seed, args.first_seed + args.seeds):  # pairs first: a deadline leaves whole pairs
         for method in METHODS:
             if args.analyse_only:
                 result = _read(method, seed, args, storage)
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"# {stored.label} seed {seed}: stored, {stored.finished} trials", flush=True)
                 continue
             if deadline is not None and time.time() >= deadline:
-                print(f"# deadline {args.deadline} UTC reached: {method}/s{seed} not run", flush=True)
+                print(f"# deadline reached: {method}/s{seed} not run", flush=True)
                 continue
             result = _run(method, seed, args, storage, deadline)
             results.append(result)
@@ -389,8 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print("no runs stored for these settings")
         return 1
-    best_all, runs = _stored_best(storage, args)
-    summary = _print_report(results, args, best_all, runs)
+    best_all = max((r.best for r in results if not math.isnan(r.best)), default=math.nan)
+    summary = _print_report(results, args, best_all, len(results))
     _plot(results, summary, Path(args.figure))
     return 0
 

@@ -79,9 +79,13 @@ class Result:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; ``"cuda"`` without CUDA is a ConfigError."""
+    """``"auto"`` is CUDA when available, else the CPU; ``"cuda"`` without CUDA is a ConfigError.
+
+    A CUDA device always comes back with its index (``cuda`` -> ``cuda:0`` under the
+    current device), so that results say which GPU of the machine ran them.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"config key 'device' is {name!r} but CUDA is not available on this machine")
@@ -90,6 +94,8 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(
                 f"config key 'device' must name one of the {torch.cuda.device_count()} CUDA devices, got {name!r}"
             )
+        if torch.device(name).index is None:
+            return torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
 
 
