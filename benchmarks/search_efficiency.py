@@ -346,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="pruner of (a) (default median, the study-file default)")
     parser.add_argument("--multivariate", action="store_true",
                         help="multivariate TPE for (a): models lr x trust_coefficient jointly")
+    parser.add_argument("--run", choices=("both", "a", "b"), default="both",
+                        help="run both methods (default), or only (a) / only (b), e.g. in parallel processes")
     parser.add_argument("--quick", action="store_true", help="smoke-run defaults (minutes)")
     parser.add_argument("--analyse-only", action="store_true", help="train nothing: report the stored runs")
     parser.add_argument("--deadline", default=None, help="HH:MM UTC: no trial starts after it")
@@ -367,8 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.time_limit is not None:
         deadline = min(filter(None, (deadline, time.time() + args.time_limit)))
     results: list[RunResult] = []
+    methods = {"both": list(METHODS), "a": [A], "b": [B]}[args.run]
     for seed in range(args.first_seed, args.first_seed + args.seeds):  # pairs first: a deadline leaves whole pairs
         for method in METHODS:
+            if method not in methods and not args.analyse_only:
+                continue
             if args.analyse_only:
                 result = _read(method, seed, args, storage)
                 if result is not None:

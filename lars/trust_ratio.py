@@ -127,9 +127,9 @@ def local_lr_float(
 def tensor_norms(tensors: list[Tensor], *, foreach: bool = True) -> Tensor:
     """The L2 norm of every tensor in ``tensors``, stacked into one 1-D tensor.
 
-    ``foreach=True`` is the fast path: one ``torch._foreach_norm`` over flat views
-    of the tensors (on CPU, ``_foreach_norm`` of a 4-D convolution kernel reads at
-    less than half the speed of the same call on its flat view). ``foreach=False``
+    ``foreach=True`` is the fast path: one ``torch._foreach_norm`` over the tensors, on
+    CPU over their flat views (there ``_foreach_norm`` of a 4-D convolution kernel reads
+    at less than half the speed of the same call on its flat view). ``foreach=False``
     is the reference, one ``torch.linalg.vector_norm`` per tensor. Half-precision
     tensors are reduced in float32. All tensors must share a device; mixed dtypes
     are promoted to the widest one.
@@ -139,7 +139,10 @@ def tensor_norms(tensors: list[Tensor], *, foreach: bool = True) -> Tensor:
     dtype = _norm_dtype(tensors)
     if not foreach:
         return torch.stack([torch.linalg.vector_norm(t, dtype=dtype) for t in tensors])
-    flat = [t.view(-1) if t.is_contiguous() else t for t in tensors]
+    if tensors[0].device.type == "cpu":
+        flat = [t.view(-1) if t.is_contiguous() else t for t in tensors]
+    else:  # on a GPU the views would only add host work: the kernels don't care about shape
+        flat = tensors
     if all(t.dtype == dtype for t in tensors):
         return torch.stack(torch._foreach_norm(flat))
     return torch.stack(torch._foreach_norm(flat, 2, dtype=dtype))

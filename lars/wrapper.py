@@ -365,7 +365,7 @@ class LARS(Optimizer):
             and not group.get("differentiable", False)
             and isinstance(group["lr"], (int, float))
             and all(
-                p.device.type == "cpu"
+                not F._launch_bound(p)
                 and p.dtype in (torch.float32, torch.float64)
                 and p.grad.dtype == p.dtype
                 for p in job.params
@@ -406,7 +406,7 @@ class LARS(Optimizer):
             self.foreach
             and dtype in (torch.float32, torch.float64)
             and all(
-                p.device.type == "cpu" and p.dtype == dtype and p.is_contiguous()
+                not F._launch_bound(p) and p.dtype == dtype and p.is_contiguous()
                 for p in params
             )
         )

@@ -226,6 +226,25 @@ def test_foreach_matches_forloop_in_float64(name):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("name", ["sgd", "sgd_nesterov", "rmsprop", "adam", "adamw", "adagrad", "asgd"])
+def test_launch_bound_device_path_matches_forloop_in_float64(name, monkeypatch):
+    """The GPU branches (multi-tensor passes, host-float factors, no CPU-only kernels),
+    taken on CPU tensors by declaring the CPU launch-bound, against the reference loop."""
+    make = BASES.get(name) or (lambda p: torch.optim.ASGD(p, lr=0.5, t0=1e9, weight_decay=1e-3))
+    results = []
+    for foreach in (True, False):
+        with monkeypatch.context() as patch:
+            if foreach:
+                patch.setattr(lars.functional, "_launch_bound", lambda t: True)
+            model = small_model()
+            opt = LARS(make(lars.param_groups(model, weight_decay=1e-3)), trust_coefficient=1e-2,
+                       mode="update" if name in ("asgd", "adagrad") else None, foreach=foreach)
+            train(model, opt, n=4)
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+
+
 def test_update_mode_on_a_base_that_reads_the_weights_matches_the_exact_form():
     # ASGD reads w in its step, so LARS takes Δ as a difference; with lambd = alpha = 0
     # and t0 huge it is plain SGD, whose update mode LARS reads exactly: both must agree.

@@ -56,8 +56,10 @@ def run(device, name, *, foreach=True, steps=6, dtype=torch.float64, mode=None):
 def test_cuda_steps_match_cpu_steps_in_float64(name):
     on_cpu, _ = run("cpu", name)
     on_cuda, _ = run("cuda", name)
+    # CPU and CUDA kernels round differently in the last bits; six steps through batch norm
+    # amplify that to ~1e-8 relative (RMSprop, seen on an H200). A wrong trust ratio is off by >1e-3.
     for a, b in zip(on_cpu, on_cuda):
-        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-11)
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("mode", ["gradient", "update"])

@@ -45,7 +45,10 @@ def test_run_with_gpus_trains_every_trial_on_the_gpu(tmp_path):
         trials = optuna.load_study(study_name=f"gpu/{arm}", storage=url).trials
         finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
         assert len(finished) == 3, [(t.state, t.user_attrs.get("fail_reason")) for t in trials]
-        for t in finished:
+        assert all(t.user_attrs["config"]["device"] == "cuda" for t in finished)  # the worker's --device
+        complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+        assert complete  # the first trials of an arm are never pruned (pruner start-up)
+        for t in complete:  # a pruned trial stops before train() returns what it ran on
             assert t.user_attrs["device"] == f"cuda:0 ({name})"
             assert t.user_attrs["images_per_s"] > 0
     print(done.stdout[-1500:])  # the compare table, for the log of the GPU run
