@@ -247,6 +247,7 @@ def train(config: dict[str, Any], report: Report | None = None, *, data: Splits 
                 "train_loss": train_loss,
                 "lr": float(optimizer.param_groups[0]["lr"]),
                 "epoch_time_s": time.perf_counter() - t0,
+                "images_per_s": images_trained / train_time,  # so far, training phase only
             }
             history.append({"epoch": epoch, **metrics})
             epoch_bar.set_postfix(val_acc=f"{val_accuracy:.4f}", loss=f"{train_loss:.3f}")

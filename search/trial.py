@@ -100,6 +100,13 @@ def default_validate() -> Callable[[dict[str, Any]], dict[str, Any]]:
     return validate_config
 
 
+# The pruned trial's fail_reason, after "pruned at epoch N: val_accuracy X", per pruner type.
+_WHY_PRUNED = {
+    "median": "below the median of earlier trials at that epoch",
+    "hyperband": "not among the best of its Hyperband bracket at that epoch",
+}
+
+
 def _enqueue_retry(study: optuna.Study, number: int) -> None:
     """Enqueue a WAITING copy of trial ``number``'s parameters that reuses its budget slot.
 
@@ -151,6 +158,7 @@ def run_trial(
             config = validate(config)
         trial.set_user_attr("config", config)
         guard = max(warmup_epochs_of(config), float(spec.pruner.n_warmup_steps))
+        why_pruned = _WHY_PRUNED.get(spec.pruner.type, "judged weak by the pruner")
 
         def report(epoch: int, metrics: dict[str, Any]) -> None:
             history.append({"epoch": epoch, **_plain(metrics)})
@@ -158,9 +166,7 @@ def run_trial(
             if _finite(accuracy):
                 trial.report(float(accuracy), epoch)
                 if epoch > guard and trial.should_prune():
-                    raise optuna.TrialPruned(
-                        f"pruned at epoch {epoch}: val_accuracy {accuracy:.4f} below the median of earlier trials"
-                    )
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}: val_accuracy {accuracy:.4f} {why_pruned}")
 
         result = train_fn(config, report)
         if getattr(result, "diverged", False):
@@ -202,6 +208,8 @@ def run_trial(
     try:
         trial.set_user_attr("wall_time_s", seconds)
         trial.set_user_attr("history", history)
+        if "images_per_s" not in trial.user_attrs and history and "images_per_s" in history[-1]:
+            trial.set_user_attr("images_per_s", history[-1]["images_per_s"])  # pruned: its epochs so far
         if reason:
             trial.set_user_attr("fail_reason", reason)
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)

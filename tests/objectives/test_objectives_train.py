@@ -38,13 +38,14 @@ def test_report_is_called_once_per_epoch_with_the_metrics(synthetic):
                    data=synthetic())
     assert [e for e, _ in calls] == [1, 2]
     for epoch, metrics in calls:
-        assert set(metrics) == {"val_accuracy", "val_loss", "train_loss", "lr", "epoch_time_s"}
+        assert set(metrics) == {"val_accuracy", "val_loss", "train_loss", "lr", "epoch_time_s", "images_per_s"}
         assert all(isinstance(v, float) for v in metrics.values())
         assert 0.0 <= metrics["val_accuracy"] <= 1.0
         assert result.history[epoch - 1] == {"epoch": epoch, **metrics}
     # cosine over 16 steps from 0.05: after 8 steps 0.05 * (1 + cos(pi/2)) / 2, after 16 steps 0
     assert calls[0][1]["lr"] == pytest.approx(0.025) and calls[1][1]["lr"] == pytest.approx(0.0, abs=1e-15)
     assert calls[-1][1]["val_accuracy"] == result.val_accuracy
+    assert calls[-1][1]["images_per_s"] == pytest.approx(result.images_per_s)  # both count all epochs
 
 
 class Pruned(Exception):

@@ -37,7 +37,7 @@ class FakeTrain:
             if not math.isfinite(accuracy):
                 return FakeResult(accuracy, math.nan, None, history, epoch - 1, True, epoch, 0.01, 1000.0, "cpu", config)
             metrics = {"val_accuracy": accuracy, "val_loss": 1 - accuracy, "train_loss": 1 - accuracy,
-                       "lr": config["lr"], "epoch_time_s": 0.001}
+                       "lr": config["lr"], "epoch_time_s": 0.001, "images_per_s": 900.0 + epoch}
             history.append(metrics)
             if report is not None:
                 report(epoch, metrics)

@@ -114,7 +114,9 @@ def test_median_pruner_prunes_a_losing_trial_but_never_inside_its_warmup(tmp_pat
     assert sorted(trials[3].intermediate_values) == [1]
     assert [e for n, e in asked if n == 2] == [3]
     assert trials[2].user_attrs["fail_reason"].startswith("pruned at epoch 3: val_accuracy 0.")
+    assert trials[2].user_attrs["fail_reason"].endswith("below the median of earlier trials at that epoch")
     assert len(trials[2].user_attrs["history"]) == 3
+    assert trials[2].user_attrs["images_per_s"] == 903.0  # a pruned trial: its last epoch's figure
 
 
 def test_faults_in_a_trial_do_not_stop_the_study(tmp_path, db, monkeypatch):
