@@ -112,9 +112,16 @@ class LARS(Optimizer):
       precision), the lerp and the zeroing of its scratch for the next step
       follow each other while the chunk is in cache. ResNet-50 with fused Adam,
       one thread: 2.2x -> 1.9x the time of a bare fused Adam step.
-    * Off the CPU no step reads a value back to the host (``torch.where``, no
-      ``.item()``); the CPU SGD path reads the rates as floats, which costs nothing
-      where there is no device to wait for.
+    * Off the CPU a step costs kernel launches more than memory passes. The
+      ratios are computed on the device (``torch.where``, never ``.item()`` per
+      tensor) and read to the host once per group, so that each pass over the
+      tensors (``d``, the rescale, the lerp) is one multi-tensor ``torch._foreach_*``
+      call with a list of floats; a list of 0-d device tensors would launch one
+      kernel per tensor. The read waits for the kernels queued before it (the
+      backward pass has usually finished by then). H200, ResNet-50's 161 tensors,
+      each ratio against the fused base in the same run: LARS(SGD) 4.2x -> 2.9x,
+      LARS(Adam) 3.2x -> 2.6x (1.05 ms and 1.30 ms a step). On CPU the rates are
+      read as floats too, which costs nothing where there is no device to wait for.
 
     Per-group keys (any group may override the constructor's value):
     ``lars_trust_coefficient`` (λ), ``lars_eps`` (ε), ``lars_mode``, ``lars_clip``,
