@@ -121,7 +121,7 @@ def _host_floats(values: Tensor) -> list[float]:
 
     A list of 0-d tensors instead sends CUDA down a one-kernel-per-tensor path
     (ResNet-50 on an H200: LARS(SGD) 4.2x a fused SGD step that way). The price is one
-    device-to-host copy per call, which waits for the queued kernels.
+    device-to-host copy per call (one per group and step), which waits for the queued kernels.
     """
     return values.tolist()
 
@@ -155,10 +155,18 @@ def rescale_updates(
         clip=clip,
     )
     shrink = 1 - rates * (lr * weight_decay) if weight_decay != 0 else None
-    if foreach:
+    if foreach and _launch_bound(params[0]):  # multi-tensor passes, one read of the factors
+        if shrink is None:
+            torch._foreach_mul_(steps, _host_floats(rates))
+        else:
+            shrink_floats, rate_floats = _host_floats(torch.stack([shrink, rates]))
+            torch._foreach_mul_(params, shrink_floats)
+            torch._foreach_mul_(steps, rate_floats)
+        torch._foreach_add_(params, steps)
+    elif foreach:  # CPU: one pass each; a CPU foreach op is a loop of kernels anyway
         if shrink is not None:
-            torch._foreach_mul_(params, _host_floats(shrink))
-        _add_scaled_(params, steps, rates)
+            torch._foreach_mul_(params, list(shrink.unbind()))
+        torch._foreach_addcmul_(params, steps, list(rates.unbind()))
     else:
         for i, (w, s, r) in enumerate(zip(params, steps, rates.unbind())):
             if shrink is not None:
@@ -245,15 +253,6 @@ def lerp_decoupled_chunk(
     return rates
 
 
-def _add_scaled_(params: list[Tensor], scratch: list[Tensor], factors: Tensor) -> None:
-    """``params[i] += factors[i] · scratch[i]``; ``scratch`` may be overwritten."""
-    if not _launch_bound(params[0]):  # one pass; CPU foreach is a loop of kernels anyway
-        torch._foreach_addcmul_(params, scratch, list(factors.unbind()))
-    else:  # two multi-tensor passes instead of one kernel per tensor
-        torch._foreach_mul_(scratch, _host_floats(factors))
-        torch._foreach_add_(params, scratch)
-
-
 def _lerp_takes_scalar_list() -> bool:
     try:
         schemas = torch._C._jit_get_schemas_for_operator("aten::_foreach_lerp_")
@@ -304,10 +303,16 @@ def rescale_differences(
     decay = rates * (lr * weight_decay)
     keep = 1 - decay
     move = 1 - rates - decay
-    if foreach:
+    if foreach and _launch_bound(params[0]):  # multi-tensor passes, one read of the factors
+        keep_floats, move_floats = _host_floats(torch.stack([keep, move]))
         if weight_decay != 0:
-            torch._foreach_mul_(params, _host_floats(keep))
-        _add_scaled_(params, differences, move)
+            torch._foreach_mul_(params, keep_floats)
+        torch._foreach_mul_(differences, move_floats)
+        torch._foreach_add_(params, differences)
+    elif foreach:  # CPU: one pass each
+        if weight_decay != 0:
+            torch._foreach_mul_(params, list(keep.unbind()))
+        torch._foreach_addcmul_(params, differences, list(move.unbind()))
     else:
         for i, (w, d) in enumerate(zip(params, differences)):
             if weight_decay != 0:

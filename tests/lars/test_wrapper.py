@@ -226,19 +226,27 @@ def test_foreach_matches_forloop_in_float64(name):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.parametrize("name", ["sgd", "sgd_nesterov", "rmsprop", "adam", "adamw", "adagrad", "asgd"])
+LAUNCH_BOUND_CASES = {  # each form of each mode: scaled gradient, lerp, exact (with and without decay), difference
+    "sgd": (BASES["sgd"], 1e-3), "sgd_nesterov": (BASES["sgd_nesterov"], 1e-3), "rmsprop": (BASES["rmsprop"], 1e-3),
+    "adam": (BASES["adam"], 1e-3), "adamw": (BASES["adamw"], 1e-3), "adagrad": (BASES["adagrad"], 1e-3),
+    "adam_no_decay": (BASES["adam"], 0.0), "rprop": (lambda p: torch.optim.Rprop(p, lr=0.01), 1e-3),
+    "asgd": (lambda p: torch.optim.ASGD(p, lr=0.5, t0=1e9), 1e-3),
+}
+
+
+@pytest.mark.parametrize("name", list(LAUNCH_BOUND_CASES))
 def test_launch_bound_device_path_matches_forloop_in_float64(name, monkeypatch):
     """The GPU branches (multi-tensor passes, host-float factors, no CPU-only kernels),
     taken on CPU tensors by declaring the CPU launch-bound, against the reference loop."""
-    make = BASES.get(name) or (lambda p: torch.optim.ASGD(p, lr=0.5, t0=1e9, weight_decay=1e-3))
+    make, weight_decay = LAUNCH_BOUND_CASES[name]
     results = []
     for foreach in (True, False):
         with monkeypatch.context() as patch:
             if foreach:
                 patch.setattr(lars.functional, "_launch_bound", lambda t: True)
             model = small_model()
-            opt = LARS(make(lars.param_groups(model, weight_decay=1e-3)), trust_coefficient=1e-2,
-                       mode="update" if name in ("asgd", "adagrad") else None, foreach=foreach)
+            opt = LARS(make(lars.param_groups(model, weight_decay=weight_decay)), trust_coefficient=1e-2,
+                       mode="update" if name in ("asgd", "adagrad", "rprop") else None, foreach=foreach)
             train(model, opt, n=4)
         results.append([p.detach().clone() for p in model.parameters()])
     for a, b in zip(*results):
