@@ -150,6 +150,8 @@ def _variant(args: argparse.Namespace) -> str:
                                                    ("pw", args.pruner_warmup)) if value is not None]
     if args.multivariate:
         parts.append("mv")
+    if args.trials_a and args.trials_a != args.trials:
+        parts.append(f"t{args.trials_a}")
     return "".join(f"-{p}" for p in parts)
 
 
@@ -169,11 +171,12 @@ def _tag(args: argparse.Namespace) -> str:
 def _spec(method: str, seed: int, args: argparse.Namespace):
     tag = _tag(args)
     label = f"tpe+{args.pruner}{_variant(args)}" if method == A else method
+    trials = args.trials_a if method == A and args.trials_a else args.trials
     data = {
         "name": f"efficiency-{label}-s{seed}-{tag}",
         "objective": _objective(args),
         "arms": [ARM],
-        "budget": {"trials": args.trials},
+        "budget": {"trials": trials},
         "sampler": {"type": METHODS[method]["sampler"], "seed": seed},
         "pruner": {"type": METHODS[method]["pruner"]},
     }
@@ -198,7 +201,17 @@ def _read(method: str, seed: int, args: argparse.Namespace, storage) -> RunResul
         return None
     wall = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.get_trials(deepcopy=False)
                if t.datetime_complete is not None and t.datetime_start is not None)
-    return RunResult(method, label, seed, compare_curves(storage, spec.name)[ARM], wall, args.trials)
+    curve = compare_curves(storage, spec.name)[ARM]
+    if args.compute_budget is not None:
+        curve = _truncated(curve, args.compute_budget)
+    return RunResult(method, label, seed, curve, wall, spec.budget.trials)
+
+
+def _truncated(curve: ArmCurve, compute: int) -> ArmCurve:
+    """The trials of ``curve`` finished within ``compute`` trial-epochs (an equal compute budget)."""
+    n = sum(1 for spent in curve.compute if spent <= compute)
+    return ArmCurve(curve.arm, curve.numbers[:n], curve.states[:n], curve.epochs[:n], curve.compute[:n],
+                    curve.values[:n], curve.best[:n])
 
 
 def _run(method: str, seed: int, args: argparse.Namespace, storage, deadline: float | None) -> RunResult:
@@ -248,7 +261,9 @@ def _print_report(results: list[RunResult], args: argparse.Namespace, best_all: 
     print(f"# search efficiency, arm {ARM}: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"{platform.machine()} {_where(args.device)}, torch {torch.__version__} ({args.threads} thread(s)), "
           f"optuna {optuna.__version__}")
-    print(f"# objective: {_objective(args)}; budget {args.trials} trials per run")
+    print(f"# objective: {_objective(args)}; budget {args.trials} trials per run"
+          + (f" ({args.trials_a} for (a))" if args.trials_a else "")
+          + (f"; each run counted up to {args.compute_budget} trial-epochs" if args.compute_budget else ""))
     print(f"# (a) = {label_a}, (b) = random without pruning; G = best validation accuracy of the {runs} "
           f"runs compared = {summary['best_all']:.4f}; "
           f"target G - {TOLERANCE:.3f} = {summary['target']:.4f}")
@@ -260,7 +275,8 @@ def _print_report(results: list[RunResult], args: argparse.Namespace, best_all: 
         print(f"{r.label:<18} {r.seed:>4} {r.finished:>4} {states.count('COMPLETE'):>4} "
               f"{states.count('PRUNED'):>4} {states.count('FAIL'):>4} {r.total_compute:>6} "
               f"{r.wall_s:>7.0f} {r.best:>7.4f} {('' if reached else '>=') + str(c):>9}")
-    short = [f"{r.label}/s{r.seed} ({r.finished}/{r.budget})" for r in results if r.finished < r.budget]
+    short = [f"{r.label}/s{r.seed} ({r.finished}/{r.budget})" for r in results
+             if r.finished < r.budget and args.compute_budget is None]
     if short:
         print(f"# cut short by the deadline or timeout: {', '.join(short)}")
     print(f"ratio (b)/(a) of compute to within {100 * TOLERANCE:.1f} points of G (target >= 2), "
@@ -350,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu (default), or cuda[:N]: GPU runs are stored apart")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared 2-core machine, 2 threads ran 5x slower)")
+    parser.add_argument("--trials-a", type=int, default=None,
+                        help="trials per run of (a) only (default --trials); with --compute-budget, an equal-compute comparison")
+    parser.add_argument("--compute-budget", type=int, default=None,
+                        help="count only the trials each run finished within this many trial-epochs")
     parser.add_argument("--tpe-startup", type=int, default=None, help="override the TPE n_startup_trials default")
     parser.add_argument("--pruner-startup", type=int, default=None, help="override the median pruner n_startup_trials")
     parser.add_argument("--pruner-warmup", type=int, default=None, help="override the median pruner n_warmup_steps")
@@ -389,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(result)
                 continue
             stored = _read(method, seed, args, storage)
-            if stored is not None and stored.finished >= args.trials:  # already run: reuse
+            if stored is not None and stored.finished >= stored.budget:  # already run: reuse
                 results.append(stored)
                 print(f"# {stored.label} seed {seed}: stored, {stored.finished} trials", flush=True)
                 continue
