@@ -43,7 +43,12 @@ ahead (+0.65 and +1.44 points); it reaches random search's final best, not beyon
 Of the variants, multivariate TPE (which models lr x lambda jointly) is worse on every
 count; TPE start-up 5 (instead of 10) gets within 0.5 points in 2 of 6 seeds and so comes
 to 1.95x, but ends lower on average (0.8260: two seeds stuck at 0.796 and 0.807 after too
-few random trials), so the default stays at 10.
+few random trials), so the default stays at 10. With an equal compute budget instead of
+an equal trial budget (``--run a --trials-a 80``, then ``--analyse-only --trials-a 80
+--compute-budget 400``: (a) runs up to 80 trials, every run counted up to 400
+trial-epochs), TPE + median's 40 extra trials found nothing better: 1.03x, final best 0.8322
+vs 0.8325, -0.03 points at equal compute (CPU, 6 seeds; its first 40 trials were exactly
+those of the 40-trial runs). On this objective the pruner's saving is the whole gain.
 ``benchmarks/pruner_replay.py`` replays the stored random runs through 13 of Optuna's
 pruner settings: none saves more than ~2x without losing the run's best trial in a third
 of the runs, so the median pruner stays. Earlier, 20 trials x 5 epochs (5 seeds): 1.58x
