@@ -406,11 +406,16 @@ class LARS(Optimizer):
             undo.swap_data(p, z)
 
     def _chunked_lerp(self, job: "_Job") -> bool:
-        """Whether the lerp form may run chunk by chunk (CPU, host-float rates)."""
+        """Whether the lerp form may run chunk by chunk (CPU, host-float rates).
+
+        The chunks hand ``_foreach_lerp_`` a list of floats, an overload older torch
+        lacks; there the unchunked lerp (with 0-d tensor weights) runs instead.
+        """
         params = job.params
         dtype = params[0].dtype
         return (
             self.foreach
+            and F._LERP_SCALAR_LIST
             and dtype in (torch.float32, torch.float64)
             and all(
                 not F._launch_bound(p) and p.dtype == dtype and p.is_contiguous()

@@ -253,6 +253,26 @@ def test_launch_bound_device_path_matches_forloop_in_float64(name, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
+def test_without_the_scalar_list_lerp_the_unchunked_lerp_matches_forloop_in_float64(monkeypatch):
+    """torch without ``_foreach_lerp_(..., list of floats)``: no chunked lerp, 0-d tensor weights."""
+    chunked = []
+    monkeypatch.setattr(lars.functional, "lerp_decoupled_chunk",
+                        lambda *a, **k: chunked.append(1) or pytest.fail("chunked lerp without its overload"))
+    results = []
+    for foreach in (True, False):
+        with monkeypatch.context() as patch:
+            if foreach:
+                patch.setattr(lars.functional, "_LERP_SCALAR_LIST", False)
+            model = small_model()
+            opt = LARS(BASES["adam"](lars.param_groups(model, weight_decay=1e-3)), trust_coefficient=1e-2,
+                       foreach=foreach)
+            train(model, opt, n=4)
+        results.append([p.detach().clone() for p in model.parameters()])
+    assert chunked == []
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+
+
 def test_update_mode_on_a_base_that_reads_the_weights_matches_the_exact_form():
     # ASGD reads w in its step, so LARS takes Δ as a difference; with lambd = alpha = 0
     # and t0 huge it is plain SGD, whose update mode LARS reads exactly: both must agree.
