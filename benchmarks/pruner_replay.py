@@ -58,8 +58,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from search.space import warmup_epochs_of  # noqa: E402
+from search.study import default_pruner_startup  # noqa: E402
 
-__all__ = ["StoredTrial", "PRUNERS", "replay", "main"]
+__all__ = ["StoredTrial", "replay", "main"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class StoredTrial:
 
 
 def _pruners(epochs: int, trials: int) -> dict:
-    startup = max(2, min(5, trials // 5))  # search.study.default_pruner_startup
+    startup = default_pruner_startup(trials)
     return {
         "none": lambda: optuna.pruners.NopPruner(),
         "median (startup 5)": lambda: optuna.pruners.MedianPruner(n_startup_trials=startup),
@@ -89,8 +90,6 @@ def _pruners(epochs: int, trials: int) -> dict:
                                                                  reduction_factor=3),
     }
 
-
-PRUNERS = _pruners
 
 
 def replay(trials: list[StoredTrial], pruner: optuna.pruners.BasePruner) -> tuple[int, float]:
