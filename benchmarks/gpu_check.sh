@@ -5,8 +5,8 @@
 #   2. the quickstart study on the GPU (wall time, compare table)
 #   3. optimizer step time on CUDA (LARS vs fused SGD / fused Adam)
 #   4. objective throughput on CUDA (train() vs a bare loop, full-width VGG-16)
-#   5. the search-efficiency benchmark with one process per sampler seed sharing the GPU,
-#      until the deadline (runs cut short are reported as such)
+#   5. the search-efficiency benchmark (benchmarks/gpu_efficiency.sh: one process per sampler
+#      seed and method sharing the GPU, validation on $VAL_SIZE images, default 10000)
 #
 #   benchmarks/gpu_check.sh OUTDIR [TOTAL_SECONDS] [SEEDS]
 #
@@ -50,21 +50,8 @@ step optimizer_step 60 "$python" benchmarks/optimizer_step.py --device cuda --ro
 step objective_throughput 90 "$python" benchmarks/objective_throughput.py --device cuda --width 1 \
     --n-train 50000 --val-size 5000 --batch-size 512 --rounds 3
 
-efficiency_s=$((total_s - ($(date +%s) - began) - 45))
+efficiency_s=$((total_s - ($(date +%s) - began) - 90))
 ((efficiency_s < 30)) && efficiency_s=30
-echo "== search_efficiency: $seeds seeds in parallel, no trial starts after $efficiency_s s" | tee -a "$log"
-start=$(date +%s)
-for ((s = 0; s < seeds; s++)); do
-    timeout --kill-after=10 $((efficiency_s + 60)) "$python" benchmarks/search_efficiency.py --device cuda \
-        --seeds 1 --first-seed "$s" --time-limit "$efficiency_s" --storage "sqlite:///$out/efficiency.db" \
-        --figure "$out/efficiency-s$s.png" >"$out/efficiency-s$s.txt" 2>&1 &
-done
-wait
-grep -h "^# " "$out"/efficiency-s*.txt | grep -v "^# search\|^# objective\|^# (a)\|^# figure" >>"$log"
-rm -f "$out"/efficiency-s*.txt "$out"/efficiency-s*.png
-echo "== search_efficiency runs: $(($(date +%s) - start)) s" | tee -a "$log"
-TAIL=60 step efficiency_report 60 "$python" benchmarks/search_efficiency.py --device cuda --seeds "$seeds" \
-    --analyse-only --storage "sqlite:///$out/efficiency.db" --figure "$out/efficiency.png"
-"$python" -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('pragma wal_checkpoint(truncate)')" \
-    "$out/efficiency.db"  # a killed run may have left its last trials in the write-ahead log
-rm -f "$out"/*.db-shm "$out"/*.db-wal "$out"/*.lock "$out/quickstart.db"
+echo "== search_efficiency: $seeds seeds x 2 methods in parallel, no trial starts after $efficiency_s s" | tee -a "$log"
+bash benchmarks/gpu_efficiency.sh "$out" "$efficiency_s" "$seeds" "${VAL_SIZE:-10000}" 2>&1 | tee -a "$log" | tail -n 60
+rm -f "$out/quickstart.db"*

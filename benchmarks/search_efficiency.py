@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import platform
 import statistics
@@ -93,6 +94,7 @@ import yaml  # noqa: E402
 
 from search.plot import ArmCurve, compare_curves  # noqa: E402
 from search.spec import parse_spec  # noqa: E402
+from search.study import default_pruner_interval  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 
 __all__ = ["METHODS", "RunResult", "compute_to_target", "best_at", "summarise", "main"]
@@ -149,10 +151,39 @@ def best_at(curve: ArmCurve, compute: int) -> float:
     return best
 
 
+def incumbents(curve: ArmCurve) -> list[int]:
+    """Indices k of ``curve`` whose complete trial raised the best-so-far (the run's incumbents)."""
+    out, best = [], -math.inf
+    for k, (state, value) in enumerate(zip(curve.states, curve.values)):
+        if state == "COMPLETE" and value is not None and value > best:
+            out.append(k)
+            best = value
+    return out
+
+
+def incumbent_curve(curve: ArmCurve, test: dict[int, float]) -> ArmCurve:
+    """``curve`` with ``best`` replaced by the test accuracy of the incumbent after each trial.
+
+    ``test`` maps trial number -> test accuracy of that trial's config. Not monotone: a
+    new incumbent (higher validation accuracy) can test lower than the one it replaced.
+    """
+    marks = set(incumbents(curve))
+    current, best = math.nan, []
+    for k, number in enumerate(curve.numbers):
+        if k in marks:
+            current = test[number]
+        best.append(current)
+    return ArmCurve(curve.arm, curve.numbers, curve.states, curve.epochs, curve.compute, curve.values, best)
+
+
 def _variant(args: argparse.Namespace) -> str:
     """Suffix naming the defaults of (a) that this invocation overrides ("" for none)."""
     parts = [f"{flag}{value}" for flag, value in (("ts", args.tpe_startup), ("ps", args.pruner_startup),
                                                    ("pw", args.pruner_warmup)) if value is not None]
+    if args.pruner == "median":  # the old default judged every epoch: its runs keep the plain label
+        interval = args.pruner_interval if args.pruner_interval is not None else default_pruner_interval(args.epochs)
+        if interval != 1:
+            parts.append(f"pi{interval}")
     if args.multivariate:
         parts.append("mv")
     if args.trials_a and args.trials_a != args.trials:
@@ -195,6 +226,8 @@ def _spec(method: str, seed: int, args: argparse.Namespace):
             data["pruner"]["n_startup_trials"] = args.pruner_startup
         if args.pruner_warmup is not None:
             data["pruner"]["n_warmup_steps"] = args.pruner_warmup
+        if args.pruner_interval is not None and args.pruner == "median":
+            data["pruner"]["interval_steps"] = args.pruner_interval
     return label, parse_spec(data, source="<benchmark>", text=yaml.safe_dump(data, sort_keys=False))
 
 
@@ -219,12 +252,40 @@ def _truncated(curve: ArmCurve, compute: int) -> ArmCurve:
                     curve.values[:n], curve.best[:n])
 
 
+def _config_key(config: dict) -> str:
+    """A trial's config as text, without the keys the benchmark itself sets."""
+    return json.dumps({k: v for k, v in config.items() if k not in ("evaluate_test", "device")}, sort_keys=True)
+
+
 def _run(method: str, seed: int, args: argparse.Namespace, storage, deadline: float | None) -> RunResult:
-    from search.study import run_studies  # imported late: it pulls in objectives and torch models
+    from objectives.train import train_reusing_data  # imported late: pulls in objectives and torch models
+    from search.study import run_studies
 
     _, spec = _spec(method, seed, args)
     timeout = None if deadline is None else max(1.0, deadline - time.time())
-    run_studies(spec, storage, timeout=timeout, device=args.device, progress=False)
+    train_fn, tested = train_reusing_data(), {}
+    if args.test_incumbents:
+        # The benchmark, not the search, measures the test set: the trial's config (what the
+        # sampler sees) keeps evaluate_test False; the test accuracy goes to a side table.
+        plain = train_fn
+
+        def train_fn(config, report=None):
+            result = plain(dict(config, evaluate_test=True), report)
+            if result.test_accuracy is not None:
+                tested[_config_key(config)] = {"test": result.test_accuracy, "val": result.val_accuracy}
+            return result
+
+    try:
+        run_studies(spec, storage, timeout=timeout, device=args.device, progress=False, train_fn=train_fn)
+    finally:
+        if tested:
+            study = optuna.load_study(study_name=spec.study_name(ARM), storage=storage)
+            kept = dict(study.user_attrs.get("incumbent_test", {}))
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                found = tested.get(_config_key(t.user_attrs.get("config", {})))
+                if found is not None:
+                    kept[str(t.number)] = found
+            study.set_user_attr("incumbent_test", kept)
     return _read(method, seed, args, storage)
 
 
@@ -259,7 +320,42 @@ def _ratio_line(summary: dict) -> str:
             + (f"; {censored} of {len(ratios)} seeds censored" if censored else ""))
 
 
-def _print_report(results: list[RunResult], args: argparse.Namespace, best_all: float, runs: int) -> dict:
+def measure_incumbents(results: list[RunResult], args: argparse.Namespace, storage) -> dict[tuple, dict[int, float]]:
+    """Test accuracy of every incumbent of every run: its stored config trained again with the test set on.
+
+    This is what a user gets from ``lars-search export`` + ``lars-search train``: the search
+    itself never sees the test set. Each result is kept in the run's study user attrs
+    (``incumbent_test``), so a stopped measurement resumes; on the CPU training is
+    deterministic, so the retrained validation accuracy must equal the trial's (checked).
+    """
+    from objectives.train import train_reusing_data  # late: pulls in the models
+
+    train_fn = train_reusing_data()
+    out = {}
+    for r in results:
+        _, spec = _spec(r.method, r.seed, args)
+        study = optuna.load_study(study_name=spec.study_name(ARM), storage=storage)
+        kept = dict(study.user_attrs.get("incumbent_test", {}))
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        for k in incumbents(r.curve):
+            number = r.curve.numbers[k]
+            if str(number) in kept:
+                continue
+            config = dict(trials[number].user_attrs["config"], evaluate_test=True, device=args.device)
+            result = train_fn(config)
+            if args.device == "cpu" and result.val_accuracy != r.curve.values[k]:
+                print(f"# warning: {r.label}/s{r.seed} trial {number} retrained to validation "
+                      f"{result.val_accuracy} != stored {r.curve.values[k]}", flush=True)
+            kept[str(number)] = {"test": result.test_accuracy, "val": result.val_accuracy}
+            study.set_user_attr("incumbent_test", kept)
+            print(f"# {r.label}/s{r.seed} trial {number}: validation {r.curve.values[k]:.4f}, "
+                  f"test {result.test_accuracy:.4f}", flush=True)
+        out[(r.method, r.seed)] = {int(n): v["test"] for n, v in kept.items()}
+    return out
+
+
+def _print_report(results: list[RunResult], args: argparse.Namespace, best_all: float, runs: int,
+                  metric: str = "validation accuracy") -> dict:
     summary = summarise(results, best_all=best_all)
     label_a = next((r.label for r in results if r.method == A), A)
     print()
@@ -269,7 +365,7 @@ def _print_report(results: list[RunResult], args: argparse.Namespace, best_all: 
     print(f"# objective: {_objective(args)}; budget {args.trials} trials per run"
           + (f" ({args.trials_a} for (a))" if args.trials_a else "")
           + (f"; each run counted up to {args.compute_budget} trial-epochs" if args.compute_budget else ""))
-    print(f"# (a) = {label_a}, (b) = random without pruning; G = best validation accuracy of the {runs} "
+    print(f"# (a) = {label_a}, (b) = random without pruning; G = best {metric} of the {runs} "
           f"runs compared = {summary['best_all']:.4f}; "
           f"target G - {TOLERANCE:.3f} = {summary['target']:.4f}")
     print(f"{'run':<18} {'seed':>4} {'done':>4} {'cmpl':>4} {'prun':>4} {'fail':>4} "
@@ -317,7 +413,7 @@ def _where(device: str) -> str:
     return "CPU"
 
 
-def _plot(results: list[RunResult], summary: dict, path: Path) -> None:
+def _plot(results: list[RunResult], summary: dict, path: Path, ylabel: str = "best validation accuracy so far") -> None:
     try:
         import matplotlib
 
@@ -333,7 +429,7 @@ def _plot(results: list[RunResult], summary: dict, path: Path) -> None:
                 color=f"C{r.seed % 10}", label=f"{r.label} seed {r.seed}")
     ax.axhline(summary["target"], color="grey", linewidth=1, label=f"target G - {TOLERANCE}")
     ax.set_xlabel("compute spent (trial-epochs)")
-    ax.set_ylabel("best validation accuracy so far")
+    ax.set_ylabel(ylabel)
     ax.set_title(f"{ARM}: TPE + median pruner (solid) vs random, no pruning (dashed)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")
@@ -378,12 +474,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tpe-startup", type=int, default=None, help="override the TPE n_startup_trials default")
     parser.add_argument("--pruner-startup", type=int, default=None, help="override the median pruner n_startup_trials")
     parser.add_argument("--pruner-warmup", type=int, default=None, help="override the median pruner n_warmup_steps")
+    parser.add_argument("--pruner-interval", type=int, default=None,
+                        help="override the median pruner interval_steps (1: judged every epoch, the old default)")
     parser.add_argument("--pruner", choices=("median", "hyperband"), default="median",
                         help="pruner of (a) (default median, the study-file default)")
     parser.add_argument("--multivariate", action="store_true",
                         help="multivariate TPE for (a): models lr x trust_coefficient jointly")
     parser.add_argument("--run", choices=("both", "a", "b"), default="both",
                         help="run both methods (default), or only (a) / only (b), e.g. in parallel processes")
+    parser.add_argument("--test-incumbents", action="store_true",
+                        help="also train each run's incumbents again with the test set on, and report the "
+                             "ratio on their test accuracy")
     parser.add_argument("--quick", action="store_true", help="smoke-run defaults (minutes)")
     parser.add_argument("--analyse-only", action="store_true", help="train nothing: report the stored runs")
     parser.add_argument("--deadline", default=None, help="HH:MM UTC: no trial starts after it")
@@ -431,6 +532,16 @@ def main(argv: list[str] | None = None) -> int:
     best_all = max((r.best for r in results if not math.isnan(r.best)), default=math.nan)
     summary = _print_report(results, args, best_all, len(results))
     _plot(results, summary, Path(args.figure))
+    if args.test_incumbents and (args.analyse_only or args.run == "both"):  # not while other processes run
+        test = measure_incumbents(results, args, storage)
+        tested = [RunResult(r.method, r.label, r.seed, incumbent_curve(r.curve, test[(r.method, r.seed)]),
+                            r.wall_s, r.budget) for r in results]
+        best_test = max((b for r in tested for b in r.curve.best if not math.isnan(b)), default=math.nan)
+        summary = _print_report(tested, args, best_test, len(tested),
+                                metric="test accuracy (all test images) of a run's incumbent (its best trial by "
+                                       "validation accuracy so far)")
+        _plot(tested, summary, Path(args.figure).with_name(Path(args.figure).stem + "-test.png"),
+              ylabel="test accuracy of the incumbent")
     return 0
 
 

@@ -125,6 +125,7 @@ class PrunerSpec:
     type: str = "median"
     n_startup_trials: int | None = None  # None: chosen from the budget
     n_warmup_steps: int = 0  # epochs never judged, on top of each trial's own LR warm-up
+    interval_steps: int | None = None  # judge every N epochs; None: chosen from the epochs (see search.study)
     min_resource: int = 1
     reduction_factor: int = 3
 
@@ -236,12 +237,14 @@ def _parse_pruner(raw: Any, source: str) -> PrunerSpec:
     kind = data.get("type", "median")
     if kind not in PRUNERS:
         raise SpecError(source, "pruner.type", f"unknown pruner {kind!r}; choose from {', '.join(PRUNERS)}")
-    allowed = {"median": ("n_startup_trials", "n_warmup_steps"), "hyperband": ("min_resource", "reduction_factor"), "none": ()}
+    allowed = {"median": ("n_startup_trials", "n_warmup_steps", "interval_steps"), "hyperband": ("min_resource", "reduction_factor"), "none": ()}
     _check_keys(data, ("type",) + allowed[kind], source, "pruner")
     out: dict[str, Any] = {"type": kind}
     for key in ("n_startup_trials", "n_warmup_steps"):
         if key in data:
             out[key] = _int(data[key], source, f"pruner.{key}", minimum=0)
+    if "interval_steps" in data:
+        out["interval_steps"] = _int(data["interval_steps"], source, "pruner.interval_steps", minimum=1)
     if "min_resource" in data:
         out["min_resource"] = _int(data["min_resource"], source, "pruner.min_resource", minimum=1)
     if "reduction_factor" in data:

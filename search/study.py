@@ -41,6 +41,7 @@ __all__ = [
     "build_pruner",
     "default_sampler_startup",
     "default_pruner_startup",
+    "default_pruner_interval",
     "open_studies",
     "run_trial",
     "run_studies",
@@ -112,6 +113,23 @@ def default_pruner_startup(trials: int | None) -> int:
     return 5 if trials is None else max(2, min(5, trials // 5))
 
 
+def default_pruner_interval(epochs: int) -> int:
+    """Epochs between the median pruner's judgements (Optuna's ``interval_steps``): a third of training.
+
+    With 10 epochs a trial is judged at epochs 3, 6 and 9 (and at 1 when its LR warm-up is
+    under one epoch: Optuna also judges the first report of the first interval), instead
+    of at every epoch.
+
+    Every judgement is a chance to cut a trial that climbs slowly while its lr is high, and
+    those include the best configs (high lr x lambda with a decaying schedule), which
+    overtake the rest only once the lr decays. Replayed on 22 stored random-search runs
+    (``benchmarks/pruner_replay.py``), judging every third epoch instead of every epoch
+    saved 1.97x instead of 2.27x of the compute and lost 0.39 instead of 0.72 points of the
+    run's best accuracy (the best trial survived in 16 of 22 runs instead of 13).
+    """
+    return max(1, epochs // 3)
+
+
 def build_sampler(spec: StudySpec, *, seed_offset: int = 0, trials: int | None = None) -> optuna.samplers.BaseSampler:
     """The arm's sampler (same settings for every arm); ``seed_offset`` varies the stream per resume/worker."""
     s = spec.sampler
@@ -141,14 +159,18 @@ def build_sampler(spec: StudySpec, *, seed_offset: int = 0, trials: int | None =
 def build_pruner(spec: StudySpec, *, trials: int | None = None) -> optuna.pruners.BasePruner:
     """Median (default), Hyperband over epochs, or none.
 
-    The median pruner's ``n_warmup_steps`` is the study's fixed floor; each trial's own
+    The median pruner judges every ``interval_steps`` epochs (default
+    :func:`default_pruner_interval`). Its ``n_warmup_steps`` is the study's fixed floor; each trial's own
     LR warm-up is handled per trial in :func:`run_trial` (it is a sampled value).
     """
     p = spec.pruner
     trials = spec.budget.trials if trials is None else trials
     if p.type == "median":
         startup = p.n_startup_trials if p.n_startup_trials is not None else default_pruner_startup(trials)
-        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=p.n_warmup_steps)
+        interval = p.interval_steps if p.interval_steps is not None else default_pruner_interval(spec.objective["epochs"])
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=startup, n_warmup_steps=p.n_warmup_steps, interval_steps=interval
+        )
     if p.type == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=p.min_resource, max_resource=spec.objective["epochs"], reduction_factor=p.reduction_factor

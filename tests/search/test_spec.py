@@ -152,6 +152,10 @@ def test_unknown_sampler_and_pruner(tmp_path):
         "pruner.type: unknown pruner 'asha'; choose from median, hyperband, none")
     assert spec_error(tmp_path, MINIMAL + "pruner: {type: none, n_startup_trials: 3}\n") == (
         "pruner.n_startup_trials: unknown key; allowed: type")
+    assert spec_error(tmp_path, MINIMAL + "pruner: {type: hyperband, interval_steps: 2}\n") == (
+        "pruner.interval_steps: unknown key; allowed: type, min_resource, reduction_factor")
+    assert spec_error(tmp_path, MINIMAL + "pruner: {type: median, interval_steps: 0}\n").startswith(
+        "pruner.interval_steps: must be")
 
 
 def test_lars_parameters_on_a_plain_arm(tmp_path):

@@ -16,6 +16,7 @@ from search.study import (
     SpecConflictError,
     build_pruner,
     build_sampler,
+    default_pruner_interval,
     default_pruner_startup,
     default_sampler_startup,
     open_studies,
@@ -119,6 +120,32 @@ def test_median_pruner_prunes_a_losing_trial_but_never_inside_its_warmup(tmp_pat
     assert trials[2].user_attrs["images_per_s"] == 903.0  # a pruned trial: its last epoch's figure
 
 
+@pytest.mark.parametrize("pruner, pruned_after", [("{type: median, n_startup_trials: 2}", [1, 2, 3]),
+                                                   ("{type: median, n_startup_trials: 2, interval_steps: 1}", [1, 2])])
+def test_median_pruner_judges_every_third_of_training_by_default(tmp_path, db, pruner, pruned_after):
+    # 9 epochs: judged at its first epoch, then at 3, 6 and 9 (Optuna's interval_steps=3), unless the
+    # file says 1; the third trial leads at epoch 1 (0.5 vs 0.1) and loses from epoch 2 on (0.5 vs 0.9)
+    spec = load_spec(write_study(tmp_path, f"""\
+        name: p
+        objective: {{epochs: 9}}
+        arms: [sgd]
+        space: {{lr: [0.03, 0.0001], warmup_epochs: 0.0}}
+        budget: {{trials: 3}}
+        pruner: {pruner}
+        """))
+    studies = open_studies(spec, open_storage(db))
+    for lr in (0.03, 0.03, 0.0001):
+        studies["sgd"].enqueue_trial({"lr": lr})
+
+    def curve(config, epoch):
+        return (0.1 if epoch == 1 else 0.9) if config["lr"] == 0.03 else 0.5
+
+    run_studies(spec, db, train_fn=FakeTrain(curve), progress=False)
+    trials = load(db, "p/sgd").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert sorted(trials[2].intermediate_values) == pruned_after
+
+
 def test_faults_in_a_trial_do_not_stop_the_study(tmp_path, db, monkeypatch):
     import torch
 
@@ -203,7 +230,11 @@ def test_samplers_and_pruners_follow_the_file(tmp_path):
     assert (default_sampler_startup(20), default_sampler_startup(100), default_pruner_startup(20)) == (6, 10, 4)
     assert type(build_pruner(spec)) is optuna.pruners.NopPruner
     median = build_pruner(load_spec(write_study(tmp_path, TWO_ARMS.replace("pruner: none", "pruner: median"))))
-    assert (median._n_startup_trials, median._n_warmup_steps) == (2, 0)
+    assert (median._n_startup_trials, median._n_warmup_steps, median._interval_steps) == (2, 0, 1)  # 3 epochs
+    assert [default_pruner_interval(e) for e in (1, 3, 5, 10, 90)] == [1, 1, 1, 3, 30]
+    every_4 = build_pruner(load_spec(write_study(tmp_path, TWO_ARMS.replace(
+        "pruner: none", "pruner: {type: median, interval_steps: 4}"))))
+    assert every_4._interval_steps == 4
     hyper = build_pruner(load_spec(write_study(tmp_path, TWO_ARMS.replace("pruner: none", "pruner: {type: hyperband, reduction_factor: 2}"))))
     assert (hyper._min_resource, hyper._max_resource, hyper._reduction_factor) == (1, 3, 2)
 
