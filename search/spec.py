@@ -38,7 +38,8 @@ Schema (all keys but ``name`` and ``objective.epochs`` optional)::
         polynomial: {power: 2.0, final_lr_ratio: 0.0}
     budget: {trials: 20, timeout: 2h}   # FINISHED trials per arm; wall-clock limit of one run
     sampler: {type: tpe, seed: 0}       # tpe | random | qmc | cmaes | gp
-    pruner: {type: median}              # median | hyperband | none
+    pruner: {type: median}              # median | hyperband | none; median also takes n_startup_trials,
+                                        # n_warmup_steps, interval_steps (default: judged every epochs // 3)
     storage: sqlite:///lars-search.db   # any SQLAlchemy URL
 
 Keys left out of ``space`` take the default space (:func:`default_space`), so a file
