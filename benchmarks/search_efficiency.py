@@ -331,12 +331,14 @@ def _ratio_line(summary: dict) -> str:
 
 
 def measure_incumbents(results: list[RunResult], args: argparse.Namespace, storage) -> dict[tuple, dict[int, float]]:
-    """Test accuracy of every incumbent of every run: its stored config trained again with the test set on.
+    """Test accuracy of every incumbent of every run: (run, seed) -> {trial number: test accuracy}.
 
-    This is what a user gets from ``lars-search export`` + ``lars-search train``: the search
-    itself never sees the test set. Each result is kept in the run's study user attrs
-    (``incumbent_test``), so a stopped measurement resumes; on the CPU training is
-    deterministic, so the retrained validation accuracy must equal the trial's (checked).
+    Taken from the study's user attrs (``incumbent_test``, written by :func:`_run`), or,
+    for runs stored without it, measured by training the incumbent's stored config again
+    with the test set on: what a user gets from ``lars-search export`` + ``lars-search
+    train``. Each one is stored as it is measured, so a stopped measurement resumes; on the
+    CPU training is deterministic, so the retrained validation accuracy must equal the
+    trial's (checked).
     """
     from objectives.train import train_reusing_data  # late: pulls in the models
 
@@ -424,6 +426,7 @@ def _where(device: str) -> str:
 
 
 def _plot(results: list[RunResult], summary: dict, path: Path, ylabel: str = "best validation accuracy so far") -> None:
+    label_a = next((r.label for r in results if r.method == A), A)
     try:
         import matplotlib
 
@@ -440,7 +443,7 @@ def _plot(results: list[RunResult], summary: dict, path: Path, ylabel: str = "be
     ax.axhline(summary["target"], color="grey", linewidth=1, label=f"target G - {TOLERANCE}")
     ax.set_xlabel("compute spent (trial-epochs)")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{ARM}: TPE + median pruner (solid) vs random, no pruning (dashed)")
+    ax.set_title(f"{ARM}: (a) {label_a} (solid) vs (b) random, no pruning (dashed)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -493,8 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", choices=("both", "a", "b"), default="both",
                         help="run both methods (default), or only (a) / only (b), e.g. in parallel processes")
     parser.add_argument("--test-incumbents", action="store_true",
-                        help="also train each run's incumbents again with the test set on, and report the "
-                             "ratio on their test accuracy")
+                        help="record each complete trial's test accuracy beside its study (incumbents of runs "
+                             "stored without it are trained again), and report the ratio on it too")
     parser.add_argument("--quick", action="store_true", help="smoke-run defaults (minutes)")
     parser.add_argument("--analyse-only", action="store_true", help="train nothing: report the stored runs")
     parser.add_argument("--deadline", default=None, help="HH:MM UTC: no trial starts after it")
