@@ -160,14 +160,15 @@ def _table(runs: dict[str, list[StoredTrial]], title: str) -> dict[str, list[tup
     per_run = {}
     for label, make in _pruners(epochs, n_trials).items():
         results = {name: replay(trials, make()) for name, trials in runs.items()}
+        rows = [(unpruned[n][0] / results[n][0], 100 * (unpruned[n][1] - results[n][1]),
+                 results[n][1] >= unpruned[n][1]) for n in runs]
         spent = statistics.fmean(r[0] for r in results.values())
         base = statistics.fmean(unpruned[n][0] for n in runs)
         best = statistics.fmean(r[1] for r in results.values())
-        loss = statistics.fmean(100 * (unpruned[n][1] - results[n][1]) for n in runs)
-        kept = sum(results[n][1] >= unpruned[n][1] for n in runs)
+        loss = statistics.fmean(r[1] for r in rows)
+        kept = sum(r[2] for r in rows)
         print(f"{label:<38}{spent:>8.1f}{base / spent:>7.2f}x{best:>8.4f}{loss:>9.2f}{kept:>4}/{len(runs)}")
-        per_run[label] = [(unpruned[n][0] / results[n][0], 100 * (unpruned[n][1] - results[n][1]),
-                           results[n][1] >= unpruned[n][1]) for n in runs]
+        per_run[label] = rows
     return per_run
 
 
