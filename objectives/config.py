@@ -58,6 +58,7 @@ from .registry import DATASETS, LARS_MODES, OPTIMIZERS, SCHEDULES, Rule, is_numb
 
 __all__ = [
     "ConfigError",
+    "check_value",
     "DEFAULT_CONFIG",
     "DATASETS",
     "MODELS",

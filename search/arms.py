@@ -124,7 +124,9 @@ def _number(value: Any) -> Any:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    from objectives.registry import is_number
+
+    return is_number(value)
 
 
 def _coerce(value: Any, rule: Any, source: str, key: str) -> Any:

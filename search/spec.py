@@ -270,23 +270,24 @@ def load_yaml(text: str, source: str) -> Any:
 
 
 def _parse_objective(raw: Any, source: str) -> dict[str, Any]:
-    """The fixed keys; their rules between keys (sizes of the data set...) are objectives' own."""
+    """The fixed keys, each checked by objectives' own rule (the one ``lars-search train`` applies).
+
+    The rules between keys (the data set's size, a full batch per epoch) are judged with
+    the arms, by :func:`search.arms.check_with_objectives`.
+    """
+    from objectives.config import RULES, ConfigError, check_value
+
     data = _mapping(raw, source, "objective")
     _check_keys(data, OBJECTIVE_KEYS, source, "objective")
     if "epochs" not in data:
         raise SpecError(source, "objective.epochs", "required (epochs per trial)")
     objective = dict(data)
-    objective["epochs"] = _int(data["epochs"], source, "objective.epochs", minimum=1)
-    if "batch_size" in data:
-        _int(data["batch_size"], source, "objective.batch_size", minimum=1)
-    if data.get("n_train") is not None:
-        _int(data["n_train"], source, "objective.n_train", minimum=1)
-    if "val_size" in data:
-        _int(data["val_size"], source, "objective.val_size", minimum=1)
-    if "width" in data:
-        width = data["width"]
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-            raise SpecError(source, "objective.width", f"must be a number > 0, got {width!r}")
+    for key, value in data.items():
+        if key in RULES and not (value is None and key == "n_train"):
+            try:
+                objective[key] = check_value(key, value, RULES[key])
+            except ConfigError as exc:
+                raise SpecError(source, f"objective.{key}", str(exc)) from None
     return objective
 
 

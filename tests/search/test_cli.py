@@ -73,7 +73,7 @@ def test_a_bad_study_file_is_one_line_and_the_database_is_untouched(tmp_path, ca
     db = tmp_path / "untouched.db"
     assert main(["run", str(path), "--storage", f"sqlite:///{db}"], train_fn=FakeTrain()) == 2
     err = capsys.readouterr().err
-    assert err == f"lars-search: error: {path}: space.lr.low: must be > 0, got 0.0\n"
+    assert err == f"lars-search: error: {path}: space.lr.low: must be a number > 0, got 0.0\n"
     assert not db.exists()
 
 

@@ -471,3 +471,11 @@ def test_no_empty_allowed_list(tmp_path):
 def test_a_sampler_seed_numpy_cannot_take_is_one_line(tmp_path):
     assert spec_error(tmp_path, MINIMAL + "sampler: {seed: 4294967296}\n") == (
         "sampler.seed: must be an integer in [0, 2147483647], got 4294967296")
+
+
+def test_objective_values_are_checked_by_the_rule_train_uses(tmp_path):
+    # objectives' rule: batch norm needs two images per batch (a study file once accepted 1)
+    assert spec_error(tmp_path, "name: t\nobjective: {epochs: 2, batch_size: 1}\n") == (
+        "objective.batch_size: config key 'batch_size' must be an integer >= 2, got 1")
+    assert spec_error(tmp_path, "name: t\nobjective: {epochs: 0}\n") == (
+        "objective.epochs: config key 'epochs' must be an integer >= 1, got 0")
