@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from search_fakes import write_study
@@ -218,6 +219,7 @@ def test_cmaes_sampler_needs_its_package(tmp_path):
 
 # --- a study file without a space (#14), and the default table ------------------------------
 
+SCHEDULE_TYPES = ("constant", "step", "multistep", "exponential", "cosine", "polynomial")
 NOSPACE = """\
 name: nospace
 objective: {dataset: fashion_mnist, model: vgg16, width: 0.125, n_train: 300, val_size: 100, epochs: 1,
@@ -245,13 +247,25 @@ def test_the_default_leaves_out_multistep_when_its_milestones_share_a_step(tmp_p
     assert sgd.space.schedule == Choice(("constant", "step", "exponential", "cosine", "polynomial"))
 
 
-def test_a_file_without_space_runs_end_to_end(tmp_path, capsys):
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs apt-get install dataset-fashion-mnist")
+def test_a_file_without_space_runs_end_to_end(tmp_path, capsys, monkeypatch):
     from search.cli import main
 
+    monkeypatch.delenv("LARS_SEARCH_DATA", raising=False)
+    import optuna
+
     study = write_study(tmp_path, NOSPACE)
-    assert main(["run", str(study), "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}", "-q"]) == 0
-    out = capsys.readouterr().out
-    assert "sgd+lars" in out and "nospace" in out
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert main(["run", str(study), "--storage", url, "-q"]) == 0
+    for arm, lam in (("sgd", None), ("sgd+lars", (1e-4, 1.0))):
+        (trial,) = optuna.load_study(study_name=f"nospace/{arm}", storage=url).trials
+        assert trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # PRUNED: diverged
+        config = trial.user_attrs["config"]
+        assert 1e-3 <= config["lr"] <= 10.0 and 1e-6 <= config["weight_decay"] <= 1e-2
+        assert 0.0 <= config["warmup_epochs"] <= 1.0 and config["schedule"] in SCHEDULE_TYPES
+        assert (lam is None and "trust_coefficient" not in trial.params) or lam[0] <= config["trust_coefficient"] <= lam[1]
+    assert "nospace" in capsys.readouterr().out
 
 
 def test_lambda_default_covers_both_modes_when_the_mode_is_searched(tmp_path):
