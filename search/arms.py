@@ -222,22 +222,19 @@ def _decades(centre: float, decades: float = 2.0) -> dict[str, Any]:
     return {"low": float(f"{centre / 10 ** decades:.3g}"), "high": float(f"{centre * 10 ** decades:.3g}"), "log": True}
 
 
-def _epochs(value: float) -> float | int:
-    """A number of epochs as written in a study file: an int when whole, else 3 decimals."""
-    return int(value) if float(value).is_integer() else round(value, 3)
-
-
 def default_space(
     optimizer: str, lars: bool, epochs: int, *, modes: tuple[str, ...] = (), steps_per_epoch: int | None = None
 ) -> dict[str, Any]:
     """The space an arm gets for keys a study file leaves out (YAML form); see the table in :mod:`search.spec`.
 
     ``modes``: the LARS modes the arm can take (default: the optimizer's own, from the
-    registry); the λ range covers each one's. ``steps_per_epoch``: when given, multistep
-    is left out if its two default milestones would fall on one optimizer step.
+    registry); the λ range covers each one's. Every schedule type of the registry, with
+    its parameters' defaults for ``epochs`` (``ScheduleParamInfo.default_for``);
+    ``steps_per_epoch``: when given, a type is left out if its default would lose a decay
+    (two multistep milestones on one optimizer step).
     """
     from objectives.config import DEFAULT_CONFIG
-    from objectives.registry import LARS_MODES, OPTIMIZERS
+    from objectives.registry import LARS_MODES, OPTIMIZERS, SCHEDULES
 
     info = OPTIMIZERS[optimizer]
     space: dict[str, Any] = {
@@ -252,20 +249,16 @@ def default_space(
         space["trust_coefficient"] = {"low": min(r["low"] for r in ranges), "high": max(r["high"] for r in ranges),
                                       "log": True}
         space["lars_eps"] = DEFAULT_CONFIG["lars_eps"]
-    milestones = [_epochs(epochs * 0.5), _epochs(epochs * 0.75)]
-    kinds = list(schedule_kinds())
-    if steps_per_epoch is not None and len({max(1, round(m * steps_per_epoch)) for m in milestones}) < 2:
-        kinds.remove("multistep")
-    space["schedule"] = {
-        "type": kinds,
-        "step": {"step_size": _epochs(epochs / 3), "gamma": 0.1},
-        "multistep": {"milestones": milestones, "gamma": 0.1},
-        "exponential": {"gamma": 0.01 ** (1 / epochs)},
-        "cosine": {"final_lr_ratio": 0.0},
-        "polynomial": {"power": 2.0, "final_lr_ratio": 0.0},
-    }
-    if "multistep" not in kinds:
-        del space["schedule"]["multistep"]
+    space["schedule"] = {"type": []}
+    for kind, sched in SCHEDULES.items():
+        params = {name: p.default_for(epochs) for name, p in sched.params.items()}
+        if steps_per_epoch is not None and any(  # e.g. two milestones on one step: a decay lost
+            isinstance(v, list) and len(set(sched.params[n].to_steps(v, steps_per_epoch))) < len(v)
+            for n, v in params.items()
+        ):
+            continue
+        space["schedule"]["type"].append(kind)
+        space["schedule"][kind] = params
     return space
 
 

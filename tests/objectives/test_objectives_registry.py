@@ -89,3 +89,14 @@ def test_gamma_rule_is_the_same_in_lars_and_in_configs():
 def test_is_number_rejects_bools_nan_and_infinity():
     assert registry.is_number(1) and registry.is_number(0.5)
     assert not any(registry.is_number(v) for v in (True, float("nan"), float("inf"), "1", None))
+
+
+def test_every_required_schedule_parameter_has_a_search_default_that_validates():
+    for epochs in (1, 3, 100):
+        for kind, info in SCHEDULES.items():
+            params = {name: p.default_for(epochs) for name, p in info.params.items()}
+            assert REQUIRED not in params.values(), (kind, params)
+            validate_config({"epochs": epochs, "schedule": kind, "schedule_params": params})
+    assert SCHEDULES["multistep"].params["milestones"].default_for(4) == [2, 3]
+    assert SCHEDULES["step"].params["step_size"].default_for(100) == 33.333
+    assert SCHEDULES["exponential"].params["gamma"].default_for(2) == pytest.approx(0.1)
