@@ -217,7 +217,8 @@ def _schedule_params(c: dict[str, Any]) -> dict[str, Any]:
     if "milestones" in out:
         sub, stones, written = "schedule_params.milestones", out["milestones"], params["milestones"]
         if stones[-1] >= c["epochs"]:
-            raise _fail(sub, f"a list of epochs each < epochs={c['epochs']} (a decay at the end never happens)", written)
+            rule = f"a list of epochs each < epochs={c['epochs']} (a decay at the end never happens)"
+            raise _fail(sub, rule, written)
         per_epoch = steps_per_epoch(c)
         steps = info.params["milestones"].to_steps(stones, per_epoch)
         if len(set(steps)) < len(steps):

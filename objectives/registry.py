@@ -22,8 +22,9 @@ optimizer or a schedule is one entry here plus its tests.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

@@ -35,7 +35,6 @@ from search.space import (
 
 __all__ = [
     "DEFAULT_ARMS",
-    "OPTIMIZERS",
     "SpecError",
     "Arm",
     "parse_dimension",
@@ -310,7 +309,9 @@ def _parse_schedule(
             raise SpecError(source, key, f"unknown scheduler {kind!r}; choose from {', '.join(kinds_known)}")
     for kind in kinds_known:
         if kind in data and kind not in kinds:  # only what this section wrote
-            raise SpecError(source, f"{where}.{kind}", f"parameters given for {kind!r}, which is not among {type_at} {kinds}")
+            raise SpecError(
+                source, f"{where}.{kind}", f"parameters given for {kind!r}, which is not among {type_at} {kinds}"
+            )
     rule = Rule("str", "a scheduler name", values=kinds_known)
     schedule = parse_dimension(type_raw, rule, source, type_at)
     params: dict[str, dict[str, Dimension]] = {}
@@ -371,7 +372,9 @@ def _parse_space(
     base = _defaults_inherited(defaults)
     schedule, sched_params, _, sched_origins = _parse_schedule({}, source, "default space.schedule", base)
     if "schedule" in shared:
-        schedule, sched_params, base, sched_origins = _parse_schedule(shared["schedule"], source, "space.schedule", base)
+        schedule, sched_params, base, sched_origins = _parse_schedule(
+            shared["schedule"], source, "space.schedule", base
+        )
     if "schedule" in own:
         schedule, sched_params, _, sched_origins = _parse_schedule(own["schedule"], source, f"{where}.schedule", base)
     origins.update(sched_origins)

@@ -104,7 +104,6 @@ from search.space import SPACE_KEYS
 __all__ = [
     "SPEC_VERSION",
     "DEFAULT_ARMS",
-    "OPTIMIZERS",
     "SAMPLERS",
     "PRUNERS",
     "OBJECTIVE_KEYS",
@@ -300,7 +299,9 @@ def _parse_budget(raw: Any, source: str) -> Budget:
             raise SpecError(source, "budget.trials", f"must be a positive integer (trials per arm), got {trials!r}")
     timeout = parse_duration(data.get("timeout"), source, "budget.timeout")
     if timeout == 0:
-        raise SpecError(source, "budget.timeout", "must be > 0 seconds (0 would run nothing; leave it out for no limit)")
+        raise SpecError(
+            source, "budget.timeout", "must be > 0 seconds (0 would run nothing; leave it out for no limit)"
+        )
     return Budget(trials=trials, timeout=timeout)
 
 

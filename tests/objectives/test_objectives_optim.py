@@ -9,7 +9,6 @@ import lars
 from objectives.config import validate_config
 from objectives.models import build_model
 from objectives.optim import build_optimizer, schedule_in_steps
-
 from objectives.registry import OPTIMIZERS
 
 BASES = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,

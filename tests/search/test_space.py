@@ -101,7 +101,8 @@ def test_rules_and_schedules_are_read_from_objectives():
 
     assert all(space.PARAM_RULES[key] is RULES[key] for key in space.SPACE_KEYS)
     assert space.SCHEDULES == tuple(REGISTERED)
-    assert all(space.SCHEDULE_RULES[k][p] is REGISTERED[k].params[p].rule for k in REGISTERED for p in REGISTERED[k].params)
+    for kind, info in REGISTERED.items():
+        assert all(space.SCHEDULE_RULES[kind][name] is param.rule for name, param in info.params.items())
 
 
 def test_which_arms_a_key_applies_to_comes_from_the_registry():
