@@ -31,7 +31,7 @@ and ``dataset``, each schedule's parameters and their rules come from
     lars_clip        bool
     lars_momentum_form "torch" | "paper"  where lr sits in gradient mode: outside the momentum
                                    buffer (torch's SGD) or inside it (the paper's); "paper"
-                                   only with lars and gradient mode
+                                   only with lars (and, as lars.LARS says, gradient mode on SGD)
     schedule         "constant" | "step" | "multistep" | "exponential" | "cosine" | "polynomial"
     schedule_params  dict          step: {step_size (epochs), gamma}; multistep: {milestones
                                    (epochs, each < epochs, on distinct steps), gamma};
@@ -257,11 +257,9 @@ def _check_optimizer(c: dict[str, Any]) -> None:
             f"config key 'nesterov' can only be true with optimizer 'sgd' and momentum > 0, "
             f"got optimizer {c['optimizer']!r} and momentum {c['momentum']!r}"
         )
-    mode = c["lars_mode"] or info.lars_mode
-    if c["lars_momentum_form"] != "torch" and not (c["lars"] and mode == "gradient"):
+    if c["lars_momentum_form"] != "torch" and not c["lars"]:  # with lars, lars.LARS judges it below
         raise ConfigError(
-            f"config key 'lars_momentum_form' can only be {c['lars_momentum_form']!r} with lars true in "
-            f"gradient mode, got lars {c['lars']!r} and lars_mode {mode!r}"
+            f"config key 'lars_momentum_form' can only be {c['lars_momentum_form']!r} with lars true, got lars false"
         )
     from .optim import check_optimizer  # optim builds what this checks
 
