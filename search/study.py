@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import optuna
 import yaml
+from optuna.trial import TrialState
 
 from search.budget import _arm_lock as arm_lock
 from search.budget import claim_trial, count_finished, is_complete
@@ -363,12 +364,17 @@ def _prepare_run(spec, storage, *, n_trials, timeout, train_fn, validate, worker
 
 def _next_search(run: _Run) -> tuple[_Unit, optuna.trial.Trial] | None:
     """A trial of the search with the fewest finished trials (ties: replicate, then file order)."""
-    counts = {u.key: count_finished(u.study) for u in run.units}
+    counts = {u.key: _started(u.study) for u in run.units}
     for unit in sorted(run.units, key=lambda u: counts[u.key]):  # stable: file order within a count
         trial = _claim(unit.study, run.budget)
         if trial is not None:
             return unit, trial
     return None
+
+
+def _started(study: optuna.Study) -> int:
+    """Budget slots taken by trials that have started (an enqueued recipe has not)."""
+    return count_finished(study) - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def _searched(run: _Run, unit: _Unit) -> bool:
