@@ -282,7 +282,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from search.storage import mask_url
 
     storage, url = _open_reader(args)
-    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url))
+    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url), output=args.output)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:

@@ -97,6 +97,13 @@ def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseSto
     return open_storage(storage, heartbeat=False)
 
 
+def _artifacts(storage: optuna.storages.BaseStorage):
+    """The artifact store the verdict's figure is uploaded to (:func:`search.report.artifact_store_for`), if any."""
+    from search.report import artifact_store_for
+
+    return artifact_store_for(storage, create=False)
+
+
 def make_server(
     storage: str | optuna.storages.BaseStorage,
     *,
@@ -146,7 +153,7 @@ def make_server(
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             shown = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
             raise DashboardError(f"cannot read studies from storage {shown}: {first}") from exc
-        server.set_app(optuna_dashboard.wsgi(opened))
+        server.set_app(optuna_dashboard.wsgi(opened, artifact_store=_artifacts(opened)))
     except BaseException:
         server.server_close()
         raise

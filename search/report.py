@@ -433,8 +433,8 @@ def format_compare(storage: Any, name: str) -> str:
 # --------------------------------------------------------------------------- where users look
 
 
-def _markdown(name: str, compare: str, figure: str | None) -> str:
-    body = [f"## Verdict of {name}", "", "```", compare, "```"]
+def _markdown(name: str, verdict: str, compare: str, figure: str | None) -> str:
+    body = [f"## Verdict of {name}", "", "```", verdict, "```", "", "### compare", "", "```", compare, "```"]
     if figure:
         body += ["", f"![test accuracy per arm]({figure})"]
     return "\n".join(body)
@@ -461,12 +461,15 @@ def publish_verdict(storage: Any, name: str, *, figure_dir: str | None = None) -
         for arm, study in load_arms(storage, name):
             figure = _upload_figure(study, store, path) if path is not None else None
             study.set_user_attr("verdict", text)
-            save_note(study, _markdown(name, compare, figure))
+            save_note(study, _markdown(name, text, compare, figure))
     return verdict
 
 
-def artifact_store_for(storage: Any, directory: str | None = None) -> Any:
-    """An Optuna ``FileSystemArtifactStore`` beside a SQLite storage (``<file>-artifacts``), else None."""
+def artifact_store_for(storage: Any, directory: str | None = None, *, create: bool = True) -> Any:
+    """An Optuna ``FileSystemArtifactStore`` beside a SQLite storage (``<file>-artifacts``), else None.
+
+    ``create=False`` (readers such as the dashboard): None when the directory does not exist.
+    """
     import os
 
     from optuna.artifacts import FileSystemArtifactStore
@@ -482,6 +485,8 @@ def artifact_store_for(storage: Any, directory: str | None = None) -> Any:
         if not path or path == ":memory:":
             return None
         directory = f"{os.path.abspath(path)}-artifacts"
+    if not create and not os.path.isdir(directory):
+        return None
     os.makedirs(directory, exist_ok=True)
     return FileSystemArtifactStore(directory)
 
