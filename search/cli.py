@@ -263,7 +263,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """The arms table: best accuracy and config, top-5 median, compute spent and saved, who beats whom."""
+    """The arms table (best validation, gain over the recipe, test accuracy with its interval, compute) and the verdict."""
     from search.report import format_compare
 
     storage, _ = _open_reader(args)

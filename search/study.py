@@ -31,9 +31,9 @@ from typing import Any, Callable
 
 import optuna
 import yaml
-from optuna.trial import TrialState
 
 from search.budget import _arm_lock as arm_lock
+from search.budget import _counts as budget_counts  # slots, waiting and running in one SQL statement
 from search.budget import claim_trial, count_finished, is_complete
 from search.evaluation import (
     claim_evaluation,
@@ -374,7 +374,8 @@ def _next_search(run: _Run) -> tuple[_Unit, optuna.trial.Trial] | None:
 
 def _started(study: optuna.Study) -> int:
     """Budget slots taken by trials that have started (an enqueued recipe has not)."""
-    return count_finished(study) - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    counts = budget_counts(study)
+    return counts.slots - counts.waiting
 
 
 def _searched(run: _Run, unit: _Unit) -> bool:
