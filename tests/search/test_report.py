@@ -130,3 +130,16 @@ def test_status_lists_every_arm_and_ignores_other_studies(storage):
 def test_unknown_study_lists_the_known_ones(storage):
     with pytest.raises(StudyNotFoundError, match=r"no study named 'q' in the storage \(studies there: r\)"):
         format_compare(storage, "q")
+
+
+def test_incumbent_at_the_edge_warns_and_marks_its_verdict_lines_provisional(storage):
+    lars = optuna.load_study(study_name="r/sgd+lars", storage=storage)
+    add(lars, TrialState.COMPLETE, 0.95, lr=1.0)  # the new incumbent, at the top of lr's [1e-4, 1]
+    for value in (0.70, 0.60, 0.50, 0.40, 0.30, 0.20):
+        add(lars, TrialState.COMPLETE, value)
+    evaluate(storage, "sgd", 3, [0.80, 0.81, 0.82])
+    evaluate(storage, "sgd+lars", 2, [0.83, 0.84, 0.85])
+    lines = format_compare(storage, "r").splitlines()
+    assert "  sgd+lars: best lr 1 is at the top of [0.0001, 1]; widen the range" in lines
+    assert ("  sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps "
+            "(provisional: sgd+lars at the edge of the searched range)") in lines

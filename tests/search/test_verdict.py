@@ -132,3 +132,13 @@ def test_calibration_two_point_shift_gives_lars_helps(replicates, seeds, luck):
     words = [_simulate(0.02, replicates, seeds, luck, rng) for _ in range(200)]
     share = words.count("LARS helps") / 200
     assert share >= 0.90, share
+
+
+def test_difference_equals_scipys_pooled_two_sample_interval():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    a, b = list(rng.normal(0.85, 0.01, 4)), list(rng.normal(0.84, 0.01, 5))
+    ci = stats.ttest_ind(a, b, equal_var=True).confidence_interval(0.95)
+    d = difference([a], [b])
+    assert (d.low, d.high) == (pytest.approx(ci.low, abs=1e-12), pytest.approx(ci.high, abs=1e-12))
