@@ -471,7 +471,7 @@ def _progress_bar(run: _Run) -> Any:
 
     total = None
     if run.budget is not None:
-        total = sum(max(0, run.budget - count_finished(u.study)) for u in run.units)
+        total = sum(max(0, run.budget - _started(u.study)) for u in run.units)
         if run.evaluate:
             total += len(run.units) * run.spec.final.seeds
     return tqdm(total=total, desc=run.spec.name, unit="run", dynamic_ncols=True)
