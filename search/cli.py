@@ -289,7 +289,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """The arms table: best accuracy and config, top-5 median, compute spent and saved, who beats whom."""
+    """The arms table (best validation, gain over the recipe, test accuracy with its interval, compute) and the verdict."""
     from search.report import format_compare
 
     if args.plot:
@@ -325,7 +325,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from search.storage import mask_url
 
     storage, url = _open_reader(args)
-    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url))
+    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url), output=args.output)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
