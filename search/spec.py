@@ -99,6 +99,7 @@ from search.arms import (
     default_space,
     parse_arm,
 )
+from search.recipe import FinalSpec, parse_final
 from search.space import SPACE_KEYS
 
 __all__ = [
@@ -135,7 +136,8 @@ SPEC_VERSION = 1
 SEED_MAX = 2**31 - 1  # numpy's seeds end at 2**32 - 1; each worker and resume adds an offset
 SAMPLERS = ("tpe", "random", "qmc", "cmaes", "gp")
 PRUNERS = ("median", "hyperband", "none")
-TOP_KEYS = ("name", "description", "objective", "arms", "space", "budget", "sampler", "pruner", "storage")
+TOP_KEYS = ("name", "description", "objective", "arms", "space", "budget", "sampler", "pruner", "storage",
+            "evaluation", "replicates", "recipe")  # the last three: search.recipe.parse_final
 # objectives config keys a study fixes for all arms; the rest come from the arm and the space.
 OBJECTIVE_KEYS = (
     "dataset", "data_dir", "n_train", "val_size", "model", "width", "epochs", "batch_size",
@@ -185,6 +187,7 @@ class StudySpec:
     description: str = ""
     text: str = ""
     source: str = "<study>"
+    final: FinalSpec = field(default_factory=FinalSpec)  # evaluation, replicates, recipe (search.recipe)
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
@@ -401,6 +404,7 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
         description=str(description),
         text=text or yaml.safe_dump(data, sort_keys=False),  # a spec built in code is stored too
         source=source,
+        final=parse_final(data, arms, epochs, source),
     )
 
 
