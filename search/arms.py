@@ -129,33 +129,14 @@ def _finite(value: Any) -> bool:
 
 
 def _coerce(value: Any, rule: Any, source: str, key: str) -> Any:
-    """One scalar (or list of epochs) of a parameter, typed and checked against its rule."""
-    kind = rule.kind
-    if kind == "float":
-        value = _number(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-        if not math.isfinite(value):
-            raise SpecError(source, key, f"must be a finite number ({rule.text}), got {value!r}")
-        value = float(value)
-    elif kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "str":
-        if isinstance(value, bool) or value not in rule.values:
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "float_list":
-        if not isinstance(value, list) or not all(_finite(_number(v)) for v in value):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-        value = [_number(v) for v in value]
-    if not rule.check(value):
-        raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    return value
+    """One scalar (or list of epochs) of a parameter, typed and checked by objectives' own check."""
+    from objectives.config import coerce
+
+    value = [_number(v) for v in value] if rule.kind == "float_list" and isinstance(value, list) else _number(value)
+    try:
+        return coerce(value, rule)
+    except ValueError as exc:
+        raise SpecError(source, key, str(exc)) from None
 
 
 def _parse_range(raw: dict, rule: Any, source: str, key: str) -> Dimension:
