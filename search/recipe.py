@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.arms import Arm, SpecError, _int, _mapping
-from search.space import PARAM_RULES, Choice, Dimension, Fixed, Range, applies_to
+from search.space import PARAM_RULES, Choice, Dimension, Fixed, applies_to
 
 __all__ = ["FinalSpec", "RECIPE_KEYS", "published_recipe", "parse_final", "recipe_params"]
 

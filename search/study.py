@@ -34,7 +34,7 @@ import yaml
 
 from search.budget import _arm_lock as arm_lock
 from search.budget import _counts as budget_counts  # slots, waiting and running in one SQL statement
-from search.budget import claim_trial, count_finished, is_complete
+from search.budget import claim_trial, is_complete
 from search.evaluation import (
     claim_evaluation,
     enqueue_seeds,
