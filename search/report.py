@@ -288,8 +288,13 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
             verdict.lines.append(f"{lars_arm} vs {plain_arm}: not comparable yet (finished trials "
                                  f"{'/'.join(map(str, finished[lars_arm]))} vs {'/'.join(map(str, finished[plain_arm]))})")
             continue
-        if not (a.evaluated and b.evaluated) or not a.values or not b.values:
+        if not (a.evaluated and b.evaluated):
             verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict yet (final evaluation not finished)")
+            continue
+        empty = [x.arm for x in (a, b) if not any(x.values)]
+        if empty:
+            verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict ({' and '.join(empty)}: no test result; "
+                                 "every trial or evaluation run failed or diverged)")  # fmt: skip
             continue
         edge = [x for x in (lars_arm, plain_arm) if by_arm[x].warnings]
         provisional = f"{' and '.join(edge)} at the edge of the searched range" if edge else ""
