@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import optuna
-import yaml
 
-from search.budget import _arm_lock as arm_lock
+from search.budget import arm_lock, claim_trial, is_complete
 from search.budget import _counts as budget_counts  # slots, waiting and running in one SQL statement
-from search.budget import claim_trial, is_complete
 from search.evaluation import (
     claim_evaluation,
     enqueue_seeds,
@@ -46,7 +44,7 @@ from search.evaluation import (
     search_study_name,
 )
 from search.report import ArmStats, arm_stats, publish_verdict
-from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, parse_spec
+from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
 __all__ = [
@@ -190,7 +188,7 @@ def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
     text = storage.get_study_user_attrs(study_id).get("study_file")
     if text is None:
         return None
-    return parse_spec(yaml.safe_load(text), source=f"stored study file of {study_name!r}", text=text)
+    return parse_spec(load_yaml(text, study_name), source=f"stored study file of {study_name!r}", text=text)
 
 
 def _first_difference(old: Any, new: Any, path: str) -> str | None:

@@ -147,7 +147,8 @@ def test_a_study_files_own_recipe_and_recipe_false(tmp_path, db):
     ("replicates: -1\n", "replicates: must be an integer >= 1, got -1"),
     ("recipe: {sgd: {lr: 3.0}}\n",
      "recipe.sgd.lr: 3.0 is outside arm 'sgd''s space ({'low': 0.001, 'high': 1.0, 'log': True})"),
-    ("recipe: {sgd: {trust_coefficient: 0.01}}\n", "recipe.sgd.trust_coefficient: does not apply to this arm"),
+    ("recipe: {sgd: {trust_coefficient: 0.01}}\n",
+     "recipe.sgd.trust_coefficient: does not apply to this arm (LARS arms only)"),
     ("recipe: {adam: {lr: 0.01}}\n", "recipe.adam: no such arm; arms: sgd, sgd+lars"),
     ("recipe: 3\n", "recipe: must be true, false or a mapping of arm -> recipe, got 3"),
 ])

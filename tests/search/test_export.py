@@ -53,7 +53,7 @@ def test_export_then_train_reproduces_the_exported_config_exactly(tmp_path, fini
     assert final == pytest.approx(study.best_value)
     lines = capsys.readouterr().out.splitlines()
     mean = 100 * (final - 0.075)
-    assert lines[-1] == (f"test accuracy: {mean:.2f} +- 0.71% over 2 seed(s) "
+    assert lines[-1] == (f"test accuracy: {mean:.2f} +- 0.71% over 2 seeds "
                          f"(validation {100 * final:.2f} +- 0.00%; std is the sample std)")
 
 

@@ -189,7 +189,7 @@ def test_postgres_restart_mid_study_loses_nothing(pg, tmp_path):
         assert after[number].state == TrialState.COMPLETE
         assert (after[number].params, after[number].value) == (params, value)
     study_ = load_arm(pg.url, "pg-restart/sgd")
-    assert B.count_finished(study_) == 30
+    assert B.count_slots(study_) == 30
     numbers = sorted(after)
     assert numbers == list(range(len(numbers)))
     assert not [t for t in after.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -70,7 +71,7 @@ def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path, monkeypat
     assert record[0].startswith(f"1 -m search.workers {study} --storage sqlite:///{tmp_path}/x.db --worker-id 0")
     assert record[1].startswith(f"3 -m search.workers {study} --storage sqlite:///{tmp_path}/x.db --worker-id 1")
     assert all(r.endswith("--device cuda") for r in record)
-    assert lines == [f"mw: starting 2 worker(s) on GPUs 1,3 on sqlite:///{tmp_path}/x.db"]
+    assert lines == [f"mw: starting 2 workers on GPUs 1,3 on sqlite:///{tmp_path}/x.db"]
     assert (tmp_path / "record.omp").read_text().split() == [str(W.cpu_threads_per_worker(2))] * 2
     with pytest.raises(ValueError, match=r"--workers must equal the number of --gpus \(2\), got 3"):
         W.launch_workers(str(study), storage_url=f"sqlite:///{tmp_path}/x.db", gpus="0,1", n_workers=3)
@@ -106,6 +107,11 @@ def test_launch_workers_runs_the_budget_with_n_processes(tmp_path):
                             env=worker_env(tmp_path), log=lines.append)  # fmt: skip
     assert code == 0
     assert_exact_budget(url, "mw", ("sgd",), 8)
+    # every worker line arrives whole and tagged, and Optuna's [I ...] log lines stay out (#16 item 14)
+    assert lines[0] == f"mw: starting 2 workers on {url}"
+    assert len(lines) > 8 and all(re.fullmatch(r"\[worker [01]\] (?!.*\[worker ).*", line) for line in lines[1:]), lines
+    assert sum("mw/sgd trial " in line for line in lines) == 8
+    assert not any("[I " in line for line in lines)
     # a second run resumes: nothing to do, nothing duplicated
     assert W.launch_workers(str(study), storage_url=url, n_workers=2, objective="fake_objective:train",
                             env=worker_env(tmp_path), log=lines.append) == 0  # fmt: skip
@@ -113,12 +119,14 @@ def test_launch_workers_runs_the_budget_with_n_processes(tmp_path):
 
 
 def _kill_one_worker_mid_trial(study: Path, url: str, tmp_path: Path, n: int = 4) -> tuple[list[int], str]:
-    procs = start_workers(study, url, n, tmp_path)
-    victim = procs[0]
+    """The victim starts alone and hangs in a trial before the others start: it cannot miss the
+    study (on a busy machine the others once finished every trial before it had imported)."""
+    [victim] = start_workers(study, url, 1, tmp_path)
     (tmp_path / f"hang-{victim.pid}").write_text("")
     lr = wait_for_file(tmp_path / f"hung-{victim.pid}")
+    others = start_workers(study, url, n - 1, tmp_path, first_id=1)
     os.kill(victim.pid, signal.SIGKILL)
-    codes = wait_all(procs)
+    codes = wait_all([victim, *others])
     return codes, lr
 
 
@@ -205,7 +213,7 @@ def test_worker_with_bad_storage_url_exits_2_with_one_masked_line(tmp_path, caps
     code, err = _run_worker_main(study, "postgresql+psycopg://lars:hunter2@127.0.0.1:1/lars", tmp_path, capsys, monkeypatch)
     assert code == W.EXIT_USER_ERROR
     assert len(err.strip().splitlines()) == 1
-    assert err.startswith("lars-search worker: error: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: ")
+    assert err.startswith("lars-search: error: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: ")
     assert "hunter2" not in err
     assert not (tmp_path / "trials.log").exists()  # nothing trained
 
