@@ -43,7 +43,8 @@ from search.evaluation import (
     run_evaluation_trial,
     search_study_name,
 )
-from search.report import ArmStats, arm_stats, publish_verdict
+from search.publish import publish_verdict
+from search.report import ArmStats, arm_stats
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
@@ -515,7 +516,7 @@ def run_studies(
         :func:`unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.report.ArmStats` of that
         search (counts over the whole stored study, and ``ran_here``: trials this call ran).
         When every evaluation is done, the verdict is stored on the arms' studies
-        (:func:`search.report.publish_verdict`).
+        (:func:`search.publish.publish_verdict`).
     """
     run = _prepare_run(spec, storage, n_trials=n_trials, timeout=timeout, train_fn=train_fn, validate=validate,
                        worker_id=worker_id, storage_url=storage_url, device=device, evaluate=evaluate, log=log)
