@@ -59,7 +59,7 @@ class StudyNotFoundError(LookupError):
 class ArmStats:
     """Counts, best trial and compute of one search (an arm in one replicate), as ``compare`` reads them.
 
-    ``ran_here``: trials the ``run_studies`` call that returned it ran (0 when read by compare).
+    ``ran_here``: search trials and evaluation runs of the ``run_studies`` call that returned it (0 in compare).
     """
 
     arm: str

@@ -425,6 +425,7 @@ def _run_evaluation(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None:
     state, value, reason, seconds = run_evaluation_trial(
         unit.evaluation, trial, unit.study, train_fn=run.train_fn, device=run.device, validate=run.validate
     )
+    run.ran[unit.key] += 1
     run.say(
         f"{unit.evaluation.study_name} trial {trial.number} (seed {trial.params.get('seed')} of trial "
         f"{trial.params.get('incumbent_trial')}): {state.name}"
@@ -514,7 +515,8 @@ def run_studies(
 
     Returns:
         :func:`unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.report.ArmStats` of that
-        search (counts over the whole stored study, and ``ran_here``: trials this call ran).
+        search (counts over the whole stored study, and ``ran_here``: search trials and
+        evaluation runs this call ran).
         When every evaluation is done, the verdict is stored on the arms' studies
         (:func:`search.publish.publish_verdict`).
     """
