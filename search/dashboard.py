@@ -138,8 +138,8 @@ def _study_names(opened: optuna.storages.BaseStorage, storage: Any) -> list[str]
 
 
 def _artifacts(storage: optuna.storages.BaseStorage):
-    """The artifact store the verdict's figure is uploaded to (:func:`search.report.artifact_store_for`), if any."""
-    from search.report import artifact_store_for
+    """The artifact store the verdict's figure is uploaded to (:func:`search.publish.artifact_store_for`), if any."""
+    from search.publish import artifact_store_for
 
     return artifact_store_for(storage, create=False)
 

@@ -41,8 +41,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.budget import RETRY_ATTR, claim_trial
-from search.budget import _arm_lock as arm_lock  # the per-arm lock claims use (one lock, one place)
+from search.budget import RETRY_ATTR, arm_lock, claim_trial
 
 __all__ = [
     "EVAL",

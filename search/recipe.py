@@ -43,11 +43,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.arms import Arm, SpecError, _int, _mapping
-from search.space import PARAM_RULES, Choice, Dimension, Fixed, Range, applies_to
+from search.space import SPACE_KEYS, Choice, Dimension, Fixed, why_not
 
 __all__ = ["FinalSpec", "RECIPE_KEYS", "published_recipe", "parse_final", "recipe_params"]
 
-RECIPE_KEYS = tuple(PARAM_RULES) + ("schedule", "schedule_params")
+RECIPE_KEYS = (*SPACE_KEYS, "schedule", "schedule_params")
 MAX_SEEDS = 999  # evaluation seeds are objective.seed + 1 + 1000 * replicate + k (search.evaluation)
 
 
@@ -198,9 +198,9 @@ def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> 
         for key in data:
             if key not in RECIPE_KEYS:
                 raise SpecError(source, f"{where}.{key}", f"unknown key; allowed: {', '.join(RECIPE_KEYS)}")
-            rule = PARAM_RULES.get(key)
-            if rule is not None and not applies_to(rule, arm.optimizer, arm.lars):
-                raise SpecError(source, f"{where}.{key}", "does not apply to this arm")
+            why = why_not(key, arm.optimizer, arm.lars) if key in SPACE_KEYS else None
+            if why is not None:
+                raise SpecError(source, f"{where}.{key}", f"does not apply to this arm ({why})")
         if "schedule_params" in data:
             _mapping(data["schedule_params"], source, f"{where}.schedule_params")
         merged = {**published, **data}

@@ -15,10 +15,8 @@
   comparable yet (unequal finished trials, evaluation not finished);
 * with replicates, compute per replicate.
 
-:func:`publish_verdict` writes the verdict where users look: the study user attr
-``verdict`` and an optuna-dashboard note (the table, the verdict lines and, for SQLite
-storages, the test-accuracy plot as an artifact) on each arm's study. ``run`` calls it;
-``compare`` only reads.
+:func:`search.publish.publish_verdict` writes the verdict where users look (the study
+user attr ``verdict`` and an optuna-dashboard note); ``run`` calls it, ``compare`` only reads.
 """
 
 from __future__ import annotations
@@ -50,7 +48,6 @@ __all__ = [
     "format_status",
     "format_compare",
     "format_verdict",
-    "publish_verdict",
 ]
 
 
@@ -62,7 +59,7 @@ class StudyNotFoundError(LookupError):
 class ArmStats:
     """Counts, best trial and compute of one search (an arm in one replicate), as ``compare`` reads them.
 
-    ``ran_here``: trials the ``run_studies`` call that returned it ran (0 when read by compare).
+    ``ran_here``: search trials and evaluation runs of the ``run_studies`` call that returned it (0 in compare).
     """
 
     arm: str
@@ -288,8 +285,13 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
             verdict.lines.append(f"{lars_arm} vs {plain_arm}: not comparable yet (finished trials "
                                  f"{'/'.join(map(str, finished[lars_arm]))} vs {'/'.join(map(str, finished[plain_arm]))})")
             continue
-        if not (a.evaluated and b.evaluated) or not a.values or not b.values:
+        if not (a.evaluated and b.evaluated):
             verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict yet (final evaluation not finished)")
+            continue
+        empty = [x.arm for x in (a, b) if not any(x.values)]
+        if empty:
+            verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict ({' and '.join(empty)}: no test result; "
+                                 "every trial or evaluation run failed or diverged)")  # fmt: skip
             continue
         edge = [x for x in (lars_arm, plain_arm) if by_arm[x].warnings]
         provisional = f"{' and '.join(edge)} at the edge of the searched range" if edge else ""
@@ -428,88 +430,3 @@ def format_compare(storage: Any, name: str) -> str:
         for arm, reasons in failures.items():
             lines.append(f"  {arm}: " + ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())))
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- where users look
-
-
-def _markdown(name: str, verdict: str, compare: str, figure: str | None) -> str:
-    body = [f"## Verdict of {name}", "", "```", verdict, "```", "", "### compare", "", "```", compare, "```"]
-    if figure:
-        body += ["", f"![test accuracy per arm]({figure})"]
-    return "\n".join(body)
-
-
-def publish_verdict(storage: Any, name: str, *, figure_dir: str | None = None) -> Verdict:
-    """Store the verdict on every arm's study: user attr ``verdict`` (its lines) and a dashboard note.
-
-    The note is Markdown (optuna-dashboard's ``save_note``) holding the compare table and
-    the verdict. For a SQLite storage ``x.db`` the plot of :func:`search.plot.plot_compare`
-    is uploaded as a study artifact to ``x.db-artifacts/`` (``figure_dir`` overrides) and
-    shown in the note; ``lars-search dashboard`` serves that artifact store.
-    """
-    from optuna_dashboard import save_note
-
-    verdict = load_verdict(storage, name)
-    compare = format_compare(storage, name)
-    text = "\n".join(format_verdict(verdict))
-    import tempfile
-
-    store = artifact_store_for(storage, figure_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = _draw_figure(storage, name, tmp) if store is not None else None
-        for arm, study in load_arms(storage, name):
-            figure = _upload_figure(study, store, path) if path is not None else None
-            study.set_user_attr("verdict", text)
-            save_note(study, _markdown(name, text, compare, figure))
-    return verdict
-
-
-def artifact_store_for(storage: Any, directory: str | None = None, *, create: bool = True) -> Any:
-    """An Optuna ``FileSystemArtifactStore`` beside a SQLite storage (``<file>-artifacts``), else None.
-
-    ``create=False`` (readers such as the dashboard): None when the directory does not exist.
-    """
-    import os
-
-    from optuna.artifacts import FileSystemArtifactStore
-
-    if directory is None:
-        from search.storage import rdb_backend
-
-        backend = rdb_backend(storage) if not isinstance(storage, str) else None
-        url = storage if isinstance(storage, str) else getattr(backend, "url", "")
-        if not url.startswith("sqlite:///"):
-            return None
-        path = url[len("sqlite:///"):].split("?", 1)[0]
-        if not path or path == ":memory:":
-            return None
-        directory = f"{os.path.abspath(path)}-artifacts"
-    if not create and not os.path.isdir(directory):
-        return None
-    os.makedirs(directory, exist_ok=True)
-    return FileSystemArtifactStore(directory)
-
-
-def _draw_figure(storage: Any, name: str, directory: str) -> str | None:
-    """The compare plot (:func:`search.plot.plot_compare`) as a PNG in ``directory``, or None without matplotlib."""
-    import os
-
-    from search.plot import PlotError, plot_compare
-
-    path = os.path.join(directory, f"{name}-verdict.png")
-    try:
-        plot_compare(storage, name, path)
-    except PlotError:
-        return None
-    return path
-
-
-def _upload_figure(study: optuna.Study, store: Any, path: str) -> str:
-    """Upload the figure as an artifact of ``study``; its URL on the dashboard."""
-    from optuna.artifacts import upload_artifact
-
-    artifact_id = upload_artifact(artifact_store=store, file_path=path, study_or_trial=study, mimetype="image/png")
-    from search.optuna_internals import study_id_of
-
-    return f"/artifacts/{study_id_of(study)}/{artifact_id}"

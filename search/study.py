@@ -31,9 +31,8 @@ from typing import Any, Callable
 
 import optuna
 
-from search.budget import _arm_lock as arm_lock
+from search.budget import arm_lock, claim_trial, is_complete
 from search.budget import _counts as budget_counts  # slots, waiting and running in one SQL statement
-from search.budget import claim_trial, count_slots, is_complete
 from search.evaluation import (
     claim_evaluation,
     enqueue_seeds,
@@ -44,7 +43,8 @@ from search.evaluation import (
     run_evaluation_trial,
     search_study_name,
 )
-from search.report import ArmStats, arm_stats, publish_verdict
+from search.publish import publish_verdict
+from search.report import ArmStats, arm_stats
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
@@ -425,6 +425,7 @@ def _run_evaluation(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None:
     state, value, reason, seconds = run_evaluation_trial(
         unit.evaluation, trial, unit.study, train_fn=run.train_fn, device=run.device, validate=run.validate
     )
+    run.ran[unit.key] += 1
     run.say(
         f"{unit.evaluation.study_name} trial {trial.number} (seed {trial.params.get('seed')} of trial "
         f"{trial.params.get('incumbent_trial')}): {state.name}"
@@ -514,9 +515,10 @@ def run_studies(
 
     Returns:
         :func:`unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.report.ArmStats` of that
-        search (counts over the whole stored study, and ``ran_here``: trials this call ran).
+        search (counts over the whole stored study, and ``ran_here``: search trials and
+        evaluation runs this call ran).
         When every evaluation is done, the verdict is stored on the arms' studies
-        (:func:`search.report.publish_verdict`).
+        (:func:`search.publish.publish_verdict`).
     """
     run = _prepare_run(spec, storage, n_trials=n_trials, timeout=timeout, train_fn=train_fn, validate=validate,
                        worker_id=worker_id, storage_url=storage_url, device=device, evaluate=evaluate, log=log)

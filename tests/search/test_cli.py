@@ -96,7 +96,7 @@ def test_fake_study_run_status_compare(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "study c: 2 arms (sgd, adam+lars), 2 trials per arm" in out
     assert out.count("c/sgd trial ") == 2 and out.count("c/adam+lars trial ") == 2
-    assert "compare c: validation accuracy per arm" in out and "winner: " in out
+    assert "compare c: final evaluation" in out and "\nverdict (" in out and "winner: " not in out  # issue 12
     assert main(["status", "c", "--storage", db]) == 0
     status = capsys.readouterr().out.splitlines()
     assert [line.split()[:4] for line in status[3:]] == [["sgd", "2", "0", "0"], ["adam+lars", "2", "0", "0"]]
@@ -196,7 +196,8 @@ def test_worker_verb_runs_one_worker_until_every_arm_has_its_budget(tmp_path, ca
     db = f"sqlite:///{tmp_path / 'w.db'}"
     assert main(["worker", str(path), "--storage", db, "--worker-id", "3"], train_fn=FakeTrain()) == 0
     out = capsys.readouterr().out
-    assert out.count("[worker 3] c/") == 4 and out.rstrip().endswith("worker done: every arm of c has its budget")
+    assert out.count("[worker 3] c/") == 4 + 2 * 3  # 2 trials and 3 final-evaluation seeds per arm (issue 12)
+    assert out.rstrip().endswith("worker done: every arm of c has its budget")
 
 
 def test_bad_workers_and_gpus_are_one_line(tmp_path, capsys):

@@ -147,7 +147,8 @@ def test_a_study_files_own_recipe_and_recipe_false(tmp_path, db):
     ("replicates: -1\n", "replicates: must be an integer >= 1, got -1"),
     ("recipe: {sgd: {lr: 3.0}}\n",
      "recipe.sgd.lr: 3.0 is outside arm 'sgd''s space ({'low': 0.001, 'high': 1.0, 'log': True})"),
-    ("recipe: {sgd: {trust_coefficient: 0.01}}\n", "recipe.sgd.trust_coefficient: does not apply to this arm"),
+    ("recipe: {sgd: {trust_coefficient: 0.01}}\n",
+     "recipe.sgd.trust_coefficient: does not apply to this arm (LARS arms only)"),
     ("recipe: {adam: {lr: 0.01}}\n", "recipe.adam: no such arm; arms: sgd, sgd+lars"),
     ("recipe: 3\n", "recipe: must be true, false or a mapping of arm -> recipe, got 3"),
 ])
@@ -159,3 +160,12 @@ def test_bad_input_is_one_line_exit_2_and_storage_untouched(tmp_path, capsys, ex
     assert main(["run", str(path), "--storage", f"sqlite:///{db}", "-q"], train_fn=EvalTrain()) == 2
     assert capsys.readouterr().err == f"lars-search: error: {path}: {message}\n"
     assert not db.exists()
+
+
+def test_a_search_bounded_only_by_its_timeout_is_evaluated_after_it(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, STUDY.replace("budget: {trials: 3}", "budget: {timeout: 1}")))
+    run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity)
+    for arm in ("sgd", "sgd+lars"):
+        best = load(db, f"ev/{arm}").best_trial
+        runs = load(db, f"ev/{arm}/eval").get_trials(states=(TrialState.COMPLETE,))
+        assert sorted((t.params["incumbent_trial"], t.params["seed"]) for t in runs) == [(best.number, s) for s in (6, 7, 8)]

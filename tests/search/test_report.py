@@ -143,3 +143,14 @@ def test_incumbent_at_the_edge_warns_and_marks_its_verdict_lines_provisional(sto
     assert "  sgd+lars: best lr 1 is at the top of [0.0001, 1]; widen the range" in lines
     assert ("  sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps "
             "(provisional: sgd+lars at the edge of the searched range)") in lines
+
+
+def test_an_arm_whose_trials_all_failed_gets_no_verdict_and_says_why():
+    storage = optuna.storages.InMemoryStorage()
+    text = yaml.safe_dump({"name": "f", "objective": {"epochs": 4}, "arms": ["sgd", "sgd+lars"]})
+    for arm in ("sgd", "sgd+lars"):
+        study = optuna.create_study(storage=storage, study_name=f"f/{arm}", direction="maximize")
+        study.set_user_attr("study_file", text)
+        add(study, TrialState.FAIL, ran=1, fail_reason="ValueError: boom")
+    assert load_verdict(storage, "f").lines == [
+        "sgd+lars vs sgd: no verdict (sgd+lars and sgd: no test result; every trial or evaluation run failed or diverged)"]
