@@ -1,0 +1,194 @@
+"""The learning-rate range test: where a config's loss falls fastest, and where it diverges.
+
+Smith, *Cyclical Learning Rates for Training Neural Networks* (arXiv:1506.01186, 2017),
+section 3.3, and fastai's ``lr_find``: train for a few hundred steps while the learning
+rate rises exponentially from ``low`` to ``high``, record each step's training loss, and
+read a range off the smoothed curve::
+
+    scale_k   = low * (high / low) ** (k / (steps - 1))          step k = 0 .. steps-1
+    s_k       = a_k / (1 - beta ** (k + 1)),  a_k = beta a_{k-1} + (1 - beta) loss_k
+                (fastai's debiased exponential moving average, beta = 0.98)
+    diverged  at the first k whose loss is NaN/inf or with s_k > 4 min(s_0 .. s_{k-1})
+    best      = argmin s_k before divergence                     (the loss stops falling)
+    steepest  = argmin ds/dlog(scale) over k < best              (it falls fastest)
+    range     = [scale_steepest, scale_best]
+
+What is swept is the *step scale*: the lr for a plain config, and the product lr * lambda
+for a LARS config (the layer's relative step ``||dw|| / ||w||`` in both LARS modes), with
+lambda held at the config's ``trust_coefficient``; the lr of each step is ``scale / lambda``,
+which the tensors LARS leaves alone (biases, batch norm) get as their own lr.
+
+A curve with no usable range raises :class:`RangeNotFound` with one line saying what
+happened and what to try: the loss rose from the first step (every lr tried is too large),
+or it never fell by ``min_drop`` (the objective does not learn at any lr tried).
+
+Example::
+
+    from objectives.lr_find import lr_sweep, pick_range
+    sweep = lr_sweep({"dataset": "fashion_mnist", "n_train": 2000, "width": 0.125, "lars": True})
+    found = pick_range(sweep.scales, sweep.losses, name="lr*lambda")
+    print(found.low, found.high, sweep.trial_epochs)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from .config import validate_config
+from .data import Splits
+from .train import prepare_run, train_step
+
+__all__ = ["LrRange", "RangeNotFound", "Sweep", "lr_sweep", "pick_range", "smooth", "step_scale"]
+
+SMOOTHING = 0.98  # fastai's beta
+DIVERGE_FACTOR = 4.0  # fastai's stop_div: the smoothed loss above 4x its minimum so far
+MIN_DROP = 0.05  # the smoothed loss must fall 5% below its first value to count as learning
+
+
+class RangeNotFound(ValueError):
+    """A range test whose loss curve has no usable range; the message says what to try."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One range test: the step scale and training loss of every step taken."""
+
+    scales: list[float]
+    losses: list[float]  # NaN/inf where the loss diverged; the sweep stops there
+    steps_per_epoch: int
+
+    @property
+    def trial_epochs(self) -> float:
+        """The sweep's cost in epochs of training (no validation is run)."""
+        return len(self.losses) / self.steps_per_epoch
+
+
+@dataclass(frozen=True)
+class LrRange:
+    """The range picked from a sweep: ``low`` where the loss falls fastest, ``high`` where it stops."""
+
+    low: float
+    high: float
+    steepest: int  # index of low in the sweep
+    best: int  # index of high
+
+
+def step_scale(config: dict[str, Any]) -> float:
+    """What the range test sweeps: ``lr``, or ``lr * trust_coefficient`` for a LARS config."""
+    return config["lr"] * config["trust_coefficient"] if config["lars"] else config["lr"]
+
+
+def smooth(losses: Sequence[float], beta: float = SMOOTHING) -> list[float]:
+    """fastai's debiased exponential moving average ``a_k / (1 - beta ** (k + 1))``."""
+    out, avg = [], 0.0
+    for k, loss in enumerate(losses):
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg / (1 - beta ** (k + 1)))
+    return out
+
+
+def _divergence(losses: Sequence[float], smoothed: Sequence[float], factor: float) -> int | None:
+    """The first step whose loss is not finite or whose smoothed loss exceeds ``factor`` x its minimum so far."""
+    low = math.inf
+    for k, (loss, s) in enumerate(zip(losses, smoothed)):
+        if not math.isfinite(loss) or not math.isfinite(s) or s > factor * low:
+            return k
+        low = min(low, s)
+    return None
+
+
+def pick_range(
+    scales: Sequence[float],
+    losses: Sequence[float],
+    *,
+    smoothing: float = SMOOTHING,
+    diverge_factor: float = DIVERGE_FACTOR,
+    min_drop: float = MIN_DROP,
+    name: str = "lr",
+) -> LrRange:
+    """The range ``[scale where the smoothed loss falls fastest, scale where it is lowest]``.
+
+    Both are taken before the loss diverges (see the module docstring). ``name`` names the
+    swept quantity in messages.
+
+    Raises:
+        RangeNotFound: the loss did not fall by ``min_drop`` before it diverged, or at all.
+    """
+    if len(scales) != len(losses):
+        raise ValueError(f"scales and losses must have the same length, got {len(scales)} and {len(losses)}")
+    if not losses:
+        raise RangeNotFound(f"the {name} range test took no step: nothing to read a range from")
+    smoothed = smooth([x if math.isfinite(x) else math.inf for x in losses], smoothing)
+    end = _divergence(losses, smoothed, diverge_factor)
+    curve = smoothed[:end]
+    best = min(range(len(curve)), key=curve.__getitem__, default=0)
+    if best == 0 or curve[best] > (1 - min_drop) * curve[0]:
+        if end is not None:
+            raise RangeNotFound(
+                f"the loss never fell before it diverged at {name} {scales[end]:.3g} (swept from "
+                f"{scales[0]:.3g}): every {name} tried is too large; try a smaller lowest {name} or give "
+                f"{name} a fixed range"
+            )
+        raise RangeNotFound(
+            f"the loss never fell by {min_drop:.0%} over {name} {scales[0]:.3g}..{scales[-1]:.3g} in "
+            f"{len(losses)} steps: the objective does not learn at any {name} tried; check the data and "
+            f"model, sweep more steps or higher, or give {name} a fixed range"
+        )
+    logs = [math.log(s) for s in scales]
+
+    def slope(k: int) -> float:  # central difference of the smoothed loss over log(scale), one-sided at 0
+        lo, hi = max(0, k - 1), k + 1
+        return (curve[hi] - curve[lo]) / (logs[hi] - logs[lo])
+
+    steepest = min(range(best), key=slope)
+    return LrRange(low=scales[steepest], high=scales[best], steepest=steepest, best=best)
+
+
+def lr_sweep(
+    config: dict[str, Any],
+    *,
+    data: Splits | None = None,
+    low: float = 1e-6,
+    high: float = 10.0,
+    steps: int = 200,
+    diverge_factor: float = DIVERGE_FACTOR,
+    check_every: int = 10,
+) -> Sweep:
+    """Train ``config`` for up to ``steps`` steps with the step scale rising from ``low`` to ``high``.
+
+    The config's model, data, optimizer and seed are used as :func:`objectives.train`
+    uses them; its schedule and warm-up are not (the sweep is the schedule). The losses
+    stay on the device and are read every ``check_every`` steps, and the sweep stops at
+    the first read where the loss diverged (as :func:`pick_range` defines it).
+    """
+    if not 0 < low < high:
+        raise ValueError(f"the sweep needs 0 < low < high, got low={low!r}, high={high!r}")
+    if steps < 3:
+        raise ValueError(f"steps must be >= 3, got {steps!r}")
+    config = validate_config(config)
+    to_lr = config["trust_coefficient"] if config["lars"] else 1.0
+    config = validate_config({**config, "lr": low / to_lr, "schedule": "constant", "schedule_params": {},
+                              "warmup_epochs": 0.0, "evaluate_test": False})
+    run = prepare_run(config, data)
+    gamma = (high / low) ** (1 / (steps - 1))
+    run.scheduler = torch.optim.lr_scheduler.ExponentialLR(run.optimizer, gamma)
+    scales = [low * gamma**k for k in range(steps)]
+    losses: list[float] = []
+    pending: list[torch.Tensor] = []
+    run.model.train()
+    b, order = run.batch_size, None
+    for k in range(steps):
+        position = k % run.steps_per_epoch
+        if position == 0:  # a new pass over the shuffled training split
+            order = torch.randperm(run.data.train_images.shape[0], generator=run.generator, device=run.device)
+        pending.append(train_step(run, order[position * b:(position + 1) * b]))
+        if len(pending) == check_every or k == steps - 1:
+            losses += torch.stack(pending).tolist()  # one host read per check_every steps
+            pending.clear()
+            if _divergence(losses, smooth(losses), diverge_factor) is not None:
+                break
+    return Sweep(scales=scales[:len(losses)], losses=losses, steps_per_epoch=run.steps_per_epoch)

@@ -1,0 +1,84 @@
+"""objectives.lr_find: the range picked from synthetic loss curves, exactly; one real sweep."""
+
+import math
+import os
+
+import pytest
+
+from objectives.data import DEBIAN_FASHION_MNIST
+from objectives.lr_find import RangeNotFound, lr_sweep, pick_range, smooth, step_scale
+
+DECADES = [10.0 ** (k - 6) for k in range(8)]  # 1e-6, 1e-5, ..., 10
+L = math.log(10.0)
+
+
+def test_smooth_is_the_debiased_moving_average():
+    # beta 0.5: a = 0.5*0 + 0.5*4 = 2 -> 2/0.5 = 4; a = 1 + 1 = 2 -> 2/0.75; a = 1 + 0.5 = 1.5 -> 1.5/0.875
+    assert smooth([4.0, 2.0, 1.0], 0.5) == pytest.approx([4.0, 8 / 3, 12 / 7])
+    assert smooth([3.0, 1.0], 0.0) == [3.0, 1.0]  # beta 0: the raw curve
+
+
+def test_range_runs_from_the_steepest_fall_to_the_lowest_loss_before_divergence():
+    losses = [2.3, 2.2, 1.9, 1.1, 0.9, 0.8, 5.0, math.nan]
+    # unsmoothed: 5.0 > 4 x 0.8 diverges at k=6; lowest at k=5; slopes over log(scale) (central):
+    # k=0 -0.1/L (one-sided), k=1 -0.4/2L, k=2 -1.1/2L, k=3 -1.0/2L, k=4 -0.3/2L -> steepest k=2
+    found = pick_range(DECADES, losses, smoothing=0.0)
+    assert (found.steepest, found.best) == (2, 5)
+    assert (found.low, found.high) == (1e-4, 0.1)
+
+
+def test_range_on_a_smoothed_curve():
+    scales = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    # beta 0.5: smoothed 4, 8/3, 12/7, 4/3, 4.625/0.96875 = 4.774 (not above 4 x 4/3: no divergence)
+    # lowest at k=3; slopes: k=0 (8/3 - 4)/L, k=1 (12/7 - 4)/2L = -1.143/L, k=2 (4/3 - 8/3)/2L -> k=0
+    found = pick_range(scales, [4.0, 2.0, 1.0, 1.0, 8.0], smoothing=0.5)
+    assert (found.low, found.high, found.steepest, found.best) == (1e-3, 1.0, 0, 3)
+
+
+def test_a_loss_that_rises_from_the_first_step_is_diverged_at_every_lr():
+    with pytest.raises(RangeNotFound, match=r"^the loss never fell before it diverged at lr 0\.001 \(swept from 1e-06\): "
+                                            r"every lr tried is too large; try a smaller lowest lr"):
+        pick_range(DECADES[:5], [2.3, 2.5, 3.0, 12.0, 30.0], smoothing=0.0)  # 12 > 4 x 2.3 at k=3
+    with pytest.raises(RangeNotFound, match=r"diverged at lr\*lambda 1e-06 "):
+        pick_range(DECADES[:2], [math.nan, 2.0], name="lr*lambda")  # NaN from the first step
+
+
+def test_a_loss_that_never_falls_by_five_percent_is_not_a_range():
+    flat = [2.30, 2.31, 2.29, 2.30, 2.20]  # lowest 2.20 > 0.95 x 2.30 = 2.185
+    with pytest.raises(RangeNotFound, match=r"^the loss never fell by 5% over lr 1e-06\.\.0\.01 in 5 steps: the "
+                                            r"objective does not learn at any lr tried; check the data and model"):
+        pick_range(DECADES[:5], flat, smoothing=0.0)
+    assert pick_range(DECADES[:5], flat[:4] + [2.18], smoothing=0.0).best == 4  # 2.18 <= 2.185: it learns
+
+
+def test_pick_range_input_errors():
+    with pytest.raises(ValueError, match=r"same length, got 2 and 1"):
+        pick_range([1.0, 2.0], [1.0])
+    with pytest.raises(RangeNotFound, match=r"took no step"):
+        pick_range([], [])
+
+
+def test_step_scale_is_lr_or_lr_times_lambda():
+    assert step_scale({"lr": 0.5, "lars": False, "trust_coefficient": 0.01}) == 0.5
+    assert step_scale({"lr": 0.5, "lars": True, "trust_coefficient": 0.01}) == 0.005
+
+
+def test_sweep_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"0 < low < high, got low=1\.0, high=0\.1"):
+        lr_sweep({}, low=1.0, high=0.1)
+    with pytest.raises(ValueError, match=r"steps must be >= 3, got 2"):
+        lr_sweep({}, steps=2)
+
+
+@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST), reason="needs apt-get install dataset-fashion-mnist")
+def test_a_real_sweep_on_fashion_mnist_finds_a_range_and_stops_where_it_diverges():
+    """VGG-16 at width 0.125 on 300 images, batch 32 (9 steps per epoch), LARS on SGD, lr*lambda 1e-5 .. 10."""
+    config = {"dataset": "fashion_mnist", "n_train": 300, "val_size": 100, "width": 0.125, "batch_size": 32,
+              "device": "cpu", "lars": True, "trust_coefficient": 0.01}
+    sweep = lr_sweep(config, low=1e-5, high=10.0, steps=80)
+    assert sweep.scales[0] == 1e-5 and sweep.scales[1] == pytest.approx(1e-5 * 1e6 ** (1 / 79))
+    assert len(sweep.losses) < 80 and len(sweep.losses) % 10 == 0  # stopped at a read after divergence
+    assert sweep.trial_epochs == len(sweep.losses) / 9
+    assert sweep.losses[0] == pytest.approx(math.log(10), abs=0.1)  # a 10-class guess at first
+    found = pick_range(sweep.scales, sweep.losses)
+    assert 1e-3 < found.low < found.high < 1.0  # LARS's relative step: where the loss falls and where it stops
