@@ -19,6 +19,7 @@ from search.space import (
     SCHEDULE_RULES,
     SCHEDULES,
     ArmSpace,
+    Auto,
     Choice,
     Dimension,
     Fixed,
@@ -262,6 +263,9 @@ def _parse_space(
             raw, at = defaults[key], "default space"
         else:
             continue
+        if key == "lr" and raw == "auto":  # found by search.range_test before the search
+            params[key] = Auto()
+            continue
         params[key] = parse_dimension(raw, rule, source, f"{at}.{key}")
     warm = params.get("warmup_epochs")
     if warm is not None:
@@ -332,9 +336,11 @@ def check_with_objectives(objective: dict[str, Any], arms: tuple[Arm, ...], sour
     from search.space import suggest_config
 
     for i, arm in enumerate(arms):
+        params = {k: Fixed(1e-3) if isinstance(d, Auto) else d for k, d in arm.space.params.items()}
+        space = ArmSpace(params, arm.space.schedule, arm.space.schedule_params)
         kinds = arm.space.schedule.choices if isinstance(arm.space.schedule, Choice) else (arm.space.schedule.value,)
         for kind in kinds:
-            config = suggest_config(_FirstValues(kind), objective, arm.optimizer, arm.lars, arm.space)
+            config = suggest_config(_FirstValues(kind), objective, arm.optimizer, arm.lars, space)
             try:
                 validate_config(config)
             except ConfigError as exc:

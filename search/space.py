@@ -27,6 +27,7 @@ __all__ = [
     "Fixed",
     "Choice",
     "Range",
+    "Auto",
     "Dimension",
     "Rule",
     "PARAM_RULES",
@@ -71,6 +72,7 @@ class Range:
     log: bool = False
     step: float | None = None
     integer: bool = False
+    per: str | None = None  # the range is of value * config[per] (lr: auto on a LARS arm: lr * trust_coefficient)
 
     def describe(self) -> Any:
         out: dict[str, Any] = {"low": self.low, "high": self.high}
@@ -78,10 +80,20 @@ class Range:
             out["log"] = True
         if self.step is not None:
             out["step"] = self.step
+        if self.per is not None:
+            out["per"] = self.per
         return out
 
 
-Dimension = Fixed | Choice | Range
+@dataclass(frozen=True)
+class Auto:
+    """``lr: auto``: before the search, :mod:`search.range_test` replaces it with the range it found."""
+
+    def describe(self) -> Any:
+        return "auto"
+
+
+Dimension = Fixed | Choice | Range | Auto
 
 
 @dataclass(frozen=True)
@@ -193,6 +205,8 @@ def suggest_value(trial: Any, name: str, dim: Dimension, rule_kind: str) -> Any:
     """Draw one value of a dimension from an Optuna trial (fixed values are returned as is)."""
     if isinstance(dim, Fixed):
         return list(dim.value) if rule_kind == "int_list" else dim.value
+    if isinstance(dim, Auto):
+        raise ValueError(f"{name}: auto must be resolved by search.range_test before a trial is sampled")
     if isinstance(dim, Choice):
         encoded = [_encode_choice(c) for c in dim.choices]
         return _decode_choice(trial.suggest_categorical(name, encoded), rule_kind)
@@ -214,8 +228,14 @@ def suggest_config(
     config: dict[str, Any] = dict(objective)
     config["optimizer"] = optimizer
     config["lars"] = bool(lars)
+    per = {}
     for name, dim in space.params.items():
+        if isinstance(dim, Range) and dim.per is not None:  # sampled as a product, divided below
+            per[name] = (suggest_value(trial, f"{name}*{dim.per}", dim, "float"), dim.per)
+            continue
         config[name] = suggest_value(trial, name, dim, PARAM_RULES[name].kind)
+    for name, (product, divisor) in per.items():
+        config[name] = product / config[divisor]
     kind = suggest_value(trial, "schedule", space.schedule, "str")
     config["schedule"] = kind
     params = {}

@@ -29,6 +29,7 @@ import optuna
 import yaml
 
 from search.budget import claim_trial, count_finished, is_complete
+from search.range_test import resolve_ranges
 from search.report import arm_stats
 from search.spec import SPEC_VERSION, SpecError, StudySpec, parse_spec
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
@@ -331,6 +332,7 @@ def run_studies(
         raise ValueError(f"timeout must be >= 0 seconds, got {limit!r}")
     deadline = None if limit is None else time.monotonic() + limit
     studies = open_studies(spec, storage, worker_id=worker_id, url=storage_url or "<storage>")
+    spec = resolve_ranges(spec, studies, device=device, log=log)  # lr: auto -> the range test's range
     order = {arm.name: i for i, arm in enumerate(spec.arms)}
     ran = {arm.name: 0 for arm in spec.arms}
 
