@@ -8,10 +8,12 @@ read a range off the smoothed curve::
     scale_k   = low * (high / low) ** (k / (steps - 1))          step k = 0 .. steps-1
     s_k       = a_k / (1 - beta ** (k + 1)),  a_k = beta a_{k-1} + (1 - beta) loss_k
                 (fastai's debiased exponential moving average, beta = 0.98)
-    diverged  at the first k whose loss is NaN/inf or with s_k > 4 min(s_0 .. s_{k-1})
-    best      = argmin s_k before divergence                     (the loss stops falling)
-    steepest  = argmin ds/dlog(scale) over k < best              (it falls fastest)
-    range     = [scale_steepest, scale_best]
+    stop      = the first k whose loss is NaN/inf or with s_k > 4 min(s_0 .. s_{k-1})
+    lowest    = argmin s_k before the stop                       (the loss stops falling)
+    steepest  = argmin ds/dlog(scale) over k < lowest            (it falls fastest)
+    diverged  = the first k > lowest with s_k > s_0              (worse than the untrained model),
+                else the stop, else the last step
+    range     = [scale_steepest, scale_diverged]
 
 What is swept is the *step scale*: the lr for a plain config, and the product lr * lambda
 for a LARS config (the layer's relative step ``||dw|| / ||w||`` in both LARS modes), with
@@ -19,8 +21,10 @@ lambda held at the config's ``trust_coefficient``; the lr of each step is ``scal
 which the tensors LARS leaves alone (biases, batch norm) get as their own lr.
 
 A curve with no usable range raises :class:`RangeNotFound` with one line saying what
-happened and what to try: the loss rose from the first step (every lr tried is too large),
-or it never fell by ``min_drop`` (the objective does not learn at any lr tried).
+happened and what to try: the loss diverged within the first ``EARLY`` steps (every lr
+tried is too large), diverged later without having fallen (the sweep is too short for
+this objective), or never fell by ``min_drop`` (the objective does not learn at any lr
+tried).
 
 Example::
 
@@ -47,6 +51,7 @@ __all__ = ["LrRange", "RangeNotFound", "Sweep", "lr_sweep", "pick_range", "smoot
 SMOOTHING = 0.98  # fastai's beta
 DIVERGE_FACTOR = 4.0  # fastai's stop_div: the smoothed loss above 4x its minimum so far
 MIN_DROP = 0.05  # the smoothed loss must fall 5% below its first value to count as learning
+EARLY = 10  # a divergence within the first EARLY steps: every lr tried was too large
 
 
 class RangeNotFound(ValueError):
@@ -69,12 +74,13 @@ class Sweep:
 
 @dataclass(frozen=True)
 class LrRange:
-    """The range picked from a sweep: ``low`` where the loss falls fastest, ``high`` where it stops."""
+    """The range picked from a sweep: ``low`` where the loss falls fastest, ``high`` where it diverges."""
 
     low: float
     high: float
     steepest: int  # index of low in the sweep
-    best: int  # index of high
+    lowest: int  # index of the lowest smoothed loss
+    diverged: int  # index of high
 
 
 def step_scale(config: dict[str, Any]) -> float:
@@ -110,10 +116,9 @@ def pick_range(
     min_drop: float = MIN_DROP,
     name: str = "lr",
 ) -> LrRange:
-    """The range ``[scale where the smoothed loss falls fastest, scale where it is lowest]``.
+    """The range ``[scale where the smoothed loss falls fastest, scale where it diverges]``.
 
-    Both are taken before the loss diverges (see the module docstring). ``name`` names the
-    swept quantity in messages.
+    See the module docstring for the rule. ``name`` names the swept quantity in messages.
 
     Raises:
         RangeNotFound: the loss did not fall by ``min_drop`` before it diverged, or at all.
@@ -125,13 +130,19 @@ def pick_range(
     smoothed = smooth([x if math.isfinite(x) else math.inf for x in losses], smoothing)
     end = _divergence(losses, smoothed, diverge_factor)
     curve = smoothed[:end]
-    best = min(range(len(curve)), key=curve.__getitem__, default=0)
-    if best == 0 or curve[best] > (1 - min_drop) * curve[0]:
-        if end is not None:
+    lowest = min(range(len(curve)), key=curve.__getitem__, default=0)
+    if lowest == 0 or curve[lowest] > (1 - min_drop) * curve[0]:
+        if end is not None and end < EARLY:
             raise RangeNotFound(
                 f"the loss never fell before it diverged at {name} {scales[end]:.3g} (swept from "
                 f"{scales[0]:.3g}): every {name} tried is too large; try a smaller lowest {name} or give "
                 f"{name} a fixed range"
+            )
+        if end is not None:
+            raise RangeNotFound(
+                f"the loss never fell by {min_drop:.0%} before it diverged at {name} {scales[end]:.3g} after "
+                f"{end} steps (swept from {scales[0]:.3g}): it learns too slowly for a sweep this short; sweep "
+                f"more steps, or give {name} a fixed range"
             )
         raise RangeNotFound(
             f"the loss never fell by {min_drop:.0%} over {name} {scales[0]:.3g}..{scales[-1]:.3g} in "
@@ -141,11 +152,13 @@ def pick_range(
     logs = [math.log(s) for s in scales]
 
     def slope(k: int) -> float:  # central difference of the smoothed loss over log(scale), one-sided at 0
-        lo, hi = max(0, k - 1), k + 1
+        lo, hi = max(0, k - 1), k + 1  # k < lowest, so k + 1 is on the curve
         return (curve[hi] - curve[lo]) / (logs[hi] - logs[lo])
 
-    steepest = min(range(best), key=slope)
-    return LrRange(low=scales[steepest], high=scales[best], steepest=steepest, best=best)
+    steepest = min(range(lowest), key=slope)
+    worse = next((k for k in range(lowest + 1, len(curve)) if curve[k] > curve[0]), None)
+    diverged = worse if worse is not None else end if end is not None else len(curve) - 1
+    return LrRange(low=scales[steepest], high=scales[diverged], steepest=steepest, lowest=lowest, diverged=diverged)
 
 
 def lr_sweep(

@@ -37,7 +37,7 @@ __all__ = ["RANGE_ATTR", "RangeTestError", "needs_range_test", "reference_config
 
 RANGE_ATTR = "lr_range"
 STEPS = 200  # steps of the sweep
-LOW, HIGH = 1e-6, 10.0  # the step scale swept (lr, or lr * lambda)
+LOW, HIGH = 1e-5, 10.0  # the step scale swept (lr, or lr * lambda)
 
 
 class RangeTestError(SpecError):

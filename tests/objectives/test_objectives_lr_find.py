@@ -18,21 +18,30 @@ def test_smooth_is_the_debiased_moving_average():
     assert smooth([3.0, 1.0], 0.0) == [3.0, 1.0]  # beta 0: the raw curve
 
 
-def test_range_runs_from_the_steepest_fall_to_the_lowest_loss_before_divergence():
+def test_range_runs_from_the_steepest_fall_to_where_the_loss_diverges():
     losses = [2.3, 2.2, 1.9, 1.1, 0.9, 0.8, 5.0, math.nan]
-    # unsmoothed: 5.0 > 4 x 0.8 diverges at k=6; lowest at k=5; slopes over log(scale) (central):
+    # unsmoothed: 5.0 > 4 x 0.8 stops the curve at k=6; lowest at k=5; slopes over log(scale) (central):
     # k=0 -0.1/L (one-sided), k=1 -0.4/2L, k=2 -1.1/2L, k=3 -1.0/2L, k=4 -0.3/2L -> steepest k=2
     found = pick_range(DECADES, losses, smoothing=0.0)
-    assert (found.steepest, found.best) == (2, 5)
-    assert (found.low, found.high) == (1e-4, 0.1)
+    assert (found.steepest, found.lowest, found.diverged) == (2, 5, 6)
+    assert (found.low, found.high) == (1e-4, 1.0)
+
+
+def test_the_range_ends_where_the_loss_climbs_back_above_its_start():
+    losses = [2.3, 2.2, 1.9, 1.1, 0.9, 1.8, 2.4, 3.0]  # 2.4 > 2.3 at k=6, before any 4x stop
+    found = pick_range(DECADES, losses, smoothing=0.0)
+    assert (found.steepest, found.lowest, found.diverged) == (2, 4, 6)
+    assert (found.low, found.high) == (1e-4, 1.0)
+    assert pick_range(DECADES[:6], losses[:6], smoothing=0.0).high == 1e-1  # never diverged: the last step
 
 
 def test_range_on_a_smoothed_curve():
     scales = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
     # beta 0.5: smoothed 4, 8/3, 12/7, 4/3, 4.625/0.96875 = 4.774 (not above 4 x 4/3: no divergence)
-    # lowest at k=3; slopes: k=0 (8/3 - 4)/L, k=1 (12/7 - 4)/2L = -1.143/L, k=2 (4/3 - 8/3)/2L -> k=0
+    # lowest at k=3; slopes: k=0 (8/3 - 4)/L, k=1 (12/7 - 4)/2L = -1.143/L, k=2 (4/3 - 8/3)/2L -> k=0;
+    # 4.774 > 4 (the first smoothed loss) at k=4
     found = pick_range(scales, [4.0, 2.0, 1.0, 1.0, 8.0], smoothing=0.5)
-    assert (found.low, found.high, found.steepest, found.best) == (1e-3, 1.0, 0, 3)
+    assert (found.low, found.high, found.steepest, found.lowest, found.diverged) == (1e-3, 10.0, 0, 3, 4)
 
 
 def test_a_loss_that_rises_from_the_first_step_is_diverged_at_every_lr():
@@ -48,7 +57,7 @@ def test_a_loss_that_never_falls_by_five_percent_is_not_a_range():
     with pytest.raises(RangeNotFound, match=r"^the loss never fell by 5% over lr 1e-06\.\.0\.01 in 5 steps: the "
                                             r"objective does not learn at any lr tried; check the data and model"):
         pick_range(DECADES[:5], flat, smoothing=0.0)
-    assert pick_range(DECADES[:5], flat[:4] + [2.18], smoothing=0.0).best == 4  # 2.18 <= 2.185: it learns
+    assert pick_range(DECADES[:5], flat[:4] + [2.18], smoothing=0.0).lowest == 4  # 2.18 <= 2.185: it learns
 
 
 def test_pick_range_input_errors():
@@ -81,4 +90,13 @@ def test_a_real_sweep_on_fashion_mnist_finds_a_range_and_stops_where_it_diverges
     assert sweep.trial_epochs == len(sweep.losses) / 9
     assert sweep.losses[0] == pytest.approx(math.log(10), abs=0.1)  # a 10-class guess at first
     found = pick_range(sweep.scales, sweep.losses)
-    assert 1e-3 < found.low < found.high < 1.0  # LARS's relative step: where the loss falls and where it stops
+    assert 1e-3 < found.low < found.high < 10.0  # LARS's relative step: where the loss falls and where it diverges
+    assert found.high == sweep.scales[found.diverged] and found.lowest < found.diverged
+
+
+def test_a_loss_that_diverges_late_without_falling_says_the_sweep_is_too_short():
+    scales = [10.0 ** (-5 + k / 4) for k in range(13)]  # 1e-5 .. 1e-2
+    losses = [2.3] * 12 + [10.0]  # flat, then 10 > 4 x 2.3 at k=12 (not within the first 10 steps)
+    with pytest.raises(RangeNotFound, match=r"^the loss never fell by 5% before it diverged at lr 0\.01 after 12 steps "
+                                            r"\(swept from 1e-05\): it learns too slowly for a sweep this short"):
+        pick_range(scales, losses, smoothing=0.0)
