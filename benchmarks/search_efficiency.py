@@ -79,8 +79,8 @@ VARIANTS: dict[str, dict] = {
 SIZES: dict[str, dict] = {
     "full": {"seeds": 5, "trials": 40, "n_train": 2000, "val_size": 1000, "epochs": 10, "width": 0.125,
              "batch_size": 128, "range_steps": 200},
-    "smoke": {"seeds": 2, "trials": 3, "n_train": 512, "val_size": 200, "epochs": 2, "width": 0.125,
-              "batch_size": 32, "range_steps": 100},
+    "smoke": {"seeds": 2, "trials": 2, "n_train": 512, "val_size": 200, "epochs": 2, "width": 0.125,
+              "batch_size": 32, "range_steps": 60},
 }
 
 
@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="sampler seeds per variant (default: the size's)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run are FIRST_SEED .. FIRST_SEED+SEEDS-1")
     parser.add_argument("--trials", type=int, help="trials per arm and run (default: the size's)")
+    parser.add_argument("--val-size", type=int, help="validation images held out (default: the size's)")
     parser.add_argument("--device", default="cpu", help="cpu (default), or cuda[:N]: GPU runs are stored apart")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
     parser.add_argument("--analyse-only", action="store_true", help="train nothing: report the stored runs")
@@ -272,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", default=str(ROOT / "artifacts" / "search_efficiency.png"))
     args = parser.parse_args(argv)
     size = dict(SIZES[args.size])
-    size.update({k: v for k, v in (("seeds", args.seeds), ("trials", args.trials)) if v is not None})
+    size.update({k: v for k, v in (("seeds", args.seeds), ("trials", args.trials), ("val_size", args.val_size))
+                 if v is not None})
     if size["seeds"] < 1 or size["trials"] < 1:
         parser.error(f"--seeds and --trials must be >= 1, got {size['seeds']} and {size['trials']}")
     (ROOT / "artifacts").mkdir(exist_ok=True)
