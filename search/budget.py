@@ -12,7 +12,7 @@ A *slot* is one trial the budget paid for. Optuna's retry callback (see
 ``system_attrs["failed_trial"]`` names the original; the retry reuses the original's
 slot. So
 
-    count_finished(study) = #{ trials t : "failed_trial" not in t.system_attrs }
+    count_slots(study) = #{ trials t : "failed_trial" not in t.system_attrs }
 
 which equals COMPLETE + PRUNED + final FAIL + RUNNING + WAITING, where a FAIL is final
 unless it was retried. The count never goes down: between the instant a stale trial
@@ -48,27 +48,32 @@ period the next claim on that arm fails the trial and enqueues its retry.
 
 The lock is held for one count and one ``ask`` (a few milliseconds with TPE); a
 sampler's relative sampling (CMA-ES, GP) runs inside ``ask`` and so under the lock.
+
+A claim that finds the arm full while a trial has stopped beating logs once which trial
+it is waiting for and about when it will be failed and retried, instead of waiting
+silently. Optuna's private names are used only through :mod:`search.optuna_internals`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import logging
 import threading
 import time
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
-from search.storage import is_transient_error, mask_url, one_line, rdb_backend, storage_lock
+from search import optuna_internals as internals
+from search.storage import is_transient_error, mask_url, one_line, retry, storage_lock
 
-__all__ = ["count_finished", "claim_trial", "is_complete", "RETRY_ATTR"]
+__all__ = ["count_slots", "claim_trial", "is_complete", "arm_lock", "RETRY_ATTR"]
 
 _logger = logging.getLogger(__name__)
 
@@ -93,26 +98,25 @@ class _Counts:
     running: int
 
 
+def _backend(study: optuna.Study) -> optuna.storages.RDBStorage | None:
+    return internals.rdb_backend(internals.storage_of(study))
+
+
 def _counts(study: optuna.Study) -> _Counts:
     """Slot, WAITING and RUNNING counts of ``study``, fresh from the database.
 
-    On an RDB storage this is one SQL statement of scalar ``COUNT`` subqueries over
-    Optuna's ``trials`` and ``trial_system_attributes`` tables, instead of loading every
-    trial with its params and attrs (``study.get_trials``), which a claim and the study
-    loop would otherwise do several times per trial. Falls back to ``get_trials`` for
-    other storages and if the statement fails for a reason other than a transient one
-    (an Optuna schema this code does not know).
+    On an RDB storage this is one SQL statement (:func:`search.optuna_internals.count_trials`)
+    instead of loading every trial with its params and attrs, which a claim and the study
+    loop would otherwise do several times per trial. Other storages load the trials.
     """
-    backend = rdb_backend(study._storage)
+    backend = _backend(study)
     if backend is not None:
-        try:
-            run = getattr(backend, "_with_retry", None)
-            row = run("_counts", _sql_counts, backend, study._study_id) if run else _sql_counts(backend, study._study_id)
-            return _Counts(slots=row[0] - row[1], waiting=row[2], running=row[3])
-        except Exception as error:
-            if is_transient_error(error):
-                raise
-            _logger.debug("counting trials in SQL failed (%s); loading the trials instead", error)
+        study_id = internals.study_id_of(study)
+        total, retries, waiting, running = retry(
+            lambda: internals.count_trials(backend, study_id, RETRY_ATTR),
+            what="counting trials", url=backend.url, timeout=getattr(backend, "retry_timeout", 60.0),
+        )  # fmt: skip
+        return _Counts(slots=total - retries, waiting=waiting, running=running)
     trials = study.get_trials(deepcopy=False)
     return _Counts(
         slots=_slots(trials),
@@ -121,32 +125,7 @@ def _counts(study: optuna.Study) -> _Counts:
     )
 
 
-def _sql_counts(backend: optuna.storages.RDBStorage, study_id: int) -> tuple[int, int, int, int]:
-    from optuna.storages._rdb import models
-
-    trials = models.TrialModel.__table__
-    attrs = models.TrialSystemAttributeModel.__table__
-
-    def count(*where: Any) -> Any:
-        return sqlalchemy.select(sqlalchemy.func.count()).select_from(trials).where(
-            trials.c.study_id == study_id, *where
-        ).scalar_subquery()
-
-    retries = (
-        sqlalchemy.select(sqlalchemy.func.count())
-        .select_from(attrs.join(trials, attrs.c.trial_id == trials.c.trial_id))
-        .where(trials.c.study_id == study_id, attrs.c.key == RETRY_ATTR)
-        .scalar_subquery()
-    )
-    statement = sqlalchemy.select(
-        count(), retries, count(trials.c.state == TrialState.WAITING), count(trials.c.state == TrialState.RUNNING)
-    )
-    with backend.engine.connect() as connection:
-        row = connection.execute(statement).one()
-    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
-
-
-def count_finished(study: optuna.Study) -> int:
+def count_slots(study: optuna.Study) -> int:
     """Trials that count toward the arm's budget (see the module docstring).
 
     COMPLETE, PRUNED, final FAIL (not retried), plus RUNNING and WAITING (in flight);
@@ -155,8 +134,11 @@ def count_finished(study: optuna.Study) -> int:
     return _counts(study).slots
 
 
+count_finished = count_slots  # the former, misleading name (it counts trials in flight too)
+
+
 def _heartbeat_on(study: optuna.Study) -> bool:
-    backend = rdb_backend(study._storage)
+    backend = _backend(study)
     return backend is not None and backend.get_heartbeat_interval() is not None
 
 
@@ -183,11 +165,15 @@ def _lock_key(study: optuna.Study) -> int:
     return int.from_bytes(digest[:8], "big") >> 1  # fits a signed bigint
 
 
+_memory_lock = threading.Lock()  # in-memory storages live in one process
+
+
 @contextlib.contextmanager
-def _arm_lock(study: optuna.Study) -> Iterator[None]:
-    backend = rdb_backend(study._storage)
-    if backend is None:  # in-memory storage: one process
-        with storage_lock("sqlite://", key=study.study_name):
+def arm_lock(study: optuna.Study) -> Iterator[None]:
+    """The lock that serialises claims on one arm across processes and machines (module docstring)."""
+    backend = _backend(study)
+    if backend is None:
+        with _memory_lock:
             yield
         return
     dialect = backend.engine.dialect.name
@@ -196,9 +182,7 @@ def _arm_lock(study: optuna.Study) -> Iterator[None]:
             yield
         return
     if dialect not in ("postgresql", "mysql"):
-        raise NotImplementedError(
-            f"exact budgets need a sqlite, postgresql or mysql storage, got {dialect!r}"
-        )
+        raise NotImplementedError(f"exact budgets need a sqlite, postgresql or mysql storage, got {dialect!r}")
     key = _lock_key(study)
     connection = backend.engine.connect()
     try:
@@ -230,13 +214,16 @@ def _arm_lock(study: optuna.Study) -> Iterator[None]:
         connection.close()
 
 
+_arm_lock = arm_lock  # the former private name (search.evaluation imports it)
+
+
 def _release_failed(study: optuna.Study, backend, connection, error: Exception) -> None:
     """The lock's connection died, and the server released the lock with it.
 
     Raising here would make the caller claim again although this claim already happened.
     """
     _logger.warning("releasing the lock of %r failed (%s); the connection is dropped",
-                    study.study_name, one_line(error, backend.url))
+                    study.study_name, one_line(error, backend.url))  # fmt: skip
     connection.invalidate()
 
 
@@ -251,32 +238,12 @@ def _adopt_orphans(backend: optuna.storages.RDBStorage, study_id: int) -> None:
     a live trial whose first beat failed; its own thread beats again within one
     interval). After the grace period the usual check fails and retries it.
     """
-    from optuna.storages._rdb import models
-
-    trials = models.TrialModel.__table__
-    beats = models.TrialHeartbeatModel.__table__
-    statement = (
-        sqlalchemy.select(trials.c.trial_id)
-        .select_from(trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
-        .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING, beats.c.trial_id.is_(None))
-    )
-    with backend.engine.connect() as connection:
-        orphans = list(connection.execute(statement).scalars())
-    for trial_id in orphans:
-        _logger.warning("trial id %d is RUNNING without a heartbeat; it fails after the grace period "
-                        "unless its worker is alive", trial_id)  # fmt: skip
-        backend.record_heartbeat(trial_id)
-
-
-def _trial_state(backend: optuna.storages.RDBStorage, trial_id: int) -> TrialState:
-    """One trial's state in one small query (not the whole trial with its attrs)."""
-    from optuna.storages._rdb import models
-
-    trials = models.TrialModel.__table__
-    with backend.engine.connect() as connection:
-        return connection.execute(
-            sqlalchemy.select(trials.c.state).where(trials.c.trial_id == trial_id)
-        ).scalar_one()
+    _, running = internals.running_heartbeats(backend, study_id)
+    for trial_id, number, beat in running:
+        if beat is None:
+            _logger.warning("trial %d is RUNNING without a heartbeat; it fails after the grace period "
+                            "unless its worker is alive", number)  # fmt: skip
+            backend.record_heartbeat(trial_id)
 
 
 class _HeartbeatThread(threading.Thread):
@@ -295,7 +262,7 @@ class _HeartbeatThread(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(self._interval):
             try:
-                if _trial_state(self._backend, self._trial_id).is_finished():
+                if self._backend.get_trial(self._trial_id).state.is_finished():
                     return
                 self._backend.record_heartbeat(self._trial_id)
             except Exception as error:  # keep beating: a lost beat is not a lost trial
@@ -303,7 +270,7 @@ class _HeartbeatThread(threading.Thread):
                     "heartbeat of trial id %d on %s failed: %s",
                     self._trial_id, mask_url(self._backend.url),
                     str(error).splitlines()[0] if str(error) else type(error).__name__,
-                )
+                )  # fmt: skip
 
 
 # ------------------------------------------------------------------------- claim
@@ -324,6 +291,10 @@ def _stale_check_due(study: optuna.Study, backend: optuna.storages.RDBStorage) -
     return True
 
 
+def _grace(backend: optuna.storages.RDBStorage) -> float:
+    return getattr(backend, "grace_period", None) or 2 * (backend.get_heartbeat_interval() or 0)
+
+
 def _healthy_for_grace(backend: optuna.storages.RDBStorage) -> bool:
     """Whether this process has reached the database for a whole grace period.
 
@@ -333,34 +304,66 @@ def _healthy_for_grace(backend: optuna.storages.RDBStorage) -> bool:
     error (and after ``grace_period`` seconds since it opened the storage), by which time
     every live worker has beaten again.
     """
-    interval = backend.get_heartbeat_interval() or 0
-    grace = getattr(backend, "grace_period", None) or 2 * interval
     since = getattr(backend, "healthy_since", None)
-    return since is None or time.monotonic() - since >= grace
+    return since is None or time.monotonic() - since >= _grace(backend)
+
+
+_announced_stale: set[tuple[int, int]] = set()
+
+
+def _announce_silent_trials(study: optuna.Study, backend: optuna.storages.RDBStorage) -> None:
+    """Log once per trial which RUNNING trial has missed its heartbeats, and when it will be retried.
+
+    Called when the arm is full and this worker waits: a trial whose last beat is older
+    than one and a half intervals has most likely lost its worker (SIGKILL, a crash).
+    """
+    interval = backend.get_heartbeat_interval() or 0
+    now, running = internals.running_heartbeats(backend, internals.study_id_of(study))
+    since = getattr(backend, "healthy_since", None)
+    judged_from = 0.0 if since is None else max(0.0, since + _grace(backend) - time.monotonic())
+    for trial_id, number, beat in running:
+        key = (id(backend), trial_id)
+        if beat is None or key in _announced_stale:
+            continue
+        silent = (now - beat).total_seconds()
+        if silent < 1.5 * interval:
+            continue
+        _announced_stale.add(key)
+        wait = max(_grace(backend) - silent, judged_from) + interval
+        at = (datetime.datetime.now() + datetime.timedelta(seconds=wait)).strftime("%H:%M:%S")
+        _logger.warning(
+            "waiting for %s trial %d: no heartbeat for %.0f s (its worker stopped?); it will be failed "
+            "and retried at about %s (in %.0f s)", study.study_name, number, silent, at, wait,
+        )  # fmt: skip
 
 
 def _claim_locked(study: optuna.Study, budget: int) -> optuna.trial.Trial | None:
-    backend = rdb_backend(study._storage)
+    backend = _backend(study)
     heartbeat = backend is not None and backend.get_heartbeat_interval() is not None
-    with _arm_lock(study):
+    with arm_lock(study):
         if heartbeat and _healthy_for_grace(backend) and _stale_check_due(study, backend):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
-            _adopt_orphans(backend, study._study_id)
+            _adopt_orphans(backend, internals.study_id_of(study))
         counts = _counts(study)
         if counts.waiting == 0 and counts.slots >= budget:
-            return None
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-            trial = study.ask()
-        if heartbeat:
-            try:  # a failed first beat must not undo the claim: the thread beats again
-                backend.record_heartbeat(trial._trial_id)
-            except Exception as error:
-                _logger.warning("first heartbeat of trial %d failed: %s", trial.number, error)
+            trial = None
+        else:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+                trial = study.ask()
+            if heartbeat:
+                try:  # a failed first beat must not undo the claim: the thread beats again
+                    backend.record_heartbeat(internals.trial_id_of(trial))
+                except Exception as error:
+                    _logger.warning("first heartbeat of trial %d failed: %s", trial.number, error)
+    if trial is None:
+        if heartbeat and counts.running:
+            _announce_silent_trials(study, backend)
+        return None
     if heartbeat:
-        _HeartbeatThread(backend, trial._trial_id, backend.get_heartbeat_interval()).start()
+        _HeartbeatThread(backend, internals.trial_id_of(trial), backend.get_heartbeat_interval()).start()
     return trial
 
 
@@ -385,20 +388,12 @@ def claim_trial(study: optuna.Study, budget: int) -> optuna.trial.Trial | None:
         an ``optuna.trial.Trial`` to run and ``tell``, or None when the arm is full.
     """
     budget = _check_budget(budget)
-    deadline = time.monotonic() + _CLAIM_RETRY_TIMEOUT_S
-    delay = 0.1
-    while True:
-        try:
-            return _claim_locked(study, budget)
-        except Exception as error:
-            if not is_transient_error(error):
-                raise
-            backend = rdb_backend(study._storage)
-            if hasattr(backend, "note_transient_error"):
-                backend.note_transient_error()
-            if time.monotonic() >= deadline:
-                raise
-            url = backend.url if backend is not None else ""
-            _logger.warning("claiming a trial of %r failed (%s); retrying", study.study_name, one_line(error, url))
-            time.sleep(delay)
-            delay = min(2 * delay, 2.0)
+    backend = _backend(study)
+    return retry(
+        lambda: _claim_locked(study, budget),
+        what=f"claiming a trial of {study.study_name!r}",
+        url=backend.url if backend is not None else "",
+        timeout=_CLAIM_RETRY_TIMEOUT_S,
+        on_retry=getattr(backend, "note_transient_error", None),
+        first_delay=0.1,
+    )

@@ -7,6 +7,10 @@ failed and retried::
 
     storage = open_storage("postgresql+psycopg://lars:secret@db-host/lars")
     storage = open_storage(None)          # $LARS_SEARCH_STORAGE or sqlite:///lars-search.db
+    reader = open_reader("sqlite:///lars-search.db")   # status, compare, export, dashboard
+
+``open_reader`` never creates or alters a database: the SQLite file must exist and hold
+Optuna's tables, it is opened read-only (``mode=ro``), and no lock file is made.
 
 Why an SQL storage, and SQLite rather than Optuna's JournalStorage
 ------------------------------------------------------------------
@@ -34,7 +38,7 @@ the locking failures have known causes that we remove here:
 * **transient errors during the study** ("database is locked" after the timeout, a
   PostgreSQL server that restarts, a dropped connection): every storage call is
   retried with exponential back-off for up to ``retry_timeout`` seconds (logged, URL
-  masked); a connection that died with a restarted PostgreSQL/MySQL server fails
+  masked, :func:`retry`); a connection that died with a restarted PostgreSQL/MySQL server fails
   once, SQLAlchemy replaces the pool's connections, and the retry reconnects. The
   heartbeat thread (see :mod:`search.budget`) survives such errors instead of dying
   with them (optuna#4994).
@@ -48,16 +52,19 @@ the same parameters again as a WAITING trial, at most ``max_retry`` times (a con
 that kills its worker every time, e.g. through the kernel's OOM killer, must not loop
 forever).
 
-Errors: a malformed, unreachable or unauthorised URL raises :class:`StorageError`
-with one line and the password masked (``postgresql+psycopg://lars:***@host/db``);
-nothing is written to the database in that case.
+Errors: a malformed, unreachable or unauthorised URL, an in-memory SQLite database
+(``sqlite://``: workers cannot share it and a rerun cannot resume it) or a SQLite path
+whose directory cannot hold the file (``/proc/x.db``) raises :class:`StorageError` with
+one line and the password masked (``postgresql+psycopg://lars:***@host/db``); nothing
+is written to the database in that case.
+
+Optuna's private names are used only through :mod:`search.optuna_internals`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import inspect
 import logging
 import os
 import random
@@ -65,28 +72,37 @@ import re
 import sqlite3
 import threading
 import time
+import urllib.parse
 import warnings
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
+from search import optuna_internals
+from search.optuna_internals import rdb_backend
+
 __all__ = [
     "StorageError",
     "DEFAULT_STORAGE_URL",
     "default_storage_url",
+    "resolve_storage_url",
+    "sqlite_file",
     "mask_url",
     "open_storage",
+    "open_reader",
     "rdb_backend",
+    "retry",
     "storage_lock",
     "is_transient_error",
     "one_line",
 ]
 
 _logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_STORAGE_URL = "sqlite:///lars-search.db"
 _SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
@@ -100,6 +116,35 @@ class StorageError(Exception):
 def default_storage_url() -> str:
     """``$LARS_SEARCH_STORAGE`` if set, else ``sqlite:///lars-search.db`` (in the cwd)."""
     return os.environ.get("LARS_SEARCH_STORAGE") or DEFAULT_STORAGE_URL
+
+
+def resolve_storage_url(flag: str | None, spec: Any = None) -> str:
+    """``--storage`` flag, else the study file's ``storage``, else :func:`default_storage_url`."""
+    return flag or getattr(spec, "storage", None) or default_storage_url()
+
+
+def _is_in_memory(database: str | None) -> bool:
+    return not database or database == ":memory:" or database.startswith("file::memory:") or "mode=memory" in database
+
+
+def sqlite_file(url: str) -> str | None:
+    """The absolute path of a ``sqlite:///PATH`` URL's file; None for other databases.
+
+    Raises:
+        StorageError: the URL is malformed, or names an in-memory SQLite database.
+    """
+    parsed = _parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if _is_in_memory(parsed.database):
+        raise StorageError(
+            f"storage URL {mask_url(url)!r} is an in-memory SQLite database, which workers cannot share and "
+            "a rerun cannot resume; use a file, e.g. sqlite:///lars-search.db"
+        )
+    database = parsed.database
+    if database.startswith("file:"):  # SQLite URI filename (uri=true)
+        database = urllib.parse.unquote(database[len("file:"):].split("?", 1)[0])
+    return os.path.abspath(database)
 
 
 _USERINFO = re.compile(r"(?P<head>://[^/@:\s]*):(?P<password>[^@/\s]*)@")
@@ -147,6 +192,46 @@ def one_line(error: BaseException, url: str) -> str:
     return _scrub(text, url)
 
 
+def _parse(url: str) -> sqlalchemy.engine.URL:
+    try:
+        return make_url(url)
+    except Exception:
+        raise StorageError(
+            f"storage URL {mask_url(url)!r} is not a valid SQLAlchemy URL "
+            "(e.g. sqlite:///lars-search.db or postgresql+psycopg://user:password@host/db)"
+        ) from None
+
+
+def _normalise(url: str) -> tuple[str, sqlalchemy.engine.URL]:
+    """Parse ``url``; map ``postgres://`` and a bare ``postgresql://`` to an installed driver."""
+    parsed = _parse(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        parsed = parsed.set(drivername="postgresql" + parsed.drivername[len("postgres"):])
+        backend = "postgresql"
+    if backend not in _SUPPORTED_BACKENDS:
+        raise StorageError(
+            f"storage URL {mask_url(url)!r}: backend {backend!r} is not supported; "
+            f"use one of {', '.join(_SUPPORTED_BACKENDS)}"
+        )
+    if backend == "sqlite":
+        sqlite_file(url)  # rejects in-memory databases
+    if parsed.drivername == "postgresql":
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except Exception:
+        extra = " (pip install 'lars-search[postgres]')" if backend == "postgresql" else ""
+        raise StorageError(
+            f"storage URL {mask_url(url)!r}: the database driver for "
+            f"{parsed.drivername!r} is not installed{extra}"
+        ) from None
+    return parsed.render_as_string(hide_password=False), parsed
+
+
 # ------------------------------------------------------------------ transient errors
 def is_transient_error(error: BaseException) -> bool:
     """True for errors that a retry can cure: locks, lost connections, server restarts.
@@ -158,6 +243,8 @@ def is_transient_error(error: BaseException) -> bool:
     e: BaseException | None = error
     while e is not None and id(e) not in seen:
         seen.add(id(e))
+        if "readonly database" in str(e):  # a read-only storage (open_reader) stays read-only
+            return False
         if isinstance(e, sqlalchemy.exc.DBAPIError) and e.connection_invalidated:
             return True
         if isinstance(e, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
@@ -170,17 +257,47 @@ def is_transient_error(error: BaseException) -> bool:
     return False
 
 
-_RETRIED_METHODS = (
-    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
-    "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
-    "get_study_user_attrs", "get_study_system_attrs", "get_all_studies",
-    "create_new_trial", "_create_new_trial", "set_trial_param", "_set_trial_param",
-    "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
-    "set_trial_user_attr", "set_trial_system_attr", "get_trial_user_attrs",
-    "get_trial_system_attrs", "get_trial_id_from_study_id_trial_number", "get_trial",
-    "get_all_trials", "_get_trials", "get_best_trial", "_get_best_trial_id",
-    "record_heartbeat", "_get_stale_trial_ids",
-)
+def retry(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    url: str,
+    timeout: float,
+    retryable: Callable[[BaseException], bool] = is_transient_error,
+    on_retry: Callable[[], None] | None = None,
+    first_delay: float = 0.05,
+    max_delay: float = 2.0,
+) -> T:
+    """``fn()``, called again with jittered exponential back-off while it raises a retryable error.
+
+    The one retry loop of lars-search (storage calls, schema creation, trial claims). Each
+    retry is logged as a warning naming ``what`` and the storage (password masked);
+    ``on_retry`` runs before each wait. After ``timeout`` seconds the last error is raised.
+    """
+    deadline = time.monotonic() + timeout
+    delay = first_delay
+    while True:
+        try:
+            return fn()
+        except Exception as error:
+            if not retryable(error):
+                raise
+            if on_retry is not None:
+                on_retry()
+            if time.monotonic() >= deadline:
+                raise
+            _logger.warning("storage %s: %s failed (%s); retrying in %.2f s", mask_url(url), what,
+                            one_line(error, url), delay)  # fmt: skip
+            time.sleep(delay * (1.0 + random.random()))
+            delay = min(delay * 2.0, max_delay)
+
+
+# ------------------------------------------------------------------ the retrying storage
+def _retried_methods() -> tuple[str, ...]:
+    """Every public method of Optuna's ``BaseStorage``, ``record_heartbeat`` and the private
+    ``RDBStorage`` methods Optuna itself calls (:mod:`search.optuna_internals`)."""
+    public = [n for n, v in vars(optuna.storages.BaseStorage).items() if not n.startswith("_") and callable(v)]
+    return (*public, "record_heartbeat", *optuna_internals.PRIVATE_STORAGE_CALLS)
 
 
 class _RetryingRDBStorage(optuna.storages.RDBStorage):
@@ -205,28 +322,13 @@ class _RetryingRDBStorage(optuna.storages.RDBStorage):
         super().__setstate__(state)
         _configure_engine(self)
 
-    def _with_retry(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + self.retry_timeout
-        delay = 0.05
-        while True:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as error:
-                if not is_transient_error(error):
-                    raise
-                self.note_transient_error()
-                if time.monotonic() >= deadline:
-                    raise
-                _logger.warning(
-                    "storage %s: %s failed (%s); retrying in %.2f s",
-                    mask_url(self.url), name, one_line(error, self.url), delay,
-                )
-                time.sleep(delay * (1.0 + random.random()))
-                delay = min(delay * 2.0, 2.0)
+    def _with_retry(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return retry(lambda: fn(*args, **kwargs), what=name, url=self.url, timeout=self.retry_timeout,
+                     on_retry=self.note_transient_error)  # fmt: skip
 
 
 def _make_retrying(name: str) -> Any:
-    original = getattr(optuna.storages.RDBStorage, name)
+    original = getattr(optuna.storages.RDBStorage, name)  # an AttributeError here: Optuna renamed it
 
     def method(self: _RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
         return self._with_retry(name, original, self, *args, **kwargs)
@@ -236,9 +338,8 @@ def _make_retrying(name: str) -> Any:
     return method
 
 
-for _name in _RETRIED_METHODS:
-    if hasattr(optuna.storages.RDBStorage, _name):
-        setattr(_RetryingRDBStorage, _name, _make_retrying(_name))
+for _name in _retried_methods():
+    setattr(_RetryingRDBStorage, _name, _make_retrying(_name))
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
@@ -256,44 +357,30 @@ def _configure_engine(storage: optuna.storages.RDBStorage) -> None:
         storage.engine.dispose()  # connections opened while building lack the setting
 
 
-def rdb_backend(storage: Any) -> optuna.storages.RDBStorage | None:
-    """The RDBStorage behind ``storage`` (unwrapping Optuna's ``_CachedStorage``), or None."""
-    for candidate in (storage, getattr(storage, "_backend", None)):
-        if isinstance(candidate, optuna.storages.RDBStorage):
-            return candidate
-    return None
-
-
 # ---------------------------------------------------------------------- file lock
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
 
-def _sqlite_path(url: str) -> str | None:
-    """The database file of a sqlite URL, or None for an in-memory database."""
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file::memory:"):
-        return None
-    return os.path.abspath(database)
-
-
 @contextlib.contextmanager
 def storage_lock(url: str, key: str = "schema") -> Iterator[None]:
-    """An exclusive lock shared by all local processes using the same SQLite file.
+    """An exclusive lock shared by all local processes writing the same SQLite file.
 
     ``fcntl.flock`` on ``<db file>.lock`` (the kernel releases it when the holder dies,
     SIGKILL included), plus a per-process mutex for threads. ``key`` is for readers;
-    one lock serves all keys. For an in-memory database only the mutex is taken.
+    one lock serves all keys. Only writers take it (:func:`open_storage`, claims).
     """
-    path = _sqlite_path(url)
-    lock_key = path or f"memory:{url}"
+    path = sqlite_file(url)
+    if path is None:
+        raise ValueError(f"storage_lock needs a sqlite:/// URL, got {mask_url(url)!r}")
     with _thread_locks_guard:
-        mutex = _thread_locks.setdefault(lock_key, threading.Lock())
+        mutex = _thread_locks.setdefault(path, threading.Lock())
     with mutex:
-        if path is None:
-            yield
-            return
-        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StorageError(f"cannot open storage {mask_url(url)}: cannot create {path}.lock "
+                               f"({error.strerror or error})") from None  # fmt: skip
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -315,50 +402,22 @@ def _env_seconds(name: str, default: int | None) -> int | None:
     return value
 
 
-def _retry_callback(max_retry: int | None) -> tuple[str, Any]:
-    """Optuna's retry-stale-trial callback and the RDBStorage keyword that takes it."""
-    params = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-    if "heartbeat_stale_trial_callback" in params and hasattr(
-        optuna.storages, "RetryHeartbeatStaleTrialCallback"
-    ):
-        return "heartbeat_stale_trial_callback", optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=max_retry
+def _heartbeat_kwargs(interval: int | None, grace: int | None, max_retry: int | None) -> dict[str, Any]:
+    """RDBStorage's heartbeat keywords, with Optuna's public retry-stale-trial callback."""
+    interval = interval or _env_seconds("LARS_SEARCH_HEARTBEAT_INTERVAL", 60)
+    grace = grace or _env_seconds("LARS_SEARCH_HEARTBEAT_GRACE", None) or 2 * interval
+    if grace <= interval:
+        raise StorageError(
+            f"grace_period must be longer than heartbeat_interval, got "
+            f"grace_period={grace} and heartbeat_interval={interval}"
         )
-    return "failed_trial_callback", optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)
-
-
-def _normalise(url: str) -> tuple[str, sqlalchemy.engine.URL]:
-    """Parse ``url``; map ``postgres://`` and a bare ``postgresql://`` to an installed driver."""
-    try:
-        parsed = make_url(url)
-    except Exception:
-        raise StorageError(
-            f"storage URL {mask_url(url)!r} is not a valid SQLAlchemy URL "
-            "(e.g. sqlite:///lars-search.db or postgresql+psycopg://user:password@host/db)"
-        ) from None
-    backend = parsed.get_backend_name()
-    if backend == "postgres":
-        parsed = parsed.set(drivername="postgresql" + parsed.drivername[len("postgres"):])
-        backend = "postgresql"
-    if backend not in _SUPPORTED_BACKENDS:
-        raise StorageError(
-            f"storage URL {mask_url(url)!r}: backend {backend!r} is not supported; "
-            f"use one of {', '.join(_SUPPORTED_BACKENDS)}"
-        )
-    if parsed.drivername == "postgresql":
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            parsed = parsed.set(drivername="postgresql+psycopg")
-    try:
-        parsed.get_dialect().import_dbapi()
-    except Exception:
-        extra = " (pip install 'lars-search[postgres]')" if backend == "postgresql" else ""
-        raise StorageError(
-            f"storage URL {mask_url(url)!r}: the database driver for "
-            f"{parsed.drivername!r} is not installed{extra}"
-        ) from None
-    return parsed.render_as_string(hide_password=False), parsed
+    # RetryHeartbeatStaleTrialCallback is the name since Optuna 4.9, RetryFailedTrialCallback before.
+    stale = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    key = "heartbeat_stale_trial_callback" if stale is not None else "failed_trial_callback"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        callback = (stale or optuna.storages.RetryFailedTrialCallback)(max_retry=max_retry)
+    return {"heartbeat_interval": interval, "grace_period": grace, key: callback}
 
 
 def _engine_kwargs(parsed: sqlalchemy.engine.URL, busy_timeout: float) -> dict[str, Any]:
@@ -374,12 +433,15 @@ def _engine_kwargs(parsed: sqlalchemy.engine.URL, busy_timeout: float) -> dict[s
     return kwargs
 
 
-def _check_reachable(url: str, engine_kwargs: dict[str, Any]) -> None:
-    """Connect once, without retries: a bad host or password fails here, in one line."""
+def _check_reachable(url: str, engine_kwargs: dict[str, Any]) -> bool:
+    """Connect once, without retries: a bad host or password fails here, in one line.
+
+    Returns whether the database holds Optuna's ``studies`` table.
+    """
     engine = sqlalchemy.create_engine(url, **engine_kwargs)
     try:
         with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT 1"))
+            return sqlalchemy.inspect(connection).has_table("studies")
     except Exception as error:
         raise StorageError(f"cannot connect to storage {mask_url(url)}: {one_line(error, url)}") from None
     finally:
@@ -387,29 +449,66 @@ def _check_reachable(url: str, engine_kwargs: dict[str, Any]) -> None:
 
 
 def _check_sqlite_directory(url: str) -> None:
-    path = _sqlite_path(url)
-    if path is None:
-        return
+    """The file's directory exists and can hold a new file (not /proc, /sys, a read-only mount)."""
+    path = sqlite_file(url)
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
-        raise StorageError(
-            f"cannot open storage {mask_url(url)}: directory {directory!r} does not exist"
-        )
+        raise StorageError(f"cannot open storage {mask_url(url)}: directory {directory!r} does not exist")
+    if os.path.exists(path):
+        return
+    probe = os.path.join(directory, f".lars-search-probe-{os.getpid()}-{threading.get_ident()}")
+    try:
+        os.close(os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644))
+        os.remove(probe)
+    except OSError as error:
+        raise StorageError(f"cannot open storage {mask_url(url)}: cannot create a file in directory "
+                           f"{directory!r} ({error.strerror or error})") from None  # fmt: skip
 
 
 def _prepare_sqlite_file(url: str, busy_timeout: float) -> None:
     """Switch the file to WAL (persistent; called under the file lock)."""
-    path = _sqlite_path(url)
-    if path is None:
-        return
     try:
-        connection = sqlite3.connect(path, timeout=busy_timeout)
+        connection = sqlite3.connect(sqlite_file(url), timeout=busy_timeout)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
         finally:
             connection.close()
     except sqlite3.Error as error:
         raise StorageError(f"cannot open storage {mask_url(url)}: {error}") from None
+
+
+def _schema_error(error: BaseException) -> bool:
+    """Errors of several processes creating the schema at once (optuna#4621): retry them."""
+    return isinstance(error, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError))
+
+
+def _build(url: str, *, retry_timeout: float, **kwargs: Any) -> _RetryingRDBStorage:
+    """Construct the storage (creating the schema if needed), retrying collisions with other processes."""
+
+    def construct() -> _RetryingRDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            try:
+                return _RetryingRDBStorage(url, **kwargs)
+            except RuntimeError as error:  # Optuna's schema-version check
+                if "version" in str(error).lower() and not is_transient_error(error):
+                    raise StorageError(f"storage {mask_url(url)}: {one_line(error, url)}") from None
+                raise
+
+    try:
+        storage = retry(construct, what="opening the storage", url=url, timeout=retry_timeout,
+                        retryable=_schema_error, max_delay=1.0)  # fmt: skip
+    except StorageError:
+        raise
+    except Exception as error:
+        if not _schema_error(error):
+            raise
+        raise StorageError(f"cannot open storage {mask_url(url)}: {one_line(error, url)}") from None
+    storage.retry_timeout = retry_timeout
+    storage.healthy_since = time.monotonic()
+    _configure_engine(storage)
+    return storage
 
 
 def open_storage(
@@ -422,7 +521,7 @@ def open_storage(
     busy_timeout: float = 60.0,
     retry_timeout: float = 60.0,
 ) -> optuna.storages.RDBStorage:
-    """Open (creating the schema if needed) the storage at ``url``.
+    """Open (creating the database and schema if needed) the storage at ``url``, to run studies.
 
     Args:
         url: any SQLAlchemy URL of a SQLite, PostgreSQL or MySQL database; None means
@@ -441,66 +540,64 @@ def open_storage(
         an :class:`optuna.storages.RDBStorage` (pass it to ``optuna.create_study``).
 
     Raises:
-        StorageError: malformed URL, missing driver, unreachable server, bad
-            credentials, missing directory, incompatible schema; one line, no password.
+        StorageError: malformed URL, in-memory SQLite, missing driver, unreachable
+            server, bad credentials, missing or unwritable directory, incompatible
+            schema; one line, no password.
     """
-    raw = url if url else default_storage_url()
-    url, parsed = _normalise(raw)
+    url, parsed = _normalise(url or default_storage_url())
     engine_kwargs = _engine_kwargs(parsed, busy_timeout)
-    backend = parsed.get_backend_name()
-
-    kwargs: dict[str, Any] = {}
-    if heartbeat:
-        interval = heartbeat_interval or _env_seconds("LARS_SEARCH_HEARTBEAT_INTERVAL", 60)
-        grace = grace_period or _env_seconds("LARS_SEARCH_HEARTBEAT_GRACE", None) or 2 * interval
-        if grace <= interval:
-            raise StorageError(
-                f"grace_period must be longer than heartbeat_interval, got "
-                f"grace_period={grace} and heartbeat_interval={interval}"
-            )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            key, callback = _retry_callback(max_retry)
-        kwargs = {"heartbeat_interval": interval, "grace_period": grace, key: callback}
-
-    if backend != "sqlite":
+    kwargs = _heartbeat_kwargs(heartbeat_interval, grace_period, max_retry) if heartbeat else {}
+    if parsed.get_backend_name() != "sqlite":
         _check_reachable(url, engine_kwargs)
+        return _build(url, retry_timeout=retry_timeout, engine_kwargs=engine_kwargs, **kwargs)
+    _check_sqlite_directory(url)
+    with storage_lock(url):
+        _prepare_sqlite_file(url, busy_timeout)
+        return _build(url, retry_timeout=retry_timeout, engine_kwargs=engine_kwargs, **kwargs)
 
-    def build() -> optuna.storages.RDBStorage:
-        deadline = time.monotonic() + retry_timeout
-        delay = 0.05
-        while True:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    warnings.simplefilter("ignore", FutureWarning)
-                    storage = _RetryingRDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-                storage.retry_timeout = retry_timeout
-                storage.healthy_since = time.monotonic()
-                _configure_engine(storage)
-                return storage
-            except RuntimeError as error:  # Optuna's schema-version check
-                if "version" in str(error).lower() and not is_transient_error(error):
-                    raise StorageError(
-                        f"storage {mask_url(url)}: {one_line(error, url)}"
-                    ) from None
-                raise
-            except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-                # Several machines creating the schema at once collide (optuna#4621).
-                if time.monotonic() >= deadline:
-                    raise StorageError(
-                        f"cannot open storage {mask_url(url)}: {one_line(error, url)}"
-                    ) from None
-                _logger.warning(
-                    "storage %s: creating the schema failed (%s); retrying",
-                    mask_url(url), one_line(error, url),
-                )
-                time.sleep(delay * (1.0 + random.random()))
-                delay = min(delay * 2.0, 1.0)
 
-    if backend == "sqlite":
-        _check_sqlite_directory(url)
-        with storage_lock(url):
-            _prepare_sqlite_file(url, busy_timeout)
-            return build()
-    return build()
+def _sqlite_has_schema(url: str, path: str) -> None:
+    """Raise StorageError unless ``path`` is an existing SQLite file holding Optuna's tables (read-only)."""
+    if not os.path.isfile(path):
+        raise StorageError(f"no storage at {mask_url(url)} (file {path} does not exist); run a study first: "
+                           "lars-search run STUDY.yaml, or pass --storage")  # fmt: skip
+    try:
+        connection = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+        try:
+            found = connection.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='studies'").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise StorageError(f"cannot read storage {mask_url(url)}: {error}") from None
+    if not found:
+        raise StorageError(f"storage {mask_url(url)} holds no lars-search studies (no Optuna tables in {path})")
+
+
+def open_reader(url: str | None = None, *, writable: bool = False, retry_timeout: float = 60.0) -> optuna.storages.RDBStorage:
+    """Open an existing storage for reading (``status``, ``compare``, ``export``, ``dashboard``).
+
+    Never creates or alters a database: the schema must be there already (a SQLite file
+    must exist and hold Optuna's tables, another database must have them), no table is
+    created, the journal mode is left alone and no lock file is made. A SQLite file is
+    opened read-only unless ``writable`` (the dashboard on this machine: notes, deletions).
+    Calls are retried on transient errors, as :func:`open_storage`'s; no heartbeat.
+
+    Raises:
+        StorageError: as :func:`open_storage`, plus a missing file or a database without
+            Optuna's tables; one line, no password.
+    """
+    url, parsed = _normalise(url or default_storage_url())
+    kwargs: dict[str, Any] = {"skip_table_creation": True}
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_file(url)
+        _sqlite_has_schema(url, path)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60.0}}
+        if not writable:
+            uri = f"file:{urllib.parse.quote(path)}?mode=ro"
+            kwargs["engine_kwargs"] = {"creator": lambda: sqlite3.connect(uri, uri=True, timeout=60.0,
+                                                                          check_same_thread=False)}  # fmt: skip
+        return _build(url, retry_timeout=retry_timeout, **kwargs)
+    kwargs["engine_kwargs"] = _engine_kwargs(parsed, 60.0)
+    if not _check_reachable(url, kwargs["engine_kwargs"]):
+        raise StorageError(f"storage {mask_url(url)} holds no lars-search studies (no Optuna tables)")
+    return _build(url, retry_timeout=retry_timeout, **kwargs)

@@ -112,6 +112,28 @@ RULES = [
     ({"compile": "no"}, r"'compile' must be true or false, got 'no'"),
     ({"evaluate_test": 0}, r"'evaluate_test' must be true or false, got 0"),
     ({"progress": None}, r"'progress' must be true or false, got None"),
+    ({"lars_momentum_form": "sutskever"}, r"'lars_momentum_form' must be one of 'torch', 'paper', got 'sutskever'"),
+    # #16 item 1: sizes beyond the data set are rejected before any data is read
+    ({"dataset": "fashion_mnist", "n_train": 10_000_000},
+     r"'n_train' must be <= the 55000 images of fashion_mnist left after the val_size=5000 hold-out, got 10000000"),
+    ({"dataset": "fashion_mnist", "val_size": 70_000},
+     r"'val_size' must be < the 60000 training images of fashion_mnist, got 70000"),
+    ({"dataset": "cifar10", "val_size": 50_000}, r"'val_size' must be < the 50000 training images of cifar10"),
+    # #16 item 13: a milestone at the end, and milestones that round to one step, are errors
+    ({"schedule": "multistep", "schedule_params": {"milestones": [1]}, "epochs": 1},
+     r"'schedule_params.milestones' must be a list of epochs each < epochs=1 .*, got \[1.0\]"),
+    ({"dataset": "fashion_mnist", "n_train": 300, "batch_size": 128, "epochs": 2, "schedule": "multistep",
+      "schedule_params": {"milestones": [0.5, 0.7]}},
+     r"'schedule_params.milestones' must be epochs that fall on distinct optimizer steps \(2 steps per epoch: "
+     r"\[0.5, 0.7\] -> steps \[1, 1\], so a decay would be lost\), got \[0.5, 0.7\]"),
+    # #16 item 13: what lars rejects at run time is rejected here, in lars's own words
+    ({"optimizer": "adamw", "lars": True, "lars_mode": "gradient", "weight_decay": 1e-4},
+     r"config keys 'optimizer', 'weight_decay' and the lars_\* keys make an optimizer that lars.LARS rejects: "
+     r"param group 0: lars_mode 'gradient' with a decoupled-weight-decay base \(AdamW\) and weight_decay=0.0001"),
+    ({"lars_momentum_form": "paper", "lars": False},
+     r"'lars_momentum_form' can only be 'paper' with lars true in gradient mode, got lars False"),
+    ({"lars_momentum_form": "paper", "lars": True, "optimizer": "adam"},
+     r"'lars_momentum_form' can only be 'paper' with lars true in gradient mode, got lars True and lars_mode 'update'"),
 ]
 
 
@@ -119,6 +141,28 @@ RULES = [
 def test_each_rule_raises_config_error_naming_key_rule_and_value(overrides, match):
     with pytest.raises(ConfigError, match=r"config key " + match if match.startswith("'") else match):
         validate_config(overrides)
+
+
+def test_step_size_in_epochs_may_be_fractional():
+    c = validate_config({"schedule": "step", "schedule_params": {"step_size": 2.5}})
+    assert c["schedule_params"] == {"gamma": 0.1, "step_size": 2.5}
+
+
+def test_adamw_with_lars_in_gradient_mode_passes_without_weight_decay():
+    c = validate_config({"optimizer": "adamw", "lars": True, "lars_mode": "gradient", "weight_decay": 0})
+    assert c["lars_mode"] == "gradient"
+
+
+def test_momentum_form_defaults_to_torch():
+    assert validate_config({})["lars_momentum_form"] == "torch"
+
+
+def test_steps_per_epoch_counts_full_batches_of_the_training_images():
+    from objectives.config import steps_per_epoch
+
+    assert steps_per_epoch(validate_config({"dataset": "fashion_mnist", "n_train": 300, "batch_size": 128})) == 2
+    # all of CIFAR-10's 50000 training images but the 5000 held out, in batches of 128
+    assert steps_per_epoch(validate_config({})) == 45000 // 128
 
 
 def test_config_error_is_a_value_error():

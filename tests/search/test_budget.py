@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import sqlite3
 import threading
 import time
 
 import optuna
 import pytest
+import re
 from optuna.trial import TrialState
 
 from search import budget as B
@@ -17,6 +20,18 @@ from search.storage import open_storage
 def _study(url: str, name: str = "b/sgd", **kwargs) -> optuna.Study:
     storage = open_storage(url, **kwargs)
     return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+
+
+def _age_heartbeats(study: optuna.Study, seconds: int) -> None:
+    """Make every heartbeat of ``study``'s file ``seconds`` older, and this process healthy for as long:
+    what a dead worker and elapsed time do, without waiting."""
+    from search.optuna_internals import rdb_backend, storage_of
+
+    backend = rdb_backend(storage_of(study))
+    with sqlite3.connect(backend.url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, ?)", (f"-{seconds} seconds",))
+    backend.healthy_since -= seconds
+    B._last_stale_check.clear()
 
 
 def _stop_heartbeat(trial: optuna.trial.Trial) -> None:
@@ -81,7 +96,7 @@ def test_stale_trial_fails_is_retried_with_same_params_and_budget_stays_exact(tm
     _stop_heartbeat(b)  # b's worker "dies"
     assert B.claim_trial(study, 2) is None  # not yet stale: the slot is held
     assert not B.is_complete(study, 2)
-    time.sleep(3.2)
+    _age_heartbeats(study, 10)
     retry = B.claim_trial(study, 2)
     assert retry is not None and retry.number == 2
     assert retry.suggest_float("x", 0.0, 1.0) == b.params["x"]
@@ -97,11 +112,10 @@ def test_heartbeat_thread_ends_when_trial_is_told(tmp_path):
     trial = B.claim_trial(study, 1)
     name = f"lars-search-heartbeat-{trial._trial_id}"
     assert name in {t.name for t in threading.enumerate()}
+    thread = next(t for t in threading.enumerate() if t.name == name)
     study.tell(trial, 1.0)
-    deadline = time.monotonic() + 10.0  # the thread notices at its next beat, 1 s later
-    while name in {t.name for t in threading.enumerate()} and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert name not in {t.name for t in threading.enumerate()}
+    thread.join(timeout=10.0)  # it notices at its next beat, 1 s later
+    assert not thread.is_alive()
 
 
 def test_is_complete_without_heartbeat_needs_only_spent_budget(tmp_path):
@@ -169,21 +183,33 @@ def test_counts_on_in_memory_storage_use_loaded_trials():
     assert B.claim_trial(study, 2) is None
 
 
-@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed:UserWarning")
 def test_running_trial_without_any_heartbeat_is_adopted_then_failed_and_retried(tmp_path):
     """A worker killed between ``ask`` and its first beat must not block the arm forever."""
     study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=1, grace_period=2)
     orphan = study.ask()  # RUNNING, no heartbeat row: as if its worker died at once
     orphan.suggest_float("x", 0.0, 1.0)
-    time.sleep(2.1)  # this process has been healthy for a grace period
+    _age_heartbeats(study, 10)  # this process has been healthy for a grace period
     assert B.claim_trial(study, 1) is None  # the orphan gets one beat, holds its slot
-    deadline = time.monotonic() + 15.0
-    retry = None
-    while retry is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-        retry = B.claim_trial(study, 1)
+    _age_heartbeats(study, 10)  # ... which then grows old
+    retry = B.claim_trial(study, 1)
     assert retry is not None and retry.params == orphan.params
     assert study.trials[0].state == TrialState.FAIL
     study.tell(retry, 0.7)
     assert B.is_complete(study, 1)
+
+
+def test_a_silent_running_trial_is_named_with_when_it_will_be_retried(tmp_path, caplog):
+    """#16 item 3: after a SIGKILL the next run said only "waiting for trials running in other workers"."""
+    study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=10, grace_period=120)
+    trial = B.claim_trial(study, 1)
+    _stop_heartbeat(trial)  # its worker was killed
+    with caplog.at_level(logging.WARNING, logger="search.budget"):
+        assert B.claim_trial(study, 1) is None  # beat 0 s ago: nothing to say yet
+        assert caplog.messages == []
+        _age_heartbeats(study, 45)
+        assert B.claim_trial(study, 1) is None
+        assert B.claim_trial(study, 1) is None  # said once, not at every poll
+    [message] = caplog.messages
+    assert re.fullmatch(r"waiting for b/sgd trial 0: no heartbeat for 45 s \(its worker stopped\?\); it will be "
+                        r"failed and retried at about \d\d:\d\d:\d\d \(in 85 s\)", message), message

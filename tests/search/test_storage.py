@@ -181,3 +181,67 @@ def test_many_processes_create_schema_on_fresh_file_at_once(tmp_path):
     assert outcomes == ["ok"] * 6
     storage = S.open_storage(url, heartbeat=False)
     assert [s.study_name for s in storage.get_all_studies()] == ["race/sgd"]
+
+
+# ------------------------------------------------------------------ issue 16: URLs that cannot work, readers that write
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true"])
+def test_in_memory_sqlite_is_rejected_at_once(url):
+    start = time.monotonic()
+    with pytest.raises(S.StorageError, match=r"is an in-memory SQLite database, which workers cannot share and a "
+                                             r"rerun cannot resume; use a file, e.g. sqlite:///lars-search.db$"):
+        S.open_storage(url)
+    assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.parametrize("directory", ["/proc", "/sys"])
+def test_sqlite_file_in_a_directory_that_cannot_hold_it_is_one_line(directory):
+    with pytest.raises(S.StorageError, match=rf"^cannot open storage sqlite:///{directory}/x.db: cannot create a file "
+                                             rf"in directory '{directory}' \(.+\)$"):
+        S.open_storage(f"sqlite:///{directory}/x.db")
+
+
+def test_every_public_storage_method_is_retried():
+    for name in [n for n, v in vars(optuna.storages.BaseStorage).items() if not n.startswith("_") and callable(v)]:
+        assert name in vars(S._RetryingRDBStorage), name
+    assert "_get_trials" in vars(S._RetryingRDBStorage)
+
+
+def _sqlite_state(path):
+    """Everything a reader must leave alone: the bytes, the journal mode, the files beside it."""
+    connection = sqlite3.connect(path)
+    mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    connection.close()
+    return path.read_bytes(), mode, sorted(p.name for p in path.parent.iterdir())
+
+
+def test_reader_on_an_unrelated_sqlite_file_changes_nothing(tmp_path):
+    other = tmp_path / "other.db"
+    connection = sqlite3.connect(other)
+    connection.execute("CREATE TABLE notes (x)")
+    connection.commit()
+    connection.close()
+    before = _sqlite_state(other)
+    with pytest.raises(S.StorageError, match=rf"^storage sqlite:///{other} holds no lars-search studies \(no Optuna tables"):
+        S.open_reader(f"sqlite:///{other}")
+    assert _sqlite_state(other) == before
+    assert before[1] == "delete" and before[2] == ["other.db"]
+
+
+def test_reader_on_a_missing_file_creates_nothing(tmp_path):
+    with pytest.raises(S.StorageError, match=r"^no storage at sqlite:///.*absent.db \(file .*absent.db does not exist\)"):
+        S.open_reader(f"sqlite:///{tmp_path}/absent.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_reads_a_study_read_only_and_makes_no_lock_file(tmp_path):
+    url = f"sqlite:///{tmp_path}/x.db"
+    study = optuna.create_study(study_name="r/sgd", storage=S.open_storage(url, heartbeat=False))
+    study.tell(study.ask(), 0.5)
+    (tmp_path / "x.db.lock").unlink()
+    reader = S.open_reader(url)
+    assert [s.study_name for s in reader.get_all_studies()] == ["r/sgd"]
+    assert len(reader.get_all_trials(reader.get_study_id_from_name("r/sgd"))) == 1
+    with pytest.raises(optuna.exceptions.StorageInternalError) as info:
+        reader.set_study_user_attr(reader.get_study_id_from_name("r/sgd"), "k", 1)
+    assert "attempt to write a readonly database" in str(info.value.__cause__)
+    assert not (tmp_path / "x.db.lock").exists()
