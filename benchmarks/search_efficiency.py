@@ -50,10 +50,10 @@ for path in (ROOT, ROOT / "benchmarks"):  # run from a checkout without `pip ins
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+import efficiency_analysis as ea  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-import efficiency_analysis as ea  # noqa: E402
 from search.plot import arm_curve  # noqa: E402
 from search.range_test import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
 from search.report import load_arms  # noqa: E402
@@ -182,7 +182,7 @@ def _where(device: str) -> str:
 
 
 def print_report(runs: list[ea.Run], a: str, b: str, size: dict, args: argparse.Namespace) -> None:
-    print(f"# search efficiency: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {_where(args.device)}, "
+    print(f"# search efficiency: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {_where(args.device)}, "
           f"torch {torch.__version__} ({torch.get_num_threads()} thread(s))")
     print(f"# size {args.size}: {json.dumps(size)}; (a) {a} = {json.dumps(VARIANTS[a])}, "
           f"(b) {b} = {json.dumps(VARIANTS[b])}")

@@ -24,8 +24,9 @@ one :class:`RangeTestError` line saying what to try.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 

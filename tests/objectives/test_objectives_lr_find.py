@@ -45,8 +45,8 @@ def test_range_on_a_smoothed_curve():
 
 
 def test_a_loss_that_rises_from_the_first_step_is_diverged_at_every_lr():
-    with pytest.raises(RangeNotFound, match=r"^the loss never fell before it diverged at lr 0\.001 \(swept from 1e-06\): "
-                                            r"every lr tried is too large; try a smaller lowest lr"):
+    with pytest.raises(RangeNotFound, match=r"^the loss never fell before it diverged at lr 0\.001 "
+                                            r"\(swept from 1e-06\): every lr tried is too large; try a smaller"):
         pick_range(DECADES[:5], [2.3, 2.5, 3.0, 12.0, 30.0], smoothing=0.0)  # 12 > 4 x 2.3 at k=3
     with pytest.raises(RangeNotFound, match=r"diverged at lr\*lambda 1e-06 "):
         pick_range(DECADES[:2], [math.nan, 2.0], name="lr*lambda")  # NaN from the first step

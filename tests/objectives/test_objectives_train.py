@@ -10,8 +10,8 @@ import torch
 from objectives_fixtures import write_cifar10
 
 from objectives import ConfigError, Result, train
-from objectives.train import evaluate
 from objectives.data import DEBIAN_FASHION_MNIST
+from objectives.train import evaluate
 
 # A tiny VGG-11 (4..32 channels) on 256 images of a separable 4-class problem (see
 # objectives_fixtures.synthetic_splits): 8 steps per epoch, seconds on one CPU core.
@@ -229,7 +229,6 @@ def test_plain_runs_have_no_trust_ratio(synthetic):
     assert "trust_ratio" not in result.history[0]
 
 
-@pytest.mark.skipif(not hasattr(__import__("lars").LARS, "trust_ratios"), reason="lars.LARS.trust_ratios not merged yet")
 def test_lars_history_carries_the_real_trust_ratios(synthetic):
     config = {**TINY, "epochs": 1, "lars": True, "trust_coefficient": 0.02, "lr": 1.0}
     result = train(config, data=synthetic(n_train=64, n_val=32))

@@ -126,5 +126,6 @@ def test_run_studies_tests_the_range_then_samples_inside_it(sweeps):
 
 
 def test_describe_range():
-    assert describe_range({"low": 0.00215443, "high": 0.0572237, "trial_epochs": 10.0, "of": "lr*trust_coefficient",
-                           "steps": 90}) == "lr range test: lr*trust_coefficient in [0.00215, 0.0572] (10 trial-epochs, 90 steps)"
+    found = {"low": 0.00215443, "high": 0.0572237, "trial_epochs": 10.0, "of": "lr*trust_coefficient", "steps": 90}
+    assert describe_range(found) == ("lr range test: lr*trust_coefficient in [0.00215, 0.0572] "
+                                     "(10 trial-epochs, 90 steps)")
