@@ -6,9 +6,13 @@ rate rises exponentially from ``low`` to ``high``, record each step's training l
 read a range off the smoothed curve::
 
     scale_k   = low * (high / low) ** (k / (steps - 1))          step k = 0 .. steps-1
-    s_k       = a_k / (1 - beta ** (k + 1)),  a_k = beta a_{k-1} + (1 - beta) loss_k
-                (fastai's debiased exponential moving average, beta = 0.98)
-    stop      = the first k whose loss is NaN/inf or with s_k > 4 min(s_0 .. s_{k-1})
+    e_k       = a_k / (1 - beta ** (k + 1)),  a_k = beta a_{k-1} + (1 - beta) loss_k
+                (fastai's debiased exponential moving average; beta = 0.9)
+    stop      = the first k whose loss is NaN/inf or with e_k > 4 min(e_0 .. e_{k-1})
+    s         = exp of the same average of log(loss), run forwards and then backwards, up
+                to the stop: a smoothed curve without e's lag (about beta / (1 - beta)
+                steps, which would move every point below to a larger scale), in which
+                the huge losses just before the stop do not leak backwards
     lowest    = argmin s_k before the stop                       (the loss stops falling)
     steepest  = argmin ds/dlog(scale) over k < lowest            (it falls fastest)
     diverged  = the first k > lowest with s_k > s_0              (worse than the untrained model),
@@ -16,9 +20,9 @@ read a range off the smoothed curve::
     range     = [scale_steepest, scale_diverged]
 
 What is swept is the *step scale*: the lr for a plain config, and the product lr * lambda
-for a LARS config (the layer's relative step ``||dw|| / ||w||`` in both LARS modes), with
-lambda held at the config's ``trust_coefficient``; the lr of each step is ``scale / lambda``,
-which the tensors LARS leaves alone (biases, batch norm) get as their own lr.
+for a LARS config (the layer's relative step ``||dw|| / ||w||`` in both LARS modes). For a
+LARS config the lr stays the config's, since it is also the lr of the tensors LARS leaves
+alone (biases, batch norm), and lambda is swept: ``lambda_k = scale_k / lr``.
 
 A curve with no usable range raises :class:`RangeNotFound` with one line saying what
 happened and what to try: the loss diverged within the first ``EARLY`` steps (every lr
@@ -47,9 +51,9 @@ from .config import validate_config
 from .data import Splits
 from .train import prepare_run, train_step
 
-__all__ = ["LrRange", "RangeNotFound", "Sweep", "lr_sweep", "pick_range", "smooth", "step_scale"]
+__all__ = ["LrRange", "RangeNotFound", "Sweep", "lr_sweep", "pick_range", "smooth", "smooth_centred", "step_scale"]
 
-SMOOTHING = 0.98  # fastai's beta
+SMOOTHING = 0.9  # beta of the moving average (fastai: 0.98, a lag of ~50 steps in a sweep of a few hundred)
 DIVERGE_FACTOR = 4.0  # fastai's stop_div: the smoothed loss above 4x its minimum so far
 MIN_DROP = 0.05  # the smoothed loss must fall 5% below its first value to count as learning
 EARLY = 10  # a divergence within the first EARLY steps: every lr tried was too large
@@ -98,6 +102,11 @@ def smooth(losses: Sequence[float], beta: float = SMOOTHING) -> list[float]:
     return out
 
 
+def smooth_centred(losses: Sequence[float], beta: float = SMOOTHING) -> list[float]:
+    """:func:`smooth` forwards, then backwards over the result: the same smoothing without its lag."""
+    return smooth(smooth(losses, beta)[::-1], beta)[::-1]
+
+
 def _divergence(losses: Sequence[float], smoothed: Sequence[float], factor: float) -> int | None:
     """The first step whose loss is not finite or whose smoothed loss exceeds ``factor`` x its minimum so far."""
     low = math.inf
@@ -128,9 +137,8 @@ def pick_range(
         raise ValueError(f"scales and losses must have the same length, got {len(scales)} and {len(losses)}")
     if not losses:
         raise RangeNotFound(f"the {name} range test took no step: nothing to read a range from")
-    smoothed = smooth([x if math.isfinite(x) else math.inf for x in losses], smoothing)
-    end = _divergence(losses, smoothed, diverge_factor)
-    curve = smoothed[:end]
+    end = _divergence(losses, smooth([x if math.isfinite(x) else math.inf for x in losses], smoothing), diverge_factor)
+    curve = [math.exp(x) for x in smooth_centred([math.log(max(x, 1e-300)) for x in losses[:end]], smoothing)]
     lowest = min(range(len(curve)), key=curve.__getitem__, default=0)
     if lowest == 0 or curve[lowest] > (1 - min_drop) * curve[0]:
         if end is not None and end < EARLY:
@@ -162,6 +170,25 @@ def pick_range(
     return LrRange(low=scales[steepest], high=scales[diverged], steepest=steepest, lowest=lowest, diverged=diverged)
 
 
+class _Sweeping:
+    """The run's scheduler during a sweep: step k sets the step scale ``scales[k]`` (from 0, at creation)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, scales: list[float], *, lars: bool):
+        self.optimizer, self.scales, self.lars, self.k = optimizer, scales, lars, 0
+        self._set(scales[0])
+
+    def _set(self, scale: float) -> None:
+        for group in self.optimizer.param_groups:
+            if self.lars:
+                group["lars_trust_coefficient"] = scale / group["lr"]
+            else:
+                group["lr"] = scale
+
+    def step(self) -> None:
+        self.k = min(self.k + 1, len(self.scales) - 1)
+        self._set(self.scales[self.k])
+
+
 def lr_sweep(
     config: dict[str, Any],
     *,
@@ -175,7 +202,8 @@ def lr_sweep(
     """Train ``config`` for up to ``steps`` steps with the step scale rising from ``low`` to ``high``.
 
     The config's model, data, optimizer and seed are used as :func:`objectives.train`
-    uses them; its schedule and warm-up are not (the sweep is the schedule). The losses
+    uses them; its schedule and warm-up are not (the sweep is the schedule: each step
+    sets the lr, or for a LARS config the trust coefficient ``scale / lr``). The losses
     stay on the device and are read every ``check_every`` steps, and the sweep stops at
     the first read where the loss diverged (as :func:`pick_range` defines it).
     """
@@ -183,14 +211,12 @@ def lr_sweep(
         raise ValueError(f"the sweep needs 0 < low < high, got low={low!r}, high={high!r}")
     if steps < 3:
         raise ValueError(f"steps must be >= 3, got {steps!r}")
-    config = validate_config(config)
-    to_lr = config["trust_coefficient"] if config["lars"] else 1.0
-    config = validate_config({**config, "lr": low / to_lr, "schedule": "constant", "schedule_params": {},
-                              "warmup_epochs": 0.0, "evaluate_test": False})
+    config = validate_config({**config, "schedule": "constant", "schedule_params": {}, "warmup_epochs": 0.0,
+                              "evaluate_test": False})
     run = prepare_run(config, data)
     gamma = (high / low) ** (1 / (steps - 1))
-    run.scheduler = torch.optim.lr_scheduler.ExponentialLR(run.optimizer, gamma)
     scales = [low * gamma**k for k in range(steps)]
+    run.scheduler = _Sweeping(run.optimizer, scales, lars=config["lars"])
     losses: list[float] = []
     pending: list[torch.Tensor] = []
     run.model.train()

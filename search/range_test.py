@@ -6,19 +6,22 @@ An arm whose space says ``lr: auto`` gets its lr range from :mod:`objectives.lr_
     config  = reference_config(spec, arm)     the objective, the arm, every other dimension at its
                                               middle (log ranges: geometric), schedule constant
     sweep   = lr_sweep(config)                STEPS steps, step scale LOW -> HIGH exponentially
-    found   = pick_range(sweep)               [steepest fall of the smoothed loss, its minimum]
+    found   = pick_range(sweep)               [steepest fall of the smoothed loss, its divergence]
     study.set_user_attr("lr_range", {"low", "high", "trial_epochs", "of", "steps"})
-    space.lr = Range(low, high, log)          plain arm: the lr
-             = Range(low, high, log, per=λ)   LARS arm: lr * trust_coefficient is sampled,
-                                              lr = product / trust_coefficient (lambda as sampled)
+    plain arm:  lr                = Range(low, high, log)
+    LARS arm:   lr * trust_coeff. = Range(low, high, log)     sampled as "lr*trust_coefficient",
+                lr                = the default lr range      trust_coefficient = product / lr
 
 For a LARS arm the swept and searched quantity is the product lr * lambda, the layer's
-relative step in both LARS modes, so that a sampled lambda does not move the step out of
-the found range. The test runs once per arm: an arm study that already holds ``lr_range``
-(a resumed run, another worker) reuses it. Its cost, ``trial_epochs`` (steps taken /
-steps per epoch), is part of the arm's compute (:func:`range_cost`). A curve with no
-usable range (the loss diverges at every lr tried, or never falls) stops the run with
-one :class:`RangeTestError` line saying what to try.
+relative step in both LARS modes. The lr alone still sets the step of the tensors LARS
+leaves alone (biases, batch norm), so it keeps the arm's default range (and its middle
+during the sweep, which moves lambda), and lambda follows from the two: a trust
+coefficient range in the space is not used by such an arm. The test runs once per arm:
+an arm study that already holds ``lr_range`` (a resumed run, another worker) reuses it.
+Its cost, ``trial_epochs`` (steps taken / steps per epoch), is part of the arm's compute
+(:func:`range_cost`). A curve with no usable range (the loss diverges at every lr tried,
+or never falls) stops the run with one :class:`RangeTestError` line saying what to try.
+Workers that start together before any has stored the range each run the test.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ from typing import Any
 import optuna
 
 from search.space import Auto, Choice, Fixed, Range
-from search.spec import Arm, SpecError, StudySpec
+from search.spec import Arm, SpecError, StudySpec, default_space
 
-__all__ = ["RANGE_ATTR", "RangeTestError", "needs_range_test", "reference_config", "range_test",
+__all__ = ["RANGE_ATTR", "RangeTestError", "needs_range_test", "default_lr", "reference_config", "range_test",
            "resolve_ranges", "range_cost", "describe_range"]
 
 RANGE_ATTR = "lr_range"
@@ -60,11 +63,22 @@ def _middle(dim: Any) -> Any:
     return round(middle) if dim.integer else middle
 
 
+def default_lr(spec: StudySpec, arm: Arm) -> Range:
+    """The arm's default lr range (what a LARS arm's lr keeps under ``lr: auto``)."""
+    lr = default_space(arm.optimizer, arm.lars, spec.objective["epochs"])["lr"]
+    return Range(float(lr["low"]), float(lr["high"]), log=bool(lr.get("log", False)))
+
+
 def reference_config(spec: StudySpec, arm: Arm, *, device: str | None = None) -> dict[str, Any]:
-    """The config the arm's range test trains: each dimension but lr at its middle, no schedule."""
+    """The config the arm's range test trains: each dimension at its middle, no schedule.
+
+    The lr (Auto in the space) is the middle of the arm's default lr range: the sweep
+    sets it for a plain arm and keeps it for a LARS arm (see :func:`objectives.lr_find.lr_sweep`).
+    """
     config = {**spec.objective, "optimizer": arm.optimizer, "lars": arm.lars, "progress": False,
               "schedule": "constant", "schedule_params": {}, "warmup_epochs": 0.0}
     config.update({k: _middle(d) for k, d in arm.space.params.items() if k not in ("lr", "warmup_epochs")})
+    config["lr"] = _middle(default_lr(spec, arm))
     if device:
         config["device"] = device
     return config
@@ -109,8 +123,11 @@ def resolve_ranges(spec: StudySpec, studies: dict[str, optuna.Study], *, device:
     for arm in spec.arms:
         if needs_range_test(arm):
             found = range_test(spec, arm, studies[arm.name], device=device, log=log, data=data)
-            lr = Range(found["low"], found["high"], log=True, per="trust_coefficient" if arm.lars else None)
-            arm = replace(arm, space=replace(arm.space, params={**arm.space.params, "lr": lr}))
+            params = {**arm.space.params, "lr": Range(found["low"], found["high"], log=True)}
+            if arm.lars:
+                params["lr"] = default_lr(spec, arm)
+                params["trust_coefficient"] = Range(found["low"], found["high"], log=True, per="lr")
+            arm = replace(arm, space=replace(arm.space, params=params))
         arms.append(arm)
     return replace(spec, arms=tuple(arms))
 

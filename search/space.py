@@ -72,7 +72,7 @@ class Range:
     log: bool = False
     step: float | None = None
     integer: bool = False
-    per: str | None = None  # the range is of value * config[per] (lr: auto on a LARS arm: lr * trust_coefficient)
+    per: str | None = None  # a range of value * config[per] (lr: auto on a LARS arm: trust_coefficient * lr)
 
     def describe(self) -> Any:
         out: dict[str, Any] = {"low": self.low, "high": self.high}
@@ -228,14 +228,14 @@ def suggest_config(
     config: dict[str, Any] = dict(objective)
     config["optimizer"] = optimizer
     config["lars"] = bool(lars)
-    per = {}
+    products = {}
     for name, dim in space.params.items():
-        if isinstance(dim, Range) and dim.per is not None:  # sampled as a product, divided below
-            per[name] = (suggest_value(trial, f"{name}*{dim.per}", dim, "float"), dim.per)
+        if isinstance(dim, Range) and dim.per is not None:  # a range of name * per: sampled, divided below
+            products[name] = (suggest_value(trial, "*".join(sorted((name, dim.per))), dim, "float"), dim.per)
             continue
         config[name] = suggest_value(trial, name, dim, PARAM_RULES[name].kind)
-    for name, (product, divisor) in per.items():
-        config[name] = product / config[divisor]
+    for name, (product, per) in products.items():
+        config[name] = product / config[per]
     kind = suggest_value(trial, "schedule", space.schedule, "str")
     config["schedule"] = kind
     params = {}

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from objectives.data import DEBIAN_FASHION_MNIST
-from objectives.lr_find import RangeNotFound, lr_sweep, pick_range, smooth, step_scale
+from objectives.lr_find import RangeNotFound, lr_sweep, pick_range, smooth, smooth_centred, step_scale
 
 DECADES = [10.0 ** (k - 6) for k in range(8)]  # 1e-6, 1e-5, ..., 10
 L = math.log(10.0)
@@ -16,6 +16,8 @@ def test_smooth_is_the_debiased_moving_average():
     # beta 0.5: a = 0.5*0 + 0.5*4 = 2 -> 2/0.5 = 4; a = 1 + 1 = 2 -> 2/0.75; a = 1 + 0.5 = 1.5 -> 1.5/0.875
     assert smooth([4.0, 2.0, 1.0], 0.5) == pytest.approx([4.0, 8 / 3, 12 / 7])
     assert smooth([3.0, 1.0], 0.0) == [3.0, 1.0]  # beta 0: the raw curve
+    # backwards over [4, 8/3, 12/7]: 12/7; (0.5 * 0.5 * 12/7 + 0.5 * 8/3) / 0.75; (0.5 * 1.7619 + 0.5 * 4) / 0.875
+    assert smooth_centred([4.0, 2.0, 1.0], 0.5) == pytest.approx([3.292517, 2.349206, 12 / 7])
 
 
 def test_range_runs_from_the_steepest_fall_to_where_the_loss_diverges():
@@ -37,11 +39,13 @@ def test_the_range_ends_where_the_loss_climbs_back_above_its_start():
 
 def test_range_on_a_smoothed_curve():
     scales = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
-    # beta 0.5: smoothed 4, 8/3, 12/7, 4/3, 4.625/0.96875 = 4.774 (not above 4 x 4/3: no divergence)
-    # lowest at k=3; slopes: k=0 (8/3 - 4)/L, k=1 (12/7 - 4)/2L = -1.143/L, k=2 (4/3 - 8/3)/2L -> k=0;
-    # 4.774 > 4 (the first smoothed loss) at k=4
+    # stop: beta 0.5 forwards gives 4, 8/3, 12/7, 4/3, 4.774 (not above 4 x 4/3: no stop); the curve read
+    # is exp of the log-losses smoothed forwards and backwards: 2.871, 2.015, 1.561, 1.667, 3.199 ->
+    # lowest at k=2; slopes k=0 -0.856/L, k=1 -1.310/2L -> k=0; above the first value 2.871 at k=4
+    logs = smooth_centred([math.log(x) for x in [4.0, 2.0, 1.0, 1.0, 8.0]], 0.5)
+    assert [math.exp(x) for x in logs] == pytest.approx([2.870678, 2.015134, 1.560872, 1.666611, 3.198553], abs=1e-6)
     found = pick_range(scales, [4.0, 2.0, 1.0, 1.0, 8.0], smoothing=0.5)
-    assert (found.low, found.high, found.steepest, found.lowest, found.diverged) == (1e-3, 10.0, 0, 3, 4)
+    assert (found.low, found.high, found.steepest, found.lowest, found.diverged) == (1e-3, 10.0, 0, 2, 4)
 
 
 def test_a_loss_that_rises_from_the_first_step_is_diverged_at_every_lr():
@@ -72,6 +76,27 @@ def test_step_scale_is_lr_or_lr_times_lambda():
     assert step_scale({"lr": 0.5, "lars": True, "trust_coefficient": 0.01}) == 0.005
 
 
+def test_the_sweep_sets_the_lr_of_a_plain_optimizer_and_lambda_of_a_lars_one():
+    import torch
+
+    import lars
+    from objectives.lr_find import _Sweeping
+
+    w = torch.nn.Parameter(torch.ones(2, 2))
+    plain = torch.optim.SGD([w], lr=0.5)
+    sweep = _Sweeping(plain, [1e-3, 1e-2, 1e-1], lars=False)
+    assert plain.param_groups[0]["lr"] == 1e-3
+    sweep.step()
+    assert plain.param_groups[0]["lr"] == 1e-2
+    wrapped = lars.LARS(torch.optim.SGD([w], lr=0.5), trust_coefficient=1.0)
+    sweep = _Sweeping(wrapped, [1e-3, 1e-2, 1e-1], lars=True)
+    sweep.step()
+    sweep.step()
+    sweep.step()  # past the end: stays at the last scale
+    group = wrapped.param_groups[0]
+    assert group["lr"] == 0.5 and group["lars_trust_coefficient"] == 1e-1 / 0.5  # lr * lambda = the scale
+
+
 def test_sweep_arguments_are_checked():
     with pytest.raises(ValueError, match=r"0 < low < high, got low=1\.0, high=0\.1"):
         lr_sweep({}, low=1.0, high=0.1)
@@ -86,7 +111,7 @@ def test_a_real_sweep_on_fashion_mnist_finds_a_range_and_stops_where_it_diverges
               "device": "cpu", "lars": True, "trust_coefficient": 0.01}
     sweep = lr_sweep(config, low=1e-5, high=10.0, steps=80)
     assert sweep.scales[0] == 1e-5 and sweep.scales[1] == pytest.approx(1e-5 * 1e6 ** (1 / 79))
-    assert len(sweep.losses) < 80 and len(sweep.losses) % 10 == 0  # stopped at a read after divergence
+    assert len(sweep.losses) % 10 == 0 and max(sweep.losses) > 10 * sweep.losses[0]  # read every 10; diverged
     assert sweep.trial_epochs == len(sweep.losses) / 9
     assert sweep.losses[0] == pytest.approx(math.log(10), abs=0.1)  # a 10-class guess at first
     found = pick_range(sweep.scales, sweep.losses)

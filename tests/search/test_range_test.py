@@ -11,6 +11,7 @@ import objectives.lr_find as lr_find
 from search.range_test import (
     RANGE_ATTR,
     RangeTestError,
+    default_lr,
     describe_range,
     needs_range_test,
     range_cost,
@@ -56,11 +57,14 @@ def test_lr_auto_parses_to_auto_and_only_for_lr():
         parse_spec({**SPEC, "space": {**SPEC["space"], "weight_decay": "auto"}})
 
 
-def test_reference_config_puts_every_other_dimension_at_its_middle():
+def test_reference_config_puts_every_dimension_at_its_middle():
     spec = parse_spec(SPEC)
-    config = reference_config(spec, spec.arm("sgd+lars"))
+    arm = spec.arm("sgd+lars")
+    config = reference_config(spec, arm)
     assert config["weight_decay"] == pytest.approx(1e-4) and config["trust_coefficient"] == pytest.approx(1e-2)
-    assert config["lars"] is True and config["schedule"] == "constant" and "lr" not in config
+    lr = default_lr(spec, arm)
+    assert lr.log and config["lr"] == pytest.approx(math.sqrt(lr.low * lr.high))  # the default lr range's middle
+    assert config["lars"] is True and config["schedule"] == "constant"
 
 
 def test_range_is_tested_once_per_arm_stored_and_resolved(sweeps, capsys):
@@ -73,7 +77,9 @@ def test_range_is_tested_once_per_arm_stored_and_resolved(sweeps, capsys):
     assert plain == {"low": 1e-2, "high": 1.0, "trial_epochs": 4.0, "of": "lr", "steps": 8}
     assert lars == {**plain, "of": "lr*trust_coefficient"}
     assert resolved.arm("sgd").space.params["lr"] == Range(1e-2, 1.0, log=True)
-    assert resolved.arm("sgd+lars").space.params["lr"] == Range(1e-2, 1.0, log=True, per="trust_coefficient")
+    lars_space = resolved.arm("sgd+lars").space.params
+    assert lars_space["trust_coefficient"] == Range(1e-2, 1.0, log=True, per="lr")  # lr * lambda, found
+    assert lars_space["lr"] == default_lr(spec, spec.arm("sgd+lars"))  # the lr of biases and batch norm
     assert capsys.readouterr().out.splitlines() == [
         "auto/sgd: lr range test: lr in [0.01, 1] (4 trial-epochs, 8 steps)",
         "auto/sgd+lars: lr range test: lr*trust_coefficient in [0.01, 1] (4 trial-epochs, 8 steps)",
@@ -83,15 +89,16 @@ def test_range_is_tested_once_per_arm_stored_and_resolved(sweeps, capsys):
     assert len(sweeps) == 2 and again.arms == resolved.arms
 
 
-def test_a_lars_arm_samples_lr_times_lambda_and_trains_lr_divided_by_lambda():
-    space_lr = Range(1e-2, 1.0, log=True, per="trust_coefficient")
+def test_a_lars_arm_samples_lr_times_lambda_and_lr_and_trains_lambda_as_their_quotient():
     spec = parse_spec(SPEC)
     arm = spec.arm("sgd+lars")
-    space = type(arm.space)({**arm.space.params, "lr": space_lr}, arm.space.schedule, arm.space.schedule_params)
-    trial = optuna.trial.FixedTrial({"lr*trust_coefficient": 0.05, "trust_coefficient": 0.02,
-                                     "weight_decay": 1e-4, "warmup_epochs": 0.0})
+    params = {**arm.space.params, "lr": Range(1e-3, 1.0, log=True),
+              "trust_coefficient": Range(1e-2, 1.0, log=True, per="lr")}
+    space = type(arm.space)(params, arm.space.schedule, arm.space.schedule_params)
+    trial = optuna.trial.FixedTrial({"lr*trust_coefficient": 0.05, "lr": 2.5, "weight_decay": 1e-4,
+                                     "warmup_epochs": 0.0})
     config = suggest_config(trial, spec.objective, "sgd", True, space)
-    assert config["lr"] == 0.05 / 0.02 and config["trust_coefficient"] == 0.02
+    assert config["lr"] == 2.5 and config["trust_coefficient"] == 0.05 / 2.5
 
 
 def test_an_unresolved_auto_is_never_sampled():
@@ -122,7 +129,8 @@ def test_run_studies_tests_the_range_then_samples_inside_it(sweeps):
     assert len(plain) == len(lars) == 3
     assert all(1e-2 <= c["lr"] <= 1.0 for c in plain)
     assert all(1e-2 <= c["lr"] * c["trust_coefficient"] <= 1.0 + 1e-12 for c in lars)
-    assert not all(math.isclose(c["lr"] * c["trust_coefficient"], c["lr"]) for c in lars)
+    lr = default_lr(parse_spec(SPEC), parse_spec(SPEC).arm("sgd+lars"))
+    assert all(lr.low <= c["lr"] <= lr.high for c in lars)
 
 
 def test_describe_range():
