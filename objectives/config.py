@@ -214,17 +214,17 @@ def _schedule_params(c: dict[str, Any]) -> dict[str, Any]:
     for name, value in out.items():
         out[name] = check_value(f"schedule_params.{name}", value, info.params[name].rule)
     if "milestones" in out:
-        sub, stones = "schedule_params.milestones", out["milestones"]
+        sub, stones, written = "schedule_params.milestones", out["milestones"], params["milestones"]
         if stones[-1] >= c["epochs"]:
-            raise _fail(sub, f"a list of epochs each < epochs={c['epochs']} (a decay at the end never happens)", stones)
+            raise _fail(sub, f"a list of epochs each < epochs={c['epochs']} (a decay at the end never happens)", written)
         per_epoch = steps_per_epoch(c)
         steps = info.params["milestones"].to_steps(stones, per_epoch)
         if len(set(steps)) < len(steps):
             raise _fail(
                 sub,
                 f"epochs that fall on distinct optimizer steps ({per_epoch} steps per epoch: "
-                f"{stones} -> steps {steps}, so a decay would be lost)",
-                stones,
+                f"{written} -> steps {steps}, so a decay would be lost)",
+                written,
             )
     return out
 
@@ -290,8 +290,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             close = difflib.get_close_matches(str(key), DEFAULT_CONFIG, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"config key {key!r} is not a known key{hint}")
-    c = copy.deepcopy(DEFAULT_CONFIG)
-    c.update(copy.deepcopy(dict(config)))
+    c = {**DEFAULT_CONFIG, **config}  # scalars but schedule_params, copied below
+    c["schedule_params"] = copy.deepcopy(c["schedule_params"])
 
     for key, rule in RULES.items():
         if c[key] is None and key in ("n_train", "lars_mode"):

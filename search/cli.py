@@ -128,13 +128,15 @@ def check_data(spec: Any) -> None:
 
 
 def check_device(spec: Any, device: str | None) -> None:
-    """``cuda`` requested (``--device`` or ``objective.device``) on a machine without CUDA: one line, no trial."""
+    """``cuda`` or ``cuda:N`` requested (``--device`` or ``objective.device``) on a machine without it: one line, no trial."""
     import torch
 
     wanted = device or spec.objective.get("device", "auto")
-    if wanted == "cuda" and not torch.cuda.is_available():
-        where = "--device cuda" if device else f"{spec.source}: objective.device is 'cuda'"
+    where = f"--device {wanted}" if device else f"{spec.source}: objective.device is {wanted!r}"
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"{where}, but CUDA is not available on this machine (use --device cpu or auto)")
+    if wanted.startswith("cuda:") and int(wanted[5:]) >= torch.cuda.device_count():
+        raise UserError(f"{where}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: Callable | None = None) -> int:

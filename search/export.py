@@ -21,13 +21,14 @@ from search.report import StudyNotFoundError, arm_stats, load_arms
 
 __all__ = ["best_trial", "code_snippet", "export_text", "load_config_file"]
 
-_BASES = {
-    "sgd": "torch.optim.SGD(groups, lr={lr!r}, momentum={momentum!r}, nesterov={nesterov!r})",
-    "rmsprop": "torch.optim.RMSprop(groups, lr={lr!r}, momentum={momentum!r})",
-    "adam": "torch.optim.Adam(groups, lr={lr!r})",
-    "adamw": "torch.optim.AdamW(groups, lr={lr!r})",
-    "adagrad": "torch.optim.Adagrad(groups, lr={lr!r})",
-}
+
+def _base(config: dict[str, Any]) -> str:
+    """``torch.optim.SGD(groups, lr=0.1, momentum=0.9, nesterov=False)``: the registry's class and keys."""
+    from objectives.registry import OPTIMIZERS
+
+    info = OPTIMIZERS[config["optimizer"]]
+    return f"torch.optim.{info.cls.__name__}(groups, lr={config['lr']!r}" + "".join(
+        f", {key}={config[key]!r}" for key in info.params) + ")"
 
 
 def best_trial(storage: Any, name: str, arm: str | None = None) -> tuple[str, FrozenTrial]:
@@ -78,12 +79,13 @@ def code_snippet(config: dict[str, Any]) -> str:
         "",
         "# model = ...; steps_per_epoch = len(train_loader)",
         f"groups = lars.param_groups(model, weight_decay={config['weight_decay']!r})  # no decay/adaptation for biases, BN",
-        f"optimizer = {_BASES[config['optimizer']].format(**config)}",
+        f"optimizer = {_base(config)}",
     ]
     if config.get("lars"):
         lines.append(
             f"optimizer = lars.LARS(optimizer, trust_coefficient={config['trust_coefficient']!r}, "
-            f"eps={config['lars_eps']!r}, mode={config.get('lars_mode')!r}, clip={config.get('lars_clip', False)!r})"
+            f"eps={config['lars_eps']!r}, mode={config.get('lars_mode')!r}, clip={config.get('lars_clip', False)!r}"
+            + (f", momentum_form={config['lars_momentum_form']!r})" if config.get("lars_momentum_form", "torch") != "torch" else ")")
         )
     kind = config["schedule"]
     args = [
@@ -122,13 +124,10 @@ def export_text(storage: Any, name: str, arm: str | None = None, *, storage_labe
 
 def load_config_file(path: str) -> dict[str, Any]:
     """Read a config YAML (an export, or hand-written objectives keys) as a plain dict."""
+    from search.spec import load_yaml  # the study files' loader: 1e-3 is a number, a repeated key an error
+
     with open(path, encoding="utf-8") as f:
-        try:
-            data = yaml.safe_load(f)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            raise ValueError(f"{path}: not valid YAML: {where}{getattr(exc, 'problem', None) or exc}") from None
+        data = load_yaml(f.read(), path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config file must be a YAML mapping of objectives keys, got {type(data).__name__}")
     return data

@@ -46,8 +46,8 @@ from search.report import epochs_run
 __all__ = ["ArmCurve", "PlotError", "arm_curve", "compare_curves", "plot_compare"]
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-_BASE_COLOURS = {"sgd": "tab:blue", "rmsprop": "tab:green", "adam": "tab:red",
-                 "adamw": "tab:purple", "adagrad": "tab:brown"}
+# one colour per optimizer of the registry, in its order (sgd blue, rmsprop green, adam red, ...)
+_PALETTE = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 
 
 class PlotError(Exception):
@@ -156,7 +156,10 @@ def _pyplot():
 
 def _style(arm: str, index: int) -> dict:
     base, _, extra = arm.partition("+")
-    colour = _BASE_COLOURS.get(base, f"C{index % 10}")
+    from objectives.registry import OPTIMIZERS
+
+    names = list(OPTIMIZERS)
+    colour = _PALETTE[names.index(base) % len(_PALETTE)] if base in names else f"C{index % 10}"
     return {"color": colour, "linestyle": "-" if extra == "lars" else "--"}
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import optuna
 
 from search.space import Auto, Choice, Fixed, Range
-from search.spec import Arm, SpecError, StudySpec, default_space
+from search.spec import Arm, SpecError, StudySpec
 
 __all__ = ["RANGE_ATTR", "RangeTestError", "needs_range_test", "default_lr", "reference_config", "range_test",
            "resolve_ranges", "range_cost", "describe_range"]
@@ -64,9 +64,9 @@ def _middle(dim: Any) -> Any:
 
 
 def default_lr(spec: StudySpec, arm: Arm) -> Range:
-    """The arm's default lr range (what a LARS arm's lr keeps under ``lr: auto``)."""
-    lr = default_space(arm.optimizer, arm.lars, spec.objective["epochs"])["lr"]
-    return Range(float(lr["low"]), float(lr["high"]), log=bool(lr.get("log", False)))
+    """The arm's default lr range, which its ``Auto`` holds (what a LARS arm's lr keeps under ``lr: auto``)."""
+    auto = arm.space.params["lr"]
+    return Range(auto.low, auto.high, log=True)
 
 
 def reference_config(spec: StudySpec, arm: Arm, *, device: str | None = None) -> dict[str, Any]:

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import optuna
-import yaml
 
 from search.budget import claim_trial, count_finished, is_complete
 from search.range_test import resolve_ranges
 from search.report import arm_stats
-from search.spec import SPEC_VERSION, SpecError, StudySpec, parse_spec
+from search.spec import SPEC_VERSION, SpecError, StudySpec, load_yaml, parse_spec
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
 __all__ = [
@@ -191,7 +190,7 @@ def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
     text = storage.get_study_user_attrs(study_id).get("study_file")
     if text is None:
         return None
-    return parse_spec(yaml.safe_load(text), source=f"stored study file of {study_name!r}", text=text)
+    return parse_spec(load_yaml(text, study_name), source=f"stored study file of {study_name!r}", text=text)
 
 
 def _first_difference(old: Any, new: Any, path: str) -> str | None:

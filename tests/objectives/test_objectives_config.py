@@ -121,7 +121,7 @@ RULES = [
     ({"dataset": "cifar10", "val_size": 50_000}, r"'val_size' must be < the 50000 training images of cifar10"),
     # #16 item 13: a milestone at the end, and milestones that round to one step, are errors
     ({"schedule": "multistep", "schedule_params": {"milestones": [1]}, "epochs": 1},
-     r"'schedule_params.milestones' must be a list of epochs each < epochs=1 .*, got \[1.0\]"),
+     r"'schedule_params.milestones' must be a list of epochs each < epochs=1 .*, got \[1\]"),
     ({"dataset": "fashion_mnist", "n_train": 300, "batch_size": 128, "epochs": 2, "schedule": "multistep",
       "schedule_params": {"milestones": [0.5, 0.7]}},
      r"'schedule_params.milestones' must be epochs that fall on distinct optimizer steps \(2 steps per epoch: "

@@ -95,10 +95,10 @@ def test_a_lars_arm_samples_lr_times_lambda_and_lr_and_trains_lambda_as_their_qu
     params = {**arm.space.params, "lr": Range(1e-3, 1.0, log=True),
               "trust_coefficient": Range(1e-2, 1.0, log=True, per="lr")}
     space = type(arm.space)(params, arm.space.schedule, arm.space.schedule_params)
-    trial = optuna.trial.FixedTrial({"lr*trust_coefficient": 0.05, "lr": 2.5, "weight_decay": 1e-4,
+    trial = optuna.trial.FixedTrial({"lr*trust_coefficient": 0.05, "lr": 0.5, "weight_decay": 1e-4,
                                      "warmup_epochs": 0.0})
     config = suggest_config(trial, spec.objective, "sgd", True, space)
-    assert config["lr"] == 2.5 and config["trust_coefficient"] == 0.05 / 2.5
+    assert config["lr"] == 0.5 and config["trust_coefficient"] == 0.05 / 0.5
 
 
 def test_an_unresolved_auto_is_never_sampled():
