@@ -16,12 +16,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from search.space import (
     SPACE_KEYS,
     ArmSpace,
+    Auto,
     Choice,
     Dimension,
     Fixed,
@@ -348,6 +349,10 @@ def _parse_space(
             raw, at = defaults[key], "default space"
         else:
             continue
+        if key == "lr" and raw == "auto":  # search.range_test finds it; the default range stands in until then
+            lr = parse_dimension(defaults["lr"], param_rules()["lr"], source, "default space.lr")
+            params[key], origins[key] = Auto(lr.low, lr.high), f"{at}.{key}"
+            continue
         params[key] = parse_dimension(raw, param_rules()[key], source, f"{at}.{key}")
         origins[key] = f"{at}.{key}"
     base = _defaults_inherited(defaults)
@@ -468,8 +473,10 @@ def check_with_objectives(objective: dict[str, Any], arms: tuple[Arm, ...], sour
     from objectives import ConfigError, validate_config
 
     for i, arm in enumerate(arms):
-        for draw, varied in _draws(arm.space):
-            config = suggest_config(_Draw(draw), objective, arm.optimizer, arm.lars, arm.space)
+        params = {k: Range(d.low, d.high, log=True) if isinstance(d, Auto) else d for k, d in arm.space.params.items()}
+        space = replace(arm.space, params=params)
+        for draw, varied in _draws(space):
+            config = suggest_config(_Draw(draw), objective, arm.optimizer, arm.lars, space)
             try:
                 validate_config(config)
             except ConfigError as exc:
