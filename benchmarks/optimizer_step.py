@@ -119,7 +119,7 @@ def state_bytes(opt) -> int:
 
 def extra_bytes(opt) -> int:
     if isinstance(opt, lars.LARS):
-        return sum(t.numel() * t.element_size() for t in opt._scratch.values())
+        return sum(t.numel() * t.element_size() for t in opt._work.values())
     return 0
 
 

@@ -185,6 +185,7 @@ class LARS(Optimizer):
             "lars_exclude": False,
         }
         self._work: dict[Tensor, Tensor] = {}
+        self._workspace: dict[Any, Tensor] = {}
         self._ratios: list[tuple[list[Tensor], Tensor]] = []
         # Optimizer.__init__ hands each of the base's groups to add_param_group,
         # which adopts them (fills LARS's keys) instead of adding them again.
@@ -239,6 +240,7 @@ class LARS(Optimizer):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_work"] = {}
+        state["_workspace"] = {}
         state["_ratios"] = []
         return state
 
@@ -330,7 +332,7 @@ class LARS(Optimizer):
             ratios += F.rescale_updates(
                 params, saved, norms, lr=group["lr"],
                 trust_coefficient=group["lars_trust_coefficient"], eps=group["lars_eps"],
-                clip=group["lars_clip"], foreach=self.foreach,
+                clip=group["lars_clip"], foreach=self.foreach, workspace=self._workspace,
             )
         self._ratios = ratios
         return loss
