@@ -591,3 +591,17 @@ def test_the_step_keeps_only_references_for_trust_ratios(monkeypatch):
     during_step = len(calls)
     opt.trust_ratios()
     assert len(calls) == during_step + 1
+
+
+def test_deepcopy_drops_work_tensors_and_steps_identically():
+    model = small_model()
+    opt = LARS(torch.optim.Adam(lars.param_groups(model, weight_decay=1e-3), lr=0.1), trust_coefficient=1e-2)
+    train(model, opt, n=2)
+    assert opt._work
+    twin_model, twin = copy.deepcopy((model, opt))
+    assert twin._work == {} and twin._workspace == {} and twin.trust_ratios() == []
+    assert twin.param_groups is twin.optimizer.param_groups and twin.state is twin.optimizer.state
+    train(model, opt, n=2, seed=3)
+    train(twin_model, twin, n=2, seed=3)
+    for a, b in zip(model.parameters(), twin_model.parameters()):
+        assert torch.equal(a, b)
