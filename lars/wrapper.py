@@ -18,8 +18,14 @@ from torch.optim import Optimizer
 
 from . import functional as F
 from .validation import (
-    GROUP_KEYS, MODES, MOMENTUM_FORMS, check_eps, check_group, check_mode,
-    check_momentum_form, check_trust_coefficient,
+    GROUP_KEYS,
+    MODES,
+    MOMENTUM_FORMS,
+    check_eps,
+    check_group,
+    check_mode,
+    check_momentum_form,
+    check_trust_coefficient,
 )
 
 __all__ = ["LARS", "GROUP_KEYS", "MODES", "MOMENTUM_FORMS"]
