@@ -2,7 +2,8 @@
 
 One interleaved run: every round times one ``step()`` of every variant in turn, so
 machine noise (other processes, frequency changes) hits all variants alike; the
-figure is the median over rounds. Parameter sets have real shapes:
+figure is the median over rounds, of wall time and of this process's CPU time (the
+second is steadier on a machine other processes share). Parameter sets have real shapes:
 
 * ``resnet50``: torchvision's ResNet-50 (161 tensors, 25,557,032 parameters);
 * ``vgg16-cifar``: VGG-16 with batch norm for 32x32 inputs and 10 classes
@@ -10,23 +11,16 @@ figure is the median over rounds. Parameter sets have real shapes:
 
 Groups come from ``lars.param_groups`` (weight decay on >= 2-D tensors, 1-D tensors
 excluded), the same groups for every variant; gradients are fixed random tensors.
-"Extra state" is what LARS keeps beyond the base optimizer's own state (its scratch
-tensors). A last table times ways to take the per-tensor norms on the first set. Default runtime is well under 2 minutes on 2 CPU cores. On a machine
-that other processes share, ``--threads 1`` avoids OpenMP threads waiting on each
-other and gives steadier ratios. Bases: SGD(lr 0.1, momentum 0.9) and Adam(lr 1e-3),
-``fused=True`` (supported on CPU since torch 2.4), LARS with its defaults.
+Bases: SGD(lr 0.1, momentum 0.9) and Adam(lr 1e-3), ``fused=True``, LARS with its
+defaults (gradient mode for SGD, update mode for Adam). "Extra MB" is what LARS keeps
+beyond the base's state (one work tensor per adapted parameter, a CPU scratch area).
+The last lines print each LARS variant's ratio to its fused base, the figure the
+target (at most 2.0x) is about. A last table times ways to take per-tensor norms.
+Measured figures live in ``benchmarks/RESULTS.md`` ("Optimizer step").
 
-Figures (2-core x86_64, torch 2.14.1, ``--threads 1``, the other core busy; two runs
-of this script, alternated with two of the previous commit's, ranges over the runs):
-LARS(Adam fused) on resnet50 went from 36.6-37.3 ms (2.14-2.15x a 17.0-17.4 ms fused
-Adam step) to 32.0-32.4 ms (1.87-1.89x), on vgg16-cifar from 2.16-2.27x to
-1.93-1.95x, when update mode's lerp started to run over cache-sized chunks (norms,
-lerp and the next step's zeroing of the scratch per chunk, ``lars.wrapper``'s
-``_rescale_in_chunks``). LARS(SGD fused): 1.76x and 1.71x, unchanged.
-
-    python benchmarks/optimizer_step.py                 # both sets, 15 rounds
-    python benchmarks/optimizer_step.py --threads 1 --sets resnet50 --rounds 30
-    python benchmarks/optimizer_step.py --device cuda --rounds 50   # on a GPU (synchronised timing)
+    python benchmarks/optimizer_step.py --sets resnet50                 # default threads
+    python benchmarks/optimizer_step.py --sets resnet50 --threads 1 --rounds 30
+    python benchmarks/optimizer_step.py --device cuda --rounds 50       # on a GPU (synchronised timing)
 """
 
 from __future__ import annotations
@@ -119,7 +113,8 @@ def state_bytes(opt) -> int:
 
 def extra_bytes(opt) -> int:
     if isinstance(opt, lars.LARS):
-        return sum(t.numel() * t.element_size() for t in opt._scratch.values())
+        kept = list(opt._work.values()) + list(opt._workspace.values())
+        return sum(t.numel() * t.element_size() for t in kept)
     return 0
 
 
@@ -135,25 +130,37 @@ def run_set(name, rounds, warmup, weight_decay, device):
     grads = [(torch.randn(s, generator=gen) * 1e-2).to(device) for s in shapes]
     variants = build_variants(meta, grads, weight_decay, device)
     times = {k: [] for k in variants}
+    cpu_times = {k: [] for k in variants}
     for r in range(warmup + rounds):
         for label, opt in variants.items():
             _sync(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             opt.step()
             _sync(device)
-            elapsed = time.perf_counter() - start
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             if r >= warmup:
                 times[label].append(elapsed)
+                cpu_times[label].append(cpu)
     n_params = sum(s.numel() for s in shapes)
     print(f"\n{name}: {len(shapes)} tensors, {n_params:,} parameters, "
           f"weight_decay={weight_decay}, {rounds} rounds (+{warmup} warm-up)")
     medians = {k: statistics.median(v) for k, v in times.items()}
-    print(f"  {'variant':<18}{'median ms':>10}{'vs fused':>10}{'state MB':>10}{'extra MB':>10}")
+    cpu_medians = {k: statistics.median(v) for k, v in cpu_times.items()}
+    print(f"  {'variant':<18}{'median ms':>10}{'vs fused':>10}{'cpu ms':>10}{'vs fused':>10}"
+          f"{'state MB':>10}{'extra MB':>10}")
+    ratios = {}
     for label, opt in variants.items():
         base = "SGD fused" if "SGD" in label else "Adam fused"
         ratio = medians[label] / medians[base]
+        cpu_ratio = cpu_medians[label] / cpu_medians[base]
+        if label != base:
+            ratios[label] = (ratio, cpu_ratio)
         print(f"  {label:<18}{medians[label] * 1e3:>10.2f}{ratio:>9.2f}x"
+              f"{cpu_medians[label] * 1e3:>10.2f}{cpu_ratio:>9.2f}x"
               f"{state_bytes(opt) / 2**20:>10.1f}{extra_bytes(opt) / 2**20:>10.1f}")
+    for label, (ratio, cpu_ratio) in ratios.items():
+        print(f"  LARS/fused-base ratio, {label}: {ratio:.2f}x wall, {cpu_ratio:.2f}x cpu "
+              f"(target <= 2.00x)")
     return medians
 
 

@@ -6,11 +6,14 @@ arXiv:1708.03888, 2017) gives every parameter tensor ``w`` its own rate::
     local_lr = λ · ‖w‖ / (‖g‖ + β · ‖w‖ + ε)        (1 where ‖w‖ or ‖g‖ is 0)
 
 with trust coefficient λ, weight decay β and a small ε. :class:`LARS` wraps any
-``torch.optim`` optimizer and is one itself. For SGD it scales the gradient (the
-paper's form, ``v ← μv + local_lr·(g + βw); w ← w − α·v``); for adaptive optimizers
-(Adam, AdamW, RMSprop, Adagrad) it rescales their own update per tensor, as LAMB does
-(You et al., arXiv:1904.00962, 2019), because their normalisation would cancel a
-scaled gradient. Each tensor's step then has size about ``α·λ·‖w‖``.
+``torch.optim`` optimizer and is one itself. For SGD it scales the gradient (gradient
+mode: the base steps with ``local_lr·(g + β·w)``; ``momentum_form="torch"`` keeps lr
+outside SGD's buffer as torch does, ``"paper"`` puts it inside as the paper does); for
+adaptive optimizers (Adam, AdamW, RMSprop, Adagrad) it rescales their own step per
+tensor, as LAMB does (You et al., arXiv:1904.00962, 2019), because their
+normalisation would cancel a scaled gradient. Each tensor's step then has size about
+``α·λ·‖w‖``. The base keeps its own weight decay (L2 stays L2, AdamW's stays
+decoupled): at a ratio of 1, LARS(base) is base.
 
 Usage::
 
@@ -31,7 +34,9 @@ Usage::
 Adam with LARS is the same with ``torch.optim.Adam(groups, lr=1.0)`` (update mode
 by default: with λ = 1e-3 a per-tensor step is ``lr·1e-3·‖w‖``). Any group may set
 ``lars_trust_coefficient``, ``lars_eps``, ``lars_mode`` ("gradient"/"update"),
-``lars_clip`` (LARC) or ``lars_exclude``; β is the group's ``weight_decay``.
+``lars_momentum_form`` ("torch"/"paper"), ``lars_clip`` (LARC) or ``lars_exclude``;
+β is the group's ``weight_decay``. ``opt.trust_ratios()`` lists each adapted tensor's
+ratio from the latest step.
 """
 
 from . import functional, schedules

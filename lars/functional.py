@@ -54,7 +54,8 @@ __all__ = [
     "rescale_updates",
 ]
 
-#: Elements per chunk of the fast path on the CPU: a few MiB, about an L2/L3 share.
+#: Elements per chunk of the fast path on the CPU: about 1 MiB of float32 per list, so
+#: that a chunk's two or three lists stay in a core's L2 cache between passes.
 CPU_CHUNK_NUMEL = 1 << 20
 
 
@@ -240,12 +241,18 @@ def rescale_updates(
     eps: float,
     clip: bool,
     foreach: bool = True,
+    workspace: dict[Any, Tensor] | None = None,
 ) -> list[tuple[list[Tensor], Tensor]]:
     """After the base step: ``w ← lerp(w_old, w_new, r)`` with ``Δ = w_new − w_old``.
 
     ``params`` hold ``w_new``, ``saved`` hold ``w_old`` (from :func:`save_weights`),
     ``weight_norms`` ‖w_old‖. The base's step is read as a difference: its own
-    arithmetic, weight decay and state stay exactly the base's. Returns
+    arithmetic, weight decay and state stay exactly the base's. ``lerp`` from
+    ``w_old`` (rather than ``w_new − (1−r)·Δ``) keeps a small ``r`` from amplifying the
+    rounding of ``w_new`` when the base's step is large against ``w`` (bfloat16).
+
+    The fast path works in a chunk-sized scratch area; ``workspace`` (a dict the caller
+    keeps, used for CPU chunks) saves allocating it every step. Returns
     ``(params, rates)`` pairs.
     """
     kw = dict(lr=lr, trust_coefficient=trust_coefficient, eps=eps, clip=clip)
@@ -254,7 +261,9 @@ def rescale_updates(
     pairs, start = [], 0
     for chunk_params, chunk_saved in _chunks(params, saved):
         end = start + len(chunk_params)
-        rates = _multi_tensor_rescale(_real(chunk_params), _real(chunk_saved), weight_norms[start:end], **kw)
+        real_params, real_saved = _real(chunk_params), _real(chunk_saved)
+        work = _scratch_views(real_params, workspace)
+        rates = _multi_tensor_rescale(real_params, real_saved, weight_norms[start:end], work, **kw)
         pairs.append((chunk_params, rates))
         start = end
     return pairs
@@ -270,12 +279,33 @@ def _single_tensor_rescale(params, saved, weight_norms, *, lr, trust_coefficient
     return torch.stack(rates)
 
 
-def _multi_tensor_rescale(params, saved, weight_norms, *, lr, trust_coefficient, eps, clip):
-    steps = torch._foreach_sub(params, saved)
-    rates = update_factor(weight_norms, tensor_norms(steps), lr=lr,
+def _multi_tensor_rescale(params, saved, weight_norms, work, *, lr, trust_coefficient, eps, clip):
+    torch._foreach_copy_(work, params)
+    torch._foreach_sub_(work, saved)  # Δ
+    rates = update_factor(weight_norms, tensor_norms(work), lr=lr,
                           trust_coefficient=trust_coefficient, eps=eps, clip=clip)
-    torch._foreach_copy_(params, torch._foreach_lerp(saved, params, rates.to(params[0].dtype).unbind()))
+    torch._foreach_lerp_(saved, params, rates.to(params[0].dtype).unbind())
+    torch._foreach_copy_(params, saved)
     return rates
+
+
+def _scratch_views(tensors: list[Tensor], workspace: dict[Any, Tensor] | None) -> list[Tensor]:
+    """Contiguous scratch tensors shaped like ``tensors`` (one dtype and device), carved
+    from one flat buffer: kept in ``workspace`` for CPU chunks (allocating and faulting in
+    fresh pages every step costs more than the work), allocated anew elsewhere."""
+    first = tensors[0]
+    total = sum(t.numel() for t in tensors)
+    key = (first.device, first.dtype)
+    flat = workspace.get(key) if workspace is not None and first.device.type == "cpu" else None
+    if flat is None or flat.numel() < total:
+        flat = torch.empty(total, dtype=first.dtype, device=first.device)
+        if workspace is not None and first.device.type == "cpu":
+            workspace[key] = flat
+    views, offset = [], 0
+    for t in tensors:
+        views.append(flat[offset:offset + t.numel()].view(t.shape))
+        offset += t.numel()
+    return views
 
 
 def _real(tensors: list[Tensor]) -> list[Tensor]:

@@ -18,8 +18,14 @@ from torch.optim import Optimizer
 
 from . import functional as F
 from .validation import (
-    GROUP_KEYS, MODES, MOMENTUM_FORMS, check_eps, check_group, check_mode,
-    check_momentum_form, check_trust_coefficient,
+    GROUP_KEYS,
+    MODES,
+    MOMENTUM_FORMS,
+    check_eps,
+    check_group,
+    check_mode,
+    check_momentum_form,
+    check_trust_coefficient,
 )
 
 __all__ = ["LARS", "GROUP_KEYS", "MODES", "MOMENTUM_FORMS"]
@@ -185,6 +191,7 @@ class LARS(Optimizer):
             "lars_exclude": False,
         }
         self._work: dict[Tensor, Tensor] = {}
+        self._workspace: dict[Any, Tensor] = {}
         self._ratios: list[tuple[list[Tensor], Tensor]] = []
         # Optimizer.__init__ hands each of the base's groups to add_param_group,
         # which adopts them (fills LARS's keys) instead of adding them again.
@@ -239,6 +246,7 @@ class LARS(Optimizer):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_work"] = {}
+        state["_workspace"] = {}
         state["_ratios"] = []
         return state
 
@@ -330,7 +338,7 @@ class LARS(Optimizer):
             ratios += F.rescale_updates(
                 params, saved, norms, lr=group["lr"],
                 trust_coefficient=group["lars_trust_coefficient"], eps=group["lars_eps"],
-                clip=group["lars_clip"], foreach=self.foreach,
+                clip=group["lars_clip"], foreach=self.foreach, workspace=self._workspace,
             )
         self._ratios = ratios
         return loss

@@ -552,3 +552,56 @@ def test_bfloat16_parameters_step(name):
 
 
 
+
+
+# ---- trust_ratios() -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_trust_ratios_lists_each_adapted_tensor_of_the_latest_step(name):
+    model = small_model()
+    opt = LARS(BASES[name](lars.param_groups(model, weight_decay=1e-3)), trust_coefficient=1e-2)
+    assert opt.trust_ratios() == []
+    train(model, opt, n=1)
+    first = opt.trust_ratios()
+    assert [p for p, _ in first] == [model[0].weight, model[2].weight]  # biases are excluded
+    assert all(r.dim() == 0 and r.device == p.device and 0 < r.item() < 1 for p, r in first)
+    train(model, opt, n=1)
+    second = opt.trust_ratios()
+    assert [r.item() for _, r in first] != [r.item() for _, r in second]  # the latest step's
+
+
+def test_trust_ratios_match_the_hand_computed_gradient_mode_ratio():
+    p = one_param([3.0, 4.0], [0.6, 0.8])
+    opt = LARS(torch.optim.SGD([p], lr=0.5, momentum=0.9, weight_decay=0.1), trust_coefficient=0.01, eps=0.5)
+    opt.step()
+    [(param, ratio)] = opt.trust_ratios()
+    assert param is p and ratio.item() == pytest.approx(0.025, rel=1e-15)  # as in the first test
+
+
+def test_the_step_keeps_only_references_for_trust_ratios(monkeypatch):
+    # "Free when nobody reads": the step stores the rate tensors it computed, splitting
+    # them only when trust_ratios() is called.
+    model = small_model()
+    opt = LARS(torch.optim.SGD(lars.param_groups(model, weight_decay=1e-3), lr=0.1, momentum=0.9))
+    calls = []
+    real = torch.Tensor.unbind
+    monkeypatch.setattr(torch.Tensor, "unbind", lambda self, *a: calls.append(self.shape) or real(self, *a))
+    train(model, opt, n=1)
+    during_step = len(calls)
+    opt.trust_ratios()
+    assert len(calls) == during_step + 1
+
+
+def test_deepcopy_drops_work_tensors_and_steps_identically():
+    model = small_model()
+    opt = LARS(torch.optim.Adam(lars.param_groups(model, weight_decay=1e-3), lr=0.1), trust_coefficient=1e-2)
+    train(model, opt, n=2)
+    assert opt._work
+    twin_model, twin = copy.deepcopy((model, opt))
+    assert twin._work == {} and twin._workspace == {} and twin.trust_ratios() == []
+    assert twin.param_groups is twin.optimizer.param_groups and twin.state is twin.optimizer.state
+    train(model, opt, n=2, seed=3)
+    train(twin_model, twin, n=2, seed=3)
+    for a, b in zip(model.parameters(), twin_model.parameters()):
+        assert torch.equal(a, b)

@@ -1,9 +1,9 @@
 """lars.LARS on a CUDA device: the same steps as on the CPU, AMP's GradScaler, state_dict.
 
-On the CPU, SGD takes a fused per-tensor kernel path and update mode a chunked lerp;
-on CUDA both take the ``torch._foreach_*`` path, so these tests are the only check of
-that path with real device tensors. They run where CUDA is (the project's GPU machine)
-and are skipped elsewhere.
+On the CPU the fast path runs over cache-sized chunks; on CUDA over one chunk per dtype,
+with the per-tensor ratios as 0-d device tensors, so these tests are the only check of
+that arrangement with real device tensors (and of "no host synchronisation in step()").
+They run where CUDA is (the project's GPU machine) and are skipped elsewhere.
 """
 
 import copy
@@ -134,3 +134,25 @@ def test_cuda_grad_scaler_skips_inf_step_and_matches_unscaled_step(name):
     plain_opt.step()
     for a, b in zip(plain.parameters(), model.parameters()):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, mode", [("sgd", "gradient"), ("sgd", "update"), ("adam", "update")])
+def test_cuda_step_does_not_synchronise_with_the_host(name, mode):
+    model = conv_model("cuda", torch.float32)
+    base = BASES[name](lars.param_groups(model, weight_decay=1e-3))
+    opt = LARS(base, trust_coefficient=0.02, mode=mode)
+    x = torch.randn(16, 3, 6, 6, device="cuda")
+    torch.nn.functional.cross_entropy(model(x), torch.zeros(16, dtype=torch.long, device="cuda")).backward()
+    opt.step()  # first step: state and work tensors are created
+    torch.cuda.synchronize()
+    bare = copy.deepcopy(base)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        try:
+            bare.step()
+        except RuntimeError:
+            pytest.skip(f"the bare {name} step itself synchronises")
+        opt.step()  # raises RuntimeError on any synchronising call
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(opt.trust_ratios()) == 2
