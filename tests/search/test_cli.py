@@ -144,7 +144,7 @@ def test_end_to_end_on_a_tiny_real_objective(tmp_path):
     assert train.returncode == 0, train.stderr
     lines = train.stdout.splitlines()
     assert lines[0].startswith("seed 0: test accuracy ") and lines[1].startswith("seed 1: test accuracy ")
-    assert lines[2].startswith("test accuracy: ") and " over 2 seed(s)" in lines[2]
+    assert lines[2].startswith("test accuracy: ") and " over 2 seeds " in lines[2]
     # seed 0 retrains the exported trial's config: the same validation accuracy
     assert f"validation {100 * best.best_value:.2f}%" in lines[0]
 
