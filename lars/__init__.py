@@ -37,13 +37,14 @@ by default: with λ = 1e-3 a per-tensor step is ``lr·1e-3·‖w‖``). Any grou
 from . import functional, schedules
 from .param_groups import is_vector, param_groups
 from .schedules import SCHEDULES, warmup_schedule
-from .trust_ratio import local_lr, tensor_norms, trust_ratio
-from .wrapper import GROUP_KEYS, LARS, MODES
+from .trust_ratio import local_lr, tensor_norms, trust_ratio, update_factor
+from .wrapper import GROUP_KEYS, LARS, MODES, MOMENTUM_FORMS
 
 __all__ = [
     "LARS",
     "GROUP_KEYS",
     "MODES",
+    "MOMENTUM_FORMS",
     "SCHEDULES",
     "functional",
     "is_vector",
@@ -52,5 +53,6 @@ __all__ = [
     "schedules",
     "tensor_norms",
     "trust_ratio",
+    "update_factor",
     "warmup_schedule",
 ]

@@ -1,44 +1,64 @@
-"""LARS's math over lists of tensors: the two placements of the trust ratio.
+r"""LARS's math over lists of tensors, in torch/optim's layout.
 
-Each function takes ``foreach`` as ``torch.optim`` does: ``False`` is the reference
-(one tensor at a time, a ``torch.linalg.vector_norm`` per tensor), ``True`` the fast
-path (``torch._foreach_*`` over the list, the norms from one ``torch._foreach_norm``
-over flat views). Float64 tests check that the paths agree.
+Each function has a reference path (``foreach=False``: ``_single_tensor_*``, one
+tensor at a time in plain torch, the definition) and a fast path (``foreach=True``:
+``_multi_tensor_*``, ``torch._foreach_*`` over the lists, the per-tensor factors kept
+on the device as 0-d tensors, so a GPU step never waits for the host). Tests check
+that the two agree to rounding.
 
-* gradient mode: :func:`scale_gradients` (``d`` into a scratch tensor, any base) and
-  :func:`sgd_direct` (``torch.optim.SGD`` on CPU, ``d`` never materialised);
-* update mode, in three equivalent forms chosen by what the base step leaves behind:
-  :func:`rescale_updates` (``−Δ`` from stepping a zero tensor),
-  :func:`rescale_decoupled` (``−u/β`` from stepping a zero tensor at lr ``1/β``;
-  one ``lerp``), :func:`rescale_differences` (the base stepped ``w`` itself);
-  :func:`lerp_decoupled_chunk` is :func:`rescale_decoupled` for one cache-sized chunk
-  of CPU tensors, its rates computed on host floats.
+The fast path runs over *chunks* of each list: on the CPU about ``CPU_CHUNK_NUMEL``
+elements at a time, so that the passes over a chunk after its first read find it in
+cache (the norms of ``w`` and ``g``, then the scaled gradient, all within one chunk);
+elsewhere one chunk per dtype, since a GPU pays per kernel launch rather than per pass.
+The chunks change the order of the work, never the math.
 
-Gradient mode (LARS, You, Gitman, Ginsburg, arXiv:1708.03888, 2017)::
+The three operations, for one tensor ``w`` with gradient ``g`` in a group with learning
+rate α, weight decay β, trust coefficient λ and ε (see :mod:`lars.trust_ratio`):
 
-    r    = local_lr(‖w‖, ‖g‖)                    (see lars.trust_ratio)
-    d    = r · (g + β · w)                        what the base optimizer receives
+* gradient mode, torch's momentum form (:func:`scale_gradients`): the base optimizer
+  gets ``X`` as the gradient and applies its own weight decay; ``X`` is chosen so that
+  what the base steps with is ``r·(g + β·w)`` (L2) or ``r·g`` (decoupled decay)::
 
-Update mode (as LAMB does it, You et al., arXiv:1904.00962, 2019)::
+      r = λ‖w‖ / (‖g‖ + β‖w‖ + ε)   (β only for L2 decay; LARC: min(r/α, 1))
+      X = r·g + (r − 1)·β·w       = lerp(−β·w, g, r)        (L2 decay)
+      X = r·g                                                (decoupled decay, or β = 0)
 
-    Δ    = lr · u          the base optimizer's own step, weight decay hidden from it
-    r    = local_lr(‖w‖, ‖u‖)   with ‖u‖ = ‖Δ‖ / lr
-    w   ← w − r · (Δ + lr · β · w)  =  w − lr · r · (u + β · w)
+  (with ``maximize`` the base negates X before adding β·w, so ``X = lerp(β·w, g, r)``);
+* gradient mode, the paper's momentum form (:func:`paper_momentum_step`, SGD's
+  hyperparameters, LARS steps the tensor itself)::
 
-A zero ‖w‖ or ‖g‖ (‖u‖) gives r = 1.
+      d = r·(g + β·w);   V ← μ·V + (1 − δ)·α·d  (first step: V = α·d);   w ← w − V
+      (Nesterov: w ← w − (α·d + μ·V))
+
+* update mode (:func:`save_weights` before the base step, :func:`rescale_updates`
+  after it): the base steps ``w`` as it would alone, ``Δ = w_new − w_old``, and::
+
+      r = update_factor(‖w_old‖, ‖Δ‖)   (lars.trust_ratio: α·λ‖w‖/(‖Δ‖ + α·ε))
+      w ← lerp(w_old, w_new, r) = w_old + r·Δ
+
+A zero ‖w‖ or ‖g‖ (‖Δ‖) gives r = 1, and at r = 1 each operation hands the base exactly
+what it would have had (``lerp`` at weight 1 returns its end bit for bit).
 """
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import torch
 from torch import Tensor
 
-from .trust_ratio import local_lr, local_lr_float, tensor_norms
+from .trust_ratio import local_lr, tensor_norms, update_factor
 
 __all__ = [
-    "scale_gradients", "rescale_updates", "rescale_decoupled", "rescale_differences", "sgd_direct",
-    "fill_scaled_gradients", "lerp_decoupled_chunk",
+    "CPU_CHUNK_NUMEL", "scale_gradients", "paper_momentum_step", "save_weights",
+    "rescale_updates",
 ]
+
+#: Elements per chunk of the fast path on the CPU: a few MiB, about an L2/L3 share.
+CPU_CHUNK_NUMEL = 1 << 20
+
+
+# ---- gradient mode, torch's momentum form ---------------------------------------------
 
 
 def scale_gradients(
@@ -48,319 +68,243 @@ def scale_gradients(
     *,
     lr: float | Tensor,
     trust_coefficient: float,
-    weight_decay: float,
     eps: float,
+    weight_decay: float,
+    decoupled: bool,
     clip: bool,
     maximize: bool = False,
     foreach: bool = True,
-) -> Tensor:
-    """Gradient mode: write ``d = r·(g + β·w)`` into ``out`` (``grads`` untouched).
+) -> list[tuple[list[Tensor], Tensor]]:
+    """Write into ``out`` the gradient ``X`` that makes the base step ``r·(g + β·w)``.
 
-    ``maximize=True`` writes ``r·(g − β·w)`` so that a base optimizer that negates
-    its gradient still decays the weights. Returns the local rates ``r`` (1-D).
+    ``grads`` are only read. ``decoupled=True`` (AdamW's kind of decay) leaves β out
+    of both ``X`` and the ratio: the base applies its decoupled decay unscaled.
+    Returns ``(params, rates)`` pairs: the factor ``r`` of each tensor (a 1-D tensor
+    per chunk).
     """
-    fn = _multi_tensor_scale_gradients if foreach else _single_tensor_scale_gradients
+    decay = 0.0 if decoupled else weight_decay
+    kw = dict(lr=lr, trust_coefficient=trust_coefficient, eps=eps, weight_decay=decay,
+              clip=clip, start=decay if maximize else -decay)
+    if not foreach:
+        return [(params, _single_tensor_scale_gradients(params, grads, out, **kw))]
+    return [
+        (chunk_params, _multi_tensor_scale_gradients(*map(_real, (chunk_params, chunk_grads, chunk_out)), **kw))
+        for chunk_params, chunk_grads, chunk_out in _chunks(params, grads, out)
+    ]
+
+
+def _single_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient, eps,
+                                   weight_decay, clip, start):
+    rates = []
+    for w, g, x in zip(params, grads, out):
+        r = local_lr(
+            tensor_norms([w], foreach=False)[0], tensor_norms([g], foreach=False)[0], lr=lr,
+            trust_coefficient=trust_coefficient, weight_decay=weight_decay, eps=eps, clip=clip,
+        )
+        if start != 0:
+            x.copy_(torch.lerp(w * start, g, r.to(x.dtype)))
+        else:
+            x.copy_(g * r)
+        rates.append(r)
+    return torch.stack(rates)
+
+
+def _multi_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient, eps,
+                                  weight_decay, clip, start):
     rates = local_lr(
-        tensor_norms(params, foreach=foreach),
-        tensor_norms(grads, foreach=foreach),
-        lr=lr,
-        trust_coefficient=trust_coefficient,
-        weight_decay=weight_decay,
-        eps=eps,
-        clip=clip,
+        tensor_norms(params), tensor_norms(grads), lr=lr, trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay, eps=eps, clip=clip,
     )
-    decay = -weight_decay if maximize else weight_decay
-    fn(params, grads, out, rates, decay)
+    factors = rates.to(out[0].dtype).unbind()
+    if start != 0:
+        torch._foreach_copy_(out, params)
+        torch._foreach_mul_(out, start)
+        torch._foreach_lerp_(out, grads, factors)
+    else:
+        torch._foreach_copy_(out, grads)
+        torch._foreach_mul_(out, factors)
     return rates
 
 
-def fill_scaled_gradients(
-    params: list[Tensor], grads: list[Tensor], out: list[Tensor], rates: Tensor, decay: float
-) -> None:
-    """``out ← rates·(g + decay·w)`` with the rates already known (foreach path)."""
-    _multi_tensor_scale_gradients(params, grads, out, rates, decay)
+# ---- gradient mode, the paper's momentum form -----------------------------------------
 
 
-def _single_tensor_scale_gradients(params, grads, out, rates, decay):
-    for w, g, d, r in zip(params, grads, out, rates.unbind()):
-        if decay != 0:
-            torch.add(g, w, alpha=decay, out=d)
-            d.mul_(r)
-        else:
-            torch.mul(g, r, out=d)
+def paper_momentum_step(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    *,
+    lr: float | Tensor,
+    trust_coefficient: float,
+    eps: float,
+    weight_decay: float,
+    clip: bool,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    maximize: bool,
+    foreach: bool = True,
+) -> tuple[list[tuple[list[Tensor], Tensor]], list[Tensor | None]]:
+    """SGD with the rate inside the buffer: ``V ← μV + (1−δ)·α·r·(g + βw); w ← w − V``.
 
-
-def _multi_tensor_scale_gradients(params, grads, out, rates, decay):
-    factors = _host_floats(rates)
-    if out and _launch_bound(out[0]):
-        # On a GPU the cost is kernel launches, not passes over memory: three
-        # multi-tensor passes beat one ``out=`` kernel per tensor.
-        torch._foreach_copy_(out, grads)
-        if decay != 0:
-            torch._foreach_add_(out, params, alpha=decay)
-        torch._foreach_mul_(out, factors)
-        return
-    # On the CPU no foreach op writes into given outputs, so the one pass that fills
-    # ``out`` is a loop of ``out=`` calls; copying first and scaling costs a pass more.
-    if decay != 0:
-        for w, g, d in zip(params, grads, out):
-            torch.add(g, w, alpha=decay, out=d)
-        torch._foreach_mul_(out, factors)
-    else:
-        for g, d, r in zip(grads, out, factors):
-            torch.mul(g, r, out=d)
-
-
-def _launch_bound(t: Tensor) -> bool:
-    """Whether ops on ``t``'s device cost a kernel launch each (any device but the CPU)."""
-    return t.device.type != "cpu"
-
-
-def _host_floats(values: Tensor) -> list[float]:
-    """Per-tensor factors as Python floats, for the foreach overloads taking a scalar list.
-
-    A list of 0-d tensors instead sends CUDA down a one-kernel-per-tensor path
-    (ResNet-50 on an H200: LARS(SGD) 4.2x a fused SGD step that way). The price is one
-    device-to-host copy per call (one per group and step), which waits for the queued kernels.
+    ``momentum_buffers[i]`` is None before a tensor's first step; the returned list
+    holds the buffers to keep (new ones where there were none; all None without
+    momentum). Returns ``((params, rates) pairs, buffers)``.
     """
-    return values.tolist()
+    kw = dict(lr=lr, trust_coefficient=trust_coefficient, eps=eps, weight_decay=weight_decay,
+              clip=clip, momentum=momentum, dampening=dampening, nesterov=nesterov,
+              sign=-1.0 if maximize else 1.0)
+    if not foreach:
+        rates = _single_tensor_paper_momentum(params, grads, momentum_buffers, **kw)
+        return [(params, rates)], momentum_buffers
+    pairs, buffers = [], []
+    for chunk_params, chunk_grads, chunk_buffers in _chunks(params, grads, momentum_buffers):
+        real_buffers = [None if b is None else _real([b])[0] for b in chunk_buffers]
+        rates = _multi_tensor_paper_momentum(_real(chunk_params), _real(chunk_grads), real_buffers, **kw)
+        pairs.append((chunk_params, rates))
+        buffers.extend(b if not p.is_complex() else torch.view_as_complex(b)
+                       for p, b in zip(chunk_params, real_buffers))
+    return pairs, buffers
+
+
+def _single_tensor_paper_momentum(params, grads, buffers, *, lr, trust_coefficient, eps,
+                                  weight_decay, clip, momentum, dampening, nesterov, sign):
+    rates = []
+    for i, (w, g) in enumerate(zip(params, grads)):
+        r = local_lr(
+            tensor_norms([w], foreach=False)[0], tensor_norms([g], foreach=False)[0], lr=lr,
+            trust_coefficient=trust_coefficient, weight_decay=weight_decay, eps=eps, clip=clip,
+        )
+        d = (sign * g + weight_decay * w) * (lr * r).to(w.dtype)
+        if momentum != 0:
+            if buffers[i] is None:
+                buffers[i] = d.clone()
+            else:
+                buffers[i].mul_(momentum).add_(d, alpha=1.0 - dampening)
+            d = d.add(buffers[i], alpha=momentum) if nesterov else buffers[i]
+        w.sub_(d)
+        rates.append(r)
+    return torch.stack(rates)
+
+
+def _multi_tensor_paper_momentum(params, grads, buffers, *, lr, trust_coefficient, eps,
+                                 weight_decay, clip, momentum, dampening, nesterov, sign):
+    rates = local_lr(
+        tensor_norms(params), tensor_norms(grads), lr=lr, trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay, eps=eps, clip=clip,
+    )
+    steps = torch._foreach_mul(grads, sign)
+    if weight_decay != 0:
+        torch._foreach_add_(steps, params, alpha=weight_decay)
+    torch._foreach_mul_(steps, (lr * rates).to(params[0].dtype).unbind())
+    if momentum != 0:
+        started = [i for i, b in enumerate(buffers) if b is not None]
+        for i, b in enumerate(buffers):
+            if b is None:
+                buffers[i] = steps[i].clone()
+        if started:
+            old = [buffers[i] for i in started]
+            torch._foreach_mul_(old, momentum)
+            torch._foreach_add_(old, [steps[i] for i in started], alpha=1.0 - dampening)
+        if nesterov:
+            torch._foreach_add_(steps, buffers, alpha=momentum)
+        else:
+            steps = buffers
+    torch._foreach_sub_(params, steps)
+    return rates
+
+
+# ---- update mode ------------------------------------------------------------------------
+
+
+def save_weights(params: list[Tensor], out: list[Tensor], *, foreach: bool = True) -> Tensor:
+    """Before the base step: copy each ``w`` into ``out``; return ‖w‖ (1-D)."""
+    if not foreach:
+        for w, saved in zip(params, out):
+            saved.copy_(w)
+        return tensor_norms(out, foreach=False)
+    norms = []
+    for chunk_params, chunk_out in _chunks(params, out):
+        torch._foreach_copy_(_real(chunk_out), _real(chunk_params))
+        norms.append(tensor_norms(chunk_out))
+    return torch.cat(norms) if len(norms) > 1 else norms[0]
 
 
 def rescale_updates(
     params: list[Tensor],
-    steps: list[Tensor],
+    saved: list[Tensor],
     weight_norms: Tensor,
     *,
     lr: float | Tensor,
     trust_coefficient: float,
-    weight_decay: float,
     eps: float,
     clip: bool,
     foreach: bool = True,
-) -> Tensor:
-    """Update mode, exact form: ``params`` still hold ``w`` and ``steps`` hold ``−Δ``.
+) -> list[tuple[list[Tensor], Tensor]]:
+    """After the base step: ``w ← lerp(w_old, w_new, r)`` with ``Δ = w_new − w_old``.
 
-    This is what a base optimizer writes when it steps a zero tensor in place of the
-    parameter (its update does not read the parameter's value once its weight decay
-    is hidden). Applies ``w ← (1 − r·lr·β)·w + r·(−Δ)``; ``weight_norms`` are ‖w‖.
-    Returns the local rates ``r``; ``steps`` may be overwritten.
+    ``params`` hold ``w_new``, ``saved`` hold ``w_old`` (from :func:`save_weights`),
+    ``weight_norms`` ‖w_old‖. The base's step is read as a difference: its own
+    arithmetic, weight decay and state stay exactly the base's. Returns
+    ``(params, rates)`` pairs.
     """
-    rates = local_lr(
-        weight_norms,
-        tensor_norms(steps, foreach=foreach) / lr,
-        lr=lr,
-        trust_coefficient=trust_coefficient,
-        weight_decay=weight_decay,
-        eps=eps,
-        clip=clip,
-    )
-    shrink = 1 - rates * (lr * weight_decay) if weight_decay != 0 else None
-    if foreach and _launch_bound(params[0]):  # multi-tensor passes, one read of the factors
-        if shrink is None:
-            torch._foreach_mul_(steps, _host_floats(rates))
-        else:
-            shrink_floats, rate_floats = _host_floats(torch.stack([shrink, rates]))
-            torch._foreach_mul_(params, shrink_floats)
-            torch._foreach_mul_(steps, rate_floats)
-        torch._foreach_add_(params, steps)
-    elif foreach:  # CPU: one pass each; a CPU foreach op is a loop of kernels anyway
-        if shrink is not None:
-            torch._foreach_mul_(params, list(shrink.unbind()))
-        torch._foreach_addcmul_(params, steps, list(rates.unbind()))
-    else:
-        for i, (w, s, r) in enumerate(zip(params, steps, rates.unbind())):
-            if shrink is not None:
-                w.mul_(shrink[i])
-            w.addcmul_(s, r)
+    kw = dict(lr=lr, trust_coefficient=trust_coefficient, eps=eps, clip=clip)
+    if not foreach:
+        return [(params, _single_tensor_rescale(params, saved, weight_norms, **kw))]
+    pairs, start = [], 0
+    for chunk_params, chunk_saved in _chunks(params, saved):
+        end = start + len(chunk_params)
+        rates = _multi_tensor_rescale(_real(chunk_params), _real(chunk_saved), weight_norms[start:end], **kw)
+        pairs.append((chunk_params, rates))
+        start = end
+    return pairs
+
+
+def _single_tensor_rescale(params, saved, weight_norms, *, lr, trust_coefficient, eps, clip):
+    rates = []
+    for w, old, w_norm in zip(params, saved, weight_norms.unbind()):
+        r = update_factor(w_norm, tensor_norms([w - old], foreach=False)[0], lr=lr,
+                          trust_coefficient=trust_coefficient, eps=eps, clip=clip)
+        w.copy_(torch.lerp(old, w, r.to(w.dtype)))
+        rates.append(r)
+    return torch.stack(rates)
+
+
+def _multi_tensor_rescale(params, saved, weight_norms, *, lr, trust_coefficient, eps, clip):
+    steps = torch._foreach_sub(params, saved)
+    rates = update_factor(weight_norms, tensor_norms(steps), lr=lr,
+                          trust_coefficient=trust_coefficient, eps=eps, clip=clip)
+    torch._foreach_copy_(params, torch._foreach_lerp(saved, params, rates.to(params[0].dtype).unbind()))
     return rates
 
 
-def rescale_decoupled(
-    params: list[Tensor],
-    steps: list[Tensor],
-    weight_norms: Tensor,
-    *,
-    lr: float | Tensor,
-    trust_coefficient: float,
-    weight_decay: float,
-    eps: float,
-    clip: bool,
-    foreach: bool = True,
-) -> Tensor:
-    """Update mode in one pass: ``params`` hold ``w``, ``steps`` hold ``−u/β`` (β > 0).
-
-    A base optimizer whose step is proportional to its lr, stepped on a zero tensor
-    with its lr set to ``1/β``, writes ``−u/β``. With ``a = r·lr·β``,
-    ``w ← lerp(w, −u/β, a) = (1 − a)·w − r·lr·u = w − lr·r·(u + β·w)``: the trust
-    ratio and the decoupled decay land in one ``lerp``. ‖u‖ is ``β·‖steps‖``.
-    Returns the local rates ``r``.
-    """
-    if not weight_decay > 0:
-        raise ValueError(f"weight_decay must be > 0 here, got {weight_decay!r}")
-    rates = local_lr(
-        weight_norms,
-        tensor_norms(steps, foreach=foreach) * weight_decay,
-        lr=lr,
-        trust_coefficient=trust_coefficient,
-        weight_decay=weight_decay,
-        eps=eps,
-        clip=clip,
-    )
-    weights = rates * (lr * weight_decay)
-    if foreach:
-        _foreach_lerp_scalars_(params, steps, weights)
-    else:
-        for w, s, a in zip(params, steps, weights.unbind()):
-            w.lerp_(s, a)
-    return rates
+def _real(tensors: list[Tensor]) -> list[Tensor]:
+    """Complex tensors as their real views: the factors are real, and the CPU compiler's
+    foreach kernels take no complex tensors (an Inductor assertion in torch 2.14)."""
+    return [torch.view_as_real(t) if t.is_complex() else t for t in tensors]
 
 
-def lerp_decoupled_chunk(
-    params: list[Tensor],
-    steps: list[Tensor],
-    *,
-    lr: float,
-    trust_coefficient: float,
-    weight_decay: float,
-    eps: float,
-    clip: bool,
-) -> list[float]:
-    """:func:`rescale_decoupled` for one chunk of contiguous CPU tensors (β > 0).
-
-    ``params`` hold ``w``, ``steps`` hold ``−u/β`` (as there); ‖w‖ is taken here, after
-    the base step (which did not touch ``w``). The same math, arranged for a chunk
-    that is still in cache (see ``LARS``'s chunked update mode): one
-    ``torch._foreach_norm`` over ``w`` and ``steps`` together, the rates as host
-    floats (:func:`local_lr_float`, double precision) and one ``_foreach_lerp_``
-    with them. Stacking the norms and a dozen tensor ops for ``local_lr`` cost
-    about 0.13 ms per call, 3 ms per ResNet-50 step in 1 Mi-element chunks; the
-    host arithmetic about 0.01 ms. Returns the local rates ``r``.
-    """
-    if not weight_decay > 0:
-        raise ValueError(f"weight_decay must be > 0 here, got {weight_decay!r}")
-    k = len(params)
-    norms = torch.stack(
-        torch._foreach_norm([t.view(-1) for t in params] + [t.view(-1) for t in steps])
-    ).tolist()
-    rates = [
-        local_lr_float(
-            w_norm, s_norm * weight_decay, lr=lr, trust_coefficient=trust_coefficient,
-            weight_decay=weight_decay, eps=eps, clip=clip,
-        )
-        for w_norm, s_norm in zip(norms[:k], norms[k:])
-    ]
-    torch._foreach_lerp_(params, steps, [r * (lr * weight_decay) for r in rates])
-    return rates
+# ---- chunks -------------------------------------------------------------------------------
 
 
-def _lerp_takes_scalar_list() -> bool:
-    try:
-        schemas = torch._C._jit_get_schemas_for_operator("aten::_foreach_lerp_")
-    except Exception:  # a private API: assume the old overloads only
-        return False
-    return any(schema.overload_name == "ScalarList" for schema in schemas)
+def _chunks(first: list[Tensor], *others: Sequence[Any]) -> list[tuple[list, ...]]:
+    """Consecutive runs of the lists, split where ``first``'s device or dtype changes and,
+    on the CPU, after about ``CPU_CHUNK_NUMEL`` elements (a larger tensor alone)."""
+    runs: list[tuple[list, ...]] = []
+    begin, size = 0, 0
+    for i, t in enumerate(first):
+        if i > begin:
+            prev = first[i - 1]
+            limit = CPU_CHUNK_NUMEL if t.device.type == "cpu" else None
+            if (
+                t.device != prev.device
+                or t.dtype != prev.dtype
+                or (limit is not None and size + t.numel() > limit)
+            ):
+                runs.append(tuple(list(x[begin:i]) for x in (first, *others)))
+                begin, size = i, 0
+        size += t.numel()
+    if begin < len(first):
+        runs.append(tuple(list(x[begin:]) for x in (first, *others)))
+    return runs
 
-
-_LERP_SCALAR_LIST = _lerp_takes_scalar_list()  # torch >= 2.6
-
-
-def _foreach_lerp_scalars_(params: list[Tensor], ends: list[Tensor], weights: Tensor) -> None:
-    """``params[i].lerp_(ends[i], weights[i])`` for all i, with per-tensor weights."""
-    if _LERP_SCALAR_LIST:
-        torch._foreach_lerp_(params, ends, _host_floats(weights))
-    else:
-        torch._foreach_lerp_(params, ends, list(weights.unbind()))
-
-
-def rescale_differences(
-    params: list[Tensor],
-    differences: list[Tensor],
-    weight_norms: Tensor,
-    *,
-    lr: float | Tensor,
-    trust_coefficient: float,
-    weight_decay: float,
-    eps: float,
-    clip: bool,
-    foreach: bool = True,
-) -> Tensor:
-    """Update mode, general form: ``params`` hold ``w − Δ`` and ``differences`` hold ``Δ``.
-
-    For base optimizers whose update reads the parameter's value. Since
-    ``w = (w − Δ) + Δ``, the rule ``w − r·(Δ + lr·β·w)`` becomes
-    ``(1 − r·lr·β)·(w − Δ) + (1 − r − r·lr·β)·Δ``. ``weight_norms`` are ‖w‖ from
-    before the base step. Returns the local rates ``r``; ``differences`` may be overwritten.
-    """
-    rates = local_lr(
-        weight_norms,
-        tensor_norms(differences, foreach=foreach) / lr,
-        lr=lr,
-        trust_coefficient=trust_coefficient,
-        weight_decay=weight_decay,
-        eps=eps,
-        clip=clip,
-    )
-    decay = rates * (lr * weight_decay)
-    keep = 1 - decay
-    move = 1 - rates - decay
-    if foreach and _launch_bound(params[0]):  # multi-tensor passes, one read of the factors
-        keep_floats, move_floats = _host_floats(torch.stack([keep, move]))
-        if weight_decay != 0:
-            torch._foreach_mul_(params, keep_floats)
-        torch._foreach_mul_(differences, move_floats)
-        torch._foreach_add_(params, differences)
-    elif foreach:  # CPU: one pass each
-        if weight_decay != 0:
-            torch._foreach_mul_(params, list(keep.unbind()))
-        torch._foreach_addcmul_(params, differences, list(move.unbind()))
-    else:
-        for i, (w, d) in enumerate(zip(params, differences)):
-            if weight_decay != 0:
-                w.mul_(keep[i])
-            w.addcmul_(d, move[i])
-    return rates
-
-
-def sgd_direct(
-    params: list[Tensor],
-    grads: list[Tensor],
-    momentum_buffers: list[Tensor],
-    rates: list[float],
-    *,
-    lr: float,
-    weight_decay: float,
-    momentum: float,
-    dampening: float,
-    maximize: bool,
-) -> None:
-    """Gradient mode for ``torch.optim.SGD`` on CPU, with no scaled copy of the gradient.
-
-    Calls SGD's own fused kernel (``torch._fused_sgd_``) once per tensor and hands it
-    the local rate ``r`` (a host float: on CPU reading it costs nothing) where the
-    kernel already scales the gradient term:
-
-    * with momentum μ > 0 (SGD's dampening δ, buffer already started, no Nesterov):
-      ``dampening = 1 − r·(1 − δ)``, so the kernel's
-      ``v ← μ·v + (1 − dampening)·(g + β·w)`` is ``v ← μ·v + (1 − δ)·r·(g + β·w)``;
-    * without momentum: ``lr = α·r``, so ``w ← w − α·r·(g + β·w)``.
-
-    That is exactly gradient mode's ``d = r·(g + β·w)`` fed to SGD. ``grads`` are
-    only read (the kernel writes a gradient back only when given ``grad_scale``).
-    The first step of a momentum buffer (SGD seeds it with ``d`` itself, undamped)
-    and Nesterov go through the general path instead.
-    """
-    for i, (p, g, r) in enumerate(zip(params, grads, rates)):
-        if momentum != 0:
-            torch._fused_sgd_(
-                [p], [g], [momentum_buffers[i]],
-                weight_decay=weight_decay, momentum=momentum, lr=lr,
-                dampening=1.0 - r * (1.0 - dampening), nesterov=False,
-                maximize=maximize, is_first_step=False, grad_scale=None, found_inf=None,
-            )
-        else:
-            torch._fused_sgd_(
-                [p], [g], [],
-                weight_decay=weight_decay, momentum=0.0, lr=lr * r,
-                dampening=dampening, nesterov=False,
-                maximize=maximize, is_first_step=False, grad_scale=None, found_inf=None,
-            )

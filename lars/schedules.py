@@ -13,11 +13,22 @@ With ``t`` the number of ``sched.step()`` calls so far, ``W`` the warm-up length
     warm-up      t < W:   f = (t + 1) / W          (reaches α at t = W − 1)
     after it     s = t − W,  D = T − W,  p = min(s / D, 1)
       constant     f = 1
-      step         f = γ ** (s // step_size)
-      multistep    f = γ ** #{m in milestones : m <= t}     (milestones count from 0)
+      step         f = γ ** (t // step_size)                 (counts from step 0)
+      multistep    f = γ ** #{m in milestones : m <= t}      (counts from step 0)
       exponential  f = γ ** s
       cosine       f = ρ + (1 − ρ) · (1 + cos(π p)) / 2      (ρ = final_lr_ratio)
       polynomial   f = ρ + (1 − ρ) · (1 − p) ** power        (the LARS paper's, power 2)
+
+Where the decays count from: ``step`` and ``multistep`` count from step 0, the start of
+training, as papers give them ("divide by 10 at epochs 30 and 60" names the same epochs
+with or without a warm-up), so ``step_size=k`` is ``milestones=[k, 2k, ...]`` and the
+warm-up length never moves a decay; a decay that falls inside the warm-up shows when it
+ends. ``exponential``, ``cosine`` and ``polynomial`` run over the steps after the warm-up,
+so that the lr is continuous where the warm-up ends.
+
+:data:`PARAMS` holds each kind's parameters (in steps), their defaults and rules; it is
+the lowest-level statement of those rules, which ``objectives.registry`` reuses for the
+unit-free ones.
 
 References: Y. You, I. Gitman, B. Ginsburg, "Large Batch Training of Convolutional
 Networks", arXiv:1708.03888, 2017 (warm-up and polynomial decay of power 2);
@@ -28,32 +39,77 @@ warm-up); I. Loshchilov, F. Hutter, "SGDR", arXiv:1608.03983, 2016 (cosine).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["SCHEDULES", "WarmupSchedule", "warmup_schedule", "warmup_factor"]
+__all__ = [
+    "PARAMS",
+    "REQUIRED",
+    "SCHEDULES",
+    "ScheduleParam",
+    "WarmupSchedule",
+    "check_schedule",
+    "warmup_schedule",
+]
 
-SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "polynomial")
 
-# kind -> {parameter: default}; a default of ... means the parameter is required.
-_PARAMS: dict[str, dict[str, Any]] = {
+class _Required:
+    """The default of a parameter that has none: it must be given."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ScheduleParam:
+    """One parameter of a schedule kind, counted in steps.
+
+    ``default`` (or :data:`REQUIRED`), ``rule`` (in words, for error messages) and
+    ``check(value) -> bool``.
+    """
+
+    default: Any
+    rule: str
+    check: Callable[[Any], bool]
+
+
+GAMMA = ScheduleParam(0.1, "a number in (0, 1]", lambda v: _is_number(v) and 0.0 < v <= 1.0)
+FINAL_LR_RATIO = ScheduleParam(0.0, "a number in [0, 1]", lambda v: _is_number(v) and 0.0 <= v <= 1.0)
+POWER = ScheduleParam(2.0, "a number > 0", lambda v: _is_number(v) and v > 0.0)
+STEP_SIZE = ScheduleParam(REQUIRED, "an int >= 1 (steps)", lambda v: _is_int(v) and v >= 1)
+MILESTONES = ScheduleParam(
+    REQUIRED,
+    "a strictly increasing list of ints >= 0 (steps)",
+    lambda v: isinstance(v, (list, tuple))
+    and all(_is_int(m) and m >= 0 for m in v)
+    and all(b > a for a, b in zip(v, v[1:])),
+)
+
+#: kind -> {parameter: ScheduleParam}, every length in steps.
+PARAMS: dict[str, dict[str, ScheduleParam]] = {
     "constant": {},
-    "step": {"step_size": ..., "gamma": 0.1},
-    "multistep": {"milestones": ..., "gamma": 0.1},
-    "exponential": {"gamma": ...},
-    "cosine": {"final_lr_ratio": 0.0},
-    "polynomial": {"power": 2.0, "final_lr_ratio": 0.0},
+    "step": {"step_size": STEP_SIZE, "gamma": GAMMA},
+    "multistep": {"milestones": MILESTONES, "gamma": GAMMA},
+    "exponential": {"gamma": replace(GAMMA, default=REQUIRED)},
+    "cosine": {"final_lr_ratio": FINAL_LR_RATIO},
+    "polynomial": {"power": POWER, "final_lr_ratio": FINAL_LR_RATIO},
 }
-
-
-def warmup_factor(
-    step: int, kind: str, *, total_steps: int, warmup_steps: int = 0, **params: Any
-) -> float:
-    """The multiplier ``f(t)`` of the module docstring, for one step ``t = step``."""
-    params = _check(kind, total_steps, warmup_steps, params)
-    return _Factor(kind, total_steps, warmup_steps, params)(step)
+SCHEDULES = tuple(PARAMS)
 
 
 class _Factor:
@@ -76,7 +132,7 @@ class _Factor:
         if kind == "constant":
             return 1.0
         if kind == "step":
-            return p["gamma"] ** (s // p["step_size"])
+            return p["gamma"] ** (t // p["step_size"])
         if kind == "multistep":
             return p["gamma"] ** sum(1 for m in p["milestones"] if m <= t)
         if kind == "exponential":
@@ -110,7 +166,7 @@ class WarmupSchedule(LambdaLR):
             raise TypeError(
                 f"opt must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        params = _check(kind, total_steps, warmup_steps, params)
+        params = check_schedule(kind, total_steps=total_steps, warmup_steps=warmup_steps, **params)
         self.kind = kind
         super().__init__(
             optimizer, _Factor(kind, total_steps, warmup_steps, params), last_epoch=last_epoch
@@ -129,8 +185,8 @@ def warmup_schedule(
             ``final_lr_ratio · lr`` there and stay.
         warmup_steps: linear warm-up length, 0 <= warmup_steps <= total_steps.
         **params: the kind's parameters, all in steps:
-            step: ``step_size`` (steps after warm-up), ``gamma=0.1``;
-            multistep: ``milestones`` (steps from the start), ``gamma=0.1``;
+            step: ``step_size`` (steps, counted from step 0), ``gamma=0.1``;
+            multistep: ``milestones`` (steps, counted from step 0), ``gamma=0.1``;
             exponential: ``gamma`` (per step);
             cosine: ``final_lr_ratio=0.0``;
             polynomial: ``power=2.0``, ``final_lr_ratio=0.0``.
@@ -152,16 +208,14 @@ def warmup_schedule(
     return WarmupSchedule(opt, kind, total_steps=total_steps, warmup_steps=warmup_steps, **params)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def check_schedule(kind: str, *, total_steps: Any, warmup_steps: Any = 0, **params: Any) -> dict[str, Any]:
+    """The ``kind``'s parameters with their defaults filled, each checked against :data:`PARAMS`.
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check(kind: str, total_steps: Any, warmup_steps: Any, params: dict) -> dict:
-    if kind not in _PARAMS:
+    Raises:
+        ValueError: an unknown kind or parameter, a missing one, or a value outside its
+            rule; the message names the parameter, the rule and the value.
+    """
+    if kind not in PARAMS:
         raise ValueError(f"kind must be one of {', '.join(SCHEDULES)}, got {kind!r}")
     if not _is_int(total_steps) or total_steps < 1:
         raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
@@ -169,7 +223,7 @@ def _check(kind: str, total_steps: Any, warmup_steps: Any, params: dict) -> dict
         raise ValueError(
             f"warmup_steps must be an int in [0, total_steps={total_steps}], got {warmup_steps!r}"
         )
-    spec = _PARAMS[kind]
+    spec = PARAMS[kind]
     for name in params:
         if name not in spec:
             known = ", ".join(spec) or "none"
@@ -177,31 +231,11 @@ def _check(kind: str, total_steps: Any, warmup_steps: Any, params: dict) -> dict
                 f"schedule {kind!r} got unknown parameter {name!r}; its parameters: {known}"
             )
     out = {}
-    for name, default in spec.items():
-        if name not in params and default is ...:
+    for name, param in spec.items():
+        if name not in params and param.default is REQUIRED:
             raise ValueError(f"schedule {kind!r} needs the parameter {name!r}")
-        out[name] = params.get(name, default)
-    if "gamma" in out and not (_is_number(out["gamma"]) and out["gamma"] > 0):
-        raise ValueError(f"gamma must be a finite number > 0, got {out['gamma']!r}")
-    if "step_size" in out and not (_is_int(out["step_size"]) and out["step_size"] >= 1):
-        raise ValueError(f"step_size must be an int >= 1 (steps), got {out['step_size']!r}")
-    if "milestones" in out:
-        milestones = out["milestones"]
-        if not (
-            isinstance(milestones, (list, tuple))
-            and all(_is_int(m) and m >= 0 for m in milestones)
-            and list(milestones) == sorted(milestones)
-        ):
-            raise ValueError(
-                f"milestones must be an increasing list of ints >= 0 (steps), got {milestones!r}"
-            )
-        out["milestones"] = list(milestones)
-    if "final_lr_ratio" in out and not (
-        _is_number(out["final_lr_ratio"]) and 0.0 <= out["final_lr_ratio"] <= 1.0
-    ):
-        raise ValueError(
-            f"final_lr_ratio must be a number in [0, 1], got {out['final_lr_ratio']!r}"
-        )
-    if "power" in out and not (_is_number(out["power"]) and out["power"] > 0):
-        raise ValueError(f"power must be a finite number > 0, got {out['power']!r}")
+        value = params.get(name, param.default)
+        if not param.check(value):
+            raise ValueError(f"{name} must be {param.rule}, got {value!r}")
+        out[name] = list(value) if isinstance(value, tuple) else value
     return out

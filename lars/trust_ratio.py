@@ -7,7 +7,8 @@ For one parameter tensor ``w`` (a "layer") with direction ``g``::
 λ is the trust coefficient, β the weight decay and ε a small term that keeps the
 denominator away from zero. With LARC clipping the ratio becomes an absolute rate
 capped by the base learning rate α: ``local_lr = min(local_lr / α, 1)``, so the
-effective per-tensor rate ``α · local_lr`` is ``min(λ‖w‖/(‖g‖ + β‖w‖ + ε), α)``.
+effective per-tensor rate ``α · local_lr`` is ``min(λ‖w‖/(‖g‖ + β‖w‖ + ε), α)``; at
+α = 0 (a warm-up's first step) it is 1, the limit, with nothing divided by zero.
 
 A zero norm gives a ratio of exactly 1 (the paper's rule, as optax does it), not a
 skipped tensor (apex LARC's behaviour) and not 0: a freshly zero-initialised tensor
@@ -18,6 +19,8 @@ so a step never waits for the accelerator.
 References:
     Y. You, I. Gitman, B. Ginsburg, "Large Batch Training of Convolutional
     Networks", arXiv:1708.03888, 2017 (LARS; eq. for the local LR, Algorithm 1).
+    Y. You et al., "Large Batch Optimization for Deep Learning: Training BERT in
+    76 minutes", arXiv:1904.00962, 2019 (LAMB: the ratio on an optimizer's update).
     B. Ginsburg et al., NVIDIA apex ``LARC`` (the clipping variant).
 """
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["trust_ratio", "local_lr", "local_lr_float", "tensor_norms"]
+__all__ = ["trust_ratio", "local_lr", "update_factor", "tensor_norms", "norm_dtype"]
 
 
 def trust_ratio(
@@ -73,11 +76,12 @@ def local_lr(
     eps: float = 0.0,
     clip: bool = False,
 ) -> Tensor:
-    """The factor LARS multiplies a tensor's step by (its base rate ``lr`` stays outside).
+    """The factor LARS multiplies a tensor's gradient by (its base rate ``lr`` stays outside).
 
     Without clipping this is :func:`trust_ratio`. With ``clip=True`` (LARC) it is
-    ``min(trust_ratio / lr, 1)``, so ``lr · local_lr = min(trust_ratio, lr)``. Either
-    way it is exactly 1 where ``‖w‖ = 0`` or ``‖g‖ = 0``.
+    ``min(trust_ratio / lr, 1)``, so ``lr · local_lr = min(trust_ratio, lr)``; with
+    ``lr = 0`` that is 1 (``trust_ratio / 0`` is +inf, no error). Either way it is
+    exactly 1 where ``‖w‖ = 0`` or ``‖g‖ = 0``.
 
     Example:
         >>> local_lr(torch.tensor(3.0), torch.tensor(4.0), lr=0.5,
@@ -93,63 +97,60 @@ def local_lr(
     return torch.where(nonzero, ratio, torch.ones_like(ratio))
 
 
-def local_lr_float(
-    weight_norm: float,
-    direction_norm: float,
+def update_factor(
+    weight_norm: Tensor,
+    step_norm: Tensor,
     *,
-    lr: float,
+    lr: float | Tensor,
     trust_coefficient: float,
-    weight_decay: float = 0.0,
     eps: float = 0.0,
     clip: bool = False,
-) -> float:
-    """:func:`local_lr` for one tensor, on host floats (double precision).
+) -> Tensor:
+    """Update mode's factor ``r`` on the base optimizer's whole step ``Δ = −α·u``.
 
-    Same formula and the same special cases (1 where a norm is 0 or NaN, LARC's
-    ``min(r/lr, 1)``); for CPU paths where the norms are already host floats and a
-    dozen tiny tensor ops per call would cost more than the arithmetic (see
-    ``functional.lerp_decoupled_chunk``).
+    The step ``Δ`` carries the base's own weight decay (L2 inside ``u``, or the
+    decoupled ``α·β·w``), so β enters through ``‖u‖`` and not as a separate
+    ``β·‖w‖`` term: this is LAMB's ``‖u + β·w‖`` for decoupled decay. With
+    ``‖u‖ = ‖Δ‖/α`` the rule ``r = λ‖w‖ / (‖u‖ + ε)`` is written without dividing by
+    α, so a step at ``lr = 0`` is well defined::
+
+        r = α·λ·‖w‖ / (‖Δ‖ + α·ε)              (clip=False)
+        r = min(λ·‖w‖ / (‖Δ‖ + α·ε), 1)         (clip=True, LARC: min(r/α, 1))
+        r = 1 where ‖w‖ = 0 or ‖Δ‖ = 0
 
     Example:
-        >>> local_lr_float(3.0, 4.0, lr=0.5, trust_coefficient=0.5, clip=True)
-        0.75
+        >>> update_factor(torch.tensor(3.0), torch.tensor(2.0), lr=0.5,
+        ...               trust_coefficient=0.5)               # 0.5·0.5·3 / 2
+        tensor(0.3750)
     """
-    if not (weight_norm > 0 and direction_norm > 0):
-        return 1.0
-    ratio = trust_coefficient * weight_norm / (
-        direction_norm + weight_decay * weight_norm + eps
-    )
-    if clip:
-        ratio = min(ratio / lr, 1.0)
-    return ratio
+    scaled = trust_coefficient * weight_norm / (step_norm + lr * eps)
+    factor = torch.clamp(scaled, max=1.0) if clip else lr * scaled
+    nonzero = (weight_norm > 0) & (step_norm > 0)
+    return torch.where(nonzero, factor, torch.ones_like(factor))
 
 
 def tensor_norms(tensors: list[Tensor], *, foreach: bool = True) -> Tensor:
-    """The L2 norm of every tensor in ``tensors``, stacked into one 1-D tensor.
+    """The L2 norm of every tensor in ``tensors``, stacked into one 1-D real tensor.
 
-    ``foreach=True`` is the fast path: one ``torch._foreach_norm`` over the tensors, on
-    CPU over their flat views (there ``_foreach_norm`` of a 4-D convolution kernel reads
-    at less than half the speed of the same call on its flat view). ``foreach=False``
-    is the reference, one ``torch.linalg.vector_norm`` per tensor. Half-precision
-    tensors are reduced in float32. All tensors must share a device; mixed dtypes
-    are promoted to the widest one.
+    ``foreach=True`` is the fast path (one ``torch._foreach_norm`` over the list),
+    ``foreach=False`` the reference (one ``torch.linalg.vector_norm`` per tensor).
+    Half-precision tensors are reduced in float32, float64 in float64; a complex
+    tensor's norm is its real view's (``torch.view_as_real``), a real number. Any
+    layout works (non-dense views, channels_last). All tensors must share a device.
     """
     if not tensors:
         return torch.empty(0)
-    dtype = _norm_dtype(tensors)
+    dtype = norm_dtype(tensors)
+    real = [torch.view_as_real(t) if t.is_complex() else t for t in tensors]
     if not foreach:
-        return torch.stack([torch.linalg.vector_norm(t, dtype=dtype) for t in tensors])
-    if tensors[0].device.type == "cpu":
-        flat = [t.view(-1) if t.is_contiguous() else t for t in tensors]
-    else:  # on a GPU the views would only add host work: the kernels don't care about shape
-        flat = tensors
-    if all(t.dtype == dtype for t in tensors):
-        return torch.stack(torch._foreach_norm(flat))
-    return torch.stack(torch._foreach_norm(flat, 2, dtype=dtype))
+        return torch.stack([torch.linalg.vector_norm(t, dtype=dtype) for t in real])
+    if all(t.dtype == dtype for t in real):
+        return torch.stack(torch._foreach_norm(real))
+    return torch.stack(torch._foreach_norm(real, 2, dtype=dtype))
 
 
-def _norm_dtype(tensors: list[Tensor]) -> torch.dtype:
-    dtypes = {t.dtype for t in tensors}
-    if torch.float64 in dtypes:
+def norm_dtype(tensors: list[Tensor]) -> torch.dtype:
+    """The real dtype norms of ``tensors`` are taken in: float64 if any is 64-bit, else float32."""
+    if any(t.dtype in (torch.float64, torch.complex128) for t in tensors):
         return torch.float64
     return torch.float32

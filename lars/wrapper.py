@@ -3,12 +3,13 @@
 The wrapper is itself a ``torch.optim.Optimizer`` that *shares* ``param_groups`` and
 ``state`` with the optimizer it wraps, so LR schedulers, per-group lr changes,
 ``state_dict``/``load_state_dict``, hooks and ``torch.amp.GradScaler`` all see one
-optimizer. Momentum and every other buffer stay the base optimizer's own.
+optimizer. Momentum and every other buffer stay the base optimizer's own, and the
+base steps the real parameters with its own lr and weight decay: at a trust ratio of
+1 the wrapper *is* its base, which is what makes "LARS vs. plain" a fair comparison.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, Callable
 
 import torch
@@ -16,125 +17,120 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from . import functional as F
-from .trust_ratio import local_lr, tensor_norms
-from .validation import GROUP_KEYS, MODES, check_eps, check_group, check_trust_coefficient
+from .validation import (
+    GROUP_KEYS, MODES, MOMENTUM_FORMS, check_eps, check_group, check_mode,
+    check_momentum_form, check_trust_coefficient,
+)
 
-__all__ = ["LARS", "GROUP_KEYS", "MODES"]
+__all__ = ["LARS", "GROUP_KEYS", "MODES", "MOMENTUM_FORMS"]
 
 # Bases whose default placement is gradient mode; every other base gets update mode.
 _GRADIENT_BASES = (torch.optim.SGD, torch.optim.ASGD)
 
-# Bases whose step, once weight decay is hidden, never reads the parameter's value:
-# update mode can step them on a zero tensor and read the update exactly.
-_VALUE_FREE_BASES = tuple(
-    getattr(torch.optim, name)
-    for name in (
-        "SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
-        "RMSprop", "Adagrad", "Adadelta", "Rprop",
-    )
-)
-
-# Value-free bases whose step is also proportional to the group's lr: update mode with
-# β > 0 steps them at lr = 1/β and applies ratio and decay in one lerp.
-_LR_LINEAR_BASES = tuple(b for b in _VALUE_FREE_BASES if b is not torch.optim.Rprop)
-
-_DECOUPLED_BASES = (torch.optim.AdamW,)
-
-# Update mode's lerp on CPU runs over chunks of about this many elements: ‖w‖, ‖steps‖,
-# the lerp and the zeroing of the scratch for the next step, one chunk at a time, so
-# that the later passes over a chunk read it from cache (here 2 MiB L2 per core, 32 MiB
-# L3). ResNet-50, fused Adam, one thread: 256 Ki, 1 Mi and 2 Mi elements came out alike
-# (31.9, 31.8, 31.7 ms a step against 37.0 ms unchunked, see ``_rescale_in_chunks``).
-_CHUNK_NUMEL = 1 << 20
+# Bases LARS cannot wrap, and why.
+_REFUSED = {
+    torch.optim.LBFGS: "it re-evaluates the closure inside its step, which a per-step "
+                       "trust ratio cannot follow",
+    torch.optim.SparseAdam: "it takes sparse gradients, whose norms LARS does not take",
+}
 
 
 class LARS(Optimizer):
     r"""Layer-wise Adaptive Rate Scaling around any torch optimizer.
 
     For each parameter tensor ``w`` with gradient ``g`` in a group with learning rate
-    ``α`` (``lr``) and weight decay ``β`` (the group's own ``weight_decay``)::
+    ``α`` (``lr``), weight decay ``β`` (the group's own ``weight_decay``), trust
+    coefficient ``λ`` and ``ε``, LARS computes a factor ``r`` per tensor and applies
+    it in one of two places, chosen per group:
 
-        r = λ · ‖w‖ / (‖g‖ + β · ‖w‖ + ε)        r = 1 where ‖w‖ = 0 or ‖g‖ = 0
-        LARC clipping (clip=True):  r ← min(r / α, 1)
+    * ``"gradient"`` (the paper's LARS: You, Gitman, Ginsburg, "Large Batch Training of
+      Convolutional Networks", arXiv:1708.03888, 2017, Algorithm 1)::
 
-    and, chosen per group, one of two placements:
+          r = λ‖w‖ / (‖g‖ + β‖w‖ + ε)         the base then steps with r·(g + β·w)
 
-    * ``"gradient"`` — the paper's LARS (You, Gitman, Ginsburg, "Large Batch Training
-      of Convolutional Networks", arXiv:1708.03888, 2017, Algorithm 1). The base
-      optimizer receives ``d = r · (g + β·w)`` as the gradient. With SGD momentum
-      (PyTorch's form ``v ← μ·v + d;  w ← w − α·v``; Nesterov as SGD does it) this is
-      exactly the paper's ``v ← m·v + γ·r·(g + β·w)``. The momentum buffer is SGD's,
-      and SGD seeds it with the scaled ``d``, never with the raw gradient. Default
-      for ``SGD`` and ``ASGD``.
-    * ``"update"`` — as LAMB does it (You et al., "Large Batch Optimization for Deep
-      Learning: Training BERT in 76 minutes", arXiv:1904.00962, 2019). The base
-      optimizer takes its own step ``Δ = α·u`` (Adam: ``u = m̂/(√v̂ + ε_adam)``), and
-      LARS rescales it per tensor with ``‖g‖`` read as ``‖u‖``::
+      The base optimizer is handed, as ``p.grad`` for its step, the tensor ``X``
+      that its own weight decay turns into ``r·(g + β·w)`` (``X = r·g + (r−1)·β·w``).
+      Default for ``SGD`` and ``ASGD``. Two momentum forms (``momentum_form``):
 
-          w ← w − α · r · (u + β·w)
+      - ``"torch"`` (default): torch.optim.SGD's ``v ← μv + r(g + βw); w ← w − α·v``,
+        lr *outside* the buffer. It is SGD itself at ``r = 1``.
+      - ``"paper"``: ``v ← μv + α·r(g + βw); w ← w − v``, lr *inside* the buffer, as
+        the paper, MLPerf's reference and optax write it. Needs a ``torch.optim.SGD``
+        base, whose momentum, dampening, Nesterov and maximize it uses; LARS steps
+        these tensors itself (SGD's buffer cannot hold lr) and keeps the buffer in
+        ``state[p]["lars_momentum_buffer"]``.
+
+      The two differ only while α changes: a warm-up or decay reweights the past in
+      the paper's form (each gradient keeps the lr of its own step) but not in torch's
+      (the whole buffer moves with today's lr).
+    * ``"update"`` (as LAMB does it: You et al., "Large Batch Optimization for Deep
+      Learning: Training BERT in 76 minutes", arXiv:1904.00962, 2019): the base takes
+      its own step ``Δ = w_new − w_old = −α·u`` on ``w`` (Adam: ``u = m̂/(√v̂ + ε_adam)``),
+      and LARS keeps the fraction ``r`` of it::
+
+          r = λ‖w‖ / (‖u‖ + ε)                 w ← w_old + r·Δ
 
       Default for every other base (Adam, AdamW, RMSprop, Adagrad, ...): their
       per-coordinate normalisation would cancel a scaled gradient, so gradient mode
       there is nearly a no-op.
 
-    In both modes the per-tensor step has size about ``α·λ·‖w‖``, so a useful ``lr``
-    with ``λ = 1e-3`` is large (the paper trains with α of 2 to 30).
+    With LARC clipping (``clip=True``) ``r ← min(r/α, 1)``: the per-tensor rate
+    ``α·r`` is capped at α (at α = 0, the first step of a warm-up, r is 1). A zero
+    ``‖w‖`` or ``‖g‖`` (``‖u‖``) gives ``r = 1``. In both modes the per-tensor step has
+    size about ``α·λ·‖w‖``, so a useful ``lr`` with ``λ = 1e-3`` is large (the paper
+    trains with α of 2 to 30).
 
-    **Weight decay β is applied exactly once.** For adapted groups LARS takes over
-    the group's ``weight_decay``: during the base step it is hidden (set to 0, then
-    restored), and LARS applies β itself, inside the trust-ratio-scaled direction:
-    as an L2 term ``β·w`` added to the gradient in gradient mode, as a decoupled term
-    ``β·w`` added to the update in update mode (LAMB's form, for Adam and AdamW
-    alike: with AdamW this *is* its decoupled decay, now scaled by ``α·r``).
-    Gradient mode with AdamW and ``β ≠ 0`` would turn AdamW's decoupled decay into
-    L2 and is rejected with a ``ValueError``. Excluded groups (``lars_exclude``) are
-    left entirely to the base optimizer, its own weight decay included, and step
-    bit for bit as the bare base optimizer would. Adaptation never depends on β:
-    with β = 0 the ratio is ``λ‖w‖/(‖g‖ + ε)``.
+    **Weight decay keeps its kind, and how β enters the ratio.** The base applies
+    its own weight decay, as it would without LARS: L2 (``g + β·w`` inside SGD, Adam,
+    RMSprop, ...) stays L2, decoupled (AdamW, ``decoupled_weight_decay=True``) stays
+    decoupled, and LARS never zeroes or re-applies β. So the plain arm and its LARS
+    twin differ by the ratio alone. β enters the ratio through the direction it
+    scales:
 
-    How a step is carried out (none of it changes the math above):
+    - gradient mode, L2 decay: the paper's ``‖g‖ + β‖w‖`` (a bound on
+      ``‖g + β·w‖``, the direction the ratio scales);
+    - gradient mode, decoupled decay: ``‖g‖`` alone; the ratio scales ``g`` and the
+      decay stays outside it, unscaled, as the base applies it;
+    - update mode, either kind: ``‖u‖`` of the base's whole step, decay included
+      (``‖Δ‖/α``). With decoupled decay that is LAMB's ``‖u + β·w‖``; with L2 decay β
+      acts through ``u`` (Adam normalises ``g + β·w``). Adding ``β‖w‖`` again would
+      count it twice.
 
-    * ``p.grad`` is never changed. Gradient mode hands the base a scratch tensor
-      holding ``d`` as ``p.grad`` for the step and puts the caller's tensor back.
-      For ``torch.optim.SGD`` on CPU without Nesterov it needs no copy at all: it
-      calls SGD's own fused kernel per tensor with ``r`` folded into the kernel's
-      dampening (``lr`` without momentum), once SGD has seeded the buffer.
-    * Update mode lets the base step a zeroed scratch tensor in place of the
-      parameter, so the update is read exactly (no cancellation in ``w − w'``), for
-      bases that never read the parameter's value once their decay is hidden: SGD,
-      Adam, AdamW, Adamax, NAdam, RAdam, RMSprop, Adagrad, Adadelta, Rprop. With
-      ``β > 0`` those but Rprop run at ``lr = 1/β`` so that the ratio and the
-      decay are one ``lerp``. Any other base has ``w`` saved and ``Δ`` read as a
-      difference. LARS keeps one scratch tensor per adapted parameter, outside
-      ``state_dict`` (none for CPU SGD).
-    * That lerp, on CPU (contiguous float32/float64 tensors), runs chunk by chunk:
-      the norms of a chunk's ``w`` and scratch, its rates (as host floats, double
-      precision), the lerp and the zeroing of its scratch for the next step
-      follow each other while the chunk is in cache. ResNet-50 with fused Adam,
-      one thread: 2.2x -> 1.9x the time of a bare fused Adam step.
-    * Off the CPU a step costs kernel launches more than memory passes. The
-      ratios are computed on the device (``torch.where``, never ``.item()`` per
-      tensor) and read to the host once per group, so that each pass over the
-      tensors (``d``, the rescale, the lerp) is one multi-tensor ``torch._foreach_*``
-      call with a list of floats; a list of 0-d device tensors would launch one
-      kernel per tensor. The read waits for the kernels queued before it (the
-      backward pass has usually finished by then). H200, ResNet-50's 161 tensors,
-      each ratio against the fused base in the same run: LARS(SGD) 4.2x -> 2.9x,
-      LARS(Adam) 3.2x -> 2.6x (1.05 ms and 1.30 ms a step). On CPU the rates are
-      read as floats too, which costs nothing where there is no device to wait for.
+    A group's ``weight_decay`` is a base hyperparameter: LARS reads it, never writes it.
+    Adaptation never depends on β (β = 0 still adapts, unlike timm's ``Lars``).
+
+    **The invariant.** With ``r`` forced to 1 (e.g. ``clip=True`` and a huge λ),
+    ``LARS(base)`` steps exactly as ``base``: the same values, state, decay kind, and
+    the base's hooks see the same lr, weight decay and weights (in gradient mode
+    ``p.grad`` is, during the base step, another tensor holding the same values).
+
+    How a step is carried out:
+
+    * ``p.grad`` is never changed: gradient mode puts the caller's tensor back after
+      the base step. LARS keeps one work tensor per adapted parameter (``X``, or
+      ``w_old`` in update mode), outside ``state_dict``.
+    * Two paths, as torch/optim has them: ``foreach=False`` is the reference, one
+      tensor at a time (the definition); ``foreach=True`` (default) runs
+      ``torch._foreach_*`` over each group's tensors, with the ratios as device tensors
+      (no ``.item()``, no host synchronisation) and, on the CPU, over cache-sized
+      chunks. Both compile with ``torch.compile(opt.step)``.
+    * ``trust_ratios()`` returns the factors of the latest step; keeping them costs
+      nothing beyond references to tensors the step computed anyway.
 
     Per-group keys (any group may override the constructor's value):
-    ``lars_trust_coefficient`` (λ), ``lars_eps`` (ε), ``lars_mode``, ``lars_clip``,
-    ``lars_exclude``; β is the group's ``weight_decay``.
+    ``lars_trust_coefficient`` (λ), ``lars_eps`` (ε), ``lars_mode``,
+    ``lars_momentum_form``, ``lars_clip``, ``lars_exclude``; β is the group's
+    ``weight_decay``. Excluded groups are the base's alone.
 
     Args:
         optimizer: the base optimizer, built on the parameters already (e.g. from
-            :func:`lars.param_groups`). ``LBFGS`` is not supported.
+            :func:`lars.param_groups`). ``LBFGS`` and ``SparseAdam`` are not supported.
         trust_coefficient: λ (> 0), default 1e-3 (the paper's η).
         eps: ε (>= 0) in the ratio's denominator, default 1e-8.
         mode: ``"gradient"``, ``"update"`` or ``None`` (the base's default, above).
+        momentum_form: ``"torch"`` (default) or ``"paper"`` (gradient mode with SGD).
         clip: LARC clipping, ``r ← min(r/α, 1)``.
-        foreach: use the ``torch._foreach_*`` path (default) or the reference loop.
+        foreach: the ``torch._foreach_*`` path (default) or the reference loop.
 
     Example:
         >>> import torch, lars
@@ -144,6 +140,8 @@ class LARS(Optimizer):
         >>> opt = LARS(base, trust_coefficient=1e-3)
         >>> model(torch.randn(8, 4)).square().mean().backward()
         >>> opt.step(); opt.zero_grad()
+        >>> [tuple(r.shape) for p, r in opt.trust_ratios()]     # one 0-d ratio per adapted tensor
+        [()]
     """
 
     def __init__(
@@ -153,6 +151,7 @@ class LARS(Optimizer):
         trust_coefficient: float = 1e-3,
         eps: float = 1e-8,
         mode: str | None = None,
+        momentum_form: str = "torch",
         clip: bool = False,
         foreach: bool = True,
     ) -> None:
@@ -161,15 +160,14 @@ class LARS(Optimizer):
                 "optimizer must be a torch.optim.Optimizer (not a LARS), "
                 f"got {type(optimizer).__name__}"
             )
-        if isinstance(optimizer, torch.optim.LBFGS):
-            raise TypeError(
-                "optimizer must not be LBFGS: it re-evaluates the closure inside its "
-                "step, which a per-step trust ratio cannot follow"
-            )
+        for refused, why in _REFUSED.items():
+            if isinstance(optimizer, refused):
+                raise TypeError(f"optimizer must not be {refused.__name__}: {why}")
         check_trust_coefficient("trust_coefficient", trust_coefficient)
         check_eps("eps", eps)
-        if mode is not None and mode not in MODES:
-            raise ValueError(f"mode must be one of None, 'gradient', 'update', got {mode!r}")
+        if mode is not None:
+            check_mode("mode", mode)
+        check_momentum_form("momentum_form", momentum_form)
         if not isinstance(clip, bool):
             raise TypeError(f"clip must be a bool, got {clip!r}")
 
@@ -182,44 +180,43 @@ class LARS(Optimizer):
             "lars_trust_coefficient": float(trust_coefficient),
             "lars_eps": float(eps),
             "lars_mode": default_mode,
+            "lars_momentum_form": momentum_form,
             "lars_clip": clip,
             "lars_exclude": False,
         }
-        self.defaults = {**optimizer.defaults, **self._lars_defaults}
-        self._optimizer_step_pre_hooks = OrderedDict()
-        self._optimizer_step_post_hooks = OrderedDict()
-        self._optimizer_state_dict_pre_hooks = OrderedDict()
-        self._optimizer_state_dict_post_hooks = OrderedDict()
-        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
-        self._optimizer_load_state_dict_post_hooks = OrderedDict()
-        self._patch_step_function()
-        self._scratch: dict[Tensor, Tensor] = {}
-        self._zeroed: set[int] = set()  # ids of scratch tensors known to hold zeros
-        self._link()
+        self._work: dict[Tensor, Tensor] = {}
+        self._ratios: list[tuple[list[Tensor], Tensor]] = []
+        # Optimizer.__init__ hands each of the base's groups to add_param_group,
+        # which adopts them (fills LARS's keys) instead of adding them again.
+        super().__init__(list(optimizer.param_groups), {**optimizer.defaults, **self._lars_defaults})
+        self.state = optimizer.state
+        self.param_groups = optimizer.param_groups
 
     # ---- sharing with the base optimizer ------------------------------------------
 
-    def _link(self) -> None:
-        self.state = self.optimizer.state
-        self.param_groups = self.optimizer.param_groups
-        for index, group in enumerate(self.param_groups):
-            self._prepare_group(group, index)
-
-    def _prepare_group(self, group: dict[str, Any], index: int) -> None:
-        for key, value in self._lars_defaults.items():
-            if group.get(key) is None:
-                group[key] = value
-        check_group(group, index, decoupled=self._decoupled(group))
-
-    def _decoupled(self, group: dict[str, Any]) -> bool:
-        return isinstance(self.optimizer, _DECOUPLED_BASES) or bool(
-            group.get("decoupled_weight_decay", False)
-        )
+    def _filled(self, group: dict[str, Any]) -> dict[str, Any]:
+        """``group`` with LARS's missing (or None) keys set to the constructor's values."""
+        missing = {k: v for k, v in self._lars_defaults.items() if group.get(k) is None}
+        return {**group, **missing} if missing else group
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group to the base optimizer (which validates it) and fill LARS's keys."""
-        self.optimizer.add_param_group(param_group)
-        self._prepare_group(self.param_groups[-1], len(self.param_groups) - 1)
+        """Add a group to the base optimizer and fill LARS's keys, or raise and add nothing.
+
+        LARS's keys are checked before the base sees the group, and the base checks
+        its own before appending, so a rejected group leaves both optimizers unchanged.
+        """
+        groups = self.optimizer.param_groups
+        if any(param_group is g for g in groups):  # adopting the base's own group
+            index = next(i for i, g in enumerate(groups) if g is param_group)
+            filled = self._filled(param_group)
+            check_group({**self.optimizer.defaults, **filled}, index, base=self.optimizer)
+            param_group.update(filled)
+            return
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        filled = self._filled(param_group)
+        check_group({**self.optimizer.defaults, **filled}, len(groups), base=self.optimizer)
+        self.optimizer.add_param_group(filled if filled is not param_group else param_group)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load into the base optimizer, then share its new ``state``/``param_groups``."""
@@ -228,7 +225,11 @@ class LARS(Optimizer):
             if result is not None:
                 state_dict = result
         self.optimizer.load_state_dict(state_dict)
-        self._link()
+        self.state = self.optimizer.state
+        self.param_groups = self.optimizer.param_groups
+        for index, group in enumerate(self.param_groups):
+            group.update(self._filled(group))
+            check_group(group, index, base=self.optimizer)
         for hook in self._optimizer_load_state_dict_post_hooks.values():
             hook(self)
 
@@ -237,39 +238,36 @@ class LARS(Optimizer):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_scratch"] = {}
-        state["_zeroed"] = set()
+        state["_work"] = {}
+        state["_ratios"] = []
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._patch_step_function()
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k[5:]}={v!r}" for k, v in self._lars_defaults.items())
         return f"LARS({settings},\n{self.optimizer!r})"
 
+    # ---- what LARS did ----------------------------------------------------------------
+
+    def trust_ratios(self) -> list[tuple[Tensor, Tensor]]:
+        """``(parameter, 0-d ratio)`` for every tensor LARS adapted in the latest step.
+
+        The ratio is the factor ``r`` the step applied: to the gradient in gradient mode,
+        to the base's step in update mode (after LARC clipping, 1 for a zero norm), on
+        the parameter's device. Empty before the first step. The step keeps references
+        to the tensors it computed anyway; only this call splits them.
+        """
+        return [(p, r) for params, rates in self._ratios for p, r in zip(params, rates.unbind())]
+
     # ---- the step -----------------------------------------------------------------
 
-    def _buffers(self, params: list[Tensor], *, zero: bool = False) -> list[Tensor]:
-        """The scratch tensors of ``params``, for the caller to overwrite.
-
-        ``zero=True`` hands them out holding zeros: only those not already zeroed
-        by the last step's chunked lerp (``_rescale_in_chunks``) are zeroed here.
-        """
-        scratch, zeroed = self._scratch, self._zeroed
+    def _work_tensors(self, params: list[Tensor], like: list[Tensor]) -> list[Tensor]:
+        """One persistent work tensor per parameter, shaped (and strided) like ``like``."""
         out = []
-        for p in params:
-            buf = scratch.get(p)
-            if buf is None:
-                buf = scratch[p] = torch.empty_like(p, memory_format=torch.preserve_format)
-            out.append(buf)
-        if zero:
-            dirty = [b for b in out if id(b) not in zeroed]
-            if dirty:
-                torch._foreach_zero_(dirty)
-        for b in out:  # the caller is about to write them
-            zeroed.discard(id(b))
+        for p, t in zip(params, like):
+            work = self._work.get(p)
+            if work is None or work.shape != t.shape or work.dtype != t.dtype:
+                work = self._work[p] = torch.empty_like(t, memory_format=torch.preserve_format)
+            out.append(work)
         return out
 
     @torch.no_grad()
@@ -285,241 +283,71 @@ class LARS(Optimizer):
 
         jobs = []
         for index, group in enumerate(self.param_groups):
-            self._prepare_group(group, index)
+            group.update(self._filled(group))
+            check_group(group, index, base=self.optimizer)
             if group["lars_exclude"]:
                 continue
             params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            for p in params:
-                if p.grad.is_sparse:
-                    raise ValueError(
-                        f"param group {index}: LARS does not support sparse gradients"
-                    )
-            jobs.append(_Job(group, params))
+            if any(p.grad.is_sparse for p in params):
+                raise ValueError(f"param group {index}: LARS does not support sparse gradients")
+            if params:
+                jobs.append((group, params))
 
-        undo = _Undo()
+        ratios: list[tuple[list[Tensor], Tensor]] = []
+        updates = []
+        swapped: list[tuple[Tensor, Tensor | None]] = []
         try:
-            for job in jobs:
-                group = job.group
-                undo.set(group, "weight_decay", 0.0)
-                if group["lars_mode"] == "gradient":
-                    self._gradient_mode(job, undo)
+            for group, params in jobs:
+                if group["lars_mode"] == "update":
+                    saved = self._work_tensors(params, params)
+                    norms = F.save_weights(params, saved, foreach=self.foreach)
+                    updates.append((group, params, saved, norms))
+                elif group["lars_momentum_form"] == "paper":
+                    ratios += self._paper_step(group, params)
+                    for p in params:  # stepped already: the base must skip them
+                        swapped.append((p, p.grad))
+                        p.grad = None
                 else:
-                    self._before_update(job, undo)
+                    grads = [p.grad for p in params]
+                    out = self._work_tensors(params, grads)
+                    ratios += F.scale_gradients(
+                        params, grads, out, lr=group["lr"],
+                        trust_coefficient=group["lars_trust_coefficient"],
+                        eps=group["lars_eps"], weight_decay=group.get("weight_decay", 0.0),
+                        decoupled=bool(group.get("decoupled_weight_decay", False)),
+                        clip=group["lars_clip"], maximize=bool(group.get("maximize", False)),
+                        foreach=self.foreach,
+                    )
+                    for p, x in zip(params, out):
+                        swapped.append((p, p.grad))
+                        p.grad = x
             self.optimizer.step()
         finally:
-            undo.restore()
+            for p, grad in reversed(swapped):
+                p.grad = grad
 
-        for job in jobs:
-            if job.form in ("lerp", "exact", "difference"):
-                self._after_update(job)
+        for group, params, saved, norms in updates:
+            ratios += F.rescale_updates(
+                params, saved, norms, lr=group["lr"],
+                trust_coefficient=group["lars_trust_coefficient"], eps=group["lars_eps"],
+                clip=group["lars_clip"], foreach=self.foreach,
+            )
+        self._ratios = ratios
         return loss
 
-    def _gradient_mode(self, job: "_Job", undo: "_Undo") -> None:
-        """Hand the base ``d = r·(g + β·w)``: directly for CPU SGD, else as ``p.grad``."""
-        group, params, foreach = job.group, job.params, self.foreach
-        maximize = bool(group.get("maximize", False))
-        grads = [p.grad for p in params]
-        if not self._direct_sgd(job):
-            job.buffers = self._buffers(params)
-            F.scale_gradients(
-                params, grads, job.buffers, foreach=foreach, maximize=maximize,
-                **job.settings(),
-            )
-            for p, d in zip(params, job.buffers):
-                undo.swap_grad(p, d)
-            return
-        settings = job.settings()
-        rates = local_lr(
-            tensor_norms(params), tensor_norms(grads), lr=settings["lr"],
-            trust_coefficient=settings["trust_coefficient"],
-            weight_decay=settings["weight_decay"], eps=settings["eps"], clip=settings["clip"],
+    def _paper_step(self, group: dict[str, Any], params: list[Tensor]) -> list:
+        """Gradient mode, the paper's momentum form, on SGD's hyperparameters."""
+        momentum = group.get("momentum", 0.0)
+        buffers = [self.state[p].get("lars_momentum_buffer") for p in params]
+        ratios, buffers = F.paper_momentum_step(
+            params, [p.grad for p in params], buffers, lr=group["lr"],
+            trust_coefficient=group["lars_trust_coefficient"], eps=group["lars_eps"],
+            weight_decay=group.get("weight_decay", 0.0), clip=group["lars_clip"],
+            momentum=momentum, dampening=group.get("dampening", 0.0),
+            nesterov=bool(group.get("nesterov", False)),
+            maximize=bool(group.get("maximize", False)), foreach=self.foreach,
         )
-        host_rates = rates.tolist()
-        momentum = group["momentum"]
-        direct, first = [], []
-        for i, p in enumerate(params):
-            started = momentum == 0 or self.state[p].get("momentum_buffer") is not None
-            (direct if started else first).append(i)
-        if first:  # SGD seeds a new momentum buffer with d itself: the general path
-            sub = [params[i] for i in first]
-            scratch = [torch.empty_like(p) for p in sub]
-            F.fill_scaled_gradients(
-                sub, [grads[i] for i in first], scratch, rates[first],
-                -job.weight_decay if maximize else job.weight_decay,
-            )
-            for p, d in zip(sub, scratch):
-                undo.swap_grad(p, d)
-        if direct:
-            F.sgd_direct(
-                [params[i] for i in direct], [grads[i] for i in direct],
-                [self.state[params[i]]["momentum_buffer"] for i in direct] if momentum else [],
-                [host_rates[i] for i in direct],
-                lr=settings["lr"], weight_decay=job.weight_decay, momentum=momentum,
-                dampening=group["dampening"], maximize=maximize,
-            )
-            for i in direct:  # already stepped: the base must skip them
-                undo.swap_grad(params[i], None)
-
-    def _direct_sgd(self, job: "_Job") -> bool:
-        group = job.group
-        return (
-            self.foreach
-            and type(self.optimizer) is torch.optim.SGD
-            and hasattr(torch, "_fused_sgd_")
-            and not group.get("nesterov", False)
-            and not group.get("differentiable", False)
-            and isinstance(group["lr"], (int, float))
-            and all(
-                not F._launch_bound(p)
-                and p.dtype in (torch.float32, torch.float64)
-                and p.grad.dtype == p.dtype
-                for p in job.params
-            )
-        )
-
-    def _before_update(self, job: "_Job", undo: "_Undo") -> None:
-        """Update mode, before the base step: let it step a zero tensor, or save ``w``."""
-        group, foreach = job.group, self.foreach
-        if type(self.optimizer) not in _VALUE_FREE_BASES:
-            job.buffers = self._buffers(job.params)
-            job.weight_norms = tensor_norms(job.params, foreach=foreach)
-            job.form = "difference"
-            torch._foreach_copy_(job.buffers, job.params)
-            return
-        job.buffers = self._buffers(job.params, zero=True)
-        if (
-            type(self.optimizer) in _LR_LINEAR_BASES
-            and job.weight_decay > 0
-            and isinstance(group["lr"], (int, float))
-        ):
-            job.form = "lerp"
-            # The chunked lerp takes ‖w‖ itself, after the step (w is not stepped).
-            if not self._chunked_lerp(job):
-                job.weight_norms = tensor_norms(job.params, foreach=foreach)
-            undo.set(group, "lr", 1.0 / job.weight_decay)
-        else:
-            job.form = "exact"
-            job.weight_norms = tensor_norms(job.params, foreach=foreach)
-        for p, z in zip(job.params, job.buffers):
-            undo.swap_data(p, z)
-
-    def _chunked_lerp(self, job: "_Job") -> bool:
-        """Whether the lerp form may run chunk by chunk (CPU, host-float rates).
-
-        The chunks hand ``_foreach_lerp_`` a list of floats, an overload older torch
-        lacks; there the unchunked lerp (with 0-d tensor weights) runs instead.
-        """
-        params = job.params
-        dtype = params[0].dtype
-        return (
-            self.foreach
-            and F._LERP_SCALAR_LIST
-            and dtype in (torch.float32, torch.float64)
-            and all(
-                not F._launch_bound(p) and p.dtype == dtype and p.is_contiguous()
-                for p in params
-            )
-        )
-
-    def _rescale_in_chunks(self, job: "_Job") -> None:
-        """The lerp form, a cache-sized chunk at a time; leaves the scratch zeroed.
-
-        Unchunked, each of ‖w‖, ‖steps‖ and the lerp streams all the tensors from
-        memory, and the next step's zeroing of the scratch once more. Per chunk
-        (:func:`lars.functional.lerp_decoupled_chunk`: one ``_foreach_norm`` of ``w``
-        and ``steps``, host-float rates, one ``_foreach_lerp_``, then the zeroing)
-        only the norm's first reads come from memory. ResNet-50 with fused Adam, one
-        thread, interleaved medians: 37.0 ms a step unchunked, 33.3 ms chunked,
-        31.8 ms chunked with the zeroing moved here (fused Adam alone: 16.8 ms).
-        ``self._zeroed`` records the zeroed scratch so the next step skips it; any
-        other use of a scratch tensor, or a step that fails before this, clears it.
-        """
-        settings = job.settings()
-        steps_of = dict(zip(map(id, job.params), job.buffers))
-        for chunk in _chunks(job.params, _CHUNK_NUMEL):
-            steps = [steps_of[id(p)] for p in chunk]
-            F.lerp_decoupled_chunk(chunk, steps, **settings)
-            torch._foreach_zero_(steps)
-            self._zeroed.update(map(id, steps))
-
-    def _after_update(self, job: "_Job") -> None:
-        """Update mode, after the base step: rescale what it did, per tensor."""
-        kw = dict(foreach=self.foreach, **job.settings())
-        if job.form == "lerp" and job.weight_norms is None:
-            self._rescale_in_chunks(job)
-        elif job.form == "lerp":
-            F.rescale_decoupled(job.params, job.buffers, job.weight_norms, **kw)
-        elif job.form == "exact":
-            F.rescale_updates(job.params, job.buffers, job.weight_norms, **kw)
-        else:
-            torch._foreach_sub_(job.buffers, job.params)
-            F.rescale_differences(job.params, job.buffers, job.weight_norms, **kw)
-
-
-def _chunks(params: list[Tensor], limit: int) -> list[list[Tensor]]:
-    """Consecutive runs of ``params`` of at most ``limit`` elements (a larger tensor alone)."""
-    chunks: list[list[Tensor]] = []
-    current: list[Tensor] = []
-    size = 0
-    for p in params:
-        if current and size + p.numel() > limit:
-            chunks.append(current)
-            current, size = [], 0
-        current.append(p)
-        size += p.numel()
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-class _Undo:
-    """Temporary changes for the base step, undone in reverse order."""
-
-    def __init__(self) -> None:
-        self._actions: list[Callable[[], None]] = []
-
-    def set(self, group: dict[str, Any], key: str, value: Any) -> None:
-        if key in group:
-            old = group[key]
-            group[key] = value
-            self._actions.append(lambda: group.__setitem__(key, old))
-
-    def swap_grad(self, p: Tensor, grad: Tensor | None) -> None:
-        old = p.grad
-        p.grad = grad
-        self._actions.append(lambda: setattr(p, "grad", old))
-
-    def swap_data(self, p: Tensor, data: Tensor) -> None:
-        old = p.data
-        p.data = data
-        self._actions.append(lambda: setattr(p, "data", old))
-
-    def restore(self) -> None:
-        while self._actions:
-            self._actions.pop()()
-
-
-class _Job:
-    """One adapted group's work for a step."""
-
-    __slots__ = ("group", "params", "buffers", "weight_norms", "weight_decay", "form")
-
-    def __init__(self, group: dict[str, Any], params: list[Tensor]):
-        self.group = group
-        self.params = params
-        self.buffers: list[Tensor] = []
-        self.weight_norms: Tensor | None = None
-        self.weight_decay = group.get("weight_decay", 0.0)
-        self.form = "gradient"  # update mode: "lerp", "exact" or "difference"
-
-    def settings(self) -> dict[str, Any]:
-        g = self.group
-        return {
-            "lr": g["lr"],
-            "trust_coefficient": g["lars_trust_coefficient"],
-            "weight_decay": self.weight_decay,
-            "eps": g["lars_eps"],
-            "clip": g["lars_clip"],
-        }
+        if momentum != 0:
+            for p, buffer in zip(params, buffers):
+                self.state[p]["lars_momentum_buffer"] = buffer
+        return ratios

@@ -5,13 +5,14 @@ The files are read by torchvision's own dataset classes (``torchvision.datasets.
 pickled batches (``cifar-10-batches-py/data_batch_1..5``, ``test_batch``,
 ``batches.meta``, checked against torchvision's MD5 sums) and Fashion-MNIST's IDX files.
 
-Where the data is looked for, in this order (each a *root*):
+Where the data is looked for (each place a *root*):
 
-1. the explicit ``data_dir`` (config key),
-2. ``$LARS_SEARCH_DATA``,
-3. torchvision's cache root ``$XDG_CACHE_HOME/torchvision`` (``~/.cache/torchvision``),
-4. Fashion-MNIST only: Debian's ``/usr/share/datasets/fashion-mnist``
-   (``apt-get install dataset-fashion-mnist``).
+1. a location the user names: the explicit ``data_dir`` (config key), else
+   ``$LARS_SEARCH_DATA``; it is the only place looked, so that a named location that
+   does not hold the data is an error rather than a silent fall back to other files;
+2. otherwise torchvision's cache root ``$XDG_CACHE_HOME/torchvision``
+   (``~/.cache/torchvision``), then, for Fashion-MNIST, Debian's
+   ``/usr/share/datasets/fashion-mnist`` (``apt-get install dataset-fashion-mnist``).
 
 Inside a root, torchvision's layout is accepted (``<root>/cifar-10-batches-py/``,
 ``<root>/FashionMNIST/raw/``), and so is a directory that holds the files themselves
@@ -41,6 +42,7 @@ import torch.nn.functional as F
 import torchvision
 
 from .config import ConfigError
+from .registry import DATASETS
 
 __all__ = [
     "DataNotFoundError",
@@ -64,26 +66,9 @@ _CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", 
 _FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-#: Per dataset: classes, channels, augmentation (crop padding in pixels, horizontal flip),
-#: the host torchvision downloads from, and how to get the files by hand.
-DATASET_INFO = {
-    "cifar10": dict(
-        num_classes=10, in_channels=3, crop_padding=4, flip=True,
-        host="www.cs.toronto.edu",
-        how=("download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and unpack it "
-             "into one of these places (it makes cifar-10-batches-py/), or run once where the "
-             "host is reachable and torchvision downloads it"),
-    ),
-    "fashion_mnist": dict(
-        num_classes=10, in_channels=1, crop_padding=2, flip=False,
-        host="fashion-mnist.s3-website.eu-central-1.amazonaws.com",
-        how=("`apt-get install dataset-fashion-mnist` (Debian; installs "
-             "/usr/share/datasets/fashion-mnist), or put the four IDX files "
-             "(train-images-idx3-ubyte.gz ...) from https://github.com/zalandoresearch/fashion-mnist "
-             "into one of these places, or run once where the host is reachable and torchvision "
-             "downloads them"),
-    ),
-}
+#: Per dataset: sizes, classes, channels, augmentation, download host, how to get it
+#: (:data:`objectives.registry.DATASETS`).
+DATASET_INFO = DATASETS
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -97,13 +82,15 @@ def torchvision_cache_root() -> Path:
 
 
 def candidate_roots(dataset: str, data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
-    """The roots looked in, in order, each with where it came from."""
-    roots = []
+    """The roots looked in, in order, each with where it came from.
+
+    A named location (``data_dir``, else ``$LARS_SEARCH_DATA``) is the only root.
+    """
     if data_dir is not None:
-        roots.append(("data_dir", Path(data_dir).expanduser()))
+        return [("data_dir", Path(data_dir).expanduser())]
     if os.environ.get("LARS_SEARCH_DATA"):
-        roots.append(("$LARS_SEARCH_DATA", Path(os.environ["LARS_SEARCH_DATA"]).expanduser()))
-    roots.append(("torchvision cache", torchvision_cache_root()))
+        return [("$LARS_SEARCH_DATA", Path(os.environ["LARS_SEARCH_DATA"]).expanduser())]
+    roots = [("torchvision cache", torchvision_cache_root())]
     if dataset == "fashion_mnist":
         roots.append(("Debian dataset-fashion-mnist", DEBIAN_FASHION_MNIST))
     return roots
@@ -154,7 +141,7 @@ def _read_cifar(torchvision_root: Path, train: bool) -> tuple[torch.Tensor, torc
     except RuntimeError as e:  # torchvision's "not found or corrupted" (MD5 mismatch)
         raise DataNotFoundError(
             f"CIFAR-10 files under {torchvision_root / 'cifar-10-batches-py'} failed torchvision's "
-            f"check ({e}); remove them and get the data again: {DATASET_INFO['cifar10']['how']}"
+            f"check ({e}); remove them and get the data again: {DATASET_INFO['cifar10'].how}"
         ) from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # HWC -> CHW, uint8
     return images, torch.as_tensor(ds.targets, dtype=torch.int64)
@@ -180,8 +167,17 @@ def _not_found(dataset: str, looked: list[str], extra: str = "") -> DataNotFound
     places = "\n".join(f"  - {p}" for p in looked)
     return DataNotFoundError(
         f"{dataset} data not found. Looked in:\n{places}\n{extra}"
-        f"To get it: {DATASET_INFO[dataset]['how']}."
+        f"To get it: {DATASET_INFO[dataset].how}."
     )
+
+
+def _not_in_named_place(dataset: str, roots: list[tuple[str, Path]]) -> str:
+    """Why nothing else was looked in, when the user named the location ("" otherwise)."""
+    label, root = roots[0]
+    if label not in ("data_dir", "$LARS_SEARCH_DATA"):
+        return ""
+    return (f"{label} names {root}, the only place looked once a location is named; "
+            f"fix it or unset it to use the default places.\n")
 
 
 def load_dataset(
@@ -192,7 +188,7 @@ def load_dataset(
     Args:
         dataset: ``"cifar10"`` or ``"fashion_mnist"``.
         train: the training split (50,000 / 60,000 images) or the test split (10,000).
-        data_dir: looked in first (see the module docstring for the order).
+        data_dir: the only place looked when given (see the module docstring).
         download: ``None`` (default) downloads with torchvision when the data is nowhere and
             the host answers within 3 s (and ``$LARS_SEARCH_OFFLINE`` is unset);
             ``False`` never; ``True`` tries even without the probe.
@@ -220,11 +216,12 @@ def load_dataset(
             if files is not None:
                 return _read_fashion(files, train)
 
-    host = DATASET_INFO[dataset]["host"]
+    host = DATASET_INFO[dataset].host
+    named = _not_in_named_place(dataset, roots)
     if download is False or (download is None and os.environ.get("LARS_SEARCH_OFFLINE")):
-        raise _not_found(dataset, looked, "Download is off.\n")
+        raise _not_found(dataset, looked, named + "Download is off.\n")
     if download is None and not _host_answers(host):
-        raise _not_found(dataset, looked, f"No network: {host} did not answer, so nothing was downloaded.\n")
+        raise _not_found(dataset, looked, named + f"No network: {host} did not answer, so nothing was downloaded.\n")
     target = roots[0][1]
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -233,7 +230,7 @@ def load_dataset(
         else:
             torchvision.datasets.FashionMNIST(str(target), train=True, download=True)
     except Exception as e:  # noqa: BLE001 - any failure becomes the one clear error
-        raise _not_found(dataset, looked, f"Downloading into {target} failed: {e}\n") from None
+        raise _not_found(dataset, looked, named + f"Downloading into {target} failed: {e}\n") from None
     return load_dataset(dataset, train=train, data_dir=target, download=False)
 
 
@@ -351,8 +348,8 @@ def load_splits(
     return Splits(
         name=dataset, train_images=train_images, train_labels=labels[rest],
         val_images=images[val_idx], val_labels=labels[val_idx],
-        num_classes=info["num_classes"], mean=mean, std=std,
-        crop_padding=info["crop_padding"], flip=info["flip"],
+        num_classes=info.num_classes, mean=mean, std=std,
+        crop_padding=info.crop_padding, flip=info.flip,
         test_images=test_images, test_labels=test_labels,
     ).to(device)
 

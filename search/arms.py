@@ -2,34 +2,39 @@
 
 An arm is one base optimizer with LARS on or off (``sgd``, ``sgd+lars``, ...). Its space
 is the study's shared ``space`` with the arm's own ``space`` on top, and
-:func:`default_space` for every key neither names. Each value is checked against the
-parameter's rule (:data:`search.space.PARAM_RULES`) so that a bad range is an error that
-names the file and the key, before any database is touched; then one config per arm and
-schedule type goes through ``objectives.validate_config``.
+:func:`default_space` for every key neither names (the table of defaults is in
+:mod:`search.spec`). Each value is checked against the key's rule in ``objectives``
+(:data:`search.space.PARAM_RULES`) so that a bad range is an error that names the file
+and the key, before any database is touched; then :func:`check_with_objectives` lets
+``objectives.validate_config`` judge the configs a trial can draw (every value of every
+choice, both ends of every range, and every pair of them), so that a rule between keys
+(nesterov with momentum 0, a milestone past the end) fails here and not in a trial.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from search.space import (
-    PARAM_RULES,
-    SCHEDULE_RULES,
-    SCHEDULES,
+    SPACE_KEYS,
     ArmSpace,
     Choice,
     Dimension,
     Fixed,
     Range,
-    Rule,
-    applies_to,
+    param_rules,
+    schedule_kinds,
+    schedule_rules,
+    suggest_config,
+    why_not,
 )
 
 __all__ = [
     "DEFAULT_ARMS",
-    "OPTIMIZERS",
     "SpecError",
     "Arm",
     "parse_dimension",
@@ -39,7 +44,17 @@ __all__ = [
 ]
 
 DEFAULT_ARMS = ("sgd", "sgd+lars", "rmsprop", "rmsprop+lars", "adam", "adam+lars")
-OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw", "adagrad")
+
+
+def __getattr__(name: str) -> Any:
+    """``OPTIMIZERS``: the registry's optimizer names, read when first asked for (objectives imports torch)."""
+    if name == "OPTIMIZERS":
+        from objectives.registry import OPTIMIZERS
+
+        return tuple(OPTIMIZERS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -68,92 +83,106 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _got(value: Any) -> str:
+    """How a wrong value is shown: ``null`` (an empty YAML value), else its type and value."""
+    return "null (nothing written)" if value is None else f"{_type_name(value)} {value!r}"
+
+
 def _mapping(value: Any, source: str, key: str) -> dict:
     if not isinstance(value, dict):
-        raise SpecError(source, key, f"must be a mapping, got {_type_name(value)} {value!r}")
+        raise SpecError(source, key, f"must be a mapping, got {_got(value)}")
     return value
 
 
-def _check_keys(data: dict, allowed: tuple[str, ...], source: str, where: str) -> None:
+def _check_keys(data: dict, allowed: tuple[str, ...], source: str, where: str, none: str = "") -> None:
+    """Unknown keys are errors; ``none`` says why when nothing is allowed here."""
     for key in data:
         if key not in allowed:
             path = f"{where}.{key}" if where else str(key)
-            raise SpecError(source, path, f"unknown key; allowed: {', '.join(allowed)}")
+            told = f"allowed: {', '.join(allowed)}" if allowed else (none or "no keys are allowed here")
+            raise SpecError(source, path, f"unknown key; {told}")
 
 
-def _int(value: Any, source: str, key: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(source, key, f"must be an integer >= {minimum}, got {value!r}")
+def _int(value: Any, source: str, key: str, *, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
+        maximum is not None and value > maximum
+    ):
+        rule = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
+        raise SpecError(source, key, f"must be {rule}, got {value!r}")
     return value
 
 
-def _coerce(value: Any, rule: Rule, source: str, key: str) -> Any:
-    """One scalar (or list of epochs) of a parameter, typed and checked against its rule."""
-    kind = rule.kind
-    if kind == "float":
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise SpecError(source, key, f"must be a number {rule.text}, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(source, key, f"must be a number {rule.text}, got {value!r}")
-        value = float(value)
-    elif kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(source, key, f"must be an integer {rule.text}, got {value!r}")
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            raise SpecError(source, key, f"must be true or false, got {value!r}")
-    elif kind == "str":
-        if value not in (rule.values or ()):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "int_list":
-        if not isinstance(value, list):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-        value = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
-    if not rule.check(value):
-        raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads 1e-3 (no dot) as a string; a study stored by an older version may hold one."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
     return value
 
 
-def parse_dimension(raw: Any, rule: Rule, source: str, key: str) -> Dimension:
-    """A value, a choice list or a ``{low, high, log, step}`` range, checked against ``rule``."""
+def _finite(value: Any) -> bool:
+    from objectives.registry import is_number
+
+    return is_number(value)
+
+
+def _coerce(value: Any, rule: Any, source: str, key: str) -> Any:
+    """One scalar (or list of epochs) of a parameter, typed and checked by objectives' own check."""
+    from objectives.config import coerce
+
+    value = [_number(v) for v in value] if rule.kind == "float_list" and isinstance(value, list) else _number(value)
+    try:
+        return coerce(value, rule)
+    except ValueError as exc:
+        raise SpecError(source, key, str(exc)) from None
+
+
+def _parse_range(raw: dict, rule: Any, source: str, key: str) -> Dimension:
+    if rule.kind not in ("float", "int"):
+        raise SpecError(source, key, f"a range needs a numeric parameter; give a value or a choice list ({rule.text})")
+    _check_keys(raw, ("low", "high", "log", "step"), source, key)
+    for bound in ("low", "high"):
+        if bound not in raw:
+            raise SpecError(source, f"{key}.{bound}", "required in a range")
+    low = _coerce(raw["low"], rule, source, f"{key}.low")
+    high = _coerce(raw["high"], rule, source, f"{key}.high")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise SpecError(source, f"{key}.log", f"must be true or false, got {log!r}")
+    if low > high:
+        raise SpecError(source, key, f"low must be <= high, got low={low!r} > high={high!r}")
+    if log and low <= 0:
+        raise SpecError(source, key, f"log range must have low > 0, got low={low!r}")
+    step = _number(raw.get("step"))
+    if step is not None:
+        if not _finite(step) or not step > 0:
+            raise SpecError(source, f"{key}.step", f"must be a finite number > 0, got {step!r}")
+        if log:
+            raise SpecError(source, key, "a log range cannot have a step (Optuna samples one or the other)")
+        if rule.kind == "int" and not float(step).is_integer():
+            raise SpecError(source, f"{key}.step", f"must be an integer for an integer parameter, got {step!r}")
+        whole = (high - low) / step
+        if low < high and (whole < 1 or abs(whole - round(whole)) > 1e-9 * max(1.0, whole)):
+            raise SpecError(
+                source, f"{key}.step",
+                f"must divide high - low = {high - low:.12g} into whole steps, got {step!r} "
+                f"(e.g. {{low: {low!r}, high: {low + max(1, math.floor(whole)) * step:.12g}, step: {step!r}}})",
+            )  # fmt: skip
+    if low == high:
+        return Fixed(low)
+    return Range(low, high, log=log, step=step, integer=rule.kind == "int")
+
+
+def parse_dimension(raw: Any, rule: Any, source: str, key: str) -> Dimension:
+    """A value, a choice list or a ``{low, high, log, step}`` range, checked against ``rule``.
+
+    ``rule``: an ``objectives.registry.Rule`` (kind, text, check, values).
+    """
     if isinstance(raw, dict):
-        if rule.kind not in ("float", "int"):
-            raise SpecError(source, key, f"a range needs a numeric parameter; give a value or a choice list ({rule.text})")
-        _check_keys(raw, ("low", "high", "log", "step"), source, key)
-        for bound in ("low", "high"):
-            if bound not in raw:
-                raise SpecError(source, f"{key}.{bound}", "required in a range")
-        low = _coerce(raw["low"], rule, source, f"{key}.low")
-        high = _coerce(raw["high"], rule, source, f"{key}.high")
-        log = raw.get("log", False)
-        if not isinstance(log, bool):
-            raise SpecError(source, f"{key}.log", f"must be true or false, got {log!r}")
-        if low > high:
-            raise SpecError(source, key, f"low must be <= high, got low={low!r} > high={high!r}")
-        if log and low <= 0:
-            raise SpecError(source, key, f"log range must have low > 0, got low={low!r}")
-        step = raw.get("step")
-        if step is not None:
-            if isinstance(step, str):
-                try:
-                    step = float(step)
-                except ValueError:
-                    pass
-            if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
-                raise SpecError(source, f"{key}.step", f"must be a number > 0, got {step!r}")
-            if log:
-                raise SpecError(source, key, "a log range cannot have a step (Optuna samples one or the other)")
-            if rule.kind == "int" and not float(step).is_integer():
-                raise SpecError(source, f"{key}.step", f"must be an integer for an integer parameter, got {step!r}")
-        if low == high:
-            return Fixed(low)
-        return Range(low, high, log=log, step=step, integer=rule.kind == "int")
-    is_choice = isinstance(raw, list) and (rule.kind != "int_list" or any(isinstance(v, list) for v in raw))
+        return _parse_range(raw, rule, source, key)
+    is_choice = isinstance(raw, list) and (rule.kind != "float_list" or any(isinstance(v, list) for v in raw))
     if is_choice:
         if not raw:
             raise SpecError(source, key, "a choice list must not be empty")
@@ -168,93 +197,150 @@ def parse_dimension(raw: Any, rule: Rule, source: str, key: str) -> Dimension:
 # --------------------------------------------------------------------------- default space
 
 
-def default_space(optimizer: str, lars: bool, epochs: int) -> dict[str, Any]:
-    """The space an arm gets for keys a study file leaves out (YAML form).
+def _decades(centre: float, decades: float = 2.0) -> dict[str, Any]:
+    """A log range from ``centre / 10**decades`` to ``centre * 10**decades``."""
+    return {"low": float(f"{centre / 10 ** decades:.3g}"), "high": float(f"{centre * 10 ** decades:.3g}"), "log": True}
 
-    Base lr ranges follow common practice (SGD around 0.1, adaptive optimizers around
-    1e-3). Lambda: on SGD the trust ratio scales the gradient, ``lambda ||w|| / ||g||``,
-    and the LARS paper's 1e-3 sits in [1e-3, 1e-1]; on Adam/RMSprop/Adagrad it scales the
-    optimizer's update, whose norm is ~sqrt(n) (LAMB), so lambda is in [0.1, 10] around
-    LAMB's effective 1. The scheduler
-    type is searched over all six with each type's parameters fixed at classic values
-    scaled to ``epochs`` (step: a third of training, gamma 0.1; multistep: 50% and 75%;
-    exponential: lr / 100 at the end; polynomial power 2, as in the LARS paper).
+
+def default_space(
+    optimizer: str, lars: bool, epochs: int, *, modes: tuple[str, ...] = (), steps_per_epoch: int | None = None
+) -> dict[str, Any]:
+    """The space an arm gets for keys a study file leaves out (YAML form); see the table in :mod:`search.spec`.
+
+    ``modes``: the LARS modes the arm can take (default: the optimizer's own, from the
+    registry); the λ range covers each one's. Every schedule type of the registry, with
+    its parameters' defaults for ``epochs`` (``ScheduleParamInfo.default_for``);
+    ``steps_per_epoch``: when given, a type is left out if its default would lose a decay
+    (two multistep milestones on one optimizer step).
     """
-    plain_sgd_like = optimizer == "sgd"
-    lam = {"low": 1e-3, "high": 1e-1, "log": True} if plain_sgd_like else {"low": 0.1, "high": 10.0, "log": True}
+    from objectives.config import DEFAULT_CONFIG
+    from objectives.registry import LARS_MODES, OPTIMIZERS, SCHEDULES
+
+    info = OPTIMIZERS[optimizer]
     space: dict[str, Any] = {
-        "lr": {"low": 1e-3, "high": 1.0, "log": True} if plain_sgd_like else {"low": 1e-5, "high": 1e-1, "log": True},
+        "lr": _decades(info.lr),
         "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
-        "momentum": 0.9,
-        "trust_coefficient": lam,
-        "lars_eps": 1e-8,
-        "warmup_epochs": {"low": 0.0, "high": min(5.0, epochs / 4)} if epochs >= 2 else 0.0,
+        "warmup_epochs": {"low": 0.0, "high": float(min(5, epochs))},
     }
-    milestones = sorted({m for m in (round(epochs * 0.5), round(epochs * 0.75)) if 1 <= m < epochs})
-    space["schedule"] = {
-        "type": [k for k in SCHEDULES if k != "multistep" or milestones],
-        "step": {"step_size": max(1, round(epochs / 3)), "gamma": 0.1},
-        "multistep": {"milestones": milestones or [1], "gamma": 0.1},
-        "exponential": {"gamma": 0.01 ** (1 / max(1, epochs))},
-        "cosine": {"final_lr_ratio": 0.0},
-        "polynomial": {"power": 2.0, "final_lr_ratio": 0.0},
-    }
+    if "momentum" in info.params:
+        space["momentum"] = info.params["momentum"]
+    if lars:
+        ranges = [_decades(LARS_MODES[m].trust_coefficient) for m in (modes or (info.lars_mode,))]
+        space["trust_coefficient"] = {"low": min(r["low"] for r in ranges), "high": max(r["high"] for r in ranges),
+                                      "log": True}
+        space["lars_eps"] = DEFAULT_CONFIG["lars_eps"]
+    space["schedule"] = {"type": []}
+    for kind, sched in SCHEDULES.items():
+        params = {name: p.default_for(epochs) for name, p in sched.params.items()}
+        if steps_per_epoch is not None and any(  # e.g. two milestones on one step: a decay lost
+            isinstance(v, list) and len(set(sched.params[n].to_steps(v, steps_per_epoch))) < len(v)
+            for n, v in params.items()
+        ):
+            continue
+        space["schedule"]["type"].append(kind)
+        space["schedule"][kind] = params
     return space
 
 
-def _parse_schedule(raw: Any, source: str, where: str, base: dict[str, Any], epochs: int) -> tuple[Dimension, dict]:
-    """The conditional scheduler space; ``base`` is the default/shared one it overrides."""
-    if isinstance(raw, (str, list)):
-        raw = {"type": raw}
-    data = _mapping(raw, source, where)
-    _check_keys(data, ("type",) + SCHEDULES, source, where)
-    type_raw = data.get("type", base.get("type"))
+# --------------------------------------------------------------------------- parsing
+
+
+# A schedule section as inherited: kind -> {param: (raw value, where it was written)},
+# and "type" -> (raw, where).
+_Inherited = dict[str, Any]
+
+
+def _inherit(raw: Any, where: str, base: _Inherited) -> _Inherited:
+    """``base`` with a written schedule section on top (type, and each kind's params one by one)."""
+    out = {kind: dict(params) for kind, params in base.items() if kind != "type"}
+    out["type"] = base["type"]
+    data = {"type": raw} if isinstance(raw, (str, list)) else raw
+    if "type" in data:
+        out["type"] = (data["type"], f"{where}.type")
+    for kind in schedule_kinds():
+        for name, value in (data.get(kind) or {}).items():
+            out.setdefault(kind, {})[name] = (value, f"{where}.{kind}.{name}")
+    return out
+
+
+def _parse_schedule(
+    raw: Any, source: str, where: str, base: _Inherited
+) -> tuple[Dimension, dict[str, dict[str, Dimension]], _Inherited, dict[str, str]]:
+    """The conditional scheduler space of a written section over the inherited ``base``.
+
+    Returns the type's dimension, each type's parameter dimensions, the section as the
+    next level inherits it, and where each value was written (by ``schedule`` and
+    ``schedule.<type>.<param>``).
+    """
+    from objectives.registry import Rule
+
+    kinds_known, rules = schedule_kinds(), schedule_rules()
+    data = _mapping({"type": raw} if isinstance(raw, (str, list)) else raw, source, where)
+    _check_keys(data, ("type",) + kinds_known, source, where)
+    for kind in kinds_known:
+        if kind in data:
+            _check_keys(_mapping(data[kind] if data[kind] is not None else {}, source, f"{where}.{kind}"),
+                        tuple(rules[kind]), source, f"{where}.{kind}", none=f"schedule {kind!r} has no parameters")
+    merged = _inherit(data, where, base)
+    type_raw, type_at = merged["type"]
     kinds = type_raw if isinstance(type_raw, list) else [type_raw]
     for i, kind in enumerate(kinds):
-        if kind not in SCHEDULES:
-            key = f"{where}.type[{i}]" if isinstance(type_raw, list) else f"{where}.type"
-            raise SpecError(source, key, f"unknown scheduler {kind!r}; choose from {', '.join(SCHEDULES)}")
-    rule = Rule("str", lambda v: True, "a scheduler name", values=SCHEDULES)
-    schedule = parse_dimension(type_raw, rule, source, f"{where}.type")
-    for kind in SCHEDULES:
-        if kind in data and kind not in kinds:
-            raise SpecError(source, f"{where}.{kind}", f"parameters given for {kind!r}, which is not among {where}.type {kinds}")
+        if kind not in kinds_known:
+            key = f"{type_at}[{i}]" if isinstance(type_raw, list) else type_at
+            raise SpecError(source, key, f"unknown scheduler {kind!r}; choose from {', '.join(kinds_known)}")
+    for kind in kinds_known:
+        if kind in data and kind not in kinds:  # only what this section wrote
+            raise SpecError(
+                source, f"{where}.{kind}", f"parameters given for {kind!r}, which is not among {type_at} {kinds}"
+            )
+    rule = Rule("str", "a scheduler name", values=kinds_known)
+    schedule = parse_dimension(type_raw, rule, source, type_at)
     params: dict[str, dict[str, Dimension]] = {}
+    origins = {"schedule": type_at}
     for kind in kinds:
-        merged = dict(base.get(kind) or {})
-        section = data.get(kind)
-        if section is not None:
-            merged.update(_mapping(section, source, f"{where}.{kind}"))
-        rules = SCHEDULE_RULES[kind]
-        _check_keys(merged, tuple(rules), source, f"{where}.{kind}")
-        dims = {p: parse_dimension(v, rules[p], source, f"{where}.{kind}.{p}") for p, v in merged.items()}
-        if kind == "multistep" and "milestones" in dims:
-            dim = dims["milestones"]
-            options = dim.choices if isinstance(dim, Choice) else (dim.value,)
-            if any(m >= epochs for ms in options for m in ms):
-                raise SpecError(
-                    source, f"{where}.multistep.milestones",
-                    f"every milestone must be < objective.epochs={epochs}, got {dim.describe()!r}",
-                )  # fmt: skip
+        dims = {}
+        for name, (value, at) in merged.get(kind, {}).items():
+            dims[name] = parse_dimension(value, rules[kind][name], source, at)
+            origins[f"schedule.{kind}.{name}"] = at
         params[kind] = dims
-    return schedule, params
+    return schedule, params, merged, origins
+
+
+def _defaults_inherited(defaults: dict[str, Any]) -> _Inherited:
+    sched = defaults["schedule"]
+    out: _Inherited = {"type": (sched["type"], "default space.schedule.type")}
+    for kind in schedule_kinds():
+        out[kind] = {n: (v, f"default space.schedule.{kind}.{n}") for n, v in (sched.get(kind) or {}).items()}
+    return out
+
+
+def _modes(raw: Any, optimizer: str) -> tuple[str, ...]:
+    """The LARS modes a written ``lars_mode`` lets a trial take (unknown values are left to its rule)."""
+    from objectives.registry import LARS_MODES, OPTIMIZERS
+
+    if raw is None:
+        return (OPTIMIZERS[optimizer].lars_mode,)
+    values = raw if isinstance(raw, list) else [raw]
+    return tuple(v for v in values if v in LARS_MODES) or (OPTIMIZERS[optimizer].lars_mode,)
 
 
 def _parse_space(
-    shared: dict, own: dict | None, optimizer: str, lars: bool, epochs: int, source: str, where: str
+    shared: dict, own: dict | None, optimizer: str, lars: bool, objective: dict[str, Any], source: str, where: str
 ) -> ArmSpace:
-    defaults = default_space(optimizer, lars, epochs)
-    if own:
-        for key in own:
-            rule = PARAM_RULES.get(key)
-            if rule is not None and not applies_to(rule, optimizer, lars):
-                what = "LARS arms only" if rule.lars_only and not lars else f"{', '.join(rule.optimizers or ())} arms only"
-                raise SpecError(source, f"{where}.{key}", f"does not apply to this arm ({what})")
+    own = own or {}
+    mode_raw = own.get("lars_mode", shared.get("lars_mode")) if lars else None
+    modes = _modes(mode_raw, optimizer)
+    for key in own:
+        reason = why_not(key, optimizer, lars, modes) if key != "schedule" else None
+        if reason:
+            raise SpecError(source, f"{where}.{key}", f"does not apply to this arm ({reason})")
+    defaults = default_space(optimizer, lars, objective["epochs"], modes=modes, steps_per_epoch=_steps(objective))
     params: dict[str, Dimension] = {}
-    for key, rule in PARAM_RULES.items():
-        if not applies_to(rule, optimizer, lars):
+    origins: dict[str, str] = {}
+    for key in SPACE_KEYS:
+        if why_not(key, optimizer, lars, modes):
             continue
-        if own and key in own:
+        if key in own:
             raw, at = own[key], where
         elif key in shared:
             raw, at = shared[key], "space"
@@ -262,24 +348,32 @@ def _parse_space(
             raw, at = defaults[key], "default space"
         else:
             continue
-        params[key] = parse_dimension(raw, rule, source, f"{at}.{key}")
-    warm = params.get("warmup_epochs")
-    if warm is not None:
-        top = warm.high if isinstance(warm, Range) else max(warm.choices) if isinstance(warm, Choice) else warm.value
-        if top > epochs:
-            raise SpecError(source, "space.warmup_epochs", f"must be <= objective.epochs={epochs}, got {warm.describe()!r}")
-    base = defaults["schedule"]
+        params[key] = parse_dimension(raw, param_rules()[key], source, f"{at}.{key}")
+        origins[key] = f"{at}.{key}"
+    base = _defaults_inherited(defaults)
+    schedule, sched_params, _, sched_origins = _parse_schedule({}, source, "default space.schedule", base)
     if "schedule" in shared:
-        schedule, sched_params = _parse_schedule(shared["schedule"], source, "space.schedule", base, epochs)
-        base = {"type": schedule.describe(), **{k: {p: d.describe() for p, d in v.items()} for k, v in sched_params.items()}}
-    if own and "schedule" in own:
-        schedule, sched_params = _parse_schedule(own["schedule"], source, f"{where}.schedule", base, epochs)
-    elif "schedule" not in shared:
-        schedule, sched_params = _parse_schedule(base, source, "default space.schedule", base, epochs)
-    return ArmSpace(params=params, schedule=schedule, schedule_params=sched_params)
+        schedule, sched_params, base, sched_origins = _parse_schedule(
+            shared["schedule"], source, "space.schedule", base
+        )
+    if "schedule" in own:
+        schedule, sched_params, _, sched_origins = _parse_schedule(own["schedule"], source, f"{where}.schedule", base)
+    origins.update(sched_origins)
+    return ArmSpace(params=params, schedule=schedule, schedule_params=sched_params, origins=origins)
 
 
-def parse_arm(raw: Any, i: int, shared: dict, epochs: int, source: str) -> Arm:
+def _steps(objective: dict[str, Any]) -> int | None:
+    """Optimizer steps per epoch of the objective, or None when objectives rejects it (said later)."""
+    from objectives.config import ConfigError, steps_per_epoch, validate_config
+
+    try:
+        return steps_per_epoch(validate_config(objective))
+    except ConfigError:
+        return None
+
+
+def parse_arm(raw: Any, i: int, shared: dict, objective: dict[str, Any], source: str) -> Arm:
+    """One entry of ``arms``: a name (``sgd+lars``) or a mapping with its own ``space``."""
     where = f"arms[{i}]"
     own = None
     if isinstance(raw, str):
@@ -299,46 +393,88 @@ def parse_arm(raw: Any, i: int, shared: dict, epochs: int, source: str) -> Arm:
             raise SpecError(source, f"{where}.lars", f"must be true or false, got {lars!r}")
         name = data.get("name", f"{optimizer}+lars" if lars else optimizer)
         own = _mapping(data.get("space") or {}, source, f"{where}.space")
-        _check_keys(own, tuple(PARAM_RULES) + ("schedule",), source, f"{where}.space")
+        _check_keys(own, SPACE_KEYS + ("schedule",), source, f"{where}.space")
+    from objectives.registry import OPTIMIZERS
+
     if optimizer not in OPTIMIZERS:
         raise SpecError(source, where, f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise SpecError(source, f"{where}.name", f"must be letters, digits and _.+- (no '/'), got {name!r}")
-    return Arm(name, optimizer, lars, _parse_space(shared, own, optimizer, lars, epochs, source, f"{where}.space"))
+    return Arm(name, optimizer, lars, _parse_space(shared, own, optimizer, lars, objective, source, f"{where}.space"))
 
 
-class _FirstValues:
-    """A stand-in trial that picks each dimension's first choice or low end (and a given schedule)."""
+# --------------------------------------------------------------------------- what a trial can draw
 
-    def __init__(self, schedule: str):
-        self.schedule = schedule
+
+class _Draw:
+    """A stand-in trial that returns given values by Optuna parameter name."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.values = values
 
     def suggest_categorical(self, name: str, choices: list) -> Any:
-        return self.schedule if name == "schedule" else choices[0]
+        value = self.values[name]
+        return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
 
     def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
-        return low
+        return self.values[name]
 
-    def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
-        return low
+    suggest_int = suggest_float
+
+
+def _draws(space: ArmSpace) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+    """Assignments of every searched dimension (by Optuna name) that stand for all a trial can draw.
+
+    Each value of a choice and both ends of a range, alone and in every pair with another
+    dimension's, the rest at their first value; each with the names of the dimensions
+    varied. Schedule types after the first are paired among their own parameters and the
+    warm-up only (the rules that involve a schedule involve nothing else).
+    """
+    out, seen = [], set()
+    kinds = space.schedule.values()
+    for n, kind in enumerate(kinds):
+        dims = {name: d.values() for name, d in space.params.items()}
+        dims.update({f"schedule.{kind}.{p}": d.values() for p, d in space.schedule_params.get(kind, {}).items()})
+        first = {name: values[0] for name, values in dims.items()}
+        first["schedule"] = kind
+        varied = [name for name, values in dims.items() if len(values) > 1]
+        if n > 0:
+            varied = [v for v in varied if v.startswith("schedule.") or v == "warmup_epochs"]
+        for group in itertools.chain([()], ((v,) for v in varied), itertools.combinations(varied, 2)):
+            for values in itertools.product(*(dims[name] for name in group)):
+                draw = {**first, **dict(zip(group, values))}
+                key = tuple(sorted((k, repr(v)) for k, v in draw.items()))
+                if key not in seen:
+                    seen.add(key)
+                    out.append((draw, group))
+    return out
+
+
+def _where(key: str, objective: dict[str, Any], arm: Arm, kind: str, i: int) -> str:
+    """The study-file key a config key of an arm's trial came from."""
+    if key in objective:
+        return f"objective.{key}"
+    if key in arm.space.origins:
+        return arm.space.origins[key]
+    if key.startswith("schedule_params."):
+        return arm.space.origins.get(f"schedule.{kind}.{key.split('.', 1)[1]}", f"arms[{i}] ({arm.name})")
+    if key == "schedule":
+        return arm.space.origins.get("schedule", f"arms[{i}] ({arm.name})")
+    return f"arms[{i}] ({arm.name})"
 
 
 def check_with_objectives(objective: dict[str, Any], arms: tuple[Arm, ...], source: str) -> None:
-    """Let ``objectives.validate_config`` judge one config per arm and schedule type."""
-    try:
-        from objectives import ConfigError, validate_config
-    except ImportError:  # objectives absent: its checks run when a trial starts
-        return
-    from search.space import suggest_config
+    """Let ``objectives.validate_config`` judge every config a trial of each arm can draw (see :func:`_draws`)."""
+    from objectives import ConfigError, validate_config
 
     for i, arm in enumerate(arms):
-        kinds = arm.space.schedule.choices if isinstance(arm.space.schedule, Choice) else (arm.space.schedule.value,)
-        for kind in kinds:
-            config = suggest_config(_FirstValues(kind), objective, arm.optimizer, arm.lars, arm.space)
+        for draw, varied in _draws(arm.space):
+            config = suggest_config(_Draw(draw), objective, arm.optimizer, arm.lars, arm.space)
             try:
                 validate_config(config)
             except ConfigError as exc:
-                match = re.search(r"config key '([^']+)'", str(exc))
-                key = match.group(1) if match else ""
-                where = f"objective.{key}" if key in objective else f"arms[{i}] ({arm.name})"
-                raise SpecError(source, where, str(exc)) from None
+                match = re.search(r"config keys? '([^']+)'", str(exc))
+                where = _where(match.group(1) if match else "", objective, arm, draw["schedule"], i)
+                drawn = ", ".join(f"{name.rsplit('.', 1)[-1]}={draw[name]!r}" for name in varied)
+                when = f" (a trial of arm {arm.name!r} can draw {drawn})" if drawn else ""
+                raise SpecError(source, where, f"{exc}{when}") from None

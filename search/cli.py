@@ -130,13 +130,15 @@ def check_data(spec: Any) -> None:
 
 
 def check_device(spec: Any, device: str | None) -> None:
-    """``cuda`` requested (``--device`` or ``objective.device``) on a machine without CUDA: one line, no trial."""
+    """``cuda`` or ``cuda:N`` requested (``--device`` or ``objective.device``) on a machine without it: one line, no trial."""
     import torch
 
     wanted = device or spec.objective.get("device", "auto")
-    if wanted == "cuda" and not torch.cuda.is_available():
-        where = "--device cuda" if device else f"{spec.source}: objective.device is 'cuda'"
+    where = f"--device {wanted}" if device else f"{spec.source}: objective.device is {wanted!r}"
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"{where}, but CUDA is not available on this machine (use --device cpu or auto)")
+    if wanted.startswith("cuda:") and int(wanted[5:]) >= torch.cuda.device_count():
+        raise UserError(f"{where}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def _interrupted_message(url: str, exc: KeyboardInterrupt, who: str = "") -> str:
@@ -288,7 +290,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """The arms table: best accuracy and config, top-5 median, compute spent and saved, who beats whom."""
+    """The arms table (best validation, gain over the recipe, test accuracy with its interval, compute) and the verdict."""
     from search.report import format_compare
 
     if args.plot:
@@ -324,7 +326,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from search.storage import mask_url
 
     storage, url = _open_reader(args)
-    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url))
+    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url), output=args.output)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:

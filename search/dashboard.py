@@ -137,6 +137,13 @@ def _study_names(opened: optuna.storages.BaseStorage, storage: Any) -> list[str]
         raise DashboardError(f"cannot read studies from storage {shown}: {first}") from exc
 
 
+def _artifacts(storage: optuna.storages.BaseStorage):
+    """The artifact store the verdict's figure is uploaded to (:func:`search.publish.artifact_store_for`), if any."""
+    from search.publish import artifact_store_for
+
+    return artifact_store_for(storage, create=False)
+
+
 def make_server(
     storage: str | optuna.storages.BaseStorage,
     *,
@@ -175,7 +182,7 @@ def make_server(
     try:
         opened = _open(storage, writable=not locked)
         names = _study_names(opened, storage)
-        app = optuna_dashboard.wsgi(opened)
+        app = optuna_dashboard.wsgi(opened, artifact_store=_artifacts(opened))
         server.set_app(read_only(app, host) if locked else app)
     except BaseException:
         server.server_close()

@@ -5,12 +5,18 @@ A dimension is one of three forms, written in a study file as::
     lr: 0.1                                  # fixed value (not an Optuna parameter)
     lr: [0.01, 0.1, 1.0]                     # choice list  -> trial.suggest_categorical
     lr: {low: 1e-3, high: 1.0, log: true}    # (log-)range  -> trial.suggest_float / suggest_int
-    step_size: {low: 5, high: 30, step: 5}   # integer range with a step
+    step_size: {low: 5, high: 30, step: 5}   # a range on a grid of step (the step must divide it)
 
 The scheduler space is *conditional* (define-by-run): the trial first chooses the
 schedule type, then only that type's own parameters are suggested, named
 ``schedule.<type>.<param>`` so that two types never share an Optuna parameter.
 Scheduler parameters are in EPOCHS, as :mod:`objectives` expects them.
+
+Every fact about a key comes from :mod:`objectives`: the rule of a value is
+``objectives.config.RULES`` (schedule parameters: ``objectives.registry.SCHEDULES``),
+and which arms a key applies to is read from the registry (``momentum`` where the
+optimizer takes it, the LARS keys on LARS arms, ``lars_momentum_form`` on LARS arms in
+gradient mode). A new optimizer or schedule in the registry is searchable as it is.
 
 :func:`suggest_config` knows nothing of training: it returns the plain dict that
 ``objectives.train`` receives, built from the study's fixed ``objective`` section,
@@ -19,27 +25,27 @@ the arm (optimizer x LARS on/off) and the sampled values.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any, Callable
+import functools
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "Fixed",
     "Choice",
     "Range",
     "Dimension",
-    "Rule",
-    "PARAM_RULES",
-    "SCHEDULES",
-    "SCHEDULE_RULES",
+    "SPACE_KEYS",
+    "LARS_KEYS",
     "ArmSpace",
     "applies_to",
+    "param_rules",
+    "schedule_kinds",
+    "schedule_rules",
+    "why_not",
     "suggest_config",
     "suggest_value",
     "warmup_epochs_of",
 ]
-
-SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "polynomial")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,10 @@ class Fixed:
     def describe(self) -> Any:
         return self.value
 
+    def values(self) -> tuple:
+        """The values a trial can draw."""
+        return (self.value,)
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -60,6 +70,9 @@ class Choice:
 
     def describe(self) -> Any:
         return list(self.choices)
+
+    def values(self) -> tuple:
+        return self.choices
 
 
 @dataclass(frozen=True)
@@ -80,79 +93,78 @@ class Range:
             out["step"] = self.step
         return out
 
+    def values(self) -> tuple:
+        """Its two ends: every rule between keys is monotone in a number, so they stand for the range."""
+        return (self.low, self.high)
+
 
 Dimension = Fixed | Choice | Range
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one parameter may be: its type, its valid set, and which arms it applies to.
-
-    ``kind`` is ``"float"``, ``"int"``, ``"bool"``, ``"str"`` or ``"int_list"`` (a list of
-    epochs, e.g. multistep milestones; a choice of such lists is a list of lists).
-    ``check(value) -> bool`` and ``text`` (the rule in words, e.g. ``"> 0"``).
-    ``optimizers``: the base optimizers it applies to (None: all); ``lars_only``.
-    """
-
-    kind: str
-    check: Callable[[Any], bool]
-    text: str
-    optimizers: tuple[str, ...] | None = None
-    lars_only: bool = False
-    values: tuple | None = None  # allowed values of a "str" rule
-
-
-def _in(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Callable[[Any], bool]:
-    def check(v: Any) -> bool:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-            return False
-        return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-
-    return check
-
-
-_ANY = lambda v: True  # noqa: E731 (bool/str rules check the type only)
 
 # Space keys are objectives config keys, so that a sampled value goes into the config
 # under its own name. lr = alpha (base lr), weight_decay = beta, trust_coefficient = lambda,
 # lars_eps = epsilon (You, Gitman, Ginsburg, "Large Batch Training of Convolutional
 # Networks", arXiv:1708.03888, 2017).
-PARAM_RULES: dict[str, Rule] = {
-    "lr": Rule("float", _in(0, math.inf, lo_open=True), "> 0"),
-    "weight_decay": Rule("float", _in(0, math.inf), ">= 0"),
-    "momentum": Rule("float", _in(0, 1, hi_open=True), "in [0, 1)", optimizers=("sgd", "rmsprop")),
-    "nesterov": Rule("bool", _ANY, "true or false", optimizers=("sgd",)),
-    "warmup_epochs": Rule("float", _in(0, math.inf), ">= 0"),
-    "trust_coefficient": Rule("float", _in(0, math.inf, lo_open=True), "> 0", lars_only=True),
-    "lars_eps": Rule("float", _in(0, math.inf), ">= 0", lars_only=True),
-    "lars_mode": Rule("str", _ANY, "'gradient' or 'update'", lars_only=True, values=("gradient", "update")),
-    "lars_clip": Rule("bool", _ANY, "true or false", lars_only=True),
-}
-
-_GAMMA = Rule("float", _in(0, 1, lo_open=True), "in (0, 1]")
-_RATIO = Rule("float", _in(0, 1), "in [0, 1]")
-SCHEDULE_RULES: dict[str, dict[str, Rule]] = {
-    "constant": {},
-    "step": {"step_size": Rule("int", _in(1, math.inf), ">= 1 epoch"), "gamma": _GAMMA},
-    "multistep": {
-        "milestones": Rule(
-            "int_list",
-            lambda v: all(isinstance(m, int) and m >= 1 for m in v) and list(v) == sorted(set(v)) and len(v) > 0,
-            "a non-empty, strictly increasing list of epochs >= 1",
-        ),
-        "gamma": _GAMMA,
-    },
-    "exponential": {"gamma": _GAMMA},
-    "cosine": {"final_lr_ratio": _RATIO},
-    "polynomial": {"power": Rule("float", _in(0, math.inf, lo_open=True), "> 0"), "final_lr_ratio": _RATIO},
-}
+SPACE_KEYS = (
+    "lr", "weight_decay", "momentum", "nesterov", "warmup_epochs",
+    "trust_coefficient", "lars_eps", "lars_mode", "lars_clip", "lars_momentum_form",
+)  # fmt: skip
+LARS_KEYS = ("trust_coefficient", "lars_eps", "lars_mode", "lars_clip", "lars_momentum_form")
+_GRADIENT_MODE_KEYS = ("lars_momentum_form",)
 
 
-def applies_to(rule: Rule, optimizer: str, lars: bool) -> bool:
-    """Whether a space parameter is used by an arm (e.g. lambda only for LARS arms)."""
-    if rule.lars_only and not lars:
-        return False
-    return rule.optimizers is None or optimizer in rule.optimizers
+# The tables below are read from objectives when first used, not at import: objectives
+# imports torch, which the read-only commands (status, compare, export) never need.
+
+
+@functools.cache
+def param_rules() -> dict[str, Any]:
+    """Space key -> the rule of its values (``objectives.config.RULES``, objectives' own)."""
+    from objectives.config import RULES
+
+    return {key: RULES[key] for key in SPACE_KEYS}
+
+
+@functools.cache
+def schedule_rules() -> dict[str, dict[str, Any]]:
+    """Schedule kind -> {parameter: the rule of its values, in epochs} (the registry's own)."""
+    from objectives.registry import SCHEDULES as INFO
+
+    return {kind: {name: p.rule for name, p in info.params.items()} for kind, info in INFO.items()}
+
+
+def schedule_kinds() -> tuple[str, ...]:
+    """The schedule types, in the registry's order."""
+    return tuple(schedule_rules())
+
+
+def __getattr__(name: str) -> Any:
+    """``PARAM_RULES``, ``SCHEDULE_RULES`` and ``SCHEDULES``, read from objectives when first asked for."""
+    tables = {"PARAM_RULES": param_rules, "SCHEDULE_RULES": schedule_rules, "SCHEDULES": schedule_kinds}
+    if name in tables:
+        return tables[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def why_not(key: str, optimizer: str, lars: bool, modes: tuple[str, ...] = ()) -> str | None:
+    """Why a space key does not apply to an arm (``"LARS arms only"``), or None when it does.
+
+    ``modes``: the LARS modes the arm's trials can take (default: the optimizer's).
+    """
+    from objectives.registry import OPTIMIZERS
+
+    if key in LARS_KEYS and not lars:
+        return "LARS arms only"
+    if key in _GRADIENT_MODE_KEYS and "gradient" not in (modes or (OPTIMIZERS[optimizer].lars_mode,)):
+        return "LARS arms in gradient mode only"
+    takers = [name for name, info in OPTIMIZERS.items() if key in info.params]
+    if takers and optimizer not in takers:
+        return f"{', '.join(takers)} arms only"
+    return None
+
+
+def applies_to(key: str, optimizer: str, lars: bool, modes: tuple[str, ...] = ()) -> bool:
+    """Whether a space key is used by an arm (e.g. lambda only for LARS arms)."""
+    return why_not(key, optimizer, lars, modes) is None
 
 
 @dataclass(frozen=True)
@@ -162,11 +174,14 @@ class ArmSpace:
     ``params``: space key -> dimension, only keys that apply to this arm.
     ``schedule``: the dimension of the schedule type (a Fixed or a Choice of names).
     ``schedule_params``: type -> {param -> dimension} for every type the schedule may take.
+    ``origins``: where each value was written (``"space"``, ``"arms[1].space"``,
+    ``"default space"``), by space key and by ``"schedule"``; for error messages only.
     """
 
     params: dict[str, Dimension]
     schedule: Dimension
     schedule_params: dict[str, dict[str, Dimension]]
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
 
     def describe(self) -> dict[str, Any]:
         """A plain, comparable dict of the space (YAML form)."""
@@ -184,15 +199,15 @@ def _encode_choice(value: Any) -> Any:
 
 
 def _decode_choice(value: Any, rule_kind: str) -> Any:
-    if rule_kind == "int_list":
-        return [int(v) for v in str(value).split(",")]
+    if rule_kind == "float_list":
+        return [int(v) if v.lstrip("-").isdigit() else float(v) for v in str(value).split(",")]
     return value
 
 
 def suggest_value(trial: Any, name: str, dim: Dimension, rule_kind: str) -> Any:
     """Draw one value of a dimension from an Optuna trial (fixed values are returned as is)."""
     if isinstance(dim, Fixed):
-        return list(dim.value) if rule_kind == "int_list" else dim.value
+        return list(dim.value) if rule_kind == "float_list" else dim.value
     if isinstance(dim, Choice):
         encoded = [_encode_choice(c) for c in dim.choices]
         return _decode_choice(trial.suggest_categorical(name, encoded), rule_kind)
@@ -214,13 +229,14 @@ def suggest_config(
     config: dict[str, Any] = dict(objective)
     config["optimizer"] = optimizer
     config["lars"] = bool(lars)
+    rules, sched_rules = param_rules(), schedule_rules()
     for name, dim in space.params.items():
-        config[name] = suggest_value(trial, name, dim, PARAM_RULES[name].kind)
+        config[name] = suggest_value(trial, name, dim, rules[name].kind)
     kind = suggest_value(trial, "schedule", space.schedule, "str")
     config["schedule"] = kind
     params = {}
     for pname, dim in space.schedule_params.get(kind, {}).items():
-        params[pname] = suggest_value(trial, f"schedule.{kind}.{pname}", dim, SCHEDULE_RULES[kind][pname].kind)
+        params[pname] = suggest_value(trial, f"schedule.{kind}.{pname}", dim, sched_rules[kind][pname].kind)
     config["schedule_params"] = params
     config["evaluate_test"] = False
     config["progress"] = False

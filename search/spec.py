@@ -1,8 +1,10 @@
 """Study files: the YAML schema, its defaults, and validation before any database is touched.
 
-A study file (``studies/*.yaml``) is read with ``yaml.safe_load`` and validated in full
-by :func:`load_spec`; every error is a :class:`SpecError` whose message names the file,
-the key and what is wrong, e.g.::
+A study file (``studies/*.yaml``) is read with :func:`load_yaml` (``yaml.safe_load`` with
+YAML 1.2's numbers, so ``1e-3`` is a number, and a repeated key is an error; ``lars-search
+train`` reads its config files with it too) and validated in full by :func:`load_spec`;
+every error is a :class:`SpecError` whose message names the file, the key and what is
+wrong, e.g.::
 
     studies/q.yaml: space.lr: log range must have low > 0, got low=0
 
@@ -36,15 +38,41 @@ Schema (all keys but ``name`` and ``objective.epochs`` optional)::
         exponential: {gamma: {low: 0.5, high: 0.95}}
         cosine: {final_lr_ratio: 0.0}
         polynomial: {power: 2.0, final_lr_ratio: 0.0}
-    budget: {trials: 20, timeout: 2h}   # FINISHED trials per arm; wall-clock limit of one run
-    sampler: {type: tpe, seed: 0}       # tpe | random | qmc | cmaes | gp
-    pruner: {type: median}              # median | hyperband | none; median also takes n_startup_trials,
-                                        # n_warmup_steps, interval_steps (default: judged every epochs // 3)
+    budget: {trials: 20, timeout: 2h}   # FINISHED trials per arm; wall-clock limit of one run (> 0)
+    sampler: {type: tpe, seed: 0}       # tpe | random | qmc | cmaes | gp; seed in [0, 2**31 - 1]
+    pruner: {type: median}              # median | hyperband | none (or false); median also takes
+                                        # n_startup_trials, n_warmup_steps (< epochs), interval_steps
+                                        # (default: judged every epochs // 3); hyperband min_resource
+                                        # (<= epochs) and reduction_factor
     storage: sqlite:///lars-search.db   # any SQLAlchemy URL
 
 Keys left out of ``space`` take the default space (:func:`default_space`), so a file
-that names only ``lr`` still tunes beta, lambda, epsilon and the scheduler. An arm's own
-``space`` overrides the shared one for that arm only.
+that names only ``lr``, or no ``space`` at all, still tunes every key below. An arm's own
+``space`` overrides the shared one for that arm only, key by key (an arm that picks
+another schedule type keeps that type's default parameters).
+
+The default space, wide ranges from the literature for a model nobody has tuned
+(E = ``objective.epochs``; the usual lr and λ come from ``objectives.registry``)::
+
+    key                 default                                   why
+    lr                  log [usual/100, usual*100]: sgd 1e-3..10, four decades around the usual lr:
+                        rmsprop, adam, adamw 1e-5..0.1,           SGD 0.1 (VGG on CIFAR-10), Adam
+                        adagrad 1e-4..1                           and RMSprop 1e-3, Adagrad 1e-2
+    weight_decay (β)    log 1e-6..1e-2                            5e-4 (VGG), 1e-4 (MLPerf LARS) inside
+    momentum            0.9 (sgd, rmsprop)                        the usual value, fixed
+    warmup_epochs       0..min(5, E)                              LARS paper, Goyal et al.: up to 5
+    trust_coefficient   gradient mode: log 1e-4..1 (around 1e-2); four decades around the mode's usual λ:
+      (λ, LARS arms)    update mode: log 1e-2..100 (around 1);    the paper's 1e-3 scales gradients,
+                        both when lars_mode is searched           LAMB's effective 1 scales updates
+    lars_eps (ε)        1e-8                                      fixed
+    schedule.type       all six: constant, step, multistep,       (multistep left out when its two
+                        exponential, cosine, polynomial           milestones fall on one step)
+    schedule params     step: step_size E/3, gamma 0.1; multistep: milestones [E/2, 3E/4], gamma 0.1;
+                        exponential: gamma 0.01**(1/E) per epoch (lr/100 at the end);
+                        cosine: final_lr_ratio 0; polynomial: power 2 (the LARS paper's), final_lr_ratio 0
+
+``lars_mode``, ``lars_clip``, ``lars_momentum_form`` (LARS arms in gradient mode) and
+``nesterov`` (sgd) are not searched unless a file names them: their config defaults hold.
 """
 
 from __future__ import annotations
@@ -60,10 +88,10 @@ import yaml
 from search.arms import (
     DEFAULT_ARMS,
     NAME_RE,
-    OPTIMIZERS,
     Arm,
     SpecError,
     _check_keys,
+    _got,
     _int,
     _mapping,
     _type_name,
@@ -71,12 +99,12 @@ from search.arms import (
     default_space,
     parse_arm,
 )
-from search.space import PARAM_RULES
+from search.recipe import FinalSpec, parse_final
+from search.space import SPACE_KEYS
 
 __all__ = [
     "SPEC_VERSION",
     "DEFAULT_ARMS",
-    "OPTIMIZERS",
     "SAMPLERS",
     "PRUNERS",
     "OBJECTIVE_KEYS",
@@ -87,15 +115,29 @@ __all__ = [
     "PrunerSpec",
     "StudySpec",
     "load_spec",
+    "load_yaml",
     "parse_spec",
     "default_space",
     "parse_duration",
 ]
 
+
+
+def __getattr__(name: str) -> Any:
+    """``OPTIMIZERS``: the registry's optimizer names, read when first asked for (objectives imports torch)."""
+    if name == "OPTIMIZERS":
+        import search.arms
+
+        return search.arms.OPTIMIZERS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 SPEC_VERSION = 1
+SEED_MAX = 2**31 - 1  # numpy's seeds end at 2**32 - 1; each worker and resume adds an offset
 SAMPLERS = ("tpe", "random", "qmc", "cmaes", "gp")
 PRUNERS = ("median", "hyperband", "none")
-TOP_KEYS = ("name", "description", "objective", "arms", "space", "budget", "sampler", "pruner", "storage")
+TOP_KEYS = ("name", "description", "objective", "arms", "space", "budget", "sampler", "pruner", "storage",
+            "evaluation", "replicates", "recipe")  # the last three: search.recipe.parse_final
 # objectives config keys a study fixes for all arms; the rest come from the arm and the space.
 OBJECTIVE_KEYS = (
     "dataset", "data_dir", "n_train", "val_size", "model", "width", "epochs", "batch_size",
@@ -145,6 +187,7 @@ class StudySpec:
     description: str = ""
     text: str = ""
     source: str = "<study>"
+    final: FinalSpec = field(default_factory=FinalSpec)  # evaluation, replicates, recipe (search.recipe)
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
@@ -176,26 +219,77 @@ def parse_duration(value: Any, source: str, key: str) -> float | None:
     return float(seconds)
 
 
+# --------------------------------------------------------------------------- YAML
+
+
+def _float_pattern() -> re.Pattern:
+    """YAML 1.2's floats: 1e-3 and 1E5 are numbers (YAML 1.1, PyYAML's, wants a dot)."""
+    return re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    )
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load`` with YAML 1.2's floats, refusing a key written twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader says so itself
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is written twice (first on line {first}); YAML would keep only the "
+                    "last value", key_node.start_mark,
+                )  # fmt: skip
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _float_pattern(), list("-+0123456789."))
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse a study file's or a config file's text; raises :class:`SpecError` naming the file and line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(source, "", f"not valid YAML: {where}{problem}") from None
+
+
 # --------------------------------------------------------------------------- sections
 
 
 def _parse_objective(raw: Any, source: str) -> dict[str, Any]:
+    """The fixed keys, each checked by objectives' own rule (the one ``lars-search train`` applies).
+
+    The rules between keys (the data set's size, a full batch per epoch) are judged with
+    the arms, by :func:`search.arms.check_with_objectives`.
+    """
+    from objectives.config import RULES, ConfigError, check_value
+
     data = _mapping(raw, source, "objective")
     _check_keys(data, OBJECTIVE_KEYS, source, "objective")
     if "epochs" not in data:
         raise SpecError(source, "objective.epochs", "required (epochs per trial)")
     objective = dict(data)
-    objective["epochs"] = _int(data["epochs"], source, "objective.epochs", minimum=1)
-    if "batch_size" in data:
-        _int(data["batch_size"], source, "objective.batch_size", minimum=1)
-    if data.get("n_train") is not None:
-        _int(data["n_train"], source, "objective.n_train", minimum=1)
-    if "val_size" in data:
-        _int(data["val_size"], source, "objective.val_size", minimum=1)
-    if "width" in data:
-        width = data["width"]
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-            raise SpecError(source, "objective.width", f"must be a number > 0, got {width!r}")
+    for key, value in data.items():
+        if key in RULES and not (value is None and key == "n_train"):
+            try:
+                objective[key] = check_value(key, value, RULES[key])
+            except ConfigError as exc:
+                raise SpecError(source, f"objective.{key}", str(exc)) from None
     return objective
 
 
@@ -207,6 +301,10 @@ def _parse_budget(raw: Any, source: str) -> Budget:
         if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
             raise SpecError(source, "budget.trials", f"must be a positive integer (trials per arm), got {trials!r}")
     timeout = parse_duration(data.get("timeout"), source, "budget.timeout")
+    if timeout == 0:
+        raise SpecError(
+            source, "budget.timeout", "must be > 0 seconds (0 would run nothing; leave it out for no limit)"
+        )
     return Budget(trials=trials, timeout=timeout)
 
 
@@ -221,7 +319,7 @@ def _parse_sampler(raw: Any, source: str) -> SamplerSpec:
             import cmaes  # noqa: F401 (Optuna's CmaEsSampler needs it)
         except ImportError:
             raise SpecError(source, "sampler.type", "'cmaes' needs the cmaes package: pip install cmaes") from None
-    seed = _int(data.get("seed", 0), source, "sampler.seed", minimum=0)
+    seed = _int(data.get("seed", 0), source, "sampler.seed", minimum=0, maximum=SEED_MAX)
     startup = data.get("n_startup_trials")
     if startup is not None:
         if kind in ("random", "qmc"):
@@ -233,21 +331,34 @@ def _parse_sampler(raw: Any, source: str) -> SamplerSpec:
     return SamplerSpec(type=kind, seed=seed, n_startup_trials=startup, multivariate=multivariate)
 
 
-def _parse_pruner(raw: Any, source: str) -> PrunerSpec:
+def _parse_pruner(raw: Any, source: str, epochs: int) -> PrunerSpec:
+    if raw is None:
+        raw = {}
+    if raw is False:  # `pruner: false` (YAML also reads off and no as false): no pruner
+        raw = "none"
+    if raw is True:
+        raise SpecError(source, "pruner", f"must be a pruner type ({', '.join(PRUNERS)}), false or a mapping, got true")
     data = _mapping({"type": raw} if isinstance(raw, str) else raw, source, "pruner")
     kind = data.get("type", "median")
+    if kind is False:
+        kind = "none"
     if kind not in PRUNERS:
         raise SpecError(source, "pruner.type", f"unknown pruner {kind!r}; choose from {', '.join(PRUNERS)}")
     allowed = {"median": ("n_startup_trials", "n_warmup_steps", "interval_steps"), "hyperband": ("min_resource", "reduction_factor"), "none": ()}
-    _check_keys(data, ("type",) + allowed[kind], source, "pruner")
+    _check_keys(data, ("type",) + allowed[kind], source, "pruner", none="the 'none' pruner takes no options")
     out: dict[str, Any] = {"type": kind}
     for key in ("n_startup_trials", "n_warmup_steps"):
         if key in data:
             out[key] = _int(data[key], source, f"pruner.{key}", minimum=0)
     if "interval_steps" in data:
         out["interval_steps"] = _int(data["interval_steps"], source, "pruner.interval_steps", minimum=1)
+    if "n_warmup_steps" in data and out["n_warmup_steps"] >= epochs:
+        raise SpecError(
+            source, "pruner.n_warmup_steps",
+            f"must be < objective.epochs={epochs} (else no trial is ever judged), got {out['n_warmup_steps']!r}",
+        )  # fmt: skip
     if "min_resource" in data:
-        out["min_resource"] = _int(data["min_resource"], source, "pruner.min_resource", minimum=1)
+        out["min_resource"] = _int(data["min_resource"], source, "pruner.min_resource", minimum=1, maximum=epochs)
     if "reduction_factor" in data:
         out["reduction_factor"] = _int(data["reduction_factor"], source, "pruner.reduction_factor", minimum=2)
     return PrunerSpec(**out)
@@ -268,11 +379,11 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
     objective = _parse_objective(data["objective"], source)
     epochs = objective["epochs"]
     shared = _mapping(data.get("space") or {}, source, "space")
-    _check_keys(shared, tuple(PARAM_RULES) + ("schedule",), source, "space")
+    _check_keys(shared, SPACE_KEYS + ("schedule",), source, "space")
     arms_raw = data.get("arms", list(DEFAULT_ARMS))
     if not isinstance(arms_raw, list) or not arms_raw:
-        raise SpecError(source, "arms", f"must be a non-empty list, got {arms_raw!r}")
-    arms = tuple(parse_arm(raw, i, shared, epochs, source) for i, raw in enumerate(arms_raw))
+        raise SpecError(source, "arms", f"must be a non-empty list, got {_got(arms_raw)}")
+    arms = tuple(parse_arm(raw, i, shared, objective, source) for i, raw in enumerate(arms_raw))
     names = [a.name for a in arms]
     for arm_name in names:
         if names.count(arm_name) > 1:
@@ -288,11 +399,12 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
         arms=arms,
         budget=_parse_budget(data.get("budget") or {}, source),
         sampler=_parse_sampler(data.get("sampler") or {}, source),
-        pruner=_parse_pruner(data.get("pruner") or {}, source),
+        pruner=_parse_pruner(data.get("pruner"), source, epochs),
         storage=storage,
         description=str(description),
         text=text or yaml.safe_dump(data, sort_keys=False),  # a spec built in code is stored too
         source=source,
+        final=parse_final(data, arms, epochs, source),
     )
 
 
@@ -303,11 +415,4 @@ def load_spec(path: str | Path) -> StudySpec:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(source, "", f"cannot read the study file ({exc.strerror or exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(source, "", f"not valid YAML: {where}{problem}") from None
-    return parse_spec(data, source=source, text=text)
+    return parse_spec(load_yaml(text, source), source=source, text=text)

@@ -31,7 +31,8 @@ def lr_trace(kind, steps=TOTAL, lrs=(1.0,), **params):
 # (kind, params, {step t: lr}); warm-up: t=0 -> 1/2, t=1 (end of warm-up) -> 1
 CASES = [
     ("constant", {}, {0: 0.5, 1: 1.0, 6: 1.0, 10: 1.0}),
-    ("step", {"step_size": 3, "gamma": 0.5}, {0: 0.5, 1: 1.0, 4: 1.0, 5: 0.5, 6: 0.5, 10: 0.25}),
+    # step and multistep count from step 0: decays at t = 3, 6, 9 (the first one shows at t = 3)
+    ("step", {"step_size": 3, "gamma": 0.5}, {0: 0.5, 1: 1.0, 2: 1.0, 3: 0.5, 5: 0.5, 6: 0.25, 9: 0.125, 10: 0.125}),
     ("multistep", {"milestones": [4, 8], "gamma": 0.1}, {0: 0.5, 1: 1.0, 3: 1.0, 4: 0.1, 6: 0.1, 10: 0.01}),
     ("exponential", {"gamma": 0.5}, {0: 0.5, 1: 1.0, 2: 1.0, 6: 0.0625, 10: 0.00390625}),
     ("cosine", {"final_lr_ratio": 0.1},
@@ -127,12 +128,61 @@ def test_non_positive_total_is_rejected():
 
 
 def test_non_positive_gamma_is_rejected():
-    with pytest.raises(ValueError, match=r"gamma must be a finite number > 0, got 0"):
+    with pytest.raises(ValueError, match=r"gamma must be a number in \(0, 1\], got 0"):
         warmup_schedule(wrapped(), "exponential", total_steps=TOTAL, gamma=0)
 
 
+def test_gamma_above_one_is_rejected():
+    with pytest.raises(ValueError, match=r"gamma must be a number in \(0, 1\], got 1\.5"):
+        warmup_schedule(wrapped(), "step", total_steps=TOTAL, step_size=2, gamma=1.5)
+
+
+def test_step_is_multistep_at_multiples_of_step_size_with_or_without_warmup():
+    for warmup in (0, 2, 5):
+        opt_a, opt_b = wrapped(), wrapped()
+        a = warmup_schedule(opt_a, "step", total_steps=TOTAL, warmup_steps=warmup, step_size=3, gamma=0.5)
+        b = warmup_schedule(opt_b, "multistep", total_steps=TOTAL, warmup_steps=warmup, milestones=[3, 6, 9],
+                            gamma=0.5)
+        for _ in range(TOTAL):
+            assert opt_a.param_groups[0]["lr"] == opt_b.param_groups[0]["lr"]
+            opt_a.step(), opt_b.step(), a.step(), b.step()
+
+
+def test_a_decay_inside_the_warmup_shows_when_it_ends():
+    trace = lr_trace("multistep", milestones=[3], gamma=0.1)  # warm-up 2 steps: the decay shows at t = 3
+    assert trace[2:5] == pytest.approx([1.0, 0.1, 0.1])
+    # warm-up 5 steps, decay at step 3: t = 3, 4 are still warm-up (4/5, 5/5), t = 5 has the decay
+    opt = wrapped()
+    sched = warmup_schedule(opt, "multistep", total_steps=TOTAL, warmup_steps=5, milestones=[3], gamma=0.1)
+    lrs = []
+    for _ in range(7):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 0.1, 0.1])
+
+
+def test_repeated_milestones_are_rejected():
+    with pytest.raises(ValueError, match=r"milestones must be a strictly increasing list of ints >= 0 \(steps\), "
+                                         r"got \[4, 4\]"):
+        warmup_schedule(wrapped(), "multistep", total_steps=TOTAL, milestones=[4, 4])
+
+
+def test_params_table_names_every_kind_and_its_defaults():
+    from lars.schedules import PARAMS, REQUIRED
+
+    assert {k: {n: p.default for n, p in v.items()} for k, v in PARAMS.items()} == {
+        "constant": {},
+        "step": {"step_size": REQUIRED, "gamma": 0.1},
+        "multistep": {"milestones": REQUIRED, "gamma": 0.1},
+        "exponential": {"gamma": REQUIRED},
+        "cosine": {"final_lr_ratio": 0.0},
+        "polynomial": {"power": 2.0, "final_lr_ratio": 0.0},
+    }
+
+
 def test_unsorted_milestones_are_rejected():
-    with pytest.raises(ValueError, match=r"milestones must be an increasing list of ints"):
+    with pytest.raises(ValueError, match=r"milestones must be a strictly increasing list of ints"):
         warmup_schedule(wrapped(), "multistep", total_steps=TOTAL, milestones=[5, 2])
 
 

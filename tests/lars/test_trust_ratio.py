@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lars.trust_ratio import local_lr, local_lr_float, tensor_norms, trust_ratio
+from lars.trust_ratio import local_lr, tensor_norms, trust_ratio, update_factor
 
 
 def t(x):
@@ -73,12 +73,29 @@ def test_ratio_has_no_nan_with_eps_zero_and_zero_norms():
     assert not math.isnan(ratio.sum().item())
 
 
-@pytest.mark.parametrize("clip", [False, True])
-def test_local_lr_float_matches_local_lr_in_float64(clip):
-    w = torch.tensor([3.0, 0.0, 2.5, 1e-3, 7.0, float("nan")], dtype=torch.float64)
-    g = torch.tensor([4.0, 1.0, 0.0, 2.0, 1e-4, 1.0], dtype=torch.float64)
-    kw = dict(lr=0.3, trust_coefficient=0.02, weight_decay=1e-2, eps=1e-8, clip=clip)
-    expected = local_lr(w, g, **kw).tolist()
-    got = [local_lr_float(a, b, **kw) for a, b in zip(w.tolist(), g.tolist())]
-    assert got == pytest.approx(expected, rel=1e-15, abs=0)
-    assert got[1] == got[2] == got[5] == 1.0
+def test_clip_at_lr_zero_is_one_not_an_error():
+    # a warm-up's first step: min(ratio / 0, 1) = 1, as the limit
+    assert local_lr(t(3.0), t(4.0), lr=0.0, trust_coefficient=0.5, clip=True).item() == 1.0
+    assert update_factor(t(3.0), t(0.5), lr=0.0, trust_coefficient=0.5, eps=1e-8, clip=True).item() == 1.0
+
+
+def test_update_factor_matches_hand_computation():
+    # ‖w‖ = 3, ‖Δ‖ = 2, α = 0.5, λ = 0.5, ε = 1: ‖u‖ = ‖Δ‖/α = 4, r = 0.5·3/(4 + 1) = 0.3
+    r = update_factor(t(3.0), t(2.0), lr=0.5, trust_coefficient=0.5, eps=1.0)
+    assert r.item() == pytest.approx(0.3, rel=1e-15)
+    # LARC: min(r/α, 1) = min(0.6, 1)
+    r = update_factor(t(3.0), t(2.0), lr=0.5, trust_coefficient=0.5, eps=1.0, clip=True)
+    assert r.item() == pytest.approx(0.6, rel=1e-15)
+    # zero norms and lr = 0 without clipping: ratio 1 for a zero norm, 0 for a step at α = 0
+    assert update_factor(t([0.0, 3.0]), t([1.0, 0.0]), lr=0.5, trust_coefficient=0.5).tolist() == [1.0, 1.0]
+    assert update_factor(t(3.0), t(2.0), lr=0.0, trust_coefficient=0.5).item() == 0.0
+
+
+def test_tensor_norms_of_complex_and_non_dense_tensors():
+    z = torch.tensor([3.0 + 4.0j, 0.0 + 0.0j], dtype=torch.complex64)
+    view = torch.arange(12.0, dtype=torch.float64).reshape(3, 4)[:, ::2]  # non-dense
+    for foreach in (True, False):
+        norms = tensor_norms([z], foreach=foreach)
+        assert norms.dtype == torch.float32 and norms.tolist() == [5.0]
+        torch.testing.assert_close(tensor_norms([view], foreach=foreach)[0],
+                                   view.contiguous().norm(), rtol=1e-15, atol=0)

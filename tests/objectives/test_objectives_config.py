@@ -77,8 +77,8 @@ RULES = [
     ({"n_train": 100, "batch_size": 128}, r"'n_train' must be >= batch_size \(128\) .* got 100"),
     ({"optimizer": "lamb"}, r"'optimizer' must be one of 'sgd', 'rmsprop', 'adam', 'adamw', 'adagrad', got 'lamb'"),
     ({"lr": 0.0}, r"'lr' must be a number > 0, got 0.0"),
-    ({"lr": math.nan}, r"'lr' must be a number > 0, got nan"),
-    ({"lr": math.inf}, r"'lr' must be a number > 0, got inf"),
+    ({"lr": math.nan}, r"'lr' must be a finite number \(a number > 0\), got nan"),
+    ({"lr": math.inf}, r"'lr' must be a finite number \(a number > 0\), got inf"),
     ({"lr": True}, r"'lr' must be a number > 0, got True"),
     ({"momentum": 1.0}, r"'momentum' must be a number in \[0, 1\), got 1.0"),
     ({"momentum": -0.1}, r"'momentum' must be a number in \[0, 1\), got -0.1"),
@@ -112,6 +112,27 @@ RULES = [
     ({"compile": "no"}, r"'compile' must be true or false, got 'no'"),
     ({"evaluate_test": 0}, r"'evaluate_test' must be true or false, got 0"),
     ({"progress": None}, r"'progress' must be true or false, got None"),
+    ({"lars_momentum_form": "sutskever"}, r"'lars_momentum_form' must be one of 'torch', 'paper', got 'sutskever'"),
+    # #16 item 1: sizes beyond the data set are rejected before any data is read
+    ({"dataset": "fashion_mnist", "n_train": 10_000_000},
+     r"'n_train' must be <= the 55000 images of fashion_mnist left after the val_size=5000 hold-out, got 10000000"),
+    ({"dataset": "fashion_mnist", "val_size": 70_000},
+     r"'val_size' must be < the 60000 training images of fashion_mnist, got 70000"),
+    ({"dataset": "cifar10", "val_size": 50_000}, r"'val_size' must be < the 50000 training images of cifar10"),
+    # #16 item 13: a milestone at the end, and milestones that round to one step, are errors
+    ({"schedule": "multistep", "schedule_params": {"milestones": [1]}, "epochs": 1},
+     r"'schedule_params.milestones' must be a list of epochs each < epochs=1 .*, got \[1\]"),
+    ({"dataset": "fashion_mnist", "n_train": 300, "batch_size": 128, "epochs": 2, "schedule": "multistep",
+      "schedule_params": {"milestones": [0.5, 0.7]}},
+     r"'schedule_params.milestones' must be epochs that fall on distinct optimizer steps \(2 steps per epoch: "
+     r"\[0.5, 0.7\] -> steps \[1, 1\], so a decay would be lost\), got \[0.5, 0.7\]"),
+    ({"lars_momentum_form": "paper", "lars": False},
+     r"'lars_momentum_form' can only be 'paper' with lars true, got lars false"),
+    # #16 item 13: what lars rejects at run time is rejected here, by lars's own check, in its words
+    ({"lars_momentum_form": "paper", "lars": True, "optimizer": "adam"},
+     r"make an optimizer that lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs lars_mode 'gradient'"),
+    ({"lars_momentum_form": "paper", "lars": True, "optimizer": "rmsprop", "lars_mode": "gradient"},
+     r"make an optimizer that lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs a torch.optim.SGD"),
 ]
 
 
@@ -119,6 +140,29 @@ RULES = [
 def test_each_rule_raises_config_error_naming_key_rule_and_value(overrides, match):
     with pytest.raises(ConfigError, match=r"config key " + match if match.startswith("'") else match):
         validate_config(overrides)
+
+
+def test_step_size_in_epochs_may_be_fractional():
+    c = validate_config({"schedule": "step", "schedule_params": {"step_size": 2.5}})
+    assert c["schedule_params"] == {"gamma": 0.1, "step_size": 2.5}
+
+
+def test_adamw_with_lars_in_gradient_mode_and_weight_decay_passes_as_lars_now_takes_it():
+    c = validate_config({"optimizer": "adamw", "lars": True, "lars_mode": "gradient", "weight_decay": 1e-4})
+    assert c["lars_mode"] == "gradient"
+
+
+def test_momentum_form_defaults_to_torch_and_paper_passes_with_sgd_lars():
+    assert validate_config({})["lars_momentum_form"] == "torch"
+    assert validate_config({"lars": True, "lars_momentum_form": "paper"})["lars_momentum_form"] == "paper"
+
+
+def test_steps_per_epoch_counts_full_batches_of_the_training_images():
+    from objectives.config import steps_per_epoch
+
+    assert steps_per_epoch(validate_config({"dataset": "fashion_mnist", "n_train": 300, "batch_size": 128})) == 2
+    # all of CIFAR-10's 50000 training images but the 5000 held out, in batches of 128
+    assert steps_per_epoch(validate_config({})) == 45000 // 128
 
 
 def test_config_error_is_a_value_error():

@@ -11,6 +11,7 @@ from objectives_fixtures import write_cifar10, write_fashion_mnist
 
 from objectives.config import ConfigError
 from objectives.data import (
+    DATASET_INFO,
     DEBIAN_FASHION_MNIST,
     DataNotFoundError,
     augment,
@@ -20,7 +21,6 @@ from objectives.data import (
     normalize,
     split_indices,
 )
-
 
 # --- file formats -------------------------------------------------------------------------
 
@@ -71,17 +71,16 @@ def test_fashion_mnist_torchvision_layout_under_the_cache_root_is_found(tmp_path
 
 # --- where the data is looked for -----------------------------------------------------------
 
-def test_roots_are_data_dir_then_env_then_torchvision_cache_then_debian(tmp_path, monkeypatch):
-    monkeypatch.setenv("LARS_SEARCH_DATA", str(tmp_path / "env"))
+def test_a_named_location_is_the_only_root_else_torchvision_cache_then_debian(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    roots = candidate_roots("fashion_mnist", tmp_path / "explicit")
-    assert roots == [
-        ("data_dir", tmp_path / "explicit"),
-        ("$LARS_SEARCH_DATA", tmp_path / "env"),
+    assert candidate_roots("fashion_mnist") == [
         ("torchvision cache", tmp_path / "xdg" / "torchvision"),
         ("Debian dataset-fashion-mnist", DEBIAN_FASHION_MNIST),
     ]
-    assert [label for label, _ in candidate_roots("cifar10")] == ["$LARS_SEARCH_DATA", "torchvision cache"]
+    assert [label for label, _ in candidate_roots("cifar10")] == ["torchvision cache"]
+    monkeypatch.setenv("LARS_SEARCH_DATA", str(tmp_path / "env"))
+    assert candidate_roots("fashion_mnist") == [("$LARS_SEARCH_DATA", tmp_path / "env")]
+    assert candidate_roots("fashion_mnist", tmp_path / "explicit") == [("data_dir", tmp_path / "explicit")]
 
 
 def test_explicit_data_dir_wins_over_the_environment(tmp_path, monkeypatch):
@@ -89,17 +88,35 @@ def test_explicit_data_dir_wins_over_the_environment(tmp_path, monkeypatch):
     write_fashion_mnist(tmp_path / "b", n_train=30, n_test=10)
     monkeypatch.setenv("LARS_SEARCH_DATA", str(tmp_path / "b"))
     assert load_dataset("fashion_mnist", train=True, data_dir=tmp_path / "a", download=False)[0].shape[0] == 20
-    assert load_dataset("fashion_mnist", train=True, data_dir=tmp_path / "empty", download=False)[0].shape[0] == 30
+    assert load_dataset("fashion_mnist", train=True, download=False)[0].shape[0] == 30
+
+
+@pytest.mark.parametrize("named", ["data_dir", "env"])
+def test_a_named_location_without_the_data_is_an_error_not_a_fall_back(tmp_path, monkeypatch, named):
+    # #16 item 10: the system's Fashion-MNIST (or any other place) is not used instead
+    write_fashion_mnist(tmp_path / "debian", n_train=20, n_test=10)
+    monkeypatch.setattr("objectives.data.DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    monkeypatch.setenv("LARS_SEARCH_OFFLINE", "1")
+    data_dir = None
+    if named == "env":
+        monkeypatch.setenv("LARS_SEARCH_DATA", "/nonexistent")
+        label = "$LARS_SEARCH_DATA"
+    else:
+        data_dir, label = "/nonexistent", "data_dir"
+    with pytest.raises(DataNotFoundError) as info:
+        load_dataset("fashion_mnist", train=True, data_dir=data_dir)
+    message = str(info.value)
+    assert f"/nonexistent/FashionMNIST/raw/ or /nonexistent/ ({label})" in message
+    assert f"{label} names /nonexistent, the only place looked once a location is named" in message
+    assert str(tmp_path / "debian") not in message
 
 
 def test_missing_data_is_one_error_naming_every_place_and_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("LARS_SEARCH_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr("objectives.data.DEBIAN_FASHION_MNIST", tmp_path / "debian")
     with pytest.raises(DataNotFoundError) as info:
-        load_dataset("fashion_mnist", train=True, data_dir=tmp_path / "mine", download=False)
+        load_dataset("fashion_mnist", train=True, download=False)
     message = str(info.value)
-    assert f"{tmp_path / 'mine'}/FashionMNIST/raw/ or {tmp_path / 'mine'}/ (data_dir)" in message
-    assert f"{tmp_path / 'env'}/FashionMNIST/raw/ or {tmp_path / 'env'}/ ($LARS_SEARCH_DATA)" in message
     assert "torchvision/FashionMNIST/raw/ or " in message and "(torchvision cache)" in message
     assert f"{tmp_path / 'debian'}/FashionMNIST/raw/ or {tmp_path / 'debian'}/ (Debian dataset-fashion-mnist)" in message
     assert "apt-get install dataset-fashion-mnist" in message
@@ -251,3 +268,5 @@ def test_debian_fashion_mnist_is_the_real_data_set():
     assert images.shape == (10000, 1, 32, 32) and images.dtype == torch.uint8
     assert torch.bincount(labels).tolist() == [1000] * 10
     assert labels[:5].tolist() == [9, 2, 1, 1, 6]  # the first five test labels of Fashion-MNIST
+    assert images.shape[0] == DATASET_INFO["fashion_mnist"].test_size  # the registry's sizes are the files'
+    assert load_dataset("fashion_mnist", train=True, download=False)[1].numel() == DATASET_INFO["fashion_mnist"].train_size

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from objectives import validate_config
 from search_fakes import write_study
 
+from objectives import validate_config
 from search.space import suggest_config
 from search.spec import load_spec
 
@@ -70,7 +70,7 @@ def test_only_the_chosen_schedule_type_has_parameters(spec):
         if kind == "multistep":
             assert config["schedule_params"]["milestones"] in ([2, 4], [3], [1, 2, 5])
         if kind == "step":
-            assert isinstance(config["schedule_params"]["step_size"], int)
+            assert 1 <= config["schedule_params"]["step_size"] <= 4  # epochs, fractional allowed
 
 
 def test_lambda_and_epsilon_only_in_lars_arms_and_momentum_only_where_it_exists(spec):
@@ -85,8 +85,42 @@ def test_lambda_and_epsilon_only_in_lars_arms_and_momentum_only_where_it_exists(
 
 
 def test_ranges_are_respected(spec):
-    for params, config in sample(spec, spec.arm("adam+lars"), 50):
+    for _, config in sample(spec, spec.arm("adam+lars"), 50):
         assert 1e-5 <= config["lr"] <= 1e-1
-        assert 0.1 <= config["trust_coefficient"] <= 10.0
+        # lars_mode [gradient, update] is searched: lambda spans both modes' default ranges
+        assert 1e-4 <= config["trust_coefficient"] <= 100.0
         assert 0.0 <= config["warmup_epochs"] <= 2.0
         assert config["lars_eps"] == 1e-8
+
+
+def test_rules_and_schedules_are_read_from_objectives():
+    import search.space as space
+    from objectives.config import RULES
+    from objectives.registry import SCHEDULES as REGISTERED
+
+    assert all(space.PARAM_RULES[key] is RULES[key] for key in space.SPACE_KEYS)
+    assert space.SCHEDULES == tuple(REGISTERED)
+    for kind, info in REGISTERED.items():
+        assert all(space.SCHEDULE_RULES[kind][name] is param.rule for name, param in info.params.items())
+
+
+def test_which_arms_a_key_applies_to_comes_from_the_registry():
+    from search.space import why_not
+
+    assert why_not("momentum", "adam", False) == "sgd, rmsprop arms only"
+    assert why_not("nesterov", "rmsprop", False) == "sgd arms only"
+    assert why_not("trust_coefficient", "sgd", False) == "LARS arms only"
+    assert why_not("lars_momentum_form", "adam", True) == "LARS arms in gradient mode only"
+    assert why_not("lars_momentum_form", "adam", True, ("gradient",)) is None
+    assert why_not("lr", "adagrad", False) is None
+
+
+def test_fractional_milestone_choices_come_back_as_numbers(tmp_path):
+    spec = load_spec(write_study(tmp_path, """\
+        name: frac
+        objective: {dataset: fashion_mnist, epochs: 2, n_train: 500, val_size: 100, batch_size: 50}
+        arms: [sgd]
+        space: {schedule: {type: multistep, multistep: {milestones: [[0.5, 1.5], [1]]}}}
+        """))
+    drawn = {tuple(config["schedule_params"]["milestones"]) for _, config in sample(spec, spec.arms[0], 20)}
+    assert drawn == {(0.5, 1.5), (1,)}
