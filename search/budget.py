@@ -134,8 +134,6 @@ def count_slots(study: optuna.Study) -> int:
     return _counts(study).slots
 
 
-count_finished = count_slots  # the former, misleading name (it counts trials in flight too)
-
 
 def _heartbeat_on(study: optuna.Study) -> bool:
     backend = _backend(study)
@@ -213,8 +211,6 @@ def arm_lock(study: optuna.Study) -> Iterator[None]:
     finally:
         connection.close()
 
-
-_arm_lock = arm_lock  # the former private name (search.evaluation imports it)
 
 
 def _release_failed(study: optuna.Study, backend, connection, error: Exception) -> None:

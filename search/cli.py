@@ -3,8 +3,9 @@
 Every verb is one function ``cmd_<verb>(args) -> int`` registered in :data:`COMMANDS`
 with its arguments and examples; its docstring's first line is its help. A user's
 mistake (bad study file, unknown study, unreachable storage, missing data) is one line
-on stderr and exit code 2; ``--debug`` shows the traceback. Ctrl-C exits with 130
-after marking the running trial FAIL. Examples::
+on stderr and exit code 2; ``--debug`` shows the traceback. Ctrl-C exits with 130 after
+marking the running trial FAIL and enqueuing its retry; SIGTERM does the same and exits
+with 143. ``-q`` and ``--debug`` work before or after the verb. Examples::
 
     lars-search run studies/quickstart.yaml
     lars-search compare quickstart
