@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
 # The search-efficiency benchmark on one CUDA GPU: one process per sampler seed and method
-# ((a) TPE + the default pruner, (b) random without pruning), all sharing the GPU, every
-# complete trial's test accuracy recorded beside the study (--test-incumbents), then the
-# report on both measures (validation accuracy, and the test accuracy of each run's
-# incumbent).
+# ((a) the lars-search defaults with lr: auto, (b) random without pruning), all sharing the
+# GPU, every complete trial's test accuracy recorded beside the study, then the report.
 #
 #   benchmarks/gpu_efficiency.sh OUTDIR [RUN_SECONDS] [SEEDS] [VAL_SIZE] [EXTRA_ARGS...]
 #
 # RUN_SECONDS (default 330): no trial starts after them; runs cut short are reported as
 # such. VAL_SIZE (default 10000): validation images held out of the training split.
-# EXTRA_ARGS go to every run of (a) and to the report, e.g. --tpe-startup 5, --trials-a 80;
-# ANALYSE_ARGS to the report alone, e.g. --compute-budget 400. The database and figures go
+# EXTRA_ARGS go to every run of (a) and to the report, e.g. --a tpe (a variant of VARIANTS);
+# ANALYSE_ARGS to the report alone. The database and figures go
 # to OUTDIR (several invocations may share it, e.g. variants of (a) reusing the runs of (b));
 # the report to OUTDIR/efficiency<EXTRA_ARGS>.txt.
 set -u
@@ -25,9 +23,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here" || exit 1
 export PYTHONUNBUFFERED=1 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 python=${PYTHON:-python3}
-# DEVICE and SE_ARGS (e.g. DEVICE=cpu SE_ARGS="--quick --trials 3") make a smoke run of this script
+# DEVICE and SE_ARGS (e.g. DEVICE=cpu SE_ARGS="--size smoke --trials 2") make a smoke run of this script
 read -r -a se_args <<<"${SE_ARGS:-}"
-common=(--device "${DEVICE:-cuda}" --val-size "$val" --test-incumbents --storage "sqlite:///$out/efficiency.db"
+common=(--device "${DEVICE:-cuda}" --val-size "$val" --storage "sqlite:///$out/efficiency.db"
         "${se_args[@]}")
 start=$(date +%s)
 for ((s = 0; s < seeds; s++)); do
@@ -41,7 +39,7 @@ for ((s = 0; s < seeds; s++)); do
 done
 wait
 echo "== runs: $(($(date +%s) - start)) s"
-grep -h "^# \(tpe\|random\|deadline\)" "$out"/run-$$-*.txt
+grep -h "^# " "$out"/run-$$-*.txt
 grep -h "Error\|error:" "$out"/run-$$-*.txt | sort | uniq -c | head
 rm -f "$out"/run-$$-*.txt "$out"/run-$$-*.png
 name=efficiency$(printf '%s' "$*" | tr -c 'A-Za-z0-9.' '-')

@@ -15,36 +15,13 @@ have cost and kept:
 The sampler is held fixed (random), so this isolates the pruner; TPE's interplay with it
 is measured by ``search_efficiency.py`` itself.
 
-Measured 2026-11-26 on 22 stored random runs (40 trials x 10 epochs each, SGD+LARS,
-Fashion-MNIST 2,000 training images): 6 on the CPU and 10 on an H200 with validation on
-1,000 images, 6 on the H200 with validation on 10,000 (``search_efficiency.py`` and
-``gpu_efficiency.sh``). Pooled, means per run::
-
-    pruner                                  saving loss pts   kept
-    median (5), every epoch (old default)    2.27x     0.72  13/22
-    median (5), every 3 (default)            1.97x     0.39  16/22
-    median (5), every 2                      2.14x     0.56  14/22
-    median (10), every 3                     1.66x     0.15  19/22
-    median (8)                               1.97x     0.50  15/22
-    median (10)                              1.80x     0.39  16/22
-    median (5), from epoch 3                 2.11x     0.72  13/22
-    keep top 75% (percentile)                1.61x     0.11  19/22
-    keep top 33% (percentile)                2.58x     0.93  10/22
-    successive halving rf 2                  2.86x     0.73   9/22
-    successive halving rf 3                  3.09x     1.26   8/22
-    hyperband rf 3                           1.97x     0.58  10/22   (brackets vary run to run)
-
-Every pruner sits on one frontier: the more it saves, the more it loses. The best configs
-(high lr x lambda, a long warm-up, a decaying schedule) climb slowly and unevenly while
-their lr is at its peak (e.g. 0.36, 0.22, 0.43, 0.60 at epochs 1-4, 0.83 at 10) and
-overtake the rest only once it decays. Optuna's median pruner compares a trial's best
-value so far with the median of the *complete* trials at that epoch, which in a pruned
-study are the survivors, so every extra judgement is another chance to cut such a trial.
-Judging every epoch, the old default lost 0.72 points of the run's best on average, more
-than the 0.5-point tolerance of ``search_efficiency.py``; judging at a third of training
-(Optuna's ``interval_steps``; 10 epochs: at 3, 6 and 9, and at 1 for a trial without LR
-warm-up) halves the loss for 13% less saving, so it is the default now
+Every pruner sits on one frontier: the more it saves, the more it loses (the measured
+table is in ``benchmarks/RESULTS.md``). The best configs (high lr x lambda, a long
+warm-up, a decaying schedule) climb slowly while their lr is at its peak and overtake the
+rest only once it decays, so every extra judgement of Optuna's median pruner is another
+chance to cut one; hence the default judges at a third of training
 (:func:`search.study.default_pruner_interval`).
+
 Run::
 
     python benchmarks/pruner_replay.py                                  # the stored CPU runs
@@ -133,11 +110,11 @@ def replay(trials: list[StoredTrial], pruner: optuna.pruners.BasePruner) -> tupl
     return spent, best
 
 
-def _load(storage: str, tag: str) -> dict[str, list[StoredTrial]]:
+def _load(storage: str, tag: str, arm: str = "sgd+lars") -> dict[str, list[StoredTrial]]:
     runs = {}
     for summary in optuna.get_all_study_summaries(storage):
         name = summary.study_name
-        if name.startswith("efficiency-random-s") and name.endswith(f"-{tag}/sgd+lars"):
+        if name.startswith("efficiency-random-s") and name.endswith(f"-{tag}/{arm}"):
             study = optuna.load_study(study_name=name, storage=storage)
             trials = []
             for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
@@ -176,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--storage", default=f"sqlite:///{ROOT / 'artifacts' / 'search_efficiency.db'}")
     parser.add_argument("--tag", default="n2000-v1000-e10-w0.125-b128",
-                        help="objective tag of the stored runs (see search_efficiency.py)")
+                        help="objective tag of the stored runs (see search_efficiency.py; its current runs "
+                             "end in -t<trials>, e.g. n2000-v1000-e10-w0.125-b128-t40)")
+    parser.add_argument("--arm", default="sgd+lars", help="the arm whose runs are replayed (default sgd+lars)")
     parser.add_argument("--also", nargs=2, action="append", default=[], metavar=("STORAGE", "TAG"),
                         help="another set of stored runs; with any, a pooled table (per-run means) follows")
     args = parser.parse_args(argv)
@@ -184,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # PatientPruner
     pooled: dict[str, list] = {}
     for storage, tag in [(args.storage, args.tag), *args.also]:
-        runs = _load(storage, tag)
+        runs = _load(storage, tag, args.arm)
         if not runs:
             print(f"no stored random runs with tag {tag} in {storage}")
             return 1

@@ -4,6 +4,7 @@
 Fashion-MNIST from a plain config dict (:mod:`objectives.config`), calling
 ``report(epoch, metrics)`` after every epoch. It knows nothing of Optuna: ``search``
 turns a trial into a config and raises ``optuna.TrialPruned`` from ``report``.
+:mod:`objectives.lr_find` is the learning-rate range test behind a study's ``lr: auto``.
 """
 
 from .config import DEFAULT_CONFIG, ConfigError, validate_config

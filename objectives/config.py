@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -59,6 +60,7 @@ from .registry import DATASETS, LARS_MODES, OPTIMIZERS, SCHEDULES, Rule, is_numb
 __all__ = [
     "ConfigError",
     "check_value",
+    "coerce",
     "DEFAULT_CONFIG",
     "DATASETS",
     "MODELS",
@@ -158,13 +160,21 @@ def _fail(key: str, rule: str, value: Any) -> ConfigError:
     return ConfigError(f"config key {key!r} must be {rule}, got {value!r}")
 
 
-def check_value(key: str, value: Any, rule: Rule) -> Any:
-    """``value`` typed and checked against ``rule`` (ints become floats for a float rule)."""
-    kind, written = rule.kind, value
+def coerce(value: Any, rule: Rule) -> Any:
+    """``value`` typed and checked against ``rule``: the one check of a value, for configs and study files.
+
+    A float rule takes ints and returns a float; a list of numbers comes back as a list.
+
+    Raises:
+        ValueError: ``"must be <rule>, got <value>"`` (the caller names the key).
+    """
+    kind = rule.kind
     if kind == "float":
         ok = is_number(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = written = float(value)
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"must be a finite number ({rule.text}), got {value!r}")
     elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif kind == "bool":
@@ -173,12 +183,20 @@ def check_value(key: str, value: Any, rule: Rule) -> Any:
         ok = not isinstance(value, bool) and value in rule.values
     elif kind == "float_list":
         ok = isinstance(value, (list, tuple)) and all(is_number(v) for v in value)
-        value = [float(v) for v in value] if ok else value
+        value = list(value) if ok else value
     else:  # pragma: no cover - a registry entry with an unknown kind
         raise TypeError(f"unknown rule kind {kind!r}")
     if not ok or not rule.check(value):
-        raise _fail(key, rule.text, list(written) if isinstance(written, tuple) else written)
+        raise ValueError(f"must be {rule.text}, got {list(value) if isinstance(value, tuple) else value!r}")
     return value
+
+
+def check_value(key: str, value: Any, rule: Rule) -> Any:
+    """:func:`coerce` for config key ``key``; raises :class:`ConfigError` naming it."""
+    try:
+        return coerce(value, rule)
+    except ValueError as exc:
+        raise ConfigError(f"config key {key!r} {exc}") from None
 
 
 def steps_per_epoch(config: Mapping[str, Any]) -> int:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from search.space import (
     SPACE_KEYS,
     ArmSpace,
+    Auto,
     Choice,
     Dimension,
     Fixed,
@@ -129,33 +130,14 @@ def _finite(value: Any) -> bool:
 
 
 def _coerce(value: Any, rule: Any, source: str, key: str) -> Any:
-    """One scalar (or list of epochs) of a parameter, typed and checked against its rule."""
-    kind = rule.kind
-    if kind == "float":
-        value = _number(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-        if not math.isfinite(value):
-            raise SpecError(source, key, f"must be a finite number ({rule.text}), got {value!r}")
-        value = float(value)
-    elif kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "str":
-        if isinstance(value, bool) or value not in rule.values:
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "float_list":
-        if not isinstance(value, list) or not all(_finite(_number(v)) for v in value):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-        value = [_number(v) for v in value]
-    if not rule.check(value):
-        raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    return value
+    """One scalar (or list of epochs) of a parameter, typed and checked by objectives' own check."""
+    from objectives.config import coerce
+
+    value = [_number(v) for v in value] if rule.kind == "float_list" and isinstance(value, list) else _number(value)
+    try:
+        return coerce(value, rule)
+    except ValueError as exc:
+        raise SpecError(source, key, str(exc)) from None
 
 
 def _parse_range(raw: dict, rule: Any, source: str, key: str) -> Dimension:
@@ -367,6 +349,10 @@ def _parse_space(
             raw, at = defaults[key], "default space"
         else:
             continue
+        if key == "lr" and raw == "auto":  # search.range_test finds it; the default range stands in until then
+            lr = parse_dimension(defaults["lr"], param_rules()["lr"], source, "default space.lr")
+            params[key], origins[key] = Auto(lr.low, lr.high), f"{at}.{key}"
+            continue
         params[key] = parse_dimension(raw, param_rules()[key], source, f"{at}.{key}")
         origins[key] = f"{at}.{key}"
     base = _defaults_inherited(defaults)
@@ -487,8 +473,10 @@ def check_with_objectives(objective: dict[str, Any], arms: tuple[Arm, ...], sour
     from objectives import ConfigError, validate_config
 
     for i, arm in enumerate(arms):
-        for draw, varied in _draws(arm.space):
-            config = suggest_config(_Draw(draw), objective, arm.optimizer, arm.lars, arm.space)
+        params = {k: Range(d.low, d.high, log=True) if isinstance(d, Auto) else d for k, d in arm.space.params.items()}
+        space = replace(arm.space, params=params)
+        for draw, varied in _draws(space):
+            config = suggest_config(_Draw(draw), objective, arm.optimizer, arm.lars, space)
             try:
                 validate_config(config)
             except ConfigError as exc:

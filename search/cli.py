@@ -558,7 +558,8 @@ def _signal_handlers() -> Iterator[None]:
 
 
 def _error_line(exc: BaseException) -> str:
-    if type(exc).__name__ == "DataNotFoundError":  # where it looked and how to get it: keep every line
+    data_not_found = getattr(sys.modules.get("objectives.data"), "DataNotFoundError", ())  # loaded if raised
+    if isinstance(exc, data_not_found):  # where it looked and how to get it: keep every line
         return str(exc)
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 

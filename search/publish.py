@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 
+from search.optuna_internals import study_id_of
 from search.report import Verdict, format_compare, format_verdict, load_arms, load_verdict
 
 __all__ = ["publish_verdict", "artifact_store_for"]
@@ -101,4 +102,4 @@ def _upload_figure(study: optuna.Study, store: Any, path: str) -> str:
     from optuna.artifacts import upload_artifact
 
     artifact_id = upload_artifact(artifact_store=store, file_path=path, study_or_trial=study, mimetype="image/png")
-    return f"/artifacts/{study._storage.get_study_id_from_name(study.study_name)}/{artifact_id}"
+    return f"/artifacts/{study_id_of(study)}/{artifact_id}"

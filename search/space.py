@@ -33,6 +33,7 @@ __all__ = [
     "Fixed",
     "Choice",
     "Range",
+    "Auto",
     "Dimension",
     "SPACE_KEYS",
     "LARS_KEYS",
@@ -84,6 +85,7 @@ class Range:
     log: bool = False
     step: float | None = None
     integer: bool = False
+    per: str | None = None  # a range of value * config[per] (lr: auto on a LARS arm: trust_coefficient * lr)
 
     def describe(self) -> Any:
         out: dict[str, Any] = {"low": self.low, "high": self.high}
@@ -91,6 +93,8 @@ class Range:
             out["log"] = True
         if self.step is not None:
             out["step"] = self.step
+        if self.per is not None:
+            out["per"] = self.per
         return out
 
     def values(self) -> tuple:
@@ -98,7 +102,22 @@ class Range:
         return (self.low, self.high)
 
 
-Dimension = Fixed | Choice | Range
+@dataclass(frozen=True)
+class Auto:
+    """``lr: auto``: :mod:`search.range_test` replaces it before the search; until then it stands
+    for the arm's default lr range ``[low, high]`` (log), whose ends the checks draw."""
+
+    low: float
+    high: float
+
+    def describe(self) -> Any:
+        return "auto"
+
+    def values(self) -> tuple:
+        return (self.low, self.high)
+
+
+Dimension = Fixed | Choice | Range | Auto
 
 # Space keys are objectives config keys, so that a sampled value goes into the config
 # under its own name. lr = alpha (base lr), weight_decay = beta, trust_coefficient = lambda,
@@ -208,6 +227,8 @@ def suggest_value(trial: Any, name: str, dim: Dimension, rule_kind: str) -> Any:
     """Draw one value of a dimension from an Optuna trial (fixed values are returned as is)."""
     if isinstance(dim, Fixed):
         return list(dim.value) if rule_kind == "float_list" else dim.value
+    if isinstance(dim, Auto):
+        raise ValueError(f"{name}: auto must be resolved by search.range_test before a trial is sampled")
     if isinstance(dim, Choice):
         encoded = [_encode_choice(c) for c in dim.choices]
         return _decode_choice(trial.suggest_categorical(name, encoded), rule_kind)
@@ -230,8 +251,14 @@ def suggest_config(
     config["optimizer"] = optimizer
     config["lars"] = bool(lars)
     rules, sched_rules = param_rules(), schedule_rules()
+    products = {}
     for name, dim in space.params.items():
+        if isinstance(dim, Range) and dim.per is not None:  # a range of name * per: sampled, divided below
+            products[name] = (suggest_value(trial, "*".join(sorted((name, dim.per))), dim, "float"), dim.per)
+            continue
         config[name] = suggest_value(trial, name, dim, rules[name].kind)
+    for name, (product, per) in products.items():
+        config[name] = product / config[per]
     kind = suggest_value(trial, "schedule", space.schedule, "str")
     config["schedule"] = kind
     params = {}

@@ -44,6 +44,7 @@ from search.evaluation import (
     search_study_name,
 )
 from search.publish import publish_verdict
+from search.range_test import resolve_ranges
 from search.report import ArmStats, arm_stats
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
@@ -354,6 +355,7 @@ def _prepare_run(spec, storage, *, n_trials, timeout, train_fn, validate, worker
 
         train_fn = train_reusing_data()
     studies = open_studies(spec, storage, worker_id=worker_id, url=storage_url or "<storage>")
+    spec = resolve_ranges(spec, studies, device=device, log=log)  # lr: auto -> the range test's range
     units = [_Unit(unit_key(a.name, r), a, r, studies[unit_key(a.name, r)])
              for r in range(spec.final.replicates) for a in spec.arms]  # fmt: skip
     return _Run(spec, storage, units, train_fn, validate or default_validate(), budget,

@@ -251,7 +251,9 @@ def launch_workers(
         _start(argvs, _worker_envs(n_workers, gpu_list, env), stdout, log, procs, relays)
         status = _wait_all(procs, log)
     except KeyboardInterrupt as exc:
-        _stop_all(procs, forward=signal.SIGTERM if type(exc).__name__ == "Terminated" else None)
+        from search.trial import Terminated
+
+        _stop_all(procs, forward=signal.SIGTERM if isinstance(exc, Terminated) else None)
         raise
     for relay in relays:
         relay.join()

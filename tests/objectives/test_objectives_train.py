@@ -10,8 +10,8 @@ import torch
 from objectives_fixtures import write_cifar10
 
 from objectives import ConfigError, Result, train
-from objectives.train import evaluate
 from objectives.data import DEBIAN_FASHION_MNIST
+from objectives.train import evaluate
 
 # A tiny VGG-11 (4..32 channels) on 256 images of a separable 4-class problem (see
 # objectives_fixtures.synthetic_splits): 8 steps per epoch, seconds on one CPU core.
@@ -187,3 +187,52 @@ def test_train_reusing_data_loads_once_and_trains_exactly_as_train(tmp_path, cif
     assert second.config["lr"] != first.config["lr"]
     reusing({**config, "val_size": 30})  # other data: loaded again
     assert len(loads) == 3
+
+
+# --- the trust-ratio summary of LARS runs ------------------------------------------------------------
+
+
+def _adapted_names(config):
+    """Names of the tensors LARS adapts in the TINY model: those of dim >= 2 (lars.param_groups)."""
+    from objectives import build_model
+
+    model = build_model(config["model"], in_channels=1, num_classes=4, width=config["width"])
+    return {name for name, p in model.named_parameters() if p.dim() >= 2}
+
+
+def _stand_in_trust_ratios(self):
+    """A stand-in for ``lars.LARS.trust_ratios`` with known values: step k (from 1) gives every
+    adapted tensor the ratio k (the real method returns the ratios of the latest step)."""
+    self._stand_in_steps = getattr(self, "_stand_in_steps", 0) + 1
+    return [(p, torch.tensor(float(self._stand_in_steps))) for g in self.param_groups if not g["lars_exclude"]
+            for p in g["params"]]
+
+
+def test_lars_history_summarises_each_epochs_trust_ratios_as_min_median_max(synthetic, monkeypatch):
+    import lars
+
+    monkeypatch.setattr(lars.LARS, "trust_ratios", _stand_in_trust_ratios, raising=False)
+    config = {**TINY, "epochs": 2, "lars": True, "trust_coefficient": 0.02, "lr": 1.0}
+    calls = []
+    result = train(config, report=lambda e, m: calls.append(m), data=synthetic())  # 8 steps per epoch
+    first, second = (h["trust_ratio"] for h in result.history)
+    assert set(first) == _adapted_names(config)
+    assert all(v == [1.0, 4.5, 8.0] for v in first.values())  # steps 1..8: median of an even count interpolates
+    assert all(v == [9.0, 12.5, 16.0] for v in second.values())  # steps 9..16: a new summary per epoch
+    assert [m["trust_ratio"] for m in calls] == [first, second]  # report sees it too
+    calls[0]["trust_ratio"].clear()
+    assert result.history[0]["trust_ratio"] == first  # a copy: what report does to it stays there
+
+
+def test_plain_runs_have_no_trust_ratio(synthetic):
+    result = train({**TINY, "epochs": 1}, data=synthetic(n_train=64, n_val=32))
+    assert "trust_ratio" not in result.history[0]
+
+
+def test_lars_history_carries_the_real_trust_ratios(synthetic):
+    config = {**TINY, "epochs": 1, "lars": True, "trust_coefficient": 0.02, "lr": 1.0}
+    result = train(config, data=synthetic(n_train=64, n_val=32))
+    summary = result.history[0]["trust_ratio"]
+    assert set(summary) == _adapted_names(config)
+    for low, median, high in summary.values():
+        assert 0 < low <= median <= high and math.isfinite(high)

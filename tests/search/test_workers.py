@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -240,3 +239,32 @@ def test_conflicting_study_file_is_refused_and_database_untouched(tmp_path, caps
     sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
     assert _digest(tmp_path / "x.db") == before
     assert_exact_budget(url, "mw", ("sgd", "sgd+lars"), 3)
+
+
+def test_sigterm_to_the_parent_is_passed_on_to_every_worker(tmp_path, monkeypatch):
+    """#16 item 3: the workers of `run --workers` must hear a SIGTERM sent to the parent (not their group)."""
+    from search.trial import Terminated
+
+    study = write_study(tmp_path, trials=2)
+    fake_python = tmp_path / "fake-python"
+    fake_python.write_text('#!/bin/sh\ntrap \'echo term > "$RECORD.$$"; exit 0\' TERM\ntouch "$RECORD.ready.$$"\n'
+                           'while :; do sleep 0.05; done\n')  # fmt: skip
+    fake_python.chmod(0o755)
+
+    def terminated_once_ready(procs, log):
+        for p in procs:
+            wait_for_file_or_empty(tmp_path / f"record.ready.{p.pid}")
+        raise Terminated()
+
+    monkeypatch.setattr(W, "_wait_all", terminated_once_ready)
+    with pytest.raises(Terminated):
+        W.launch_workers(str(study), storage_url=f"sqlite:///{tmp_path}/x.db", n_workers=2, log=lambda line: None,
+                         env={"RECORD": str(tmp_path / "record")}, python=str(fake_python))  # fmt: skip
+    terms = sorted(p.read_text() for p in tmp_path.glob("record.[0-9]*"))
+    assert terms == ["term\n", "term\n"]
+
+
+def wait_for_file_or_empty(path: Path) -> None:
+    """Readiness of a shell stand-in: the (empty) file it touches once its trap is set."""
+    while not path.exists():
+        threading.Event().wait(0.02)

@@ -83,14 +83,14 @@ def worker_logs(directory: Path) -> str:
     return "\n".join(p.read_text() for p in sorted(Path(directory).glob("worker-*.log")))
 
 
-def wait_for_file(path: Path, timeout: float = 60.0) -> str:
+def wait_for_file(path: Path, timeout: float = 300.0) -> str:
+    """The text of ``path`` once a worker has written it (a poll of the file's state; the timeout guards a hang)."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not (path.exists() and (text := path.read_text())):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear in {timeout} s")
+            raise TimeoutError(f"{path} was not written in {timeout} s")
         time.sleep(0.02)
-    time.sleep(0.05)
-    return path.read_text()
+    return text
 
 
 def load_arm(url: str, study_name: str) -> optuna.Study:

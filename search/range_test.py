@@ -1,0 +1,138 @@
+"""``lr: auto``: a learning-rate range test per arm before the search, stored in the arm's study.
+
+An arm whose space says ``lr: auto`` gets its lr range from :mod:`objectives.lr_find`
+(Smith 2017; fastai's ``lr_find``) instead of from the user::
+
+    config  = reference_config(spec, arm)     the objective, the arm, every other dimension at its
+                                              middle (log ranges: geometric), schedule constant
+    sweep   = lr_sweep(config)                STEPS steps, step scale LOW -> HIGH exponentially
+    found   = pick_range(sweep)               [steepest fall of the smoothed loss, its divergence]
+    study.set_user_attr("lr_range", {"low", "high", "trial_epochs", "of", "steps"})
+    plain arm:  lr                = Range(low, high, log)
+    LARS arm:   lr * trust_coeff. = Range(low, high, log)     sampled as "lr*trust_coefficient",
+                lr                = the default lr range      trust_coefficient = product / lr
+
+For a LARS arm the swept and searched quantity is the product lr * lambda, the layer's
+relative step in both LARS modes. The lr alone still sets the step of the tensors LARS
+leaves alone (biases, batch norm), so it keeps the arm's default range (and its middle
+during the sweep, which moves lambda), and lambda follows from the two: a trust
+coefficient range in the space is not used by such an arm. The test runs once per arm:
+an arm study that already holds ``lr_range`` (a resumed run, another worker) reuses it.
+Its cost, ``trial_epochs`` (steps taken / steps per epoch), is part of the arm's compute
+(:func:`range_cost`). A curve with no usable range (the loss diverges at every lr tried,
+or never falls) stops the run with one :class:`RangeTestError` line saying what to try.
+Workers that start together before any has stored the range each run the test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import optuna
+
+from search.space import Auto, Choice, Fixed, Range
+from search.spec import Arm, SpecError, StudySpec
+
+__all__ = ["RANGE_ATTR", "RangeTestError", "needs_range_test", "default_lr", "reference_config", "range_test",
+           "resolve_ranges", "range_cost", "describe_range"]
+
+RANGE_ATTR = "lr_range"
+STEPS = 200  # steps of the sweep
+LOW, HIGH = 1e-5, 10.0  # the step scale swept (lr, or lr * lambda)
+
+
+class RangeTestError(SpecError):
+    """An ``lr: auto`` arm whose range test found no usable range (a user error: one line)."""
+
+
+def needs_range_test(arm: Arm) -> bool:
+    """Whether the arm's space says ``lr: auto``."""
+    return isinstance(arm.space.params.get("lr"), Auto)
+
+
+def _middle(dim: Any) -> Any:
+    """A dimension's middle: a fixed value, the first choice, a range's (geometric, for log) midpoint."""
+    if isinstance(dim, Fixed):
+        return dim.value
+    if isinstance(dim, Choice):
+        return dim.choices[0]
+    middle = math.sqrt(dim.low * dim.high) if dim.log else (dim.low + dim.high) / 2
+    return round(middle) if dim.integer else middle
+
+
+def default_lr(spec: StudySpec, arm: Arm) -> Range:
+    """The arm's default lr range, which its ``Auto`` holds (what a LARS arm's lr keeps under ``lr: auto``)."""
+    auto = arm.space.params["lr"]
+    return Range(auto.low, auto.high, log=True)
+
+
+def reference_config(spec: StudySpec, arm: Arm, *, device: str | None = None) -> dict[str, Any]:
+    """The config the arm's range test trains: each dimension at its middle, no schedule.
+
+    The lr (Auto in the space) is the middle of the arm's default lr range: the sweep
+    sets it for a plain arm and keeps it for a LARS arm (see :func:`objectives.lr_find.lr_sweep`).
+    """
+    config = {**spec.objective, "optimizer": arm.optimizer, "lars": arm.lars, "progress": False,
+              "schedule": "constant", "schedule_params": {}, "warmup_epochs": 0.0}
+    config.update({k: _middle(d) for k, d in arm.space.params.items() if k not in ("lr", "warmup_epochs")})
+    config["lr"] = _middle(default_lr(spec, arm))
+    if device:
+        config["device"] = device
+    return config
+
+
+def range_test(spec: StudySpec, arm: Arm, study: optuna.Study, *, device: str | None = None,
+               steps: int = STEPS, log: Callable[[str], None] | None = print, data: Any = None) -> dict[str, Any]:
+    """The arm's ``lr_range``: stored in ``study`` already, or measured now and stored.
+
+    Raises:
+        RangeTestError: the sweep's loss curve has no usable range (the message says what to try).
+    """
+    stored = study.user_attrs.get(RANGE_ATTR)
+    if stored is not None:
+        return stored
+    from objectives.lr_find import RangeNotFound, lr_sweep, pick_range  # late: pulls in torch
+
+    name = "lr*lambda" if arm.lars else "lr"
+    sweep = lr_sweep(reference_config(spec, arm, device=device), data=data, low=LOW, high=HIGH, steps=steps)
+    try:
+        found = pick_range(sweep.scales, sweep.losses, name=name)
+    except RangeNotFound as exc:
+        raise RangeTestError(spec.source, f"{spec.study_name(arm)}: lr: auto", f"range test: {exc}") from None
+    result = {"low": found.low, "high": found.high, "trial_epochs": sweep.trial_epochs,
+              "of": "lr*trust_coefficient" if arm.lars else "lr", "steps": len(sweep.losses)}
+    study.set_user_attr(RANGE_ATTR, result)
+    if log is not None:
+        log(f"{spec.study_name(arm)}: {describe_range(result)}")
+    return result
+
+
+def describe_range(found: dict[str, Any]) -> str:
+    """One line: ``lr range test: lr*trust_coefficient in [0.00215, 0.0572] (10 trial-epochs, 90 steps)``."""
+    return (f"lr range test: {found['of']} in [{found['low']:.3g}, {found['high']:.3g}] "
+            f"({found['trial_epochs']:.3g} trial-epochs, {found['steps']} steps)")
+
+
+def resolve_ranges(spec: StudySpec, studies: dict[str, optuna.Study], *, device: str | None = None,
+                   log: Callable[[str], None] | None = print, data: Any = None) -> StudySpec:
+    """``spec`` with every ``lr: auto`` replaced by its arm's range (tested once per arm, see :func:`range_test`)."""
+    arms = []
+    for arm in spec.arms:
+        if needs_range_test(arm):
+            found = range_test(spec, arm, studies[arm.name], device=device, log=log, data=data)
+            params = {**arm.space.params, "lr": Range(found["low"], found["high"], log=True)}
+            if arm.lars:
+                params["lr"] = default_lr(spec, arm)
+                params["trust_coefficient"] = Range(found["low"], found["high"], log=True, per="lr")
+            arm = replace(arm, space=replace(arm.space, params=params))
+        arms.append(arm)
+    return replace(spec, arms=tuple(arms))
+
+
+def range_cost(study: optuna.Study) -> float:
+    """Trial-epochs the arm's range test cost (0 without one): part of the arm's compute."""
+    found = study.user_attrs.get(RANGE_ATTR)
+    return float(found["trial_epochs"]) if found else 0.0

@@ -1,0 +1,139 @@
+"""search.range_test: ``lr: auto`` found once per arm, stored in the arm's study, sampled in its range."""
+
+import functools
+import math
+
+import optuna
+import pytest
+from search_fakes import FakeTrain
+
+import objectives.lr_find as lr_find
+from search.range_test import (
+    RANGE_ATTR,
+    RangeTestError,
+    default_lr,
+    describe_range,
+    needs_range_test,
+    range_cost,
+    reference_config,
+    resolve_ranges,
+)
+from search.space import Auto, Range, suggest_config
+from search.spec import SpecError, parse_spec
+from search.study import open_studies, run_studies
+
+SPEC = {
+    "name": "auto",
+    "objective": {"dataset": "fashion_mnist", "n_train": 300, "val_size": 100, "width": 0.125, "epochs": 2,
+                  "batch_size": 32, "device": "cpu"},
+    "arms": ["sgd", "sgd+lars"],
+    "space": {"lr": "auto", "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
+              "trust_coefficient": {"low": 1e-3, "high": 1e-1, "log": True}, "schedule": "constant"},
+    "budget": {"trials": 3},
+}
+SCALES = [10.0 ** (k - 6) for k in range(8)]  # 1e-6 .. 10
+LOSSES = [2.3, 2.3, 2.2, 2.0, 1.4, 0.9, 2.5, 9.0]  # steepest at k=4 (1e-2), lowest k=5, above 2.3 at k=6 (1)
+
+
+@pytest.fixture
+def sweeps(monkeypatch):
+    """lr_sweep replaced by a synthetic curve (2 steps per epoch); records the configs it got."""
+    calls = []
+
+    def fake_sweep(config, **kwargs):
+        calls.append((config, kwargs))
+        return lr_find.Sweep(scales=SCALES, losses=LOSSES, steps_per_epoch=2)
+
+    monkeypatch.setattr(lr_find, "lr_sweep", fake_sweep)
+    monkeypatch.setattr(lr_find, "pick_range", functools.partial(lr_find.pick_range, smoothing=0.0))  # exact indices
+    return calls
+
+
+def test_lr_auto_parses_to_auto_and_only_for_lr():
+    spec = parse_spec(SPEC)
+    assert all(isinstance(a.space.params["lr"], Auto) and needs_range_test(a) for a in spec.arms)
+    assert spec.identity(spec.arms[0])["space"]["lr"] == "auto"
+    with pytest.raises(SpecError, match=r"space.weight_decay: must be a number >= 0, got 'auto'"):
+        parse_spec({**SPEC, "space": {**SPEC["space"], "weight_decay": "auto"}})
+
+
+def test_reference_config_puts_every_dimension_at_its_middle():
+    spec = parse_spec(SPEC)
+    arm = spec.arm("sgd+lars")
+    config = reference_config(spec, arm)
+    assert config["weight_decay"] == pytest.approx(1e-4) and config["trust_coefficient"] == pytest.approx(1e-2)
+    lr = default_lr(spec, arm)
+    assert lr.log and config["lr"] == pytest.approx(math.sqrt(lr.low * lr.high))  # the default lr range's middle
+    assert config["lars"] is True and config["schedule"] == "constant"
+
+
+def test_range_is_tested_once_per_arm_stored_and_resolved(sweeps, capsys):
+    storage = optuna.storages.InMemoryStorage()
+    spec = parse_spec(SPEC)
+    studies = open_studies(spec, storage)
+    resolved = resolve_ranges(spec, studies)
+    assert len(sweeps) == 2
+    plain, lars = (studies[a].user_attrs[RANGE_ATTR] for a in ("sgd", "sgd+lars"))
+    assert plain == {"low": 1e-2, "high": 1.0, "trial_epochs": 4.0, "of": "lr", "steps": 8}
+    assert lars == {**plain, "of": "lr*trust_coefficient"}
+    assert resolved.arm("sgd").space.params["lr"] == Range(1e-2, 1.0, log=True)
+    lars_space = resolved.arm("sgd+lars").space.params
+    assert lars_space["trust_coefficient"] == Range(1e-2, 1.0, log=True, per="lr")  # lr * lambda, found
+    assert lars_space["lr"] == default_lr(spec, spec.arm("sgd+lars"))  # the lr of biases and batch norm
+    assert capsys.readouterr().out.splitlines() == [
+        "auto/sgd: lr range test: lr in [0.01, 1] (4 trial-epochs, 8 steps)",
+        "auto/sgd+lars: lr range test: lr*trust_coefficient in [0.01, 1] (4 trial-epochs, 8 steps)",
+    ]
+    assert range_cost(studies["sgd"]) == 4.0
+    again = resolve_ranges(spec, open_studies(spec, storage))  # a resumed run: stored, not tested again
+    assert len(sweeps) == 2 and again.arms == resolved.arms
+
+
+def test_a_lars_arm_samples_lr_times_lambda_and_lr_and_trains_lambda_as_their_quotient():
+    spec = parse_spec(SPEC)
+    arm = spec.arm("sgd+lars")
+    params = {**arm.space.params, "lr": Range(1e-3, 1.0, log=True),
+              "trust_coefficient": Range(1e-2, 1.0, log=True, per="lr")}
+    space = type(arm.space)(params, arm.space.schedule, arm.space.schedule_params)
+    trial = optuna.trial.FixedTrial({"lr*trust_coefficient": 0.05, "lr": 0.5, "weight_decay": 1e-4,
+                                     "warmup_epochs": 0.0})
+    config = suggest_config(trial, spec.objective, "sgd", True, space)
+    assert config["lr"] == 0.5 and config["trust_coefficient"] == 0.05 / 0.5
+
+
+def test_an_unresolved_auto_is_never_sampled():
+    spec = parse_spec(SPEC)
+    with pytest.raises(ValueError, match=r"lr: auto must be resolved by search.range_test"):
+        suggest_config(optuna.trial.FixedTrial({}), spec.objective, "sgd", False, spec.arm("sgd").space)
+
+
+@pytest.mark.parametrize("losses, says", [
+    ([2.3, 2.5, 3.0, 12.0, 30.0, 50.0, 90.0, 99.0], r"the loss never fell before it diverged at lr 0\.001"),
+    ([2.3, 2.31, 2.29, 2.3, 2.28, 2.3, 2.3, 2.3], r"the loss never fell by 5% over lr 1e-06\.\.10 in 8 steps"),
+])
+def test_no_usable_range_ends_the_arm_with_one_line(sweeps, monkeypatch, losses, says):
+    monkeypatch.setattr(lr_find, "lr_sweep", lambda config, **kw: lr_find.Sweep(SCALES, losses, 2))
+    spec = parse_spec({**SPEC, "arms": ["sgd"]})
+    studies = open_studies(spec, optuna.storages.InMemoryStorage())
+    with pytest.raises(RangeTestError, match=r"^<study>: auto/sgd: lr: auto: range test: " + says) as info:
+        resolve_ranges(spec, studies)
+    assert "\n" not in str(info.value) and RANGE_ATTR not in studies["sgd"].user_attrs
+
+
+def test_run_studies_tests_the_range_then_samples_inside_it(sweeps):
+    storage = optuna.storages.InMemoryStorage()
+    fake = FakeTrain()
+    run_studies(parse_spec(SPEC), storage, train_fn=fake, progress=False)
+    plain = [c for c in fake.calls if not c["lars"]]
+    lars = [c for c in fake.calls if c["lars"]]
+    assert len(plain) == len(lars) == 3
+    assert all(1e-2 <= c["lr"] <= 1.0 for c in plain)
+    assert all(1e-2 <= c["lr"] * c["trust_coefficient"] <= 1.0 + 1e-12 for c in lars)
+    lr = default_lr(parse_spec(SPEC), parse_spec(SPEC).arm("sgd+lars"))
+    assert all(lr.low <= c["lr"] <= lr.high for c in lars)
+
+
+def test_describe_range():
+    found = {"low": 0.00215443, "high": 0.0572237, "trial_epochs": 10.0, "of": "lr*trust_coefficient", "steps": 90}
+    assert describe_range(found) == ("lr range test: lr*trust_coefficient in [0.00215, 0.0572] "
+                                     "(10 trial-epochs, 90 steps)")
