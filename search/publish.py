@@ -67,7 +67,7 @@ def artifact_store_for(storage: Any, directory: str | None = None, *, create: bo
     from optuna.artifacts import FileSystemArtifactStore
 
     if directory is None:
-        from search.storage import rdb_backend
+        from search.optuna_internals import rdb_backend
 
         backend = rdb_backend(storage) if not isinstance(storage, str) else None
         url = storage if isinstance(storage, str) else getattr(backend, "url", "")

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.arms import Arm, SpecError, _int, _mapping
-from search.space import SPACE_KEYS, Choice, Dimension, Fixed, why_not
+from search.space import SPACE_KEYS, Auto, Choice, Dimension, Fixed, Range, why_not
 
-__all__ = ["FinalSpec", "RECIPE_KEYS", "published_recipe", "parse_final", "recipe_params"]
+__all__ = ["FinalSpec", "RECIPE_KEYS", "needs_recipe_later", "published_recipe", "parse_final", "recipe_params"]
 
 RECIPE_KEYS = (*SPACE_KEYS, "schedule", "schedule_params")
 MAX_SEEDS = 999  # evaluation seeds are objective.seed + 1 + 1000 * replicate + k (search.evaluation)
@@ -89,6 +89,11 @@ def published_recipe(optimizer: str, lars: bool, epochs: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- clamping
+
+
+def needs_recipe_later(arm: Arm) -> bool:
+    """``lr: auto``: the arm's recipe is computed and enqueued after the range test has set its range."""
+    return any(isinstance(d, Auto) for d in arm.space.params.values())
 
 
 def _clamp(dim: Dimension, value: Any) -> Any:
@@ -154,10 +159,22 @@ def recipe_params(arm: Arm, recipe: dict[str, Any], *, strict: tuple[str, ...] =
             return value
         return _clamp(dim, value)
 
+    chosen: dict[str, Any] = {}
+    products = []
     for key, dim in space.params.items():
+        if isinstance(dim, Auto):
+            continue  # lr: auto: the range test sets the range; the recipe is enqueued after it
+        if isinstance(dim, Range) and dim.per is not None:
+            products.append((key, dim))
+            continue
         value = place(dim, recipe[key], key) if key in recipe else _middle(dim)
+        chosen[key] = value
         if not isinstance(dim, Fixed):
             params[key] = _encode(value)
+    for key, dim in products:  # a range of key * per (search.space): the product is the Optuna param
+        factor = chosen.get(dim.per, recipe.get(dim.per))
+        value = recipe[key] * factor if key in recipe and factor is not None else None
+        params["*".join(sorted((key, dim.per)))] = place(dim, value, key) if value is not None else _middle(dim)
     kinds = space.schedule.choices if isinstance(space.schedule, Choice) else (space.schedule.value,)
     kind = place(space.schedule, recipe.get("schedule", kinds[0]), "schedule")
     if not isinstance(space.schedule, Fixed):

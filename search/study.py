@@ -44,6 +44,7 @@ from search.evaluation import (
     search_study_name,
 )
 from search.publish import publish_verdict
+from search.recipe import needs_recipe_later, published_recipe, recipe_params
 from search.range_test import resolve_ranges
 from search.report import ArmStats, arm_stats
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
@@ -240,9 +241,11 @@ def unit_key(arm: str, replicate: int) -> str:
 def _enqueue_recipe(spec: StudySpec, arm: Arm, study: optuna.Study) -> None:
     """Trial 0 of a new search is the arm's recipe (``search.recipe``), enqueued once under the arm's lock."""
     recipe = spec.final.recipes.get(arm.name)
-    if recipe is None:
-        return
+    if recipe is None or needs_recipe_later(arm):
+        return  # no recipe, or lr: auto (enqueued by _prepare_run once the range test has set the range)
     params, source = recipe
+    if source == "published":  # clamped into the arm's space as it is now (after a range test)
+        params = recipe_params(arm, published_recipe(arm.optimizer, arm.lars, spec.objective["epochs"]))
     with arm_lock(study):
         if not study.get_trials(deepcopy=False):
             study.enqueue_trial(params, user_attrs={"recipe": source})
@@ -356,6 +359,9 @@ def _prepare_run(spec, storage, *, n_trials, timeout, train_fn, validate, worker
         train_fn = train_reusing_data()
     studies = open_studies(spec, storage, worker_id=worker_id, url=storage_url or "<storage>")
     spec = resolve_ranges(spec, studies, device=device, log=log)  # lr: auto -> the range test's range
+    for r in range(spec.final.replicates):  # recipes of lr: auto arms, now that their range is known
+        for arm in spec.arms:
+            _enqueue_recipe(spec, arm, studies[unit_key(arm.name, r)])
     units = [_Unit(unit_key(a.name, r), a, r, studies[unit_key(a.name, r)])
              for r in range(spec.final.replicates) for a in spec.arms]  # fmt: skip
     return _Run(spec, storage, units, train_fn, validate or default_validate(), budget,

@@ -127,7 +127,7 @@ def test_end_to_end_on_a_tiny_real_objective(tmp_path):
     run = cli("run", str(study), "--storage", db, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
-    assert "compare tiny: validation accuracy per arm" in run.stdout
+    assert "compare tiny: final evaluation" in run.stdout and "\nverdict (" in run.stdout  # issue 12
     status = cli("status", "--storage", db, cwd=tmp_path)
     assert status.returncode == 0
     rows = [line.split() for line in status.stdout.splitlines()[3:]]
@@ -137,8 +137,10 @@ def test_end_to_end_on_a_tiny_real_objective(tmp_path):
     export = cli("export", "tiny", "--storage", db, "-o", "best.yaml", cwd=tmp_path)
     assert export.returncode == 0, export.stderr
     exported = yaml.safe_load((tmp_path / "best.yaml").read_text())
-    best = max((optuna.load_study(study_name=f"tiny/{a}", storage=open_storage(db, heartbeat=False)) for a in ("sgd", "sgd+lars")),
-               key=lambda s: s.best_value)
+    from search.report import load_verdict  # export follows the verdict's best arm (issue 12)
+
+    best_arm = load_verdict(open_storage(db, heartbeat=False), "tiny").best_arm
+    best = optuna.load_study(study_name=f"tiny/{best_arm}", storage=open_storage(db, heartbeat=False))
     assert exported == best.best_trial.user_attrs["config"]
     train = cli("train", "best.yaml", "--seeds", "2", "-q", cwd=tmp_path)
     assert train.returncode == 0, train.stderr

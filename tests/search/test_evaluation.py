@@ -169,3 +169,24 @@ def test_a_search_bounded_only_by_its_timeout_is_evaluated_after_it(tmp_path, db
         best = load(db, f"ev/{arm}").best_trial
         runs = load(db, f"ev/{arm}/eval").get_trials(states=(TrialState.COMPLETE,))
         assert sorted((t.params["incumbent_trial"], t.params["seed"]) for t in runs) == [(best.number, s) for s in (6, 7, 8)]
+
+
+def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it():
+    from dataclasses import replace
+
+    from search.recipe import needs_recipe_later, published_recipe, recipe_params
+    from search.space import Range
+    from search.spec import parse_spec
+
+    spec = parse_spec({"name": "a", "objective": {"epochs": 4}, "arms": ["sgd", "sgd+lars"], "space": {"lr": "auto"}})
+    assert all(needs_recipe_later(arm) for arm in spec.arms)
+    assert "lr" not in spec.final.recipes["sgd"][0]  # nothing drawn from the stand-in range
+    plain, lars = spec.arms
+    plain = replace(plain, space=replace(plain.space, params={**plain.space.params, "lr": Range(0.01, 0.05, log=True)}))
+    params = recipe_params(plain, published_recipe("sgd", False, 4))
+    assert params["lr"] == 0.05  # the recipe's 0.1 clamped to the tested range's top
+    found = {**lars.space.params, "lr": Range(1.0, 20.0, log=True),
+             "trust_coefficient": Range(0.01, 0.05, log=True, per="lr")}  # search.range_test's form
+    lars = replace(lars, space=replace(lars.space, params=found))
+    params = recipe_params(lars, published_recipe("sgd", True, 4))
+    assert params["lr"] == 10.0 and params["lr*trust_coefficient"] == pytest.approx(0.01)  # 10 x 1e-3
