@@ -88,7 +88,7 @@ def scale_gradients(
     if not foreach:
         return [(params, _single_tensor_scale_gradients(params, grads, out, **kw))]
     return [
-        (chunk_params, _multi_tensor_scale_gradients(chunk_params, chunk_grads, chunk_out, **kw))
+        (chunk_params, _multi_tensor_scale_gradients(*map(_real, (chunk_params, chunk_grads, chunk_out)), **kw))
         for chunk_params, chunk_grads, chunk_out in _chunks(params, grads, out)
     ]
 
@@ -159,10 +159,11 @@ def paper_momentum_step(
         return [(params, rates)], momentum_buffers
     pairs, buffers = [], []
     for chunk_params, chunk_grads, chunk_buffers in _chunks(params, grads, momentum_buffers):
-        chunk_buffers = list(chunk_buffers)
-        rates = _multi_tensor_paper_momentum(chunk_params, chunk_grads, chunk_buffers, **kw)
+        real_buffers = [None if b is None else _real([b])[0] for b in chunk_buffers]
+        rates = _multi_tensor_paper_momentum(_real(chunk_params), _real(chunk_grads), real_buffers, **kw)
         pairs.append((chunk_params, rates))
-        buffers.extend(chunk_buffers)
+        buffers.extend(b if not p.is_complex() else torch.view_as_complex(b)
+                       for p, b in zip(chunk_params, real_buffers))
     return pairs, buffers
 
 
@@ -224,7 +225,7 @@ def save_weights(params: list[Tensor], out: list[Tensor], *, foreach: bool = Tru
         return tensor_norms(out, foreach=False)
     norms = []
     for chunk_params, chunk_out in _chunks(params, out):
-        torch._foreach_copy_(chunk_out, chunk_params)
+        torch._foreach_copy_(_real(chunk_out), _real(chunk_params))
         norms.append(tensor_norms(chunk_out))
     return torch.cat(norms) if len(norms) > 1 else norms[0]
 
@@ -253,7 +254,7 @@ def rescale_updates(
     pairs, start = [], 0
     for chunk_params, chunk_saved in _chunks(params, saved):
         end = start + len(chunk_params)
-        rates = _multi_tensor_rescale(chunk_params, chunk_saved, weight_norms[start:end], **kw)
+        rates = _multi_tensor_rescale(_real(chunk_params), _real(chunk_saved), weight_norms[start:end], **kw)
         pairs.append((chunk_params, rates))
         start = end
     return pairs
@@ -275,6 +276,12 @@ def _multi_tensor_rescale(params, saved, weight_norms, *, lr, trust_coefficient,
                           trust_coefficient=trust_coefficient, eps=eps, clip=clip)
     torch._foreach_copy_(params, torch._foreach_lerp(saved, params, rates.to(params[0].dtype).unbind()))
     return rates
+
+
+def _real(tensors: list[Tensor]) -> list[Tensor]:
+    """Complex tensors as their real views: the factors are real, and the CPU compiler's
+    foreach kernels take no complex tensors (an Inductor assertion in torch 2.14)."""
+    return [torch.view_as_real(t) if t.is_complex() else t for t in tensors]
 
 
 # ---- chunks -------------------------------------------------------------------------------

@@ -3,13 +3,17 @@
 Bias and normalisation tensors (1-D) are usually left out of both the trust ratio and
 weight decay (the LARS paper's solvers, MLPerf's ResNet-50 LARS, nanoGPT's
 ``dim() >= 2`` rule). :func:`param_groups` makes that the default and an explicit,
-visible choice.
+visible choice. Models that name their own no-decay tensors the way timm's do
+(``model.no_weight_decay()``: position embeddings, class tokens, ...) have those left
+out too, as are names matching the caller's patterns.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from typing import Any, Callable
+import warnings
+from typing import Any, Callable, Iterable
 
 from torch import Tensor, nn
 
@@ -27,6 +31,7 @@ def param_groups(
     weight_decay: float = 0.0,
     exclude: Callable[[str, Tensor], bool] | None = is_vector,
     excluded_weight_decay: float = 0.0,
+    no_weight_decay: Iterable[str] = (),
     adapted: dict[str, Any] | None = None,
     excluded: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
@@ -40,13 +45,19 @@ def param_groups(
             adaptation; default :func:`is_vector` (``dim() < 2``). ``None`` adapts all.
         excluded_weight_decay: the excluded group's ``weight_decay``, applied by the
             base optimizer itself (default 0: no decay on biases and norms).
+        no_weight_decay: parameter names or ``fnmatch`` patterns (``"*.pos_embed"``,
+            ``"blocks.*.gamma"``) to exclude as well. Names the model lists in its own
+            ``no_weight_decay()`` (timm's convention) are always added. Excluded means
+            no decay *and* no adaptation, which is what timm's ``Lars`` does with them
+            (it adapts only tensors that have weight decay).
         adapted, excluded: extra keys for each group, e.g.
             ``{"lars_trust_coefficient": 0.02, "lr": 0.5}``.
 
     Returns:
         ``[{"params": [...], "weight_decay": β, ...},
         {"params": [...], "weight_decay": 0.0, "lars_exclude": True, ...}]``, without
-        a group that would be empty.
+        a group that would be empty. Warns (``UserWarning``) when no tensor is left to
+        adapt: LARS would then step exactly as its base.
 
     Example:
         >>> import torch, lars
@@ -71,12 +82,21 @@ def param_groups(
     for name, extra in (("adapted", adapted), ("excluded", excluded)):
         if extra is not None and "params" in extra:
             raise ValueError(f"{name} must not set 'params', got keys {sorted(extra)}")
+    if isinstance(no_weight_decay, str):
+        raise TypeError(
+            f"no_weight_decay must be an iterable of names or patterns, not a str: "
+            f"got {no_weight_decay!r} (write [{no_weight_decay!r}])"
+        )
+    patterns = set(no_weight_decay) | _model_no_weight_decay(model)
 
     kept, skipped = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (skipped if exclude is not None and exclude(name, param) else kept).append(param)
+        out = (exclude is not None and exclude(name, param)) or any(
+            fnmatch.fnmatchcase(name, pattern) for pattern in patterns
+        )
+        (skipped if out else kept).append(param)
 
     groups = []
     if kept:
@@ -92,4 +112,26 @@ def param_groups(
         )
     if not groups:
         raise ValueError("model has no trainable parameters (none with requires_grad)")
+    if not kept:
+        warnings.warn(
+            f"lars.param_groups: no tensor is left to adapt: all {len(skipped)} trainable "
+            "tensors are excluded (by exclude=, no_weight_decay= or the model's "
+            "no_weight_decay()); LARS will step exactly as its base optimizer",
+            UserWarning,
+            stacklevel=2,
+        )
     return groups
+
+
+def _model_no_weight_decay(model: nn.Module) -> set[str]:
+    """The names a model lists in ``no_weight_decay()`` (timm's convention), else none."""
+    method = getattr(model, "no_weight_decay", None)
+    if not callable(method):
+        return set()
+    names = method()
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise TypeError(
+            f"{type(model).__name__}.no_weight_decay() must return a set of parameter "
+            f"names, got {names!r}"
+        )
+    return set(names)

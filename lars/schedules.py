@@ -39,8 +39,9 @@ warm-up); I. Loshchilov, F. Hutter, "SGDR", arXiv:1608.03983, 2016 (cosine).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR

@@ -31,7 +31,7 @@ and ``dataset``, each schedule's parameters and their rules come from
     lars_clip        bool
     lars_momentum_form "torch" | "paper"  where lr sits in gradient mode: outside the momentum
                                    buffer (torch's SGD) or inside it (the paper's); "paper"
-                                   only with lars and gradient mode
+                                   only with lars (and, as lars.LARS says, gradient mode on SGD)
     schedule         "constant" | "step" | "multistep" | "exponential" | "cosine" | "polynomial"
     schedule_params  dict          step: {step_size (epochs), gamma}; multistep: {milestones
                                    (epochs, each < epochs, on distinct steps), gamma};
@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -58,6 +59,8 @@ from .registry import DATASETS, LARS_MODES, OPTIMIZERS, SCHEDULES, Rule, is_numb
 
 __all__ = [
     "ConfigError",
+    "check_value",
+    "coerce",
     "DEFAULT_CONFIG",
     "DATASETS",
     "MODELS",
@@ -157,13 +160,21 @@ def _fail(key: str, rule: str, value: Any) -> ConfigError:
     return ConfigError(f"config key {key!r} must be {rule}, got {value!r}")
 
 
-def check_value(key: str, value: Any, rule: Rule) -> Any:
-    """``value`` typed and checked against ``rule`` (ints become floats for a float rule)."""
-    kind, written = rule.kind, value
+def coerce(value: Any, rule: Rule) -> Any:
+    """``value`` typed and checked against ``rule``: the one check of a value, for configs and study files.
+
+    A float rule takes ints and returns a float; a list of numbers comes back as a list.
+
+    Raises:
+        ValueError: ``"must be <rule>, got <value>"`` (the caller names the key).
+    """
+    kind = rule.kind
     if kind == "float":
         ok = is_number(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = written = float(value)
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"must be a finite number ({rule.text}), got {value!r}")
     elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif kind == "bool":
@@ -172,12 +183,20 @@ def check_value(key: str, value: Any, rule: Rule) -> Any:
         ok = not isinstance(value, bool) and value in rule.values
     elif kind == "float_list":
         ok = isinstance(value, (list, tuple)) and all(is_number(v) for v in value)
-        value = [float(v) for v in value] if ok else value
+        value = list(value) if ok else value
     else:  # pragma: no cover - a registry entry with an unknown kind
         raise TypeError(f"unknown rule kind {kind!r}")
     if not ok or not rule.check(value):
-        raise _fail(key, rule.text, list(written) if isinstance(written, tuple) else written)
+        raise ValueError(f"must be {rule.text}, got {list(value) if isinstance(value, tuple) else value!r}")
     return value
+
+
+def check_value(key: str, value: Any, rule: Rule) -> Any:
+    """:func:`coerce` for config key ``key``; raises :class:`ConfigError` naming it."""
+    try:
+        return coerce(value, rule)
+    except ValueError as exc:
+        raise ConfigError(f"config key {key!r} {exc}") from None
 
 
 def steps_per_epoch(config: Mapping[str, Any]) -> int:
@@ -216,7 +235,8 @@ def _schedule_params(c: dict[str, Any]) -> dict[str, Any]:
     if "milestones" in out:
         sub, stones, written = "schedule_params.milestones", out["milestones"], params["milestones"]
         if stones[-1] >= c["epochs"]:
-            raise _fail(sub, f"a list of epochs each < epochs={c['epochs']} (a decay at the end never happens)", written)
+            rule = f"a list of epochs each < epochs={c['epochs']} (a decay at the end never happens)"
+            raise _fail(sub, rule, written)
         per_epoch = steps_per_epoch(c)
         steps = info.params["milestones"].to_steps(stones, per_epoch)
         if len(set(steps)) < len(steps):
@@ -255,11 +275,9 @@ def _check_optimizer(c: dict[str, Any]) -> None:
             f"config key 'nesterov' can only be true with optimizer 'sgd' and momentum > 0, "
             f"got optimizer {c['optimizer']!r} and momentum {c['momentum']!r}"
         )
-    mode = c["lars_mode"] or info.lars_mode
-    if c["lars_momentum_form"] != "torch" and not (c["lars"] and mode == "gradient"):
+    if c["lars_momentum_form"] != "torch" and not c["lars"]:  # with lars, lars.LARS judges it below
         raise ConfigError(
-            f"config key 'lars_momentum_form' can only be {c['lars_momentum_form']!r} with lars true in "
-            f"gradient mode, got lars {c['lars']!r} and lars_mode {mode!r}"
+            f"config key 'lars_momentum_form' can only be {c['lars_momentum_form']!r} with lars true, got lars false"
         )
     from .optim import check_optimizer  # optim builds what this checks
 

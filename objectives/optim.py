@@ -5,8 +5,8 @@
   "LARS vs plain" differs only in the trust ratio;
 * base optimizer: the registry's class (:data:`objectives.registry.OPTIMIZERS`) at the
   base lr alpha, with the config keys it takes (SGD: momentum, nesterov; RMSprop: momentum);
-* with ``lars``: ``lars.LARS(base, trust_coefficient=lambda, eps=epsilon, mode, clip)``
-  (and ``momentum_form`` when it is not torch's);
+* with ``lars``: ``lars.LARS(base, trust_coefficient=lambda, eps=epsilon, mode,
+  momentum_form, clip)``;
 * schedule: ``lars.schedules.warmup_schedule`` stepped once per optimizer step, with the
   config's epoch units turned into steps by :func:`schedule_in_steps`.
 """
@@ -53,16 +53,13 @@ def make_optimizer(groups: list[dict[str, Any]], config: dict[str, Any]) -> torc
     info = OPTIMIZERS[config["optimizer"]]
     optimizer = info.cls(groups, lr=config["lr"], **{key: config[key] for key in info.params})
     if config["lars"]:
-        options = {}
-        if config["lars_momentum_form"] != "torch":  # lars.LARS before momentum_form takes no such argument
-            options["momentum_form"] = config["lars_momentum_form"]
         optimizer = lars.LARS(
             optimizer,
             trust_coefficient=config["trust_coefficient"],
             eps=config["lars_eps"],
             mode=config["lars_mode"],
+            momentum_form=config["lars_momentum_form"],
             clip=config["lars_clip"],
-            **options,
         )
     return optimizer
 

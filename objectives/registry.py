@@ -22,8 +22,9 @@ optimizer or a schedule is one entry here plus its tests.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -133,7 +134,8 @@ class ScheduleParamInfo:
 
     ``unit``: ``"epochs"``, ``"per epoch"`` or ``""``; ``rule``: its rule in those units;
     ``to_steps(value, steps_per_epoch)``: the value :func:`lars.schedules.warmup_schedule`
-    takes.
+    takes; ``for_epochs(epochs)``: the value of the default search space for a run of that
+    many epochs (None: ``default``).
     """
 
     name: str
@@ -141,6 +143,11 @@ class ScheduleParamInfo:
     unit: str
     rule: Rule
     to_steps: Callable[[Any, int], Any] = lambda value, steps_per_epoch: value
+    for_epochs: Callable[[int], Any] | None = None
+
+    def default_for(self, epochs: int) -> Any:
+        """The default search space's value for a run of ``epochs`` epochs."""
+        return self.default if self.for_epochs is None else self.for_epochs(epochs)
 
 
 @dataclass(frozen=True)
@@ -178,8 +185,15 @@ def _increasing_epochs(value: Any) -> bool:
     )
 
 
+def _epochs(value: float) -> float | int:
+    """A number of epochs as a study file would hold it: an int when whole, else 3 decimals."""
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
+# Search-space defaults: the classic recipes scaled to the run's length.
 _STEP_SIZE = ScheduleParamInfo(
-    "step_size", REQUIRED, "epochs", Rule("float", "a number of epochs > 0", lambda v: v > 0), _epochs_to_steps
+    "step_size", REQUIRED, "epochs", Rule("float", "a number of epochs > 0", lambda v: v > 0), _epochs_to_steps,
+    for_epochs=lambda epochs: _epochs(epochs / 3),  # two decays, at a third and two thirds
 )
 _MILESTONES = ScheduleParamInfo(
     "milestones",
@@ -187,6 +201,7 @@ _MILESTONES = ScheduleParamInfo(
     "epochs",
     Rule("float_list", "a non-empty, strictly increasing list of epochs > 0", _increasing_epochs),
     lambda ms, steps_per_epoch: [_epochs_to_steps(m, steps_per_epoch) for m in ms],
+    for_epochs=lambda epochs: [_epochs(epochs * 0.5), _epochs(epochs * 0.75)],  # as ResNet's 150/225 of 300
 )
 _GAMMA_PER_EPOCH = ScheduleParamInfo(
     "gamma",
@@ -194,6 +209,7 @@ _GAMMA_PER_EPOCH = ScheduleParamInfo(
     "per epoch",
     Rule("float", _STEP_PARAMS["exponential"]["gamma"].rule, _STEP_PARAMS["exponential"]["gamma"].check),
     lambda gamma, steps_per_epoch: math.pow(gamma, 1.0 / steps_per_epoch),
+    for_epochs=lambda epochs: 0.01 ** (1 / epochs),  # lr / 100 at the end
 )
 
 

@@ -36,7 +36,6 @@ from search.space import (
 
 __all__ = [
     "DEFAULT_ARMS",
-    "OPTIMIZERS",
     "SpecError",
     "Arm",
     "parse_dimension",
@@ -125,37 +124,20 @@ def _number(value: Any) -> Any:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    from objectives.registry import is_number
+
+    return is_number(value)
 
 
 def _coerce(value: Any, rule: Any, source: str, key: str) -> Any:
-    """One scalar (or list of epochs) of a parameter, typed and checked against its rule."""
-    kind = rule.kind
-    if kind == "float":
-        value = _number(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-        if not math.isfinite(value):
-            raise SpecError(source, key, f"must be a finite number ({rule.text}), got {value!r}")
-        value = float(value)
-    elif kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "str":
-        if isinstance(value, bool) or value not in rule.values:
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    elif kind == "float_list":
-        if not isinstance(value, list) or not all(_finite(_number(v)) for v in value):
-            raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-        value = [_number(v) for v in value]
-    if not rule.check(value):
-        raise SpecError(source, key, f"must be {rule.text}, got {value!r}")
-    return value
+    """One scalar (or list of epochs) of a parameter, typed and checked by objectives' own check."""
+    from objectives.config import coerce
+
+    value = [_number(v) for v in value] if rule.kind == "float_list" and isinstance(value, list) else _number(value)
+    try:
+        return coerce(value, rule)
+    except ValueError as exc:
+        raise SpecError(source, key, str(exc)) from None
 
 
 def _parse_range(raw: dict, rule: Any, source: str, key: str) -> Dimension:
@@ -221,22 +203,19 @@ def _decades(centre: float, decades: float = 2.0) -> dict[str, Any]:
     return {"low": float(f"{centre / 10 ** decades:.3g}"), "high": float(f"{centre * 10 ** decades:.3g}"), "log": True}
 
 
-def _epochs(value: float) -> float | int:
-    """A number of epochs as written in a study file: an int when whole, else 3 decimals."""
-    return int(value) if float(value).is_integer() else round(value, 3)
-
-
 def default_space(
     optimizer: str, lars: bool, epochs: int, *, modes: tuple[str, ...] = (), steps_per_epoch: int | None = None
 ) -> dict[str, Any]:
     """The space an arm gets for keys a study file leaves out (YAML form); see the table in :mod:`search.spec`.
 
     ``modes``: the LARS modes the arm can take (default: the optimizer's own, from the
-    registry); the λ range covers each one's. ``steps_per_epoch``: when given, multistep
-    is left out if its two default milestones would fall on one optimizer step.
+    registry); the λ range covers each one's. Every schedule type of the registry, with
+    its parameters' defaults for ``epochs`` (``ScheduleParamInfo.default_for``);
+    ``steps_per_epoch``: when given, a type is left out if its default would lose a decay
+    (two multistep milestones on one optimizer step).
     """
     from objectives.config import DEFAULT_CONFIG
-    from objectives.registry import LARS_MODES, OPTIMIZERS
+    from objectives.registry import LARS_MODES, OPTIMIZERS, SCHEDULES
 
     info = OPTIMIZERS[optimizer]
     space: dict[str, Any] = {
@@ -251,20 +230,16 @@ def default_space(
         space["trust_coefficient"] = {"low": min(r["low"] for r in ranges), "high": max(r["high"] for r in ranges),
                                       "log": True}
         space["lars_eps"] = DEFAULT_CONFIG["lars_eps"]
-    milestones = [_epochs(epochs * 0.5), _epochs(epochs * 0.75)]
-    kinds = list(schedule_kinds())
-    if steps_per_epoch is not None and len({max(1, round(m * steps_per_epoch)) for m in milestones}) < 2:
-        kinds.remove("multistep")
-    space["schedule"] = {
-        "type": kinds,
-        "step": {"step_size": _epochs(epochs / 3), "gamma": 0.1},
-        "multistep": {"milestones": milestones, "gamma": 0.1},
-        "exponential": {"gamma": 0.01 ** (1 / epochs)},
-        "cosine": {"final_lr_ratio": 0.0},
-        "polynomial": {"power": 2.0, "final_lr_ratio": 0.0},
-    }
-    if "multistep" not in kinds:
-        del space["schedule"]["multistep"]
+    space["schedule"] = {"type": []}
+    for kind, sched in SCHEDULES.items():
+        params = {name: p.default_for(epochs) for name, p in sched.params.items()}
+        if steps_per_epoch is not None and any(  # e.g. two milestones on one step: a decay lost
+            isinstance(v, list) and len(set(sched.params[n].to_steps(v, steps_per_epoch))) < len(v)
+            for n, v in params.items()
+        ):
+            continue
+        space["schedule"]["type"].append(kind)
+        space["schedule"][kind] = params
     return space
 
 
@@ -316,7 +291,9 @@ def _parse_schedule(
             raise SpecError(source, key, f"unknown scheduler {kind!r}; choose from {', '.join(kinds_known)}")
     for kind in kinds_known:
         if kind in data and kind not in kinds:  # only what this section wrote
-            raise SpecError(source, f"{where}.{kind}", f"parameters given for {kind!r}, which is not among {type_at} {kinds}")
+            raise SpecError(
+                source, f"{where}.{kind}", f"parameters given for {kind!r}, which is not among {type_at} {kinds}"
+            )
     rule = Rule("str", "a scheduler name", values=kinds_known)
     schedule = parse_dimension(type_raw, rule, source, type_at)
     params: dict[str, dict[str, Dimension]] = {}
@@ -381,7 +358,9 @@ def _parse_space(
     base = _defaults_inherited(defaults)
     schedule, sched_params, _, sched_origins = _parse_schedule({}, source, "default space.schedule", base)
     if "schedule" in shared:
-        schedule, sched_params, base, sched_origins = _parse_schedule(shared["schedule"], source, "space.schedule", base)
+        schedule, sched_params, base, sched_origins = _parse_schedule(
+            shared["schedule"], source, "space.schedule", base
+        )
     if "schedule" in own:
         schedule, sched_params, _, sched_origins = _parse_schedule(own["schedule"], source, f"{where}.schedule", base)
     origins.update(sched_origins)

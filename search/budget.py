@@ -71,7 +71,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from search import optuna_internals as internals
-from search.storage import is_transient_error, mask_url, one_line, retry, storage_lock
+from search.storage import mask_url, one_line, retry, storage_lock
 
 __all__ = ["count_slots", "claim_trial", "is_complete", "arm_lock", "RETRY_ATTR"]
 

@@ -16,12 +16,24 @@ From Python (tests, other tools): ``search.cli.main(["status"]) -> int``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import statistics
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any, Callable
+
+from search.dashboard import DashboardError
+from search.plot import PlotError
+from search.report import StudyNotFoundError
+from search.spec import SpecError
+from search.storage import StorageError
+from search.study import SpecConflictError
+from search.trial import Terminated, is_user_error
 
 __all__ = ["COMMANDS", "main", "build_parser", "UserError", "USER_ERRORS"]
 
@@ -42,32 +54,19 @@ class UserError(Exception):
     """A mistake of the user's, reported as one line (exit code 2)."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from search.report import StudyNotFoundError
-    from search.spec import SpecError
-    from search.storage import StorageError
-    from search.study import SpecConflictError
+#: Errors reported as one line with exit code 2; objectives' ConfigError and DataNotFoundError
+#: too (:func:`search.trial.is_user_error`, by class, without importing torch here).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UserError, SpecError, SpecConflictError, StorageError, StudyNotFoundError, DashboardError, PlotError,
+)  # fmt: skip
 
-    errors: list[type[BaseException]] = [UserError, SpecError, SpecConflictError, StorageError, StudyNotFoundError]
-    try:
-        from objectives import ConfigError, DataNotFoundError
-
-        errors += [ConfigError, DataNotFoundError]
-    except ImportError:
-        pass
-    try:
-        from search.dashboard import DashboardError
-
-        errors.append(DashboardError)
-    except ImportError:
-        pass
-    from search.plot import PlotError  # matplotlib missing, unknown NAME: one line, exit 2
-
-    errors.append(PlotError)
-    return tuple(errors)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
-USER_ERRORS = _user_errors
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 arm``, ``2 arms``, ``1 study``, ``3 studies``."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -104,14 +103,16 @@ def prepare_run(args: argparse.Namespace) -> tuple[Any, str]:
     Nothing touches the database here.
     """
     from search.spec import load_spec
-    from search.study import resolve_storage_url
+    from search.storage import resolve_storage_url, sqlite_file
 
     spec = load_spec(args.study)
     if args.n_trials is not None and args.n_trials < 1:
         raise UserError(f"--n-trials must be a positive integer (trials per arm), got {args.n_trials}")
     if args.timeout is not None and not args.timeout >= 0:
         raise UserError(f"--timeout must be >= 0 seconds, got {args.timeout}")
-    return spec, resolve_storage_url(args.storage, spec)
+    url = resolve_storage_url(args.storage, spec)
+    sqlite_file(url)  # a malformed or in-memory URL fails now, before any data is read
+    return spec, url
 
 
 def check_data(spec: Any) -> None:
@@ -139,33 +140,70 @@ def check_device(spec: Any, device: str | None) -> None:
         raise UserError(f"{where}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
+def _interrupted_message(url: str, exc: KeyboardInterrupt, who: str = "") -> str:
+    from search.storage import mask_url
+
+    what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+    return (f"{PROG}: {who}{what}; the running trial was marked FAIL, finished trials are kept in {mask_url(url)}; "
+            "run the same command again to resume")  # fmt: skip
+
+
+def _exit_code(exc: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def _budget_met(spec: Any, storage: Any, budget: int | None) -> bool:
+    """Whether every arm's study exists and has its budget with nothing in flight (reads only)."""
+    import optuna
+
+    from search.budget import is_complete
+
+    if budget is None:
+        return False
+    for arm in spec.arms:
+        try:
+            study = optuna.load_study(study_name=spec.study_name(arm), storage=storage)
+        except KeyError:
+            return False
+        if not is_complete(study, budget):
+            return False
+    return True
+
+
+def _run_header(args: argparse.Namespace, spec: Any, url: str) -> str:
+    from search.storage import mask_url
+
+    budget = args.n_trials or spec.budget.trials
+    timeout = args.timeout or spec.budget.timeout
+    return (
+        f"study {spec.name}: {plural(len(spec.arms), 'arm')} ({', '.join(a.name for a in spec.arms)}), "
+        + (plural(budget, "trial") if budget else "unlimited trials") + " per arm"
+        + (f", timeout {timeout:.0f} s" if timeout else "")
+        + f"; sampler {spec.sampler.type} (seed {spec.sampler.seed}), pruner {spec.pruner.type}; storage {mask_url(url)}"
+    )  # fmt: skip
+
+
 def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: Callable | None = None) -> int:
     """Run the study loop in this process (one worker), then print the compare table."""
     from search.report import format_compare
-    from search.storage import mask_url, open_storage
+    from search.storage import open_storage
     from search.study import run_studies
 
     storage = open_storage(url)
     budget = args.n_trials or spec.budget.trials
-    _say(
-        args,
-        f"study {spec.name}: {len(spec.arms)} arms ({', '.join(a.name for a in spec.arms)}), "
-        f"{budget if budget else 'unlimited'} trials per arm"
-        + (f", timeout {args.timeout or spec.budget.timeout:.0f} s" if (args.timeout or spec.budget.timeout) else "")
-        + f"; sampler {spec.sampler.type} (seed {spec.sampler.seed}), pruner {spec.pruner.type}; storage {mask_url(url)}",
-    )
+    _say(args, _run_header(args, spec, url))
+    met = _budget_met(spec, storage, budget)
     try:
-        run_studies(
+        summary = run_studies(
             spec, storage, n_trials=args.n_trials, timeout=args.timeout, device=args.device, train_fn=train_fn,
-            progress=not args.quiet, log=None if args.quiet else print, storage_url=url,
+            progress=not args.quiet and not met, log=None if args.quiet else print, storage_url=url,
         )  # fmt: skip
-    except KeyboardInterrupt:
-        print(
-            f"{PROG}: interrupted; the running trial was marked FAIL, finished trials are kept in {mask_url(url)}; "
-            f"run the same command again to resume",
-            file=sys.stderr,
-        )
-        return 130
+    except KeyboardInterrupt as exc:
+        print(_interrupted_message(url, exc), file=sys.stderr)
+        return _exit_code(exc)
+    if met and not sum(getattr(p, "ran_here", 0) for p in (summary or {}).values()):
+        _say(args, f"nothing to do: every arm of {spec.name} already has its {plural(budget, 'trial')}; "
+                   f"raise --n-trials to run more")  # fmt: skip
     print()
     print(format_compare(storage, spec.name))
     return 0
@@ -193,34 +231,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers is None and args.gpus is None:
         return run_in_process(args, spec, url, train_fn=args.train_fn)
     from search.report import format_compare
-    from search.storage import open_storage
+    from search.storage import open_reader
     from search.workers import launch_workers
 
     status = launch_workers(
         args.study, storage_url=url, n_workers=args.workers, gpus=gpus, n_trials=args.n_trials,
-        timeout=args.timeout, device=args.device, log=print,
+        timeout=args.timeout, device=args.device, log=lambda line: print(line, flush=True),
     )  # fmt: skip
     if status == 0:
         print()
-        print(format_compare(open_storage(url, heartbeat=False), spec.name))
+        print(format_compare(open_reader(url), spec.name))
     return status
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one worker of a study on a shared storage (start one per machine or GPU)."""
-    from search.storage import mask_url
-    from search.workers import run_worker
+    from search.workers import load_objective, run_worker
 
+    if args.worker_id is not None and args.worker_id < 0:
+        raise UserError(f"--worker-id must be an integer >= 0, got {args.worker_id}")
+    try:
+        train_fn, validate = load_objective(args.objective)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     spec, url = prepare_run(args)
     try:
         run_worker(
-            args.study, storage_url=url, worker_id=args.worker_id, n_trials=args.n_trials, timeout=args.timeout,
-            device=args.device, train_fn=args.train_fn, log=(lambda line: None) if args.quiet else print,
+            spec, url, worker_id=args.worker_id, n_trials=args.n_trials, timeout=args.timeout, device=args.device,
+            train_fn=train_fn or args.train_fn, validate=validate,
+            log=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)),
         )  # fmt: skip
-    except KeyboardInterrupt:
-        print(f"{PROG}: worker interrupted; its running trial was marked FAIL, finished trials are kept in "
-              f"{mask_url(url)}", file=sys.stderr)  # fmt: skip
-        return 130
+    except KeyboardInterrupt as exc:
+        print(_interrupted_message(url, exc, who="worker "), file=sys.stderr)
+        return _exit_code(exc)
     _say(args, f"worker done: every arm of {spec.name} has its budget")
     return 0
 
@@ -229,30 +272,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _open_reader(args: argparse.Namespace) -> tuple[Any, str]:
-    from search.storage import open_storage
-    from search.study import resolve_storage_url
+    """The storage of a reading verb: never created or altered (:func:`search.storage.open_reader`)."""
+    from search.storage import open_reader, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
-    path = _sqlite_file(url)
-    if path is not None and not os.path.exists(path):
-        from search.storage import mask_url
-
-        raise UserError(f"no storage at {mask_url(url)} (file {path} does not exist); run a study first: "
-                        f"{PROG} run STUDY.yaml, or pass --storage")  # fmt: skip
-    return open_storage(url, heartbeat=False), url
-
-
-def _sqlite_file(url: str) -> str | None:
-    """The file of a ``sqlite:///`` URL (None for other databases and in-memory SQLite)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:  # a malformed URL: open_storage reports it
-        return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return os.path.abspath(parsed.database)
+    return open_reader(url), url
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -265,9 +289,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """The arms table: best accuracy and config, top-5 median, compute spent and saved, who beats whom."""
+    """The arms table (best validation, gain over the recipe, test accuracy with its interval, compute) and the verdict."""
     from search.report import format_compare
 
+    if args.plot:
+        _check_plot_path(args.plot)
     storage, _ = _open_reader(args)
     print(format_compare(storage, args.name))
     if args.plot:
@@ -278,13 +304,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+PLOT_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
+
+
+def _check_plot_path(path: str) -> None:
+    """``--plot``: a picture format matplotlib writes, in a directory that exists (checked before any output)."""
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if suffix not in PLOT_FORMATS:
+        raise UserError(f"--plot {path}: the file name must end in one of {', '.join('.' + f for f in PLOT_FORMATS)}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UserError(f"--plot {path}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UserError(f"--plot {path}: directory {directory!r} is not writable")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the best trial's config as YAML that `lars-search train` reproduces, with a lars code snippet."""
     from search.export import export_text
     from search.storage import mask_url
 
     storage, url = _open_reader(args)
-    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url))
+    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url), output=args.output)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -353,11 +394,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{PROG}: every seed diverged", file=sys.stderr)
         return 1
 
-    def ms(xs: list[float]) -> str:
-        std = statistics.stdev(xs) if len(xs) > 1 else 0.0
-        return f"{100 * statistics.fmean(xs):.2f} +- {100 * std:.2f}%"
+    if len(tests) == 1:  # no spread to show from one run
+        print(f"test accuracy: {100 * tests[0]:.2f}% over 1 seed (validation {100 * vals[0]:.2f}%)")
+        return 0
 
-    print(f"test accuracy: {ms(tests)} over {len(tests)} seed(s) (validation {ms(vals)}; std is the sample std)")
+    def ms(xs: list[float]) -> str:
+        return f"{100 * statistics.fmean(xs):.2f} +- {100 * statistics.stdev(xs):.2f}%"
+
+    print(f"test accuracy: {ms(tests)} over {len(tests)} seeds (validation {ms(vals)}; std is the sample std)")
     return 0
 
 
@@ -367,10 +411,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Serve optuna-dashboard for the storage on 127.0.0.1 (each arm is its own study)."""
     from search.dashboard import serve
-    from search.study import resolve_storage_url
+    from search.storage import resolve_storage_url
 
     url = resolve_storage_url(args.storage)
-    serve(url, host=args.host, port=args.port, quiet=not args.verbose)
+    serve(url, host=args.host, port=args.port, quiet=not args.verbose, allow_writes=args.allow_writes)
     return 0
 
 
@@ -386,6 +430,7 @@ def _args_run(p: argparse.ArgumentParser) -> None:
 def _args_worker(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     p.add_argument("--worker-id", type=int, metavar="I", help="varies the sampler seed per worker (default: from host and pid)")
+    p.add_argument("--objective", help=argparse.SUPPRESS)  # module:function replacing objectives.train (tests)
 
 
 def _args_status(p: argparse.ArgumentParser) -> None:
@@ -417,6 +462,8 @@ def _args_dashboard(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, metavar="P", help="TCP port (default 8080)")
     p.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    p.add_argument("--allow-writes", action="store_true",
+                   help="let the dashboard delete studies and write notes although --host is not a loopback address")  # fmt: skip
 
 
 # verb -> (function, argument builder, examples)
@@ -443,14 +490,20 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
   lars-search train best.yaml --seeds 1 --device cuda"""),
     "dashboard": (cmd_dashboard, _args_dashboard, """examples:
   lars-search dashboard                      # then open http://127.0.0.1:8080/dashboard
-  lars-search dashboard --storage sqlite:///lars-search.db --port 8081"""),
+  lars-search dashboard --storage sqlite:///lars-search.db --port 8081
+  lars-search dashboard --host 0.0.0.0       # reachable from other machines, read-only"""),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-trial lines")
+    def common_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+        parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
+        parser.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bar or per-trial lines")
+
+    # The verbs take the same flags, with no default of their own: a flag given before the
+    # verb (`lars-search -q run ...`) is not overwritten by the verb's default.
+    verb_common = argparse.ArgumentParser(add_help=False)
+    common_flags(verb_common, argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Does LARS help your model? Optuna studies of LARS vs plain optimizers, one study per arm.",
@@ -461,14 +514,14 @@ examples:
   lars-search compare quickstart
   lars-search export quickstart -o best.yaml && lars-search train best.yaml --seeds 3""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
     )
+    common_flags(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (fn, add_args, examples) in COMMANDS.items():
         doc = (fn.__doc__ or "").strip().splitlines()[0]
         p = sub.add_parser(
             name, help=doc, description=doc, epilog=f"{examples}\n\n{ENV_HELP}",
-            formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter, parents=[verb_common],
         )  # fmt: skip
         add_args(p)
         p.set_defaults(func=fn)
@@ -484,6 +537,33 @@ def _quiet_libraries(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format=f"{PROG}: %(message)s")
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _signal_handlers() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt whatever this process inherited (a shell's background job
+    starts with SIGINT ignored), and SIGTERM is handled as Ctrl-C (:class:`search.trial.Terminated`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}  # fmt: skip
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _error_line(exc: BaseException) -> str:
+    data_not_found = getattr(sys.modules.get("objectives.data"), "DataNotFoundError", ())  # loaded if raised
+    if isinstance(exc, data_not_found):  # where it looked and how to get it: keep every line
+        return str(exc)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> int:
     """Run the ``lars-search`` command line; returns the exit code.
 
@@ -496,25 +576,24 @@ def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> 
         return 1
     args.train_fn = train_fn
     debug = args.debug
-    try:
-        _quiet_libraries(debug)
-        return args.func(args)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 (one line for the user, traceback with --debug)
-        if debug:
-            raise
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if type(exc).__name__ == "DataNotFoundError":  # where it looked and how to get it: keep every line
-            text = str(exc)
-        if isinstance(exc, USER_ERRORS()):
-            print(f"{PROG}: error: {text}", file=sys.stderr)
-            return 2
-        print(f"{PROG}: internal error: {type(exc).__name__}: {text} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
+    with _signal_handlers():
+        try:
+            _quiet_libraries(debug)
+            return args.func(args)
+        except KeyboardInterrupt as exc:
+            if debug:
+                raise
+            print(f"{PROG}: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}", file=sys.stderr)
+            return _exit_code(exc)
+        except Exception as exc:  # noqa: BLE001 (one line for the user, traceback with --debug)
+            if debug:
+                raise
+            if isinstance(exc, USER_ERRORS) or is_user_error(exc):
+                print(f"{PROG}: error: {_error_line(exc)}", file=sys.stderr)
+                return 2
+            print(f"{PROG}: internal error: {type(exc).__name__}: {_error_line(exc)} (rerun with --debug for the "
+                  "traceback)", file=sys.stderr)  # fmt: skip
+            return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

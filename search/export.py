@@ -1,10 +1,15 @@
-"""Export the best config of a study as YAML that ``lars-search train`` reproduces exactly.
+"""Export the verdict's best config as YAML that ``lars-search train`` reproduces exactly.
 
-The YAML body is the full plain config the best trial trained (its ``config`` user attr,
-every objectives key, defaults filled), so ``lars-search train best.yaml`` trains the
-same thing; only ``evaluate_test`` and ``seed`` differ there (test set on, one seed per
-run). The header comments say where it came from and show how to build the same
-optimizer and schedule with ``lars`` in your own training code::
+Without ``--arm`` the arm is the verdict's best (highest mean test accuracy of the final
+evaluation, :mod:`search.report`); with ``--arm`` that arm. The trial is the arm's
+incumbent (best validation accuracy) of the replicate whose incumbent validated best;
+the test set never picks it. The YAML body is the full plain config that trial trained
+(its ``config`` user attr, every objectives key, defaults filled), so ``lars-search
+train best.yaml`` trains the same thing; only ``evaluate_test`` and ``seed`` differ there
+(test set on, one seed per run). The header comments make the file traceable (study,
+arm, trial, replicate, the verdict line and test accuracy with its interval, package
+version and git commit, data set and sizes, the command that re-runs it) and show how to
+build the same optimizer and schedule with ``lars`` in your own training code::
 
     lars-search export quickstart --arm sgd+lars -o best.yaml
     lars-search train best.yaml --seeds 3
@@ -12,12 +17,14 @@ optimizer and schedule with ``lars`` in your own training code::
 
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import Any
 
 import yaml
 from optuna.trial import FrozenTrial
 
-from search.report import StudyNotFoundError, arm_stats, load_arms
+from search.report import StudyNotFoundError, Verdict, load_verdict
 
 __all__ = ["best_trial", "code_snippet", "export_text", "load_config_file"]
 
@@ -32,24 +39,39 @@ def _base(config: dict[str, Any]) -> str:
 
 
 def best_trial(storage: Any, name: str, arm: str | None = None) -> tuple[str, FrozenTrial]:
-    """``(arm, trial)``: the best complete trial of ``arm``, or of the best arm when None."""
-    arms = load_arms(storage, name)
-    if arm is not None:
-        known = [a for a, _ in arms]
-        if arm not in known:
-            raise StudyNotFoundError(f"study {name!r} has no arm {arm!r}; arms: {', '.join(known)}")
-        arms = [(a, s) for a, s in arms if a == arm]
-    best: tuple[str, FrozenTrial] | None = None
-    for a, study in arms:
-        s = arm_stats(a, study)
-        if s.best_trial is not None and (best is None or s.best_value > best[1].value):
-            best = (a, s.best_trial)
-    if best is None:
-        where = f"arm {arm!r} of {name!r}" if arm else f"study {name!r}"
+    """``(arm, trial)``: the incumbent of ``arm``, or of the verdict's best arm when None (see the module docstring)."""
+    arm, trial, _, _ = _choose(storage, name, arm)
+    return arm, trial
+
+
+def _choose(storage: Any, name: str, arm: str | None) -> tuple[str, FrozenTrial, int, Verdict]:
+    verdict = load_verdict(storage, name)
+    known = [a.arm for a in verdict.arms]
+    if arm is not None and arm not in known:
+        raise StudyNotFoundError(f"study {name!r} has no arm {arm!r}; arms: {', '.join(known)}")
+    if arm is None:
+        if verdict.best_arm is None:
+            why = "; ".join(verdict.notes) or "no arm has a finished final evaluation"
+            raise StudyNotFoundError(f"study {name!r} has no verdict yet ({why}); pass --arm ARM to export an arm's "
+                                     "best trial")  # fmt: skip
+        arm = verdict.best_arm
+    result = verdict.arm(arm)
+    searches = [(r, s) for r, s in enumerate(result.searches) if s.best_trial is not None]
+    if not searches:
+        trials = sum(s.trials for s in result.searches)
+        if trials and all(s.complete == 0 and sum(s.reasons.values()) >= s.trials for s in result.searches):
+            raise StudyNotFoundError(f"arm {arm!r} of {name!r} has no complete trial: all {trials} trials "
+                                     "failed or diverged (see lars-search compare for the reasons)")  # fmt: skip
+        where = f"arm {arm!r} of {name!r}"
+        if trials:
+            raise StudyNotFoundError(f"{where} has no complete trial ({trials} finished, none complete; see lars-search "
+                                     "compare)")  # fmt: skip
         raise StudyNotFoundError(f"{where} has no complete trial yet (run it first: lars-search run STUDY.yaml)")
-    if not isinstance(best[1].user_attrs.get("config"), dict):
-        raise StudyNotFoundError(f"trial {best[1].number} of {name}/{best[0]} has no recorded config")
-    return best
+    replicate, search = max(searches, key=lambda rs: (rs[1].best_value, -rs[0]))
+    trial = search.best_trial
+    if not isinstance(trial.user_attrs.get("config"), dict):
+        raise StudyNotFoundError(f"trial {trial.number} of {search.study_name} has no recorded config")
+    return arm, trial, replicate, verdict
 
 
 def _schedule_kwargs(kind: str, params: dict[str, Any]) -> list[str]:
@@ -101,18 +123,62 @@ def code_snippet(config: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def export_text(storage: Any, name: str, arm: str | None = None, *, storage_label: str = "") -> str:
-    """The YAML document (comments + config) for the best trial of ``name`` (or of ``arm``)."""
-    arm, trial = best_trial(storage, name, arm)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lars-search")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _commit() -> str:
+    """The git commit of the code that runs (``+dirty`` with uncommitted changes), or "unknown"."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return f"{head}+dirty" if dirty else head
+
+
+def export_text(storage: Any, name: str, arm: str | None = None, *, storage_label: str = "",
+                output: str | None = None) -> str:
+    """The YAML document (comments + config) for the chosen trial of ``name`` (see the module docstring)."""
+
+    arm, trial, replicate, verdict = _choose(storage, name, arm)
     config = trial.user_attrs["config"]
+    result = verdict.arm(arm)
+    test = result.test
+    if test is not None and test.n:
+        interval = f" [{100 * test.low:.2f}, {100 * test.high:.2f}]" if test.known else ""
+        test_text = (f"{100 * test.mean:.2f}%{interval} (95% interval; {verdict.replicates} replicate(s) x "
+                     f"{verdict.seeds} seed(s))")  # fmt: skip
+    else:
+        test_text = "not evaluated yet"
+    lines = [line for line in verdict.lines if line.startswith(f"{arm} vs ") or f" vs {arm}:" in line]
+    chosen = "the verdict's best arm" if arm == verdict.best_arm else "chosen with --arm"
+    search_name = f"{name}/{arm}" if replicate == 0 else f"{name}/{arm}/r{replicate}"
+    path = output if output not in (None, "-") else "THIS_FILE.yaml"
     header = [
-        f"lars-search export: best trial of {name}/{arm} (trial {trial.number}), "
+        f"lars-search export: best trial of {search_name} (trial {trial.number}), "
         f"validation accuracy {100 * trial.value:.2f}%",
+        f"study: {name}   arm: {arm} ({chosen})   replicate: {replicate}   trial: {trial.number}",
+        f"test accuracy (final evaluation): {test_text}",
+    ]
+    header += [f"verdict: {line}" for line in lines] or ["verdict: no LARS-vs-plain line for this arm"]
+    header += [
+        f"data: {config.get('dataset')}, n_train {config.get('n_train')}, val_size {config.get('val_size')}, "
+        f"batch_size {config.get('batch_size')}, epochs {config.get('epochs')}",
+        f"lars-search {_version()}, git commit {_commit()}",
     ]
     if storage_label:
         header.append(f"from storage {storage_label}")
     header += [
-        "Reproduce (adds the test set, one run per seed):  lars-search train THIS_FILE.yaml --seeds 3",
+        f"Re-run (adds the test set, one run per seed):  lars-search train {path} --seeds {verdict.seeds}",
         "",
         "The same optimizer and schedule in your own training code:",
         "",

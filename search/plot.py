@@ -1,4 +1,4 @@
-"""The LARS-vs-plain answer as a picture: best validation accuracy against compute spent.
+"""The LARS-vs-plain answer as a picture: best validation accuracy against compute spent, and test accuracy.
 
 For each arm (Optuna study ``<name>/<arm>``) the finished trials are taken in the order
 their results became known (completion time, then trial number). Trial ``i`` spent
@@ -22,6 +22,10 @@ The x axis is compute, not the trial number of :func:`optuna.visualization.matpl
 plot_optimization_history`, because a pruned trial costs less than a complete one: two
 arms are compared fairly at equal compute. That Optuna plot (all arms, trial-number axis)
 is written as well when ``history_path`` is given.
+
+Beside it, a second panel shows each arm's final evaluation (:mod:`search.evaluation`):
+every seed's test accuracy as a point (replicates side by side) and the mean with its
+95% interval (:mod:`search.verdict`) as a bar.
 
 Needs matplotlib (``pip install 'lars-search[plot]'``); it renders with the Agg backend.
 
@@ -123,22 +127,19 @@ def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseSto
 
 
 def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dict[str, ArmCurve]:
-    """Every arm's :class:`ArmCurve` for the studies ``<name>/<arm>`` in ``storage``, in creation order.
+    """Every arm's :class:`ArmCurve` (replicate 0's search ``<name>/<arm>``), in the study file's order.
 
     Raises:
         PlotError: no study in the storage is named ``<name>/<arm>``.
     """
+    from search.report import StudyNotFoundError, load_arms
+
     opened = _open(storage)
-    prefix = f"{name}/"
-    studies = [s for s in opened.get_all_studies() if s.study_name.startswith(prefix)]
-    if not studies:
-        raise PlotError(f"name {name!r}: no study named '{prefix}<arm>' in the storage")
-    curves = {}
-    for frozen in sorted(studies, key=lambda s: s._study_id):
-        arm = frozen.study_name[len(prefix):]
-        study = optuna.load_study(study_name=frozen.study_name, storage=opened)
-        curves[arm] = arm_curve(arm, study.get_trials(deepcopy=False))
-    return curves
+    try:
+        arms = load_arms(opened, name)
+    except StudyNotFoundError:
+        raise PlotError(f"name {name!r}: no study named '{name}/<arm>' in the storage") from None
+    return {arm: arm_curve(arm, study.get_trials(deepcopy=False)) for arm, study in arms}
 
 
 def _pyplot():
@@ -189,13 +190,16 @@ def plot_compare(
     plt = _pyplot()
     storage = _open(storage)
     curves = compare_curves(storage, name)
-    fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
+    from search.report import load_verdict
+
+    verdict = load_verdict(storage, name)
+    fig, (ax, tax) = plt.subplots(1, 2, figsize=(14, 5.5), layout="constrained", width_ratios=(3, 2))
     try:
         legend_done = {"pruned": False, "failed": False}
         for index, (arm, curve) in enumerate(curves.items()):
             style = _style(arm, index)
             ax.step([0, *curve.compute], [math.nan, *curve.best], where="post",
-                    linewidth=2, label=f"{arm} (best {curve.best[-1] if curve.best else math.nan:.4f})", **style)
+                    linewidth=2, label=_legend(arm, curve), **style)
             done = [(c, v) for c, v, s in zip(curve.compute, curve.values, curve.states) if s == "COMPLETE"]
             pruned = [(c, v) for c, v, s in zip(curve.compute, curve.values, curve.states)
                       if s == "PRUNED" and v is not None]
@@ -219,12 +223,38 @@ def plot_compare(
         ax.set_title(f"{name}: best-so-far validation accuracy per arm (dashed: plain, solid: LARS)")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize="small")
+        _plot_test(tax, verdict)
         fig.savefig(path, dpi=120)
     finally:
         plt.close(fig)
     if history_path is not None:
         _plot_history(plt, storage, name, curves, history_path)
     return curves
+
+
+def _legend(arm: str, curve: ArmCurve) -> str:
+    best = curve.best[-1] if curve.best else math.nan
+    return f"{arm} (no complete trial)" if math.isnan(best) else f"{arm} (best {best:.4f})"
+
+
+def _plot_test(ax, verdict) -> None:
+    """Test accuracy per arm: each seed a point (replicates side by side), mean and 95% interval as a bar."""
+    for x, result in enumerate(verdict.arms):
+        style = _style(result.arm, x)
+        for r, values in enumerate(result.values):
+            offsets = [x - 0.15 + 0.3 * (r + 0.5) / max(1, len(result.values)) for _ in values]
+            ax.scatter(offsets, values, s=16, color=style["color"], alpha=0.6, zorder=3)
+        test = result.test
+        if test is not None and test.n > 0:
+            err = [[test.mean - test.low], [test.high - test.mean]] if test.known else None
+            ax.errorbar([x + 0.25], [test.mean], yerr=err, fmt="o", color=style["color"], capsize=5,
+                        markersize=6, zorder=4)
+    ax.set_xticks(range(len(verdict.arms)), [a.arm for a in verdict.arms], rotation=30, ha="right")
+    ax.set_ylabel("test accuracy (final evaluation)")
+    ax.set_title("test accuracy: seeds (points), mean and 95% interval (bar)")
+    ax.grid(True, axis="y", alpha=0.3)
+    if not any(result.values for result in verdict.arms):
+        ax.text(0.5, 0.5, "no final evaluation yet", ha="center", va="center", transform=ax.transAxes)
 
 
 def _plot_history(plt, storage, name: str, curves: dict[str, ArmCurve], path) -> None:

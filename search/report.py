@@ -1,17 +1,22 @@
-"""Status and compare tables, read from the storage (nothing here trains or writes).
+"""Status and compare tables and the verdict, read from the storage (nothing here trains).
 
-``compare`` answers "does LARS help, and which arm wins?" per arm:
+``compare`` answers "does LARS help?" (:mod:`search.verdict` for the method):
 
-* trials: complete / pruned / failed;
-* best validation accuracy, and the sampled values of the trial that reached it;
-* median of the top five validation accuracies (robust to one lucky trial);
-* compute spent: trial-epochs (sum over trials of the epochs they ran) and seconds;
-* compute saved by pruning: for every trial stopped by the pruner, the epochs it did
-  not run, ``config.epochs - epochs_run``, in trial-epochs and as a share of what the
-  arm would have spent without pruning (seconds estimated from the trial's own
-  seconds per epoch);
-* which arms beat which: arm A beats arm B when both its best value and its
-  median-of-top-five are higher ("mixed" when one is higher and the other is not).
+* per arm: trials complete / pruned / failed (over every replicate); the best validation
+  accuracy and the trial that reached it; the recipe's (trial 0's) validation accuracy
+  and what tuning gained over it; test accuracy of the final evaluation, mean and 95%
+  interval over replicates x seeds; compute spent (trial-epochs and seconds, search
+  and evaluation) and saved by pruning (for every trial stopped by the pruner, the
+  epochs it did not run, ``config.epochs - epochs_run``, in trial-epochs, as a share of
+  what the arm would have spent without pruning, and in seconds estimated from the
+  trial's own seconds per epoch);
+* one verdict line per LARS arm against its plain twin, the ranking with ties, boundary
+  warnings (an incumbent at the edge of a searched range), and arms that are not
+  comparable yet (unequal finished trials, evaluation not finished);
+* with replicates, compute per replicate.
+
+:func:`search.publish.publish_verdict` writes the verdict where users look (the study
+user attr ``verdict`` and an optuna-dashboard note); ``run`` calls it, ``compare`` only reads.
 """
 
 from __future__ import annotations
@@ -25,19 +30,24 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from search.evaluation import eval_seed, evaluation_result, incumbent, parse_study_name
 from search.spec import DEFAULT_ARMS
+from search.verdict import Interval, arm_interval, boundary_warnings, difference, pair_arms, ranking, verdict_line
 
 __all__ = [
     "StudyNotFoundError",
     "ArmStats",
+    "ArmResult",
+    "Verdict",
     "study_names",
     "load_arms",
     "arm_stats",
     "epochs_run",
+    "load_verdict",
     "format_table",
     "format_status",
     "format_compare",
-    "beats",
+    "format_verdict",
 ]
 
 
@@ -47,7 +57,10 @@ class StudyNotFoundError(LookupError):
 
 @dataclass
 class ArmStats:
-    """What ``compare`` shows for one arm (see the module docstring)."""
+    """Counts, best trial and compute of one search (an arm in one replicate), as ``compare`` reads them.
+
+    ``ran_here``: search trials and evaluation runs of the ``run_studies`` call that returned it (0 in compare).
+    """
 
     arm: str
     study_name: str
@@ -63,10 +76,14 @@ class ArmStats:
     saved_epochs: int = 0
     saved_seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    recipe_value: float | None = None  # trial 0's validation accuracy when it is the recipe
+    ran_here: int = 0
 
     @property
     def trials(self) -> int:
         return self.complete + self.pruned + self.failed
+
+    finished = trials
 
     @property
     def saved_share(self) -> float:
@@ -76,31 +93,41 @@ class ArmStats:
 
 
 def study_names(storage: Any) -> dict[str, list[str]]:
-    """``{name: [arm, ...]}`` of every ``<name>/<arm>`` study in the storage."""
+    """``{name: [arm, ...]}`` of every ``<name>/<arm>`` search study in the storage (replicate 0)."""
     out: dict[str, list[str]] = {}
     for study in storage.get_all_studies():
-        name, slash, arm = study.study_name.partition("/")
-        if slash and arm:  # other Optuna studies in the same storage are not ours
-            out.setdefault(name, []).append(arm)
+        ref = parse_study_name(study.study_name)
+        if ref is not None and ref.replicate == 0 and not ref.evaluation:  # other Optuna studies are not ours
+            out.setdefault(ref.name, []).append(ref.arm)
+    return out
+
+
+def _arm_entries(text: str | None) -> list[tuple[str, str, bool]]:
+    """``(name, optimizer, lars)`` of each arm of a stored study file, in its order (names as parse_arm gives them)."""
+    try:
+        listed = (yaml.safe_load(text or "") or {}).get("arms") or list(DEFAULT_ARMS)
+    except (yaml.YAMLError, AttributeError):
+        return []
+    out = []
+    for raw in listed:
+        if isinstance(raw, str):
+            optimizer, _, suffix = raw.partition("+")
+            out.append((raw, optimizer, suffix == "lars"))
+        elif isinstance(raw, dict):
+            optimizer, lars = str(raw.get("optimizer", "")), raw.get("lars") is True
+            out.append((str(raw.get("name", f"{optimizer}+lars" if lars else optimizer)), optimizer, lars))
     return out
 
 
 def load_arms(storage: Any, name: str) -> list[tuple[str, optuna.Study]]:
-    """The arm studies of ``name``, in the order of their study file's ``arms``."""
+    """The arm studies of ``name`` (replicate 0), in the order of their study file's ``arms``."""
     names = study_names(storage)
     if name not in names:
         known = ", ".join(sorted(names)) or "none"
         raise StudyNotFoundError(f"no study named {name!r} in the storage (studies there: {known})")
     arms = names[name]
-    order = {}
     first = optuna.load_study(study_name=f"{name}/{arms[0]}", storage=storage)
-    text = first.user_attrs.get("study_file")
-    if text:
-        try:
-            listed = (yaml.safe_load(text) or {}).get("arms") or list(DEFAULT_ARMS)
-            order = {(a if isinstance(a, str) else a.get("name", "")): i for i, a in enumerate(listed)}
-        except (yaml.YAMLError, AttributeError):
-            order = {}
+    order = {entry[0]: i for i, entry in enumerate(_arm_entries(first.user_attrs.get("study_file")))}
     arms.sort(key=lambda a: (order.get(a, len(order)), a))
     return [(arm, optuna.load_study(study_name=f"{name}/{arm}", storage=storage)) for arm in arms]
 
@@ -113,13 +140,14 @@ def epochs_run(trial: FrozenTrial) -> int:
     return len(trial.intermediate_values)
 
 
-def arm_stats(arm: str, study: optuna.Study) -> ArmStats:
-    """Counts, best, median of the top five, compute spent and saved for one arm."""
-    s = ArmStats(arm, study.study_name)
+def arm_stats(arm: str, study: optuna.Study | list[FrozenTrial], study_name: str | None = None) -> ArmStats:
+    """Counts, best, median of the top five, recipe, compute spent and saved for one search."""
+    trials = study if isinstance(study, list) else study.get_trials(deepcopy=False)
+    s = ArmStats(arm, study_name or getattr(study, "study_name", arm))
     values = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         if t.state in (TrialState.RUNNING, TrialState.WAITING):
-            s.running += 1
+            s.running += t.state == TrialState.RUNNING
             continue
         ran = epochs_run(t)
         s.trial_epochs += ran
@@ -131,6 +159,8 @@ def arm_stats(arm: str, study: optuna.Study) -> ArmStats:
             values.append(t.value)
             if s.best_value is None or t.value > s.best_value:
                 s.best_value, s.best_trial = t.value, t
+            if "recipe" in t.user_attrs:
+                s.recipe_value = t.value
         elif t.state == TrialState.PRUNED:
             s.pruned += 1
             planned = (t.user_attrs.get("config") or {}).get("epochs")
@@ -148,22 +178,135 @@ def arm_stats(arm: str, study: optuna.Study) -> ArmStats:
     return s
 
 
-def beats(a: ArmStats, b: ArmStats) -> str | None:
-    """``"beats"`` if a's best and median-of-top-five are both higher than b's, ``"mixed"``
-    if one is higher and the other is not, None if a beats b in neither."""
-    if a.best_value is None or b.best_value is None:
-        return None
-    best = a.best_value > b.best_value
-    top = (a.top5_median or -math.inf) > (b.top5_median or -math.inf)
-    if best and top:
-        return "beats"
-    if best or top:
-        return "mixed"
-    return None
+# --------------------------------------------------------------------------- the verdict, read from the storage
+
+
+@dataclass
+class ArmResult:
+    """One arm over its replicates: ``searches[r]`` (ArmStats), ``evaluations[r]`` (EvalResult), ``test``."""
+
+    arm: str
+    optimizer: str
+    lars: bool
+    searches: list[ArmStats] = field(default_factory=list)
+    evaluations: list[Any] = field(default_factory=list)
+    test: Interval | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def values(self) -> list[list[float]]:
+        return [list(e.values.values()) for e in self.evaluations]
+
+    @property
+    def evaluated(self) -> bool:
+        return bool(self.evaluations) and all(e.done for e in self.evaluations)
+
+
+@dataclass
+class Verdict:
+    """Everything ``compare``, ``export`` and the dashboard note show (see :func:`load_verdict`)."""
+
+    name: str
+    seeds: int
+    replicates: int
+    arms: list[ArmResult]
+    lines: list[str] = field(default_factory=list)  # one per LARS arm and twin
+    ranking: list[tuple[int, str, list[str]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why a verdict is missing or partial
+    best_arm: str | None = None
+
+    def arm(self, name: str) -> ArmResult:
+        return next(a for a in self.arms if a.arm == name)
+
+
+def _settings(text: str | None) -> tuple[int, int, int]:
+    """``(evaluation seeds, replicates, objective seed)`` of a stored study file (defaults 3, 1, 0)."""
+    try:
+        data = yaml.safe_load(text or "") or {}
+        seeds = int((data.get("evaluation") or {}).get("seeds", 3))
+        return seeds, int(data.get("replicates", 1)), int((data.get("objective") or {}).get("seed", 0))
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+        return 3, 1, 0
+
+
+def _label(arm: str, replicate: int) -> str:
+    return arm if replicate == 0 else f"{arm}/r{replicate}"
+
+
+def load_verdict(storage: Any, name: str) -> Verdict:
+    """Read every search and evaluation of ``name`` and compute the verdict (:mod:`search.verdict`)."""
+    arms = load_arms(storage, name)
+    text = arms[0][1].user_attrs.get("study_file")
+    seeds, replicates, base = _settings(text)
+    kinds = {n: (o, lr) for n, o, lr in _arm_entries(text)}
+    all_names = {s.study_name for s in storage.get_all_studies()}
+    results = []
+    for arm, study in arms:
+        optimizer, lars = kinds.get(arm, (arm.partition("+")[0], arm.endswith("+lars")))
+        result = ArmResult(arm, optimizer, lars)
+        for r in range(replicates):
+            search_name = f"{name}/{arm}" if r == 0 else f"{name}/{arm}/r{r}"
+            if search_name not in all_names:
+                continue
+            search = study if r == 0 else optuna.load_study(study_name=search_name, storage=storage)
+            trials = search.get_trials(deepcopy=False)
+            result.searches.append(arm_stats(arm, trials, search_name))
+            eval_trials = None
+            if f"{search_name}/eval" in all_names:
+                eval_trials = optuna.load_study(study_name=f"{search_name}/eval", storage=storage).get_trials(deepcopy=False)
+            wanted = [eval_seed(base, r, k) for k in range(seeds)]
+            result.evaluations.append(evaluation_result(trials, eval_trials, wanted, r))
+            best = incumbent(trials)
+            if best is not None:
+                result.warnings += boundary_warnings(_label(arm, r), best.params, best.distributions)
+        result.test = arm_interval(result.values)
+        results.append(result)
+    verdict = Verdict(name, seeds, replicates, results)
+    _judge(verdict, kinds)
+    return verdict
+
+
+def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
+    by_arm = {a.arm: a for a in verdict.arms}
+    finished = {a.arm: [s.trials for s in a.searches] for a in verdict.arms}
+    counts = {tuple(v) for v in finished.values()}
+    unequal = len(counts) > 1
+    if unequal:
+        shown = ", ".join(f"{a} {'/'.join(map(str, v)) or 0}" for a, v in finished.items())
+        verdict.notes.append(f"arms have unequal finished trials ({shown}): not comparable yet; "
+                             "run the study again to give every arm its budget")  # fmt: skip
+    pending = [a.arm for a in verdict.arms if not a.evaluated and any(e.incumbent for e in a.evaluations)]
+    if pending:
+        verdict.notes.append(f"final evaluation not finished for {', '.join(pending)}: run the study again")
+    present = {a: kinds.get(a, (by_arm[a].optimizer, by_arm[a].lars)) for a in by_arm}
+    for lars_arm, plain_arm in pair_arms(present):
+        a, b = by_arm[lars_arm], by_arm[plain_arm]
+        if unequal and finished[lars_arm] != finished[plain_arm]:
+            verdict.lines.append(f"{lars_arm} vs {plain_arm}: not comparable yet (finished trials "
+                                 f"{'/'.join(map(str, finished[lars_arm]))} vs {'/'.join(map(str, finished[plain_arm]))})")
+            continue
+        if not (a.evaluated and b.evaluated):
+            verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict yet (final evaluation not finished)")
+            continue
+        empty = [x.arm for x in (a, b) if not any(x.values)]
+        if empty:
+            verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict ({' and '.join(empty)}: no test result; "
+                                 "every trial or evaluation run failed or diverged)")  # fmt: skip
+            continue
+        edge = [x for x in (lars_arm, plain_arm) if by_arm[x].warnings]
+        provisional = f"{' and '.join(edge)} at the edge of the searched range" if edge else ""
+        verdict.lines.append(verdict_line(lars_arm, plain_arm, difference(a.values, b.values), provisional=provisional))
+    done = {a.arm: a.test for a in verdict.arms if a.evaluated and a.test is not None and a.test.n > 0}
+    verdict.ranking = ranking(done)
+    if verdict.ranking and not unequal:
+        verdict.best_arm = verdict.ranking[0][1]
+
+
+# --------------------------------------------------------------------------- tables
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}"
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
 
 
 def _short(value: Any) -> str:
@@ -205,42 +348,83 @@ def _best_params(s: ArmStats) -> str:
     return f"#{s.best_trial.number} {params}".strip()
 
 
+def _interval_text(i: Interval | None) -> str:
+    if i is None or i.n == 0:
+        return "-"
+    if not i.known:
+        return f"{100 * i.mean:.2f}"
+    return f"{100 * i.mean:.2f} [{100 * i.low:.2f}, {100 * i.high:.2f}]"
+
+
+def _arm_row(a: ArmResult) -> list[str]:
+    complete = sum(s.complete for s in a.searches)
+    pruned = sum(s.pruned for s in a.searches)
+    failed = sum(s.failed for s in a.searches)
+    bests = [s for s in a.searches if s.best_value is not None]
+    best = max(bests, key=lambda s: s.best_value) if bests else None
+    recipes = [s for s in a.searches if s.recipe_value is not None and s.best_value is not None]
+    gain = "-"
+    if recipes:
+        gain = f"{100 * statistics.fmean(s.best_value - s.recipe_value for s in recipes):+.2f}"
+    recipe = _pct(statistics.fmean(s.recipe_value for s in recipes)) if recipes else "-"
+    saved_epochs = sum(s.saved_epochs for s in a.searches)
+    searched = sum(s.trial_epochs for s in a.searches) + saved_epochs
+    saved = f"{saved_epochs} ({100 * saved_epochs / searched:.0f}%)" if saved_epochs else "0"
+    runs = sum(len(e.values) for e in a.evaluations)
+    seconds = sum(s.seconds for s in a.searches) + sum(e.seconds for e in a.evaluations)
+    return [
+        a.arm, f"{complete}/{pruned}/{failed}", _pct(best.best_value if best else None), recipe, gain,
+        _interval_text(a.test), str(runs), str(sum(s.trial_epochs for s in a.searches)), f"{seconds:.0f}", saved,
+        _best_params(best) if best else "-",
+    ]  # fmt: skip
+
+
+def format_verdict(verdict: Verdict) -> list[str]:
+    """The verdict lines, ranking, warnings and notes (without the table)."""
+    method = ("t interval over replicate means" if verdict.replicates >= 2
+              else "t interval over seeds: training noise only, replicates: 2+ adds the search's luck")  # fmt: skip
+    lines = [f"verdict ({verdict.replicates} replicate(s) x {verdict.seeds} seed(s) per arm, 95% intervals, {method}):"]
+    lines += [f"  {line}" for line in verdict.lines] or ["  no LARS arm with a plain twin of the same optimizer"]
+    if verdict.ranking:
+        lines.append("ranking by test accuracy (ties: overlapping intervals):")
+        for rank, arm, tied in verdict.ranking:
+            tail = f" (tied with {', '.join(tied)})" if tied else ""
+            lines.append(f"  {rank}. {arm} {_interval_text(verdict.arm(arm).test)}{tail}")
+    warnings = [w for a in verdict.arms for w in a.warnings]
+    if warnings:
+        lines.append("boundary warnings (incumbent in the outer 5% of a searched range):")
+        lines += [f"  {w}" for w in warnings]
+    lines += [f"note: {n}" for n in verdict.notes]
+    return lines
+
+
 def format_compare(storage: Any, name: str) -> str:
-    """The arms table of ``name``, the LARS-vs-plain deltas and which arms beat which."""
-    stats = [arm_stats(arm, study) for arm, study in load_arms(storage, name)]
-    rows = []
-    for s in stats:
-        saved = f"{s.saved_epochs} ({100 * s.saved_share:.0f}%, ~{s.saved_seconds:.0f} s)" if s.saved_epochs else "0"
-        rows.append([
-            s.arm, f"{s.complete}/{s.pruned}/{s.failed}", _pct(s.best_value), _pct(s.top5_median),
-            str(s.trial_epochs), f"{s.seconds:.0f}", saved, _best_params(s),
-        ])  # fmt: skip
-    headers = ["arm", "trials C/P/F", "best val %", "top-5 median %", "trial-epochs", "seconds",
-               "saved by pruning (trial-epochs)", "best trial"]  # fmt: skip
-    lines = [f"compare {name}: validation accuracy per arm (C/P/F = complete/pruned/failed)", format_table(headers, rows)]
-    by_arm = {s.arm: s for s in stats}
-    deltas = []
-    for s in stats:
-        if s.arm.endswith("+lars") and s.arm[: -len("+lars")] in by_arm:
-            plain = by_arm[s.arm[: -len("+lars")]]
-            if s.best_value is not None and plain.best_value is not None:
-                d_best = 100 * (s.best_value - plain.best_value)
-                d_top = 100 * ((s.top5_median or 0) - (plain.top5_median or 0))
-                deltas.append(f"  {s.arm} vs {plain.arm}: {d_best:+.2f} points best, {d_top:+.2f} points top-5 median")
-    if deltas:
-        lines += ["", "LARS vs plain:"] + deltas
-    ranked = sorted((s for s in stats if s.best_value is not None), key=lambda s: -s.best_value)
-    if ranked:
-        lines += ["", "which arms beat which (higher best AND higher top-5 median):"]
-        for a in ranked:
-            won = [b.arm for b in stats if b is not a and beats(a, b) == "beats"]
-            mixed = [b.arm for b in stats if b is not a and beats(a, b) == "mixed"]
-            text = f"  {a.arm} beats: {', '.join(won) or 'none'}"
-            if mixed:
-                text += f"; mixed vs: {', '.join(mixed)}"
-            lines.append(text)
-        lines.append(f"winner: {ranked[0].arm} ({_pct(ranked[0].best_value)}% best validation accuracy)")
-    failures = {s.arm: s.reasons for s in stats if s.reasons}
+    """The arms table of ``name``, the verdict lines, the ranking and the warnings."""
+    verdict = load_verdict(storage, name)
+    headers = ["arm", "trials C/P/F", "best val %", "recipe val %", "tuning gain", "test % [95% CI]", "test runs",
+               "trial-epochs", "seconds", "saved by pruning", "best trial"]  # fmt: skip
+    lines = [
+        f"compare {name}: final evaluation = each search's best trial (validation) retrained with "
+        f"{verdict.seeds} seed(s) on the test set; {verdict.replicates} search(es) per arm",
+        format_table(headers, [_arm_row(a) for a in verdict.arms]),
+        "",
+        *format_verdict(verdict),
+    ]
+    if verdict.replicates > 1:
+        rows = []
+        for a in verdict.arms:
+            for s, e in zip(a.searches, a.evaluations):
+                test = statistics.fmean(e.values.values()) if e.values else None
+                rows.append([_label(a.arm, e.replicate), f"{s.complete}/{s.pruned}/{s.failed}", _pct(s.best_value),
+                             _pct(test), str(s.trial_epochs), f"{s.seconds:.0f}", f"{e.seconds:.0f}"])  # fmt: skip
+        lines += ["", "per replicate (compute):", format_table(
+            ["search", "trials C/P/F", "best val %", "test %", "trial-epochs", "search s", "evaluation s"], rows)]
+    failures: dict[str, int] = {}
+    for a in verdict.arms:
+        for s in a.searches:
+            for k, v in s.reasons.items():
+                failures.setdefault(a.arm, {})
+                failures[a.arm][k] = failures[a.arm].get(k, 0) + v
     if failures:
         lines += ["", "failed/diverged trials by reason:"]
         for arm, reasons in failures.items():

@@ -99,12 +99,12 @@ from search.arms import (
     default_space,
     parse_arm,
 )
+from search.recipe import FinalSpec, parse_final
 from search.space import SPACE_KEYS
 
 __all__ = [
     "SPEC_VERSION",
     "DEFAULT_ARMS",
-    "OPTIMIZERS",
     "SAMPLERS",
     "PRUNERS",
     "OBJECTIVE_KEYS",
@@ -136,7 +136,8 @@ SPEC_VERSION = 1
 SEED_MAX = 2**31 - 1  # numpy's seeds end at 2**32 - 1; each worker and resume adds an offset
 SAMPLERS = ("tpe", "random", "qmc", "cmaes", "gp")
 PRUNERS = ("median", "hyperband", "none")
-TOP_KEYS = ("name", "description", "objective", "arms", "space", "budget", "sampler", "pruner", "storage")
+TOP_KEYS = ("name", "description", "objective", "arms", "space", "budget", "sampler", "pruner", "storage",
+            "evaluation", "replicates", "recipe")  # the last three: search.recipe.parse_final
 # objectives config keys a study fixes for all arms; the rest come from the arm and the space.
 OBJECTIVE_KEYS = (
     "dataset", "data_dir", "n_train", "val_size", "model", "width", "epochs", "batch_size",
@@ -186,6 +187,7 @@ class StudySpec:
     description: str = ""
     text: str = ""
     source: str = "<study>"
+    final: FinalSpec = field(default_factory=FinalSpec)  # evaluation, replicates, recipe (search.recipe)
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
@@ -270,23 +272,24 @@ def load_yaml(text: str, source: str) -> Any:
 
 
 def _parse_objective(raw: Any, source: str) -> dict[str, Any]:
-    """The fixed keys; their rules between keys (sizes of the data set...) are objectives' own."""
+    """The fixed keys, each checked by objectives' own rule (the one ``lars-search train`` applies).
+
+    The rules between keys (the data set's size, a full batch per epoch) are judged with
+    the arms, by :func:`search.arms.check_with_objectives`.
+    """
+    from objectives.config import RULES, ConfigError, check_value
+
     data = _mapping(raw, source, "objective")
     _check_keys(data, OBJECTIVE_KEYS, source, "objective")
     if "epochs" not in data:
         raise SpecError(source, "objective.epochs", "required (epochs per trial)")
     objective = dict(data)
-    objective["epochs"] = _int(data["epochs"], source, "objective.epochs", minimum=1)
-    if "batch_size" in data:
-        _int(data["batch_size"], source, "objective.batch_size", minimum=1)
-    if data.get("n_train") is not None:
-        _int(data["n_train"], source, "objective.n_train", minimum=1)
-    if "val_size" in data:
-        _int(data["val_size"], source, "objective.val_size", minimum=1)
-    if "width" in data:
-        width = data["width"]
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-            raise SpecError(source, "objective.width", f"must be a number > 0, got {width!r}")
+    for key, value in data.items():
+        if key in RULES and not (value is None and key == "n_train"):
+            try:
+                objective[key] = check_value(key, value, RULES[key])
+            except ConfigError as exc:
+                raise SpecError(source, f"objective.{key}", str(exc)) from None
     return objective
 
 
@@ -299,7 +302,9 @@ def _parse_budget(raw: Any, source: str) -> Budget:
             raise SpecError(source, "budget.trials", f"must be a positive integer (trials per arm), got {trials!r}")
     timeout = parse_duration(data.get("timeout"), source, "budget.timeout")
     if timeout == 0:
-        raise SpecError(source, "budget.timeout", "must be > 0 seconds (0 would run nothing; leave it out for no limit)")
+        raise SpecError(
+            source, "budget.timeout", "must be > 0 seconds (0 would run nothing; leave it out for no limit)"
+        )
     return Budget(trials=trials, timeout=timeout)
 
 
@@ -399,6 +404,7 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
         description=str(description),
         text=text or yaml.safe_dump(data, sort_keys=False),  # a spec built in code is stored too
         source=source,
+        final=parse_final(data, arms, epochs, source),
     )
 
 

@@ -1,4 +1,4 @@
-"""Optuna studies of a study file: one per arm, run round robin, each trial guarded against faults.
+"""Optuna studies of a study file: one per arm and replicate, run round robin, then the final evaluation.
 
 Data flow of one trial (see DESIGN.md)::
 
@@ -14,6 +14,10 @@ fewest finished trials (ties: study-file order), so with one worker the arms go 
 robin, and with many workers no arm gets ahead. Every arm uses the same sampler
 settings, pruner and per-arm budget: no arm wins by getting more tuning.
 
+When a search (an arm in one replicate, ``replicates: N``) has its budget, its incumbent
+is retrained with K fresh seeds on the test set (:mod:`search.evaluation`); when every
+evaluation is done, the verdict (:mod:`search.verdict`) is stored on the arms' studies.
+
 Faults inside a trial never stop the study: see :mod:`search.trial`.
 """
 
@@ -22,21 +26,34 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import optuna
 
-from search.budget import claim_trial, count_finished, is_complete
+from search.budget import arm_lock, claim_trial, is_complete
+from search.budget import _counts as budget_counts  # slots, waiting and running in one SQL statement
+from search.evaluation import (
+    claim_evaluation,
+    enqueue_seeds,
+    eval_seed,
+    evaluation_result,
+    incumbent,
+    open_evaluation,
+    run_evaluation_trial,
+    search_study_name,
+)
+from search.publish import publish_verdict
 from search.range_test import resolve_ranges
-from search.report import arm_stats
-from search.spec import SPEC_VERSION, SpecError, StudySpec, load_yaml, parse_spec
+from search.report import ArmStats, arm_stats
+from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
 __all__ = [
     "SpecConflictError",
     "TrialOutcome",
-    "ArmProgress",
+    "ArmStats",
+    "unit_key",
     "build_sampler",
     "build_pruner",
     "default_sampler_startup",
@@ -54,23 +71,6 @@ Log = Callable[[str], None]
 
 class SpecConflictError(ValueError):
     """The study file disagrees with the studies already stored under its name."""
-
-
-@dataclass
-class ArmProgress:
-    """Per-arm counts after a run (what ``run_studies`` returns for each arm)."""
-
-    study_name: str
-    complete: int = 0
-    pruned: int = 0
-    failed: int = 0
-    running: int = 0
-    best_value: float | None = None
-    ran_here: int = 0  # trials this call ran
-
-    @property
-    def finished(self) -> int:
-        return self.complete + self.pruned + self.failed
 
 
 # --------------------------------------------------------------------------- budget / storage
@@ -133,7 +133,7 @@ def default_pruner_interval(epochs: int) -> int:
 def build_sampler(spec: StudySpec, *, seed_offset: int = 0, trials: int | None = None) -> optuna.samplers.BaseSampler:
     """The arm's sampler (same settings for every arm); ``seed_offset`` varies the stream per resume/worker."""
     s = spec.sampler
-    seed = s.seed + seed_offset
+    seed = (s.seed + seed_offset) % 2**32
     trials = spec.budget.trials if trials is None else trials
     startup = s.n_startup_trials if s.n_startup_trials is not None else default_sampler_startup(trials)
     if s.type == "tpe":
@@ -232,51 +232,251 @@ def _check_conflicts(spec: StudySpec, storage: Any, url: str) -> None:
             )
 
 
+def unit_key(arm: str, replicate: int) -> str:
+    """The key of one search in ``open_studies``/``run_studies`` results: ``sgd``, ``sgd/r1``, ..."""
+    return arm if replicate == 0 else f"{arm}/r{replicate}"
+
+
+def _enqueue_recipe(spec: StudySpec, arm: Arm, study: optuna.Study) -> None:
+    """Trial 0 of a new search is the arm's recipe (``search.recipe``), enqueued once under the arm's lock."""
+    recipe = spec.final.recipes.get(arm.name)
+    if recipe is None:
+        return
+    params, source = recipe
+    with arm_lock(study):
+        if not study.get_trials(deepcopy=False):
+            study.enqueue_trial(params, user_attrs={"recipe": source})
+
+
 def open_studies(
     spec: StudySpec, storage: Any, *, worker_id: int | None = None, url: str = "<storage>"
 ) -> dict[str, optuna.Study]:
-    """Create or load the study of every arm (``<name>/<arm>``), after checking for conflicts.
+    """Create or load the search study of every arm and replicate, after checking for conflicts.
 
+    Keys are :func:`unit_key` (the arm's name for replicate 0); study names are
+    :func:`search.evaluation.search_study_name` (``<name>/<arm>``, ``<name>/<arm>/r1``, ...).
     Nothing is written when the file conflicts with stored studies. A new study gets the
-    user attrs ``study_file`` (the YAML text), ``arm`` and ``spec_version``. Each arm's
-    sampler seed is ``sampler.seed + len(existing trials) + 100003 * worker_id`` so a
-    resumed or parallel run does not replay the same random configurations. Arms share
-    the seed, so their random start-up trials are largely paired: in trial k, parameters
-    drawn in the same order get the same quantile of each arm's own range (the quickstart
-    drew lr 0.0647 in [0.01, 0.3] for SGD and 0.000647 in [1e-4, 3e-3] for RMSprop),
-    which makes the comparison of arms less noisy.
+    user attrs ``study_file`` (the YAML text), ``arm``, ``replicate`` and ``spec_version``,
+    and its recipe as trial 0 (:mod:`search.recipe`). Each search's sampler seed is
+    ``sampler.seed + len(existing trials) + 100003 * worker_id + 1000003 * replicate``
+    (mod 2**32), so a resumed or parallel run does not replay the same random
+    configurations and replicates are independent searches. Arms share the seed, so
+    their random start-up trials are largely paired: in trial k, parameters drawn in the
+    same order get the same quantile of each arm's own range (the quickstart drew lr
+    0.0647 in [0.01, 0.3] for SGD and 0.000647 in [1e-4, 3e-3] for RMSprop), which makes
+    the comparison of arms less noisy.
     """
     _check_conflicts(spec, storage, url)
     studies = {}
-    for arm in spec.arms:
-        name = spec.study_name(arm)
-        try:
-            existing = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
-        except KeyError:
-            existing = 0
-        offset = existing + 100003 * (worker_id or 0)
-        study = optuna.create_study(
-            storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-            sampler=build_sampler(spec, seed_offset=offset), pruner=build_pruner(spec),
-        )  # fmt: skip
-        if "study_file" not in study.user_attrs:
-            study.set_user_attr("study_file", spec.text)
-            study.set_user_attr("arm", arm.name)
-            study.set_user_attr("spec_version", SPEC_VERSION)
-        studies[arm.name] = study
+    for replicate in range(spec.final.replicates):
+        for arm in spec.arms:
+            name = search_study_name(spec.name, arm.name, replicate)
+            try:
+                existing = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+            except KeyError:
+                existing = 0
+            offset = existing + 100003 * (worker_id or 0) + 1000003 * replicate
+            study = optuna.create_study(
+                storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+                sampler=build_sampler(spec, seed_offset=offset), pruner=build_pruner(spec),
+            )  # fmt: skip
+            if "study_file" not in study.user_attrs:
+                study.set_user_attr("study_file", spec.text)
+                study.set_user_attr("arm", arm.name)
+                if replicate:
+                    study.set_user_attr("replicate", replicate)
+                study.set_user_attr("spec_version", SPEC_VERSION)
+            if existing == 0:
+                _enqueue_recipe(spec, arm, study)
+            studies[unit_key(arm.name, replicate)] = study
     return studies
 
 
 # --------------------------------------------------------------------------- the loop
 
 
-def _progress_of(spec: StudySpec, studies: dict[str, optuna.Study]) -> dict[str, ArmProgress]:
-    """Counts per arm, read the way ``compare`` reads them (:func:`search.report.arm_stats`)."""
-    out = {}
-    for arm in spec.arms:
-        s = arm_stats(arm.name, studies[arm.name])
-        out[arm.name] = ArmProgress(s.study_name, s.complete, s.pruned, s.failed, s.running, s.best_value)
-    return out
+@dataclass
+class _Unit:
+    """One search (an arm in one replicate) and its final evaluation."""
+
+    key: str
+    arm: Arm
+    replicate: int
+    study: optuna.Study
+    evaluation: optuna.Study | None = None
+    enqueued_for: int | None = None  # the incumbent whose seeds this process has enqueued
+    done: bool = False  # evaluated (or nothing to evaluate) for its current incumbent
+
+    def seeds(self, spec: StudySpec) -> list[int]:
+        base = int(spec.objective.get("seed", 0))
+        return [eval_seed(base, self.replicate, k) for k in range(spec.final.seeds)]
+
+
+@dataclass
+class _Run:
+    """What one ``run_studies`` call works with (built by :func:`_prepare_run`)."""
+
+    spec: StudySpec
+    storage: Any
+    units: list[_Unit]
+    train_fn: TrainFn
+    validate: Callable[[dict[str, Any]], dict[str, Any]]
+    budget: int | None
+    deadline: float | None
+    device: str | None
+    evaluate: bool
+    log: Log | None
+    bar: Any = None
+    ran: dict[str, int] = field(default_factory=dict)
+
+    def say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.log is not None:
+                self.bar.write(line)
+        elif self.log is not None:
+            self.log(line)
+
+
+def _prepare_run(spec, storage, *, n_trials, timeout, train_fn, validate, worker_id, storage_url, device,
+                 evaluate, log) -> _Run:  # fmt: skip
+    """Check the limits, open the storage and every search, pick the objective."""
+    budget = n_trials if n_trials is not None else spec.budget.trials
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise ValueError(f"n_trials must be a positive integer, got {budget!r}")
+    limit = timeout if timeout is not None else spec.budget.timeout
+    if limit is not None and not limit >= 0:
+        raise ValueError(f"timeout must be >= 0 seconds, got {limit!r}")
+    if isinstance(storage, str) or storage is None:
+        storage_url = storage_url or storage or resolve_storage_url(None, spec)
+        storage = _open(storage_url)
+    if train_fn is None:  # objectives.train, reading the data set once for all trials of this call
+        from objectives import train_reusing_data
+
+        train_fn = train_reusing_data()
+    studies = open_studies(spec, storage, worker_id=worker_id, url=storage_url or "<storage>")
+    spec = resolve_ranges(spec, studies, device=device, log=log)  # lr: auto -> the range test's range
+    units = [_Unit(unit_key(a.name, r), a, r, studies[unit_key(a.name, r)])
+             for r in range(spec.final.replicates) for a in spec.arms]  # fmt: skip
+    return _Run(spec, storage, units, train_fn, validate or default_validate(), budget,
+                None if limit is None else time.monotonic() + limit, device, evaluate, log,
+                ran={u.key: 0 for u in units})  # fmt: skip
+
+
+def _next_search(run: _Run) -> tuple[_Unit, optuna.trial.Trial] | None:
+    """A trial of the search with the fewest finished trials (ties: replicate, then file order)."""
+    counts = {u.key: _started(u.study) for u in run.units}
+    for unit in sorted(run.units, key=lambda u: counts[u.key]):  # stable: file order within a count
+        trial = _claim(unit.study, run.budget)
+        if trial is not None:
+            return unit, trial
+    return None
+
+
+def _started(study: optuna.Study) -> int:
+    """Budget slots taken by trials that have started (an enqueued recipe has not)."""
+    counts = budget_counts(study)
+    return counts.slots - counts.waiting
+
+
+def _searched(run: _Run, unit: _Unit) -> bool:
+    return run.budget is None or is_complete(unit.study, run.budget)
+
+
+def _next_evaluation(run: _Run, *, ignore_budget: bool = False) -> tuple[_Unit, optuna.trial.Trial] | None:
+    """A waiting evaluation seed of a search that has its budget (enqueuing its incumbent's seeds first)."""
+    for unit in run.units:
+        if unit.done or not (ignore_budget or (run.budget is not None and _searched(run, unit))):
+            continue
+        trials = unit.study.get_trials(deepcopy=False)
+        best = incumbent(trials)
+        if best is None:
+            unit.done = True  # nothing to evaluate: no complete trial
+            continue
+        if unit.evaluation is None:
+            unit.evaluation = open_evaluation(run.storage, unit.study, arm=unit.arm.name, replicate=unit.replicate)
+        if unit.enqueued_for != best.number:
+            enqueue_seeds(unit.evaluation, best, unit.seeds(run.spec))
+            unit.enqueued_for = best.number
+        trial = claim_evaluation(unit.evaluation)
+        if trial is not None:
+            return unit, trial
+        result = evaluation_result(trials, unit.evaluation.get_trials(deepcopy=False), unit.seeds(run.spec),
+                                   unit.replicate)  # fmt: skip
+        unit.done = result.done
+    return None
+
+
+def _run_search_trial(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None:
+    if run.bar is not None:
+        run.bar.set_postfix_str(f"{unit.key} #{trial.number}")
+    outcome = run_trial(unit.study, trial, unit.arm, run.spec, train_fn=run.train_fn, device=run.device,
+                        validate=run.validate)  # fmt: skip
+    run.ran[unit.key] += 1
+    run.say(
+        f"{unit.study.study_name} trial {outcome.number}: {outcome.state.name}"
+        + (f" val_accuracy={outcome.value:.4f}" if outcome.value is not None else "")
+        + (f" ({outcome.reason})" if outcome.reason else "")
+        + f" [{outcome.epochs} epochs, {outcome.seconds:.1f} s]"
+    )
+
+
+def _run_evaluation(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None:
+    if run.bar is not None:
+        run.bar.set_postfix_str(f"{unit.key} final evaluation")
+    state, value, reason, seconds = run_evaluation_trial(
+        unit.evaluation, trial, unit.study, train_fn=run.train_fn, device=run.device, validate=run.validate
+    )
+    run.ran[unit.key] += 1
+    run.say(
+        f"{unit.evaluation.study_name} trial {trial.number} (seed {trial.params.get('seed')} of trial "
+        f"{trial.params.get('incumbent_trial')}): {state.name}"
+        + (f" test_accuracy={value:.4f}" if value is not None else "")
+        + (f" ({reason})" if reason else "")
+        + f" [{seconds:.1f} s]"
+    )
+
+
+def _all_done(run: _Run) -> bool:
+    if run.budget is None:
+        return True  # only the timeout ends an unbounded search
+    if not all(is_complete(u.study, run.budget) for u in run.units):
+        return False
+    return not run.evaluate or all(u.done for u in run.units)
+
+
+def _loop(run: _Run, poll_s: float) -> None:
+    """Search trials first (arms kept even), then evaluation seeds of searches with their budget."""
+    while run.deadline is None or time.monotonic() < run.deadline:
+        step = _next_search(run)
+        if step is not None:
+            _run_search_trial(run, *step)
+            continue
+        step = _next_evaluation(run) if run.evaluate else None
+        if step is not None:
+            _run_evaluation(run, *step)
+            continue
+        if _all_done(run):
+            return
+        # Every slot is taken. Trials still RUNNING elsewhere may yet turn into
+        # retries (a dead worker's heartbeat expires), so wait for them.
+        if run.bar is not None:
+            run.bar.set_postfix_str("waiting for trials running in other workers")
+        time.sleep(poll_s)
+    if run.budget is None and run.evaluate:  # searched until the timeout: evaluate what it found
+        while (step := _next_evaluation(run, ignore_budget=True)) is not None:
+            _run_evaluation(run, *step)
+
+
+def _progress_bar(run: _Run) -> Any:
+    from tqdm.auto import tqdm
+
+    total = None
+    if run.budget is not None:
+        total = sum(max(0, run.budget - _started(u.study)) for u in run.units)
+        if run.evaluate:
+            total += len(run.units) * run.spec.final.seeds
+    return tqdm(total=total, desc=run.spec.name, unit="run", dynamic_ncols=True)
 
 
 def run_studies(
@@ -293,95 +493,47 @@ def run_studies(
     log: Log | None = None,
     storage_url: str | None = None,
     poll_s: float = 5.0,
-) -> dict[str, ArmProgress]:
-    """Run every arm of ``spec`` round robin until each has its budget of finished trials.
+    evaluate: bool = True,
+) -> dict[str, ArmStats]:
+    """Run every arm and replicate of ``spec`` until each has its budget, then its final evaluation.
 
     Args:
         spec: a validated study file.
         storage: an Optuna storage, or a URL / None (opened with ``search.storage.open_storage``).
         n_trials: finished trials per arm (overrides ``budget.trials``).
-        timeout: seconds for this call (overrides ``budget.timeout``); no new trial starts after it.
+        timeout: seconds for this call (overrides ``budget.timeout``); no new search trial starts
+            after it (with ``budget.trials`` unset, the incumbents are evaluated after it).
         device: overrides ``objective.device`` (e.g. ``"cpu"``, ``"cuda"``).
         train_fn: ``train(config, report) -> Result``; default ``objectives.train`` (data loaded once).
         progress: a study-level tqdm bar on stderr.
         worker_id: this worker's index when several share the storage (varies sampler seeds).
         validate: config check/fill; default ``objectives.validate_config``.
-        log: called with one line per finished trial.
+        log: called with one line per finished trial or evaluation run.
         storage_url: the URL ``storage`` was opened from (for messages; masked).
         poll_s: when every slot is taken but trials still run elsewhere (they may become
             retries after a dead worker's heartbeat expires), seconds between checks.
+        evaluate: run the final evaluation (:mod:`search.evaluation`) of every search that
+            has its budget; False for benchmarks that measure the search alone.
 
     Returns:
-        arm name -> :class:`ArmProgress` (counts over the whole stored study, and ``ran_here``).
+        :func:`unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.report.ArmStats` of that
+        search (counts over the whole stored study, and ``ran_here``: search trials and
+        evaluation runs this call ran).
+        When every evaluation is done, the verdict is stored on the arms' studies
+        (:func:`search.publish.publish_verdict`).
     """
-    if isinstance(storage, str) or storage is None:
-        storage_url = storage_url or storage or resolve_storage_url(None, spec)
-        storage = _open(storage_url)
-    if train_fn is None:  # objectives.train, reading the data set once for all trials of this call
-        from objectives import train_reusing_data
-
-        train_fn = train_reusing_data()
-    if validate is None:
-        validate = default_validate()
-    budget = n_trials if n_trials is not None else spec.budget.trials
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-        raise ValueError(f"n_trials must be a positive integer, got {budget!r}")
-    limit = timeout if timeout is not None else spec.budget.timeout
-    if limit is not None and not limit >= 0:
-        raise ValueError(f"timeout must be >= 0 seconds, got {limit!r}")
-    deadline = None if limit is None else time.monotonic() + limit
-    studies = open_studies(spec, storage, worker_id=worker_id, url=storage_url or "<storage>")
-    spec = resolve_ranges(spec, studies, device=device, log=log)  # lr: auto -> the range test's range
-    order = {arm.name: i for i, arm in enumerate(spec.arms)}
-    ran = {arm.name: 0 for arm in spec.arms}
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        total = None
-        if budget is not None:
-            total = sum(max(0, budget - count_finished(s)) for s in studies.values())
-        bar = tqdm(total=total, desc=spec.name, unit="trial", dynamic_ncols=True)
+    run = _prepare_run(spec, storage, n_trials=n_trials, timeout=timeout, train_fn=train_fn, validate=validate,
+                       worker_id=worker_id, storage_url=storage_url, device=device, evaluate=evaluate, log=log)
+    run.bar = _progress_bar(run) if progress else None
     try:
-        while deadline is None or time.monotonic() < deadline:
-            counts = {name: count_finished(study) for name, study in studies.items()}
-            claimed = None
-            for name in sorted(studies, key=lambda n: (counts[n], order[n])):
-                trial = _claim(studies[name], budget)
-                if trial is not None:
-                    claimed = (spec.arm(name), trial)
-                    break
-            if claimed is None:
-                # Every slot is taken. Trials still RUNNING elsewhere may yet turn into
-                # retries (a dead worker's heartbeat expires), so wait for them.
-                if budget is None or all(is_complete(s, budget) for s in studies.values()):
-                    break
-                if bar is not None:
-                    bar.set_postfix_str("waiting for trials running in other workers")
-                time.sleep(poll_s)
-                continue
-            arm, trial = claimed
-            if bar is not None:
-                bar.set_postfix_str(f"{arm.name} #{trial.number}")
-            outcome = run_trial(studies[arm.name], trial, arm, spec, train_fn=train_fn, device=device, validate=validate)
-            ran[arm.name] += 1
-            line = (
-                f"{spec.study_name(arm)} trial {outcome.number}: {outcome.state.name}"
-                + (f" val_accuracy={outcome.value:.4f}" if outcome.value is not None else "")
-                + (f" ({outcome.reason})" if outcome.reason else "")
-                + f" [{outcome.epochs} epochs, {outcome.seconds:.1f} s]"
-            )
-            if bar is not None:
-                bar.update(1)
-                if log is not None:
-                    bar.write(line)
-            elif log is not None:
-                log(line)
+        _loop(run, poll_s)
     finally:
-        if bar is not None:
-            bar.close()
-    summary = _progress_of(spec, studies)
-    for name, p in summary.items():
-        p.ran_here = ran[name]
+        if run.bar is not None:
+            run.bar.close()
+    summary = {}
+    for unit in run.units:
+        summary[unit.key] = arm_stats(unit.arm.name, unit.study)
+        summary[unit.key].ran_here = run.ran[unit.key]
+    if evaluate and all(u.done for u in run.units):
+        publish_verdict(run.storage, spec.name)
     return summary

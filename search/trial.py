@@ -18,23 +18,33 @@ Faults inside a trial never stop the study:
   learns to avoid the region);
 * ``torch.cuda.OutOfMemoryError``: FAIL with the reason, CUDA cache emptied, next trial;
 * any other exception from the objective: FAIL with ``"<Type>: <message>"``, next trial;
-* Ctrl-C: the running trial is FAIL (``"interrupted (Ctrl-C) ..."``), a WAITING retry
-  with the same parameters is enqueued in its budget slot (as a dead worker's trial is,
-  see :mod:`search.budget`), and ``KeyboardInterrupt`` propagates; finished trials are
-  already in the storage, and resuming runs the interrupted configuration again, so the
-  arm still reaches its budget of finished trials.
+* Ctrl-C or SIGTERM (:class:`Terminated`): the running trial is FAIL
+  (``"interrupted (Ctrl-C) ..."``), a WAITING retry with the same parameters is enqueued
+  in its budget slot (as a dead worker's trial is, see :mod:`search.budget`), and the
+  interrupt propagates; finished trials are already in the storage, and resuming runs
+  the interrupted configuration again, so the arm still reaches its budget of finished
+  trials. Further Ctrl-Cs while those two writes run are ignored (:func:`signals_deferred`),
+  so an impatient second Ctrl-C cannot lose the retry.
 
-Missing data (``objectives.DataNotFoundError``) or a config that objectives rejects
-(``objectives.ConfigError``, e.g. ``device: cuda`` on a machine without CUDA) is the
-user's problem, not the trial's: every later trial would fail alike, so the trial is
-FAIL and the error propagates, and the CLI prints one line.
+A trial that reported its last epoch is never PRUNED: the pruner is not asked then, and
+the finished result counts.
+
+Missing data (``objectives.data.DataNotFoundError``) or a config that objectives rejects
+(``objectives.config.ConfigError``, e.g. ``device: cuda`` on a machine without CUDA) is
+the user's problem, not the trial's: every later trial would fail alike, so the trial
+is FAIL and the error propagates (:func:`is_user_error`), and the CLI prints one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -44,9 +54,15 @@ from optuna.trial import TrialState
 from search.space import suggest_config, warmup_epochs_of
 from search.spec import Arm, StudySpec
 
-__all__ = ["TrialOutcome", "TrainFn", "run_trial", "default_validate"]
+__all__ = ["TrialOutcome", "TrainFn", "Terminated", "run_trial", "default_validate", "is_user_error",
+           "signals_deferred"]  # fmt: skip
 
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, Any]], None]], Any]
+Validate = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C (the CLI raises it from its SIGTERM handler)."""
 
 
 @dataclass
@@ -62,38 +78,50 @@ class TrialOutcome:
     seconds: float
 
 
+@dataclass
+class _Ending:
+    state: TrialState
+    value: float | None = None
+    reason: str | None = None
+    oom: bool = False
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
     """JSON-safe copy of an epoch's metrics (non-finite numbers become None)."""
-    out = {}
-    for k, v in metrics.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        out[k] = v
-    return out
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else ""
 
 
 def _is_oom(exc: BaseException) -> bool:
-    try:
-        import torch
-
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            return True
-    except ImportError:
-        pass
+    torch = sys.modules.get("torch")  # an OOM error can only come from a loaded torch
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    """Missing data or a config objectives rejects (e.g. ``device: cuda`` without CUDA): every
-    further trial would fail the same way, so the run stops with the user's one-line error."""
-    return type(exc).__name__ in ("DataNotFoundError", "ConfigError")
+def is_user_error(exc: BaseException) -> bool:
+    """Missing data or a config objectives rejects: every further trial would fail alike.
+
+    Recognised by class (``objectives.config.ConfigError``, ``objectives.data.DataNotFoundError``),
+    looked up among the loaded modules: such an error can only come from a loaded
+    ``objectives``, and importing it here would import torch into every worker.
+    """
+    classes = [getattr(sys.modules.get(module), name, None)
+               for module, name in (("objectives.config", "ConfigError"), ("objectives.data", "DataNotFoundError"))]  # fmt: skip
+    return isinstance(exc, tuple(c for c in classes if isinstance(c, type)))
 
 
-def default_validate() -> Callable[[dict[str, Any]], dict[str, Any]]:
+_is_user_error = is_user_error  # the former private name (search.evaluation imports it)
+
+
+def default_validate() -> Validate:
     """``objectives.validate_config`` (fills defaults and checks every key)."""
     from objectives import validate_config
 
@@ -105,6 +133,27 @@ _WHY_PRUNED = {
     "median": "below the median of earlier trials at that epoch",
     "hyperband": "not among the best of its Hyperband bracket at that epoch",
 }
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Ignore SIGINT and SIGTERM inside the block (the main thread's handlers); yields the ones received.
+
+    Used around the writes that record an interrupted trial (FAIL + its retry): a second
+    Ctrl-C there would otherwise interrupt them and lose the retry. Outside the main
+    thread (where handlers cannot be set) it does nothing.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.signal(sig, lambda number, frame: received.append(number))
+                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _enqueue_retry(study: optuna.Study, number: int) -> None:
@@ -120,12 +169,109 @@ def _enqueue_retry(study: optuna.Study, number: int) -> None:
                     "retry_history": history}  # fmt: skip
     study.add_trial(
         optuna.trial.create_trial(
-            state=TrialState.WAITING,
-            params=failed.params,
-            distributions=failed.distributions,
+            state=TrialState.WAITING, params=failed.params, distributions=failed.distributions,
             system_attrs=system_attrs,
-        )
+        )  # fmt: skip
     )
+
+
+# ------------------------------------------------------------------ the steps of one trial
+def _config(trial: optuna.trial.Trial, arm: Arm, spec: StudySpec, device: str | None,
+            validate: Validate | None) -> dict[str, Any]:  # fmt: skip
+    """Sample the trial's config, apply ``--device``, validate it, store it in the trial's user attrs."""
+    config = suggest_config(trial, spec.objective, arm.optimizer, arm.lars, arm.space)
+    if device:
+        config["device"] = device
+    if validate is not None:
+        config = validate(config)
+    trial.set_user_attr("config", config)
+    return config
+
+
+def _reporter(trial: optuna.trial.Trial, spec: StudySpec, config: dict[str, Any],
+              history: list[dict[str, Any]]) -> Callable[[int, dict[str, Any]], None]:  # fmt: skip
+    """The ``report(epoch, metrics)`` callback: record, report, and prune only between warm-up and the last epoch.
+
+    The pruner is asked only once ``epoch > max(warmup_epochs, pruner.n_warmup_steps)`` (a
+    trial is never judged inside its own LR warm-up, where LARS trials look worst) and
+    never at the last planned epoch: a trial that finished training is a result.
+    """
+    guard = max(warmup_epochs_of(config), float(spec.pruner.n_warmup_steps))
+    last = config.get("epochs")
+    why = _WHY_PRUNED.get(spec.pruner.type, "judged weak by the pruner")
+
+    def report(epoch: int, metrics: dict[str, Any]) -> None:
+        history.append({"epoch": epoch, **_plain(metrics)})
+        accuracy = metrics.get("val_accuracy")
+        if not _finite(accuracy):
+            return
+        trial.report(float(accuracy), epoch)
+        if epoch > guard and (last is None or epoch < last) and trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}: val_accuracy {accuracy:.4f} {why}")
+
+    return report
+
+
+def _train(trial: optuna.trial.Trial, config: dict[str, Any], report: Callable, train_fn: TrainFn) -> _Ending:
+    """Run the objective; its result as the trial's ending (diverged: PRUNED; non-finite: FAIL)."""
+    result = train_fn(config, report)
+    for attr in ("images_per_s", "device", "epochs_completed"):
+        if getattr(result, attr, None) is not None:
+            trial.set_user_attr(attr, getattr(result, attr))
+    if getattr(result, "diverged", False):
+        epoch = getattr(result, "diverged_epoch", None)
+        trial.set_user_attr("diverged_epoch", epoch)
+        return _Ending(TrialState.PRUNED, reason=f"diverged: non-finite training loss at epoch {epoch}")
+    value = getattr(result, "val_accuracy", None)
+    if not _finite(value):
+        return _Ending(TrialState.FAIL, reason=f"objective returned a non-finite val_accuracy {value!r}")
+    return _Ending(TrialState.COMPLETE, value=float(value))
+
+
+def _failure(exc: Exception) -> _Ending:
+    """The ending of a trial whose objective raised ``exc`` (pruned, out of memory, or any fault)."""
+    if isinstance(exc, optuna.TrialPruned):
+        return _Ending(TrialState.PRUNED, reason=str(exc) or "pruned")
+    if _is_oom(exc):
+        return _Ending(TrialState.FAIL, reason=f"CUDA out of memory: {_first_line(exc) or type(exc).__name__}", oom=True)
+    first = _first_line(exc)
+    return _Ending(TrialState.FAIL, reason=f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+
+
+def _release_cuda_memory() -> None:
+    """After an OOM (outside the except block, so the traceback's frames and tensors are gone)."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _tell(study: optuna.Study, trial: optuna.trial.Trial, ending: _Ending, history: list[dict[str, Any]],
+          seconds: float) -> None:  # fmt: skip
+    """Store the trial's timing, history and reason, then tell the study how it ended."""
+    trial.set_user_attr("wall_time_s", seconds)
+    trial.set_user_attr("history", history)
+    if "images_per_s" not in trial.user_attrs and history and "images_per_s" in history[-1]:
+        trial.set_user_attr("images_per_s", history[-1]["images_per_s"])  # pruned: its epochs so far
+    if ending.reason:
+        trial.set_user_attr("fail_reason", ending.reason)
+    value = ending.value if ending.state == TrialState.COMPLETE else None
+    study.tell(trial, value, state=ending.state, skip_if_finished=True)
+
+
+def _tell_interrupted(study: optuna.Study, trial: optuna.trial.Trial, exc: KeyboardInterrupt,
+                      history: list[dict[str, Any]], seconds: float) -> None:  # fmt: skip
+    """FAIL the interrupted trial and enqueue its retry, deaf to further Ctrl-Cs; storage errors are dropped
+    (the trial's heartbeat then lapses and the usual stale-trial retry takes over)."""
+    epoch = history[-1]["epoch"] + 1 if history else 1
+    what = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+    with signals_deferred():
+        try:
+            _tell(study, trial, _Ending(TrialState.FAIL, reason=f"interrupted ({what}) during epoch {epoch}"),
+                  history, seconds)  # fmt: skip
+            _enqueue_retry(study, trial.number)
+        except Exception:  # noqa: BLE001 (the interrupt is what the caller must see)
+            pass
 
 
 def run_trial(
@@ -136,90 +282,26 @@ def run_trial(
     *,
     train_fn: TrainFn,
     device: str | None = None,
-    validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    validate: Validate | None = None,
 ) -> TrialOutcome:
-    """Train one trial and tell the study how it ended (see the module docstring for faults).
-
-    Pruning: the pruner is asked only once ``epoch > max(warmup_epochs, pruner.n_warmup_steps)``:
-    a trial is never judged inside its own LR warm-up, where LARS trials look worst.
-    """
+    """Train one trial and tell the study how it ended (see the module docstring for faults)."""
     start = time.perf_counter()
     history: list[dict[str, Any]] = []
-    config: dict[str, Any] | None = None
-    state, value, reason = TrialState.FAIL, None, None
-    oom = False
-    interrupted: BaseException | None = None
-    propagate: BaseException | None = None
+    user_error: Exception | None = None
     try:
-        config = suggest_config(trial, spec.objective, arm.optimizer, arm.lars, arm.space)
-        if device:
-            config["device"] = device
-        if validate is not None:
-            config = validate(config)
-        trial.set_user_attr("config", config)
-        guard = max(warmup_epochs_of(config), float(spec.pruner.n_warmup_steps))
-        why_pruned = _WHY_PRUNED.get(spec.pruner.type, "judged weak by the pruner")
-
-        def report(epoch: int, metrics: dict[str, Any]) -> None:
-            history.append({"epoch": epoch, **_plain(metrics)})
-            accuracy = metrics.get("val_accuracy")
-            if _finite(accuracy):
-                trial.report(float(accuracy), epoch)
-                if epoch > guard and trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch}: val_accuracy {accuracy:.4f} {why_pruned}")
-
-        result = train_fn(config, report)
-        if getattr(result, "diverged", False):
-            epoch = getattr(result, "diverged_epoch", None)
-            state, reason = TrialState.PRUNED, f"diverged: non-finite training loss at epoch {epoch}"
-            trial.set_user_attr("diverged_epoch", epoch)
-        elif not _finite(getattr(result, "val_accuracy", None)):
-            bad = getattr(result, "val_accuracy", None)
-            state, reason = TrialState.FAIL, f"objective returned a non-finite val_accuracy {bad!r}"
-        else:
-            state, value = TrialState.COMPLETE, float(result.val_accuracy)
-        for attr in ("images_per_s", "device", "epochs_completed"):
-            if getattr(result, attr, None) is not None:
-                trial.set_user_attr(attr, getattr(result, attr))
-    except optuna.TrialPruned as exc:
-        state, reason = TrialState.PRUNED, str(exc) or "pruned"
+        config = _config(trial, arm, spec, device, validate)
+        ending = _train(trial, config, _reporter(trial, spec, config, history), train_fn)
     except KeyboardInterrupt as exc:
-        epoch = history[-1]["epoch"] + 1 if history else 1
-        reason, interrupted = f"interrupted (Ctrl-C) during epoch {epoch}", exc
+        _tell_interrupted(study, trial, exc, history, time.perf_counter() - start)
+        raise
     except Exception as exc:  # noqa: BLE001 (any fault of a trial must not stop the study)
-        if _is_oom(exc):
-            oom = True
-            reason = f"CUDA out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        else:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-        if _is_user_error(exc):
-            propagate = exc
-    if oom:  # after the except block, so the traceback's frames (and their tensors) are gone
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        ending = _failure(exc)
+        if is_user_error(exc):
+            user_error = exc
+    if ending.oom:
+        _release_cuda_memory()
     seconds = time.perf_counter() - start
-    try:
-        trial.set_user_attr("wall_time_s", seconds)
-        trial.set_user_attr("history", history)
-        if "images_per_s" not in trial.user_attrs and history and "images_per_s" in history[-1]:
-            trial.set_user_attr("images_per_s", history[-1]["images_per_s"])  # pruned: its epochs so far
-        if reason:
-            trial.set_user_attr("fail_reason", reason)
-        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
-        if interrupted is not None:
-            _enqueue_retry(study, trial.number)
-    except BaseException:
-        if interrupted is None:
-            raise
-    if interrupted is not None:
-        raise interrupted
-    if propagate is not None:
-        raise propagate
-    return TrialOutcome(arm.name, trial.number, state, value, reason, len(history), seconds)
+    _tell(study, trial, ending, history, seconds)
+    if user_error is not None:
+        raise user_error
+    return TrialOutcome(arm.name, trial.number, ending.state, ending.value, ending.reason, len(history), seconds)

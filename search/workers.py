@@ -17,11 +17,14 @@ once its heartbeat has expired. So the same command scales from one machine to m
    the workers never race to create tables on a fresh SQLite file (optuna#4621);
 2. create or load every arm's study and check the study file against the stored one
    (a conflicting file is an error here, with the database untouched);
-3. start the workers: ``python -m search.workers STUDY --storage URL --worker-id i ...``,
-   each with ``CUDA_VISIBLE_DEVICES`` set to its own GPU when ``gpus`` is given (the
-   worker then sees that GPU as ``cuda:0``);
-4. wait for all of them; Ctrl-C reaches the whole process group, each worker marks its
-   running trial FAIL and exits, and the parent waits for them.
+3. start the workers: ``python -m search.workers STUDY --storage URL --worker-id i ...``
+   (the ``lars-search worker`` verb), each with ``CUDA_VISIBLE_DEVICES`` set to its own
+   GPU when ``gpus`` is given (the worker then sees that GPU as ``cuda:0``);
+4. relay their output line by line, each line whole and tagged ``[worker i]``, so two
+   workers' messages never share a line;
+5. wait for all of them; Ctrl-C reaches the whole process group, each worker marks its
+   running trial FAIL and exits, and the parent waits for them; a SIGTERM to the parent
+   is passed on to the workers, which handle it as Ctrl-C.
 
 A worker killed with SIGKILL does not stop the others: its trial stays RUNNING until its
 heartbeat is older than the grace period, then the next claim fails it and enqueues a
@@ -37,17 +40,17 @@ as the search space produced them.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 __all__ = [
     "cpu_threads_per_worker",
@@ -108,7 +111,7 @@ def worker_command(
     objective: str | None = None,
     python: str = sys.executable,
 ) -> list[str]:
-    """The argv of one worker process (``python -m search.workers ...``)."""
+    """The argv of one worker process (``python -m search.workers ...``, the ``worker`` verb)."""
     argv = [python, "-m", "search.workers", str(study_file), "--storage", storage_url,
             "--worker-id", str(worker_id)]  # fmt: skip
     if n_trials is not None:
@@ -125,8 +128,8 @@ def worker_command(
 def _prepare(study_file: str, storage_url: str | None) -> tuple[Any, Any, str]:
     """Open storage, parse the file, create/check every arm's study (raises on any problem)."""
     from search.spec import load_spec
-    from search.storage import open_storage
-    from search.study import open_studies, resolve_storage_url
+    from search.storage import open_storage, resolve_storage_url
+    from search.study import open_studies
 
     spec = load_spec(study_file)
     url = resolve_storage_url(storage_url, spec)
@@ -140,6 +143,57 @@ def cpu_threads_per_worker(n_workers: int, cores: int | None = None) -> int:
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // n_workers)
+
+
+def _worker_count(n_workers: int | None, gpu_list: list[str] | None) -> int:
+    """One worker per GPU when GPUs are listed (``--workers`` must then agree), else ``n_workers`` or 1."""
+    if gpu_list is not None:
+        if n_workers is not None and n_workers != len(gpu_list):
+            raise ValueError(f"--workers must equal the number of --gpus ({len(gpu_list)}), got {n_workers!r}")
+        return len(gpu_list)
+    if n_workers is None:
+        return 1
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"--workers must be a positive integer, got {n_workers!r}")
+    return n_workers
+
+
+def _worker_envs(n_workers: int, gpu_list: list[str] | None, env: dict[str, str] | None) -> list[dict[str, str]]:
+    """Each worker's environment: its own GPU, and the CPU cores shared out.
+
+    N CPU workers with torch's default of one intra-op thread per core oversubscribe the
+    cores, and OpenMP threads spinning at barriers then make each step many times slower.
+    """
+    base = {**os.environ, **(env or {})}
+    base.setdefault("OMP_NUM_THREADS", str(cpu_threads_per_worker(n_workers)))
+    base.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the parent as they are written
+    return [{**base, **({"CUDA_VISIBLE_DEVICES": gpu_list[i]} if gpu_list else {})} for i in range(n_workers)]
+
+
+def _relay(i: int, stream: IO[str], log: Callable[[str], None], lock: threading.Lock) -> None:
+    """Pass worker ``i``'s output on, one whole line at a time, each tagged ``[worker i]``."""
+    tag = f"[worker {i}]"
+    for line in stream:
+        line = line.rstrip("\n")
+        with lock:
+            log(line if line.startswith(tag) else f"{tag} {line}")
+    stream.close()
+
+
+def _start(argvs: list[list[str]], envs: list[dict[str, str]], stdout: Any, log: Callable[[str], None],
+           procs: list[subprocess.Popen], relays: list[threading.Thread]) -> None:  # fmt: skip
+    """Start the workers into ``procs``; with ``stdout`` None their output is relayed to ``log`` line by line."""
+    lock = threading.Lock()
+    for i, (argv, env) in enumerate(zip(argvs, envs)):
+        if stdout is None:
+            proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    errors="replace")  # fmt: skip
+            relay = threading.Thread(target=_relay, args=(i, proc.stdout, log, lock), daemon=True)
+            relay.start()
+            relays.append(relay)
+        else:
+            proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.STDOUT)
+        procs.append(proc)
 
 
 def launch_workers(
@@ -169,9 +223,9 @@ def launch_workers(
         n_trials, timeout, device: passed to every worker (see ``run_studies``).
         objective: ``module:function`` replacing ``objectives.train`` (tests).
         env: extra environment variables for the workers.
-        log: where the parent's lines go.
-        stdout: the workers' stdout and stderr (a file, ``subprocess.DEVNULL``); None
-            shares the parent's (each worker's lines start with ``[worker i]``).
+        log: where the parent's lines, and the workers' (relayed whole, ``[worker i]`` first), go.
+        stdout: the workers' stdout and stderr (a file, ``subprocess.DEVNULL``); None relays
+            them to ``log``.
 
     Returns:
         0 when every worker exited 0, else the first non-zero exit status.
@@ -183,120 +237,97 @@ def launch_workers(
     from search.storage import mask_url
 
     gpu_list = parse_gpus(gpus)
+    n_workers = _worker_count(n_workers, gpu_list)
     if gpu_list is not None:
-        if n_workers is not None and n_workers != len(gpu_list):
-            raise ValueError(f"--workers must equal the number of --gpus ({len(gpu_list)}), got {n_workers!r}")
-        n_workers = len(gpu_list)
         device = device or "cuda"
-    if n_workers is None:
-        n_workers = 1
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
-        raise ValueError(f"--workers must be a positive integer, got {n_workers!r}")
-
-    spec, storage, url = _prepare(study_file, storage_url)
-    del storage  # the workers open their own connections
+    spec, _, url = _prepare(study_file, storage_url)  # the workers open their own connections
     where = f" on GPUs {','.join(gpu_list)}" if gpu_list else ""
-    log(f"{spec.name}: starting {n_workers} worker(s){where} on {mask_url(url)}")
-
+    log(f"{spec.name}: starting {n_workers} worker{'s' if n_workers != 1 else ''}{where} on {mask_url(url)}")
+    argvs = [worker_command(study_file, url, worker_id=i, n_trials=n_trials, timeout=timeout, device=device,
+                            objective=objective, python=python) for i in range(n_workers)]  # fmt: skip
     procs: list[subprocess.Popen] = []
-    base_env = {**os.environ, **(env or {})}
-    # N CPU workers with torch's default of one intra-op thread per core oversubscribe the
-    # cores, and OpenMP threads spinning at barriers then make each step many times slower.
-    base_env.setdefault("OMP_NUM_THREADS", str(cpu_threads_per_worker(n_workers)))
+    relays: list[threading.Thread] = []
     try:
-        for i in range(n_workers):
-            worker_env = dict(base_env)
-            if gpu_list is not None:
-                worker_env["CUDA_VISIBLE_DEVICES"] = gpu_list[i]
-            argv = worker_command(study_file, url, worker_id=i, n_trials=n_trials, timeout=timeout,
-                                  device=device, objective=objective, python=python)  # fmt: skip
-            procs.append(subprocess.Popen(argv, env=worker_env, stdout=stdout,
-                                          stderr=None if stdout is None else subprocess.STDOUT))
+        _start(argvs, _worker_envs(n_workers, gpu_list, env), stdout, log, procs, relays)
         status = _wait_all(procs, log)
-    except KeyboardInterrupt:
-        _stop_all(procs)
+    except KeyboardInterrupt as exc:
+        from search.trial import Terminated
+
+        _stop_all(procs, forward=signal.SIGTERM if isinstance(exc, Terminated) else None)
         raise
+    for relay in relays:
+        relay.join()
     return status
 
 
-def _stop_all(procs: list[subprocess.Popen], grace_s: float = 5.0) -> None:
+def _stop_all(procs: list[subprocess.Popen], grace_s: float = 5.0, forward: int | None = None) -> None:
     """After Ctrl-C: the terminal already sent SIGINT to every worker (one process group).
 
     Give them ``grace_s`` to mark their trials FAIL and exit; then send SIGINT to the
     ones still running (a parent interrupted programmatically), then SIGKILL as a last
-    resort. A second SIGINT too early would interrupt a worker's own cleanup.
+    resort. A second SIGINT too early would interrupt a worker's own cleanup. A signal
+    only the parent got (``forward``: SIGTERM) is passed on at once.
     """
-    for sig, wait_s in ((None, grace_s), (signal.SIGINT, 30.0), (signal.SIGKILL, 10.0)):
+    for sig, wait_s in ((forward, grace_s), (signal.SIGINT, 30.0), (signal.SIGKILL, 10.0)):
         if sig is not None:
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(sig)
         deadline = time.monotonic() + wait_s
-        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                break
         if all(p.poll() is not None for p in procs):
             return
 
 
-def _wait_all(procs: list[subprocess.Popen], log: Callable[[str], None], quiet: bool = False) -> int:
+def _wait_all(procs: list[subprocess.Popen], log: Callable[[str], None]) -> int:
+    """Wait for every worker; say which were killed by a signal; the first non-zero status."""
     status = 0
-    remaining = {i: p for i, p in enumerate(procs)}
-    while remaining:
-        for i, p in list(remaining.items()):
-            code = p.poll()
-            if code is None:
-                continue
-            del remaining[i]
-            if code < 0:
-                code = 128 - code
-                if not quiet:
-                    log(
-                        f"worker {i} (pid {p.pid}) was killed by signal {code - 128}; its running "
-                        "trial is retried by another worker once its heartbeat expires"
-                    )
-            elif code != 0 and not quiet:
-                log(f"worker {i} (pid {p.pid}) exited with status {code}")
-            status = status or code
-        if remaining:
-            time.sleep(0.2)
+    for i, p in enumerate(procs):
+        code = p.wait()
+        if code < 0:
+            log(f"worker {i} (pid {p.pid}) was killed by signal {-code}; its running trial is retried by another "
+                "worker once its heartbeat expires")  # fmt: skip
+            code = 128 - code
+        elif code != 0:
+            log(f"worker {i} (pid {p.pid}) exited with status {code}")
+        status = status or code
     return status
 
 
 # ------------------------------------------------------------------ one worker process
 def run_worker(
-    study_file: str,
+    spec: Any,
+    storage_url: str,
     *,
-    storage_url: str | None = None,
     worker_id: int | None = None,
     n_trials: int | None = None,
     timeout: float | None = None,
     device: str | None = None,
-    objective: str | None = None,
     train_fn: Callable[..., Any] | None = None,
+    validate: Callable[[dict], dict] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run one worker in this process until every arm is complete (the ``worker`` verb).
 
     ``worker_id`` varies the sampler's seed so that workers do not all draw the same
     random start-up configurations; when None (a worker started by hand on another
-    machine) it is derived from the host name and process id. ``objective``
-    (``module:function``) or ``train_fn`` replace ``objectives.train``.
+    machine) it is derived from the host name and process id. ``train_fn`` and
+    ``validate`` replace ``objectives.train`` and ``objectives.validate_config``.
     """
-    from search.spec import load_spec
     from search.storage import open_storage
-    from search.study import resolve_storage_url, run_studies
+    from search.study import run_studies
 
-    loaded, validate = load_objective(objective)
-    train_fn = loaded or train_fn
-    spec = load_spec(study_file)
-    url = resolve_storage_url(storage_url, spec)
-    storage = open_storage(url)
+    storage = open_storage(storage_url)
     if worker_id is None:
         worker_id = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 40_000  # sampler seed offset 100003*id must stay < 2**32
     prefix = f"[worker {worker_id}] "
     return run_studies(
         spec, storage, n_trials=n_trials, timeout=timeout, device=device, train_fn=train_fn,
-        validate=validate, progress=False, worker_id=worker_id, storage_url=url,
+        validate=validate, progress=False, worker_id=worker_id, storage_url=storage_url,
         log=lambda line: log(prefix + line), poll_s=_poll_seconds(storage),
     )  # fmt: skip
 
@@ -307,43 +338,11 @@ def _poll_seconds(storage: Any) -> float:
     return 5.0 if interval is None else min(5.0, max(0.5, interval / 2))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m search.workers",
-        description="One lars-search worker: claims trials of every arm on a shared storage until "
-        "each arm has its budget (what `lars-search worker` runs).",
-    )
-    parser.add_argument("study_file", help="study YAML, e.g. studies/quickstart.yaml")
-    parser.add_argument("--storage", default=None, help="SQLAlchemy URL (e.g. sqlite:///lars-search.db)")
-    parser.add_argument("--worker-id", type=int, default=None, help="index of this worker (varies sampler seeds)")
-    parser.add_argument("--n-trials", type=int, default=None, help="trials per arm (overrides budget.trials)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds; no trial starts after it")
-    parser.add_argument("--device", default=None, choices=("cpu", "cuda", "auto"), help="overrides objective.device")
-    parser.add_argument("--objective", default=None, help=argparse.SUPPRESS)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m search.workers``: 0 done, 2 a user error (one line), 130 Ctrl-C."""
-    from search.spec import SpecError
-    from search.storage import StorageError
-    from search.study import SpecConflictError
+    """``python -m search.workers STUDY ...``: the ``lars-search worker`` verb (same flags, messages, exit codes)."""
+    from search.cli import main as cli_main
 
-    args = _parser().parse_args(argv)
-    try:
-        run_worker(
-            args.study_file, storage_url=args.storage, worker_id=args.worker_id,
-            n_trials=args.n_trials, timeout=args.timeout, device=args.device,
-            objective=args.objective, log=lambda line: print(line, flush=True),
-        )  # fmt: skip
-    except (StorageError, SpecError, SpecConflictError, ValueError) as error:
-        text = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"lars-search worker: error: {text}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("lars-search worker: interrupted; the running trial is marked FAIL", file=sys.stderr)
-        return 130
-    return 0
+    return cli_main(["worker", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

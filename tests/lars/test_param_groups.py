@@ -84,3 +84,48 @@ def test_extra_keys_may_not_set_params():
 def test_model_without_trainable_parameters_is_rejected():
     with pytest.raises(ValueError, match=r"model has no trainable parameters"):
         lars.param_groups(torch.nn.ReLU())
+
+
+class _Tokens(torch.nn.Module):
+    """A timm-style model naming its own no-decay tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos_embed = torch.nn.Parameter(torch.zeros(1, 4, 8))
+        self.cls_token = torch.nn.Parameter(torch.zeros(1, 1, 8))
+        self.proj = torch.nn.Linear(8, 8)
+        self.blocks = torch.nn.ModuleList(torch.nn.Linear(8, 8) for _ in range(2))
+
+    def no_weight_decay(self):
+        return {"pos_embed", "cls_token"}
+
+
+def names_of(model, group):
+    ids = {id(p) for p in group["params"]}
+    return [n for n, p in model.named_parameters() if id(p) in ids]
+
+
+def test_model_no_weight_decay_names_are_excluded():
+    model = _Tokens()
+    adapted, excluded = lars.param_groups(model, weight_decay=0.05)
+    assert names_of(model, adapted) == ["proj.weight", "blocks.0.weight", "blocks.1.weight"]
+    assert names_of(model, excluded) == ["pos_embed", "cls_token", "proj.bias", "blocks.0.bias",
+                                         "blocks.1.bias"]
+
+
+def test_name_patterns_are_excluded_too():
+    model = _Tokens()
+    adapted, excluded = lars.param_groups(model, weight_decay=0.05, no_weight_decay=["blocks.*.weight"])
+    assert names_of(model, adapted) == ["proj.weight"]
+    assert "blocks.1.weight" in names_of(model, excluded)
+
+
+def test_a_single_string_is_not_taken_for_a_list_of_patterns():
+    with pytest.raises(TypeError, match=r"no_weight_decay must be an iterable of names or patterns, not a str"):
+        lars.param_groups(_Tokens(), no_weight_decay="pos_embed")
+
+
+def test_warns_when_no_tensor_is_left_to_adapt():
+    with pytest.warns(UserWarning, match=r"no tensor is left to adapt: all 6 trainable tensors are excluded"):
+        groups = lars.param_groups(net(), no_weight_decay=["*.weight"])
+    assert len(groups) == 1 and groups[0]["lars_exclude"] is True

@@ -77,8 +77,8 @@ RULES = [
     ({"n_train": 100, "batch_size": 128}, r"'n_train' must be >= batch_size \(128\) .* got 100"),
     ({"optimizer": "lamb"}, r"'optimizer' must be one of 'sgd', 'rmsprop', 'adam', 'adamw', 'adagrad', got 'lamb'"),
     ({"lr": 0.0}, r"'lr' must be a number > 0, got 0.0"),
-    ({"lr": math.nan}, r"'lr' must be a number > 0, got nan"),
-    ({"lr": math.inf}, r"'lr' must be a number > 0, got inf"),
+    ({"lr": math.nan}, r"'lr' must be a finite number \(a number > 0\), got nan"),
+    ({"lr": math.inf}, r"'lr' must be a finite number \(a number > 0\), got inf"),
     ({"lr": True}, r"'lr' must be a number > 0, got True"),
     ({"momentum": 1.0}, r"'momentum' must be a number in \[0, 1\), got 1.0"),
     ({"momentum": -0.1}, r"'momentum' must be a number in \[0, 1\), got -0.1"),
@@ -126,14 +126,13 @@ RULES = [
       "schedule_params": {"milestones": [0.5, 0.7]}},
      r"'schedule_params.milestones' must be epochs that fall on distinct optimizer steps \(2 steps per epoch: "
      r"\[0.5, 0.7\] -> steps \[1, 1\], so a decay would be lost\), got \[0.5, 0.7\]"),
-    # #16 item 13: what lars rejects at run time is rejected here, in lars's own words
-    ({"optimizer": "adamw", "lars": True, "lars_mode": "gradient", "weight_decay": 1e-4},
-     r"config keys 'optimizer', 'weight_decay' and the lars_\* keys make an optimizer that lars.LARS rejects: "
-     r"param group 0: lars_mode 'gradient' with a decoupled-weight-decay base \(AdamW\) and weight_decay=0.0001"),
     ({"lars_momentum_form": "paper", "lars": False},
-     r"'lars_momentum_form' can only be 'paper' with lars true in gradient mode, got lars False"),
+     r"'lars_momentum_form' can only be 'paper' with lars true, got lars false"),
+    # #16 item 13: what lars rejects at run time is rejected here, by lars's own check, in its words
     ({"lars_momentum_form": "paper", "lars": True, "optimizer": "adam"},
-     r"'lars_momentum_form' can only be 'paper' with lars true in gradient mode, got lars True and lars_mode 'update'"),
+     r"make an optimizer that lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs lars_mode 'gradient'"),
+    ({"lars_momentum_form": "paper", "lars": True, "optimizer": "rmsprop", "lars_mode": "gradient"},
+     r"make an optimizer that lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs a torch.optim.SGD"),
 ]
 
 
@@ -148,13 +147,14 @@ def test_step_size_in_epochs_may_be_fractional():
     assert c["schedule_params"] == {"gamma": 0.1, "step_size": 2.5}
 
 
-def test_adamw_with_lars_in_gradient_mode_passes_without_weight_decay():
-    c = validate_config({"optimizer": "adamw", "lars": True, "lars_mode": "gradient", "weight_decay": 0})
+def test_adamw_with_lars_in_gradient_mode_and_weight_decay_passes_as_lars_now_takes_it():
+    c = validate_config({"optimizer": "adamw", "lars": True, "lars_mode": "gradient", "weight_decay": 1e-4})
     assert c["lars_mode"] == "gradient"
 
 
-def test_momentum_form_defaults_to_torch():
+def test_momentum_form_defaults_to_torch_and_paper_passes_with_sgd_lars():
     assert validate_config({})["lars_momentum_form"] == "torch"
+    assert validate_config({"lars": True, "lars_momentum_form": "paper"})["lars_momentum_form"] == "paper"
 
 
 def test_steps_per_epoch_counts_full_batches_of_the_training_images():

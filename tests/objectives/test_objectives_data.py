@@ -11,8 +11,8 @@ from objectives_fixtures import write_cifar10, write_fashion_mnist
 
 from objectives.config import ConfigError
 from objectives.data import (
-    DEBIAN_FASHION_MNIST,
     DATASET_INFO,
+    DEBIAN_FASHION_MNIST,
     DataNotFoundError,
     augment,
     candidate_roots,
@@ -21,7 +21,6 @@ from objectives.data import (
     normalize,
     split_indices,
 )
-
 
 # --- file formats -------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ import lars
 from objectives.config import validate_config
 from objectives.models import build_model
 from objectives.optim import build_optimizer, schedule_in_steps
-
 from objectives.registry import OPTIMIZERS
 
 BASES = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
@@ -76,22 +75,12 @@ def test_each_optimizer_is_built_with_lars_param_groups(name, use_lars):
     assert isinstance(sched, torch.optim.lr_scheduler.LRScheduler)
 
 
-def test_torch_momentum_form_is_not_passed_so_todays_lars_keeps_working(monkeypatch):
-    seen = {}
-
-    class Recording(lars.LARS):
-        def __init__(self, optimizer, **kwargs):
-            seen.update(kwargs)
-            kwargs.pop("momentum_form", None)
-            super().__init__(optimizer, **kwargs)
-
-    monkeypatch.setattr(lars, "LARS", Recording)
+@pytest.mark.parametrize("form", ["torch", "paper"])
+def test_momentum_form_reaches_every_adapted_group(form):
     model = build_model("vgg11", in_channels=1, width=0.0625)
-    build_optimizer(model, validate_config({"lars": True, "epochs": 2}), steps_per_epoch=5)
-    assert "momentum_form" not in seen
-    paper = {**validate_config({"lars": True, "epochs": 2}), "lars_momentum_form": "paper"}
-    build_optimizer(model, paper, steps_per_epoch=5)
-    assert seen["momentum_form"] == "paper"
+    config = validate_config({"lars": True, "epochs": 2, "lars_momentum_form": form})
+    opt, _ = build_optimizer(model, config, steps_per_epoch=5)
+    assert {g["lars_momentum_form"] for g in opt.param_groups} == {form}
 
 
 def test_schedule_runs_in_steps_with_warmup_in_epochs():

@@ -22,15 +22,12 @@ def test_default_lars_mode_is_the_one_lars_picks(name):
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_decay_kind_is_the_one_lars_sees(name):
-    # lars refuses gradient mode with weight decay on a decoupled base only
+def test_decay_kind_is_the_one_torch_states(name):
     info = OPTIMIZERS[name]
     assert info.decay in ("l2", "decoupled")
-    if info.decay == "decoupled":
-        with pytest.raises(ValueError, match=r"decoupled-weight-decay base"):
-            _lars_over(info, weight_decay=1e-4, mode="gradient")
-    else:
-        _lars_over(info, weight_decay=1e-4, mode="gradient")
+    w = torch.nn.Parameter(torch.zeros(2, 2))
+    assert bool(info.cls([w], lr=0.1).defaults.get("decoupled_weight_decay", False)) == (info.decay == "decoupled")
+    _lars_over(info, weight_decay=1e-4, mode="gradient")  # lars takes either kind in either mode
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -89,3 +86,14 @@ def test_gamma_rule_is_the_same_in_lars_and_in_configs():
 def test_is_number_rejects_bools_nan_and_infinity():
     assert registry.is_number(1) and registry.is_number(0.5)
     assert not any(registry.is_number(v) for v in (True, float("nan"), float("inf"), "1", None))
+
+
+def test_every_required_schedule_parameter_has_a_search_default_that_validates():
+    for epochs in (1, 3, 100):
+        for kind, info in SCHEDULES.items():
+            params = {name: p.default_for(epochs) for name, p in info.params.items()}
+            assert REQUIRED not in params.values(), (kind, params)
+            validate_config({"epochs": epochs, "schedule": kind, "schedule_params": params})
+    assert SCHEDULES["multistep"].params["milestones"].default_for(4) == [2, 3]
+    assert SCHEDULES["step"].params["step_size"].default_for(100) == 33.333
+    assert SCHEDULES["exponential"].params["gamma"].default_for(2) == pytest.approx(0.1)

@@ -57,7 +57,7 @@ def test_claims_stop_exactly_at_budget(tmp_path):
     while (trial := B.claim_trial(study, 5)) is not None:
         trials.append(trial)
     assert [t.number for t in trials] == [0, 1, 2, 3, 4]
-    assert B.count_finished(study) == 5
+    assert B.count_slots(study) == 5
     assert B.claim_trial(study, 0) is None
 
 
@@ -69,7 +69,7 @@ def test_count_includes_running_waiting_pruned_failed(tmp_path):
         study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
     study.ask()  # RUNNING
     study.enqueue_trial({})  # WAITING
-    assert B.count_finished(study) == 5
+    assert B.count_slots(study) == 5
     # an enqueued WAITING trial is popped even when the budget is spent: its slot is counted
     popped = B.claim_trial(study, 5)
     assert popped is not None and popped.number == 4
@@ -83,7 +83,7 @@ def test_retry_shares_the_slot_of_the_trial_it_retries(tmp_path):
     study.add_trial(
         optuna.create_trial(state=TrialState.WAITING, system_attrs={"failed_trial": 0, "retry_history": [0]})
     )
-    assert B.count_finished(study) == 1
+    assert B.count_slots(study) == 1
 
 
 def test_stale_trial_fails_is_retried_with_same_params_and_budget_stays_exact(tmp_path):
@@ -101,7 +101,7 @@ def test_stale_trial_fails_is_retried_with_same_params_and_budget_stays_exact(tm
     assert retry is not None and retry.number == 2
     assert retry.suggest_float("x", 0.0, 1.0) == b.params["x"]
     assert study.trials[1].state == TrialState.FAIL
-    assert B.count_finished(study) == 2
+    assert B.count_slots(study) == 2
     study.tell(retry, 0.5)
     assert B.claim_trial(study, 2) is None
     assert B.is_complete(study, 2)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def test_a_bad_study_file_is_one_line_and_the_database_is_untouched(tmp_path, ca
     db = tmp_path / "untouched.db"
     assert main(["run", str(path), "--storage", f"sqlite:///{db}"], train_fn=FakeTrain()) == 2
     err = capsys.readouterr().err
-    assert err == f"lars-search: error: {path}: space.lr.low: must be > 0, got 0.0\n"
+    assert err == f"lars-search: error: {path}: space.lr.low: must be a number > 0, got 0.0\n"
     assert not db.exists()
 
 
@@ -95,7 +96,7 @@ def test_fake_study_run_status_compare(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "study c: 2 arms (sgd, adam+lars), 2 trials per arm" in out
     assert out.count("c/sgd trial ") == 2 and out.count("c/adam+lars trial ") == 2
-    assert "compare c: validation accuracy per arm" in out and "winner: " in out
+    assert "compare c: final evaluation" in out and "\nverdict (" in out and "winner: " not in out  # issue 12
     assert main(["status", "c", "--storage", db]) == 0
     status = capsys.readouterr().out.splitlines()
     assert [line.split()[:4] for line in status[3:]] == [["sgd", "2", "0", "0"], ["adam+lars", "2", "0", "0"]]
@@ -143,32 +144,41 @@ def test_end_to_end_on_a_tiny_real_objective(tmp_path):
     assert train.returncode == 0, train.stderr
     lines = train.stdout.splitlines()
     assert lines[0].startswith("seed 0: test accuracy ") and lines[1].startswith("seed 1: test accuracy ")
-    assert lines[2].startswith("test accuracy: ") and " over 2 seed(s)" in lines[2]
+    assert lines[2].startswith("test accuracy: ") and " over 2 seeds" in lines[2]
     # seed 0 retrains the exported trial's config: the same validation accuracy
     assert f"validation {100 * best.best_value:.2f}%" in lines[0]
+
+
+def _first_epoch_stored(path: Path) -> bool:
+    """Readiness: the running trial has reported an epoch to the database."""
+    if not path.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        try:
+            return bool(db.execute("select count(*) from trial_intermediate_values").fetchone()[0])
+        except sqlite3.OperationalError:  # tables not created yet, or the writer holds the lock
+            return False
 
 
 @pytest.mark.slow
 @needs_data
 def test_sigint_marks_the_running_trial_failed_and_exits_130_without_traceback(tmp_path):
+    """#15 item 4: run as a background job (SIGINT ignored), it once finished the study instead.
+
+    The child starts with SIGINT ignored, as a shell's background job does; ``main`` sets its
+    own disposition. The test signals once the first epoch is in the database (readiness)."""
     study = write_study(tmp_path, TINY_REAL % {"epochs": 30, "trials": 1})
     path = tmp_path / "sig.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(["lars-search", "run", str(study), "--storage", f"sqlite:///{path}", "-q"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
     try:
-        while time.monotonic() < deadline:  # wait until a trial has finished an epoch
-            time.sleep(0.5)
-            if path.exists():
-                with sqlite3.connect(path) as db:
-                    try:
-                        if db.execute("select count(*) from trial_intermediate_values").fetchone()[0]:
-                            break
-                    except sqlite3.OperationalError:
-                        pass
+        while not _first_epoch_stored(path):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)  # a poll of the database's state, not a wait on time
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -186,7 +196,8 @@ def test_worker_verb_runs_one_worker_until_every_arm_has_its_budget(tmp_path, ca
     db = f"sqlite:///{tmp_path / 'w.db'}"
     assert main(["worker", str(path), "--storage", db, "--worker-id", "3"], train_fn=FakeTrain()) == 0
     out = capsys.readouterr().out
-    assert out.count("[worker 3] c/") == 4 and out.rstrip().endswith("worker done: every arm of c has its budget")
+    assert out.count("[worker 3] c/") == 4 + 2 * 3  # 2 trials and 3 final-evaluation seeds per arm (issue 12)
+    assert out.rstrip().endswith("worker done: every arm of c has its budget")
 
 
 def test_bad_workers_and_gpus_are_one_line(tmp_path, capsys):
@@ -251,3 +262,152 @@ def test_cuda_without_cuda_is_one_line_before_any_trial(tmp_path, capsys):
     assert capsys.readouterr().err == ("lars-search: error: --device cuda, but CUDA is not available on this machine "
                                        "(use --device cpu or auto)\n")
     assert not db.exists()
+
+
+# ------------------------------------------------------------------ issue 16: signals, user mistakes, messages
+def _states(db: str, arm: str) -> list[str]:
+    return [t.state.name for t in optuna.load_study(study_name=f"c/{arm}", storage=open_storage(db, heartbeat=False)).trials]
+
+
+def test_a_second_ctrl_c_while_the_trial_is_recorded_keeps_its_retry(tmp_path, capsys, monkeypatch):
+    """#16 item 2: two SIGINTs 50 ms apart lost the retry."""
+    path = write_study(tmp_path, FAKE_STUDY)
+    db = f"sqlite:///{tmp_path / 'ii.db'}"
+
+    def curve(config, epoch):
+        if config["optimizer"] == "adam":
+            raise KeyboardInterrupt  # the first Ctrl-C
+        return lr_curve(config, epoch)
+
+    tell = optuna.Study.tell
+
+    def tell_during_second_ctrl_c(self, *args, **kwargs):
+        if kwargs.get("state") == optuna.trial.TrialState.FAIL:
+            os.kill(os.getpid(), signal.SIGINT)  # the second one, while the interrupted trial is recorded
+        return tell(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "tell", tell_during_second_ctrl_c)
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain(curve)) == 130
+    assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.setattr(optuna.Study, "tell", tell)
+    assert _states(db, "adam+lars") == ["FAIL", "WAITING"]
+
+
+def test_sigterm_is_handled_as_ctrl_c_and_exits_143(tmp_path, capsys):
+    """#16 item 3: SIGTERM left the trial RUNNING and exited 143 without a word."""
+    path = write_study(tmp_path, FAKE_STUDY)
+    db = f"sqlite:///{tmp_path / 't.db'}"
+
+    def curve(config, epoch):
+        if config["optimizer"] == "adam":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return lr_curve(config, epoch)
+
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain(curve)) == 143
+    assert capsys.readouterr().err == (f"lars-search: terminated (SIGTERM); the running trial was marked FAIL, finished "
+                                       f"trials are kept in {db}; run the same command again to resume\n")
+    assert _states(db, "adam+lars") == ["FAIL", "WAITING"]
+    trial = optuna.load_study(study_name="c/adam+lars", storage=open_storage(db, heartbeat=False)).trials[0]
+    assert trial.user_attrs["fail_reason"] == "interrupted (SIGTERM) during epoch 1"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored for the rest of the process
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_in_memory_sqlite_is_refused_at_once(tmp_path, capsys, url):
+    """#16 item 4: 68 s of retries, then an internal error."""
+    path = write_study(tmp_path, FAKE_STUDY)
+    assert main(["run", str(path), "--storage", url], train_fn=FakeTrain()) == 2
+    assert capsys.readouterr().err == (f"lars-search: error: storage URL {url!r} is an in-memory SQLite database, "
+                                       "which workers cannot share and a rerun cannot resume; use a file, e.g. "
+                                       "sqlite:///lars-search.db\n")
+
+
+def test_reading_verbs_never_alter_an_unrelated_sqlite_file(tmp_path, capsys):
+    """#16 item 5: status added Optuna's tables to any SQLite file, switched it to WAL, left .lock files."""
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (x)")
+    before = other.read_bytes()
+    for verb in (["status"], ["compare", "x"], ["export", "x"]):
+        assert main([*verb, "--storage", f"sqlite:///{other}"]) == 2
+        assert capsys.readouterr().err == (f"lars-search: error: storage sqlite:///{other} holds no lars-search studies "
+                                           f"(no Optuna tables in {other})\n")
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+    with sqlite3.connect(other) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+@pytest.mark.parametrize("directory", ["/proc", "/sys"])
+def test_a_storage_path_that_cannot_hold_a_file_is_one_line(tmp_path, capsys, directory):
+    path = write_study(tmp_path, FAKE_STUDY)
+    assert main(["run", str(path), "--storage", f"sqlite:///{directory}/x.db"], train_fn=FakeTrain()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lars-search: error: cannot open storage sqlite:///{directory}/x.db: cannot create a file in "
+                          f"directory '{directory}' (") and err.count("\n") == 1
+
+
+def test_compare_plot_path_is_checked_before_anything_is_printed(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    assert main(["run", str(write_study(tmp_path, FAKE_STUDY)), "--storage", db, "-q"], train_fn=FakeTrain()) == 0
+    capsys.readouterr()
+    assert main(["compare", "c", "--storage", db, "--plot", str(tmp_path / "nodir" / "x.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"lars-search: error: --plot {tmp_path}/nodir/x.png: directory '{tmp_path}/nodir' does not exist\n"
+    assert main(["compare", "c", "--storage", db, "--plot", "c.txt"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "lars-search: error: --plot c.txt: the file name must end in one of .png, .pdf, .svg, .jpg, .jpeg\n"
+
+
+def test_a_negative_worker_id_is_one_line(tmp_path, capsys):
+    path = write_study(tmp_path, FAKE_STUDY)
+    assert main(["worker", str(path), "--storage", f"sqlite:///{tmp_path / 'w.db'}", "--worker-id", "-1"]) == 2
+    assert capsys.readouterr().err == "lars-search: error: --worker-id must be an integer >= 0, got -1\n"
+    assert not (tmp_path / "w.db").exists()
+
+
+def test_quiet_and_debug_before_the_verb_are_kept(tmp_path, capsys):
+    """#16 item 11: the verb's own defaults overwrote them."""
+    path = write_study(tmp_path, FAKE_STUDY)
+    assert main(["-q", "run", str(path), "--storage", f"sqlite:///{tmp_path / 'q.db'}"], train_fn=FakeTrain()) == 0
+    out, err = capsys.readouterr()
+    assert "c/sgd trial" not in out and "study c:" not in out and err == ""
+    with pytest.raises(Exception):
+        main(["--debug", "status", "--storage", "nosuchdb://user:secret@host/db"])
+
+
+def test_a_trial_that_finished_its_last_epoch_is_never_pruned(tmp_path, capsys):
+    """#16 item 9: with epochs a multiple of the pruner's interval, the last epoch was judged."""
+    path = write_study(tmp_path, """\
+        name: c
+        objective: {epochs: 1}
+        arms: [sgd]
+        space: {warmup_epochs: 0.0, schedule: constant}
+        budget: {trials: 3}
+        pruner: {type: median, n_startup_trials: 1, interval_steps: 1}
+        """)
+    accuracies = iter([0.9, 0.5, 0.4])  # each trial below the median of the earlier ones
+    db = f"sqlite:///{tmp_path / 'pr.db'}"
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain(lambda config, epoch: next(accuracies))) == 0
+    assert _states(db, "sgd") == ["COMPLETE"] * 3
+
+
+def test_a_rerun_with_the_budget_met_says_nothing_to_do(tmp_path, capsys):
+    """#16 item 14: it showed an empty progress bar, `0trial [00:00, ?trial/s]`."""
+    path = write_study(tmp_path, FAKE_STUDY.replace("arms: [sgd, adam+lars]", "arms: [sgd]").replace("trials: 2", "trials: 1"))
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    assert main(["run", str(path), "--storage", db], train_fn=FakeTrain()) == 0
+    out = capsys.readouterr().out
+    assert "study c: 1 arm (sgd), 1 trial per arm" in out
+    assert main(["run", str(path), "--storage", db], train_fn=FakeTrain()) == 0
+    out, err = capsys.readouterr()
+    assert "nothing to do: every arm of c already has its 1 trial; raise --n-trials to run more" in out
+    assert "trial/s" not in err and "c/sgd trial" not in out
+
+
+def test_train_with_one_seed_shows_no_spread(tmp_path, capsys):
+    config = tmp_path / "one.yaml"
+    config.write_text("epochs: 1\nlr: 0.03\n")
+    assert main(["train", str(config), "--seeds", "1", "-q"], train_fn=FakeTrain()) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(r"test accuracy: \d+\.\d\d% over 1 seed \(validation \d+\.\d\d%\)", last), last

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import optuna
 import pytest
 
 from search.dashboard import DashboardError, make_server
+from search.storage import StorageError
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -133,9 +135,76 @@ def test_busy_port_is_detected_before_the_storage_is_opened(tmp_path):
 
 def test_missing_sqlite_file_is_reported_not_created(tmp_path):
     path = tmp_path / "nothing-here.db"
-    with pytest.raises(DashboardError, match=r"no such SQLite file .*nothing-here\.db.*lars-search run"):
+    with pytest.raises(StorageError, match=r"^no storage at sqlite:///.*nothing-here\.db \(file .* does not exist\); "
+                                           r"run a study first: lars-search run STUDY.yaml, or pass --storage$"):
         make_server(f"sqlite:///{path}", port=0)
-    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []  # no database, no lock file
+
+
+def _request(server, method: str, path: str) -> int:
+    root = server.url.replace("0.0.0.0", "127.0.0.1").removesuffix("/dashboard")
+    try:
+        with urllib.request.urlopen(urllib.request.Request(root + path, method=method), timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@contextlib.contextmanager
+def _serving(url: str, **kwargs):
+    server = make_server(url, port=0, **kwargs)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(("host", "allow_writes", "deletes"), [
+    ("0.0.0.0", False, False), ("0.0.0.0", True, True), ("127.0.0.1", False, True)])  # fmt: skip
+def test_dashboard_beyond_loopback_is_read_only_unless_asked(tmp_path, host, allow_writes, deletes):
+    """#12 item 7: whoever reaches a dashboard on 0.0.0.0 could delete studies."""
+    url = _make_storage(tmp_path / "rw.db")
+    with _serving(url, host=host, allow_writes=allow_writes) as server:
+        assert server.read_only is not deletes
+        assert _request(server, "GET", "/api/studies") == 200
+        study_id = optuna.storages.RDBStorage(url).get_study_id_from_name(f"{NAME}/sgd")
+        assert _request(server, "DELETE", f"/api/studies/{study_id}") == (204 if deletes else 403)
+    names = {s.study_name for s in optuna.storages.RDBStorage(url).get_all_studies()}
+    assert (f"{NAME}/sgd" in names) is not deletes
+
+
+def test_read_only_dashboard_says_so_in_one_line(tmp_path, monkeypatch):
+    import io
+
+    from search.dashboard import DashboardServer, serve
+
+    url = _make_storage(tmp_path / "ro.db")
+    monkeypatch.setattr(DashboardServer, "serve_forever", lambda self: None)  # return at once
+    out = io.StringIO()
+    serve(url, host="0.0.0.0", port=0, out=out)
+    lines = out.getvalue().splitlines()
+    assert lines[1] == ("read-only: 0.0.0.0 is reachable from other machines, so deleting studies and writing notes "
+                        "are refused (--allow-writes to allow them)")
+    assert lines[2] == f"3 studies: {NAME}/adam+lars, {NAME}/sgd, {NAME}/sgd+lars"
+    out = io.StringIO()
+    serve(url, host="127.0.0.1", port=0, out=out)
+    assert "read-only" not in out.getvalue()
+
+
+def test_dashboard_neither_creates_nor_alters_an_unrelated_sqlite_file(tmp_path):
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (x)")
+    before = other.read_bytes()
+    with pytest.raises(StorageError, match="holds no lars-search studies"):
+        make_server(f"sqlite:///{other}", port=0)
+    assert other.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
 
 
 def test_dashboard_reading_a_live_study_never_locks_the_writer(tmp_path):
@@ -224,38 +293,36 @@ def test_cli_dashboard_busy_port_is_one_line_exit_2(dashboard, capsys):
         f"lars-search: error: port {port} on 127.0.0.1 is already in use; pick another with --port\n")
 
 
+def _ignore_sigint() -> None:
+    """What a shell does to a background job: the child starts with SIGINT ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow  # a real `lars-search` process: imports and start-up take a few seconds
 def test_console_script_serves_until_ctrl_c(tmp_path):
+    """#15 item 4: it once ignored Ctrl-C when started as a background job. The test waits on the
+    server's own "Ctrl-C to stop." line (ready), then on its exit; no timing."""
     import signal
     import sys
-    import time
 
     url = _make_storage(tmp_path / "cli.db")
-    with contextlib.closing(socket.socket()) as sock:  # a free port, released for the server
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     command = [sys.executable, "-c", "import sys; from search.cli import main; sys.exit(main())",
-               "dashboard", "--storage", url, "--port", str(port)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+               "dashboard", "--storage", url, "--port", "0"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path, preexec_fn=_ignore_sigint,
                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     try:
         first = process.stderr.readline()
-        assert first == f"optuna-dashboard for {url} on http://127.0.0.1:{port}/dashboard\n"
-        assert process.stderr.readline() == (
-            f"3 studies: {NAME}/adam+lars, {NAME}/sgd, {NAME}/sgd+lars\n")
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
-                    names = sorted(s["study_name"] for s in json.loads(response.read())["study_summaries"])
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        assert first.startswith(f"optuna-dashboard for {url} on http://127.0.0.1:")
+        port = int(first.rsplit(":", 1)[1].split("/")[0])
+        assert process.stderr.readline() == f"3 studies: {NAME}/adam+lars, {NAME}/sgd, {NAME}/sgd+lars\n"
+        assert process.stderr.readline() == "Ctrl-C to stop.\n"  # bound and about to serve
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=30) as response:
+            names = sorted(s["study_name"] for s in json.loads(response.read())["study_summaries"])
         assert names == sorted(f"{NAME}/{arm}" for arm in ARMS)
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -53,20 +53,54 @@ def test_export_then_train_reproduces_the_exported_config_exactly(tmp_path, fini
     assert final == pytest.approx(study.best_value)
     lines = capsys.readouterr().out.splitlines()
     mean = 100 * (final - 0.075)
-    assert lines[-1] == (f"test accuracy: {mean:.2f} +- 0.71% over 2 seed(s) "
+    assert lines[-1] == (f"test accuracy: {mean:.2f} +- 0.71% over 2 seeds "
                          f"(validation {100 * final:.2f} +- 0.00%; std is the sample std)")
 
 
-def test_export_picks_the_best_arm_by_default(finished, capsys):
+def test_export_follows_the_verdicts_best_arm_by_default(finished, capsys):
+    from search.report import load_verdict
+
     assert main(["export", "e", "--storage", finished]) == 0
     text = capsys.readouterr().out
     storage = open_storage(finished, heartbeat=False)
-    studies = [optuna.load_study(study_name=f"e/{arm}", storage=storage) for arm in ("sgd", "sgd+lars")]
-    best = max(studies, key=lambda s: s.best_value)
+    verdict = load_verdict(storage, "e")
+    best = optuna.load_study(study_name=f"e/{verdict.best_arm}", storage=storage)
     assert yaml.safe_load(text) == best.best_trial.user_attrs["config"]
     assert text.startswith(f"# lars-search export: best trial of {best.study_name} ")
+    assert f"# study: e   arm: {verdict.best_arm} (the verdict's best arm)   replicate: 0   trial: " in text
     assert main(["export", "e", "--arm", "adam", "--storage", finished]) == 2
     assert capsys.readouterr().err == "lars-search: error: study 'e' has no arm 'adam'; arms: sgd, sgd+lars\n"
+
+
+def test_export_header_makes_the_file_traceable(finished, tmp_path):
+    from search.export import export_text
+    from search.report import load_verdict
+
+    storage = open_storage(finished, heartbeat=False)
+    verdict = load_verdict(storage, "e")
+    out = str(tmp_path / "best.yaml")
+    text = export_text(storage, "e", "sgd+lars", storage_label="sqlite:///e.db", output=out)
+    header = [line[2:] for line in text.splitlines() if line.startswith("# ")]
+    study = optuna.load_study(study_name="e/sgd+lars", storage=storage)
+    test = verdict.arm("sgd+lars").test
+    chosen = "the verdict's best arm" if verdict.best_arm == "sgd+lars" else "chosen with --arm"
+    assert header[1] == f"study: e   arm: sgd+lars ({chosen})   replicate: 0   trial: {study.best_trial.number}"
+    assert header[2] == (f"test accuracy (final evaluation): {100 * test.mean:.2f}% [{100 * test.low:.2f}, "
+                         f"{100 * test.high:.2f}] (95% interval; 1 replicate(s) x 3 seed(s))")
+    assert header[3] == f"verdict: {verdict.lines[0]}" and header[3].startswith("verdict: sgd+lars vs sgd: ")
+    assert header[4] == "data: fashion_mnist, n_train None, val_size 5000, batch_size 128, epochs 3"
+    assert header[5].startswith("lars-search ") and ", git commit " in header[5]
+    assert header[6] == "from storage sqlite:///e.db"
+    assert header[7] == f"Re-run (adds the test set, one run per seed):  lars-search train {out} --seeds 3"
+
+
+def test_export_of_a_study_whose_trials_all_diverged_says_so(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'd.db'}"
+    spec = load_spec(write_study(tmp_path, STUDY.replace("[sgd, sgd+lars]", "[sgd]")))
+    run_studies(spec, db, train_fn=FakeTrain(lambda config, epoch: float("nan")), progress=False)
+    assert main(["export", "e", "--arm", "sgd", "--storage", db]) == 2
+    assert capsys.readouterr().err == ("lars-search: error: arm 'sgd' of 'e' has no complete trial: all 3 trials "
+                                       "failed or diverged (see lars-search compare for the reasons)\n")
 
 
 def small_model():

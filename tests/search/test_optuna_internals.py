@@ -66,7 +66,7 @@ def test_count_trials_equals_counts_of_loaded_trials(study):
 def test_running_heartbeats_lists_running_trials_with_their_last_beat(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(study_name="i/hb", storage=storage)
-    beaten, silent = study.ask(), study.ask()
+    beaten, _ = study.ask(), study.ask()
     storage.record_heartbeat(I.trial_id_of(beaten))
     study.tell(study.ask(), 1.0)
     now, rows = I.running_heartbeats(storage, I.study_id_of(study))

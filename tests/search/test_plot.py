@@ -106,7 +106,51 @@ def test_plot_compare_writes_png_and_returns_the_plotted_series(storage, tmp_pat
         data = written.read_bytes()
         assert data[:8] == PNG_MAGIC
         width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-        assert (width, height) == (1080, 660)           # 9 x 5.5 inches at 120 dpi
+        assert (width, height) == ((1680, 660) if written == path else (1080, 660))  # 14 (9) x 5.5 in at 120 dpi
+
+
+def _evaluate(url, arm, number, values):
+    study = optuna.create_study(study_name=f"demo/{arm}/eval", storage=url, direction="maximize")
+    dists = {"incumbent_trial": optuna.distributions.IntDistribution(0, 2**31 - 1),
+             "seed": optuna.distributions.IntDistribution(0, 2**31 - 1)}
+    for seed, value in enumerate(values, start=1):
+        study.add_trial(optuna.trial.create_trial(state=COMPLETE, value=value, distributions=dists,
+                                                  params={"incumbent_trial": number, "seed": seed}))
+
+
+def test_test_accuracy_panel_shows_each_seed_and_the_mean_with_its_interval(storage):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from search.plot import _plot_test
+    from search.report import load_verdict
+
+    _evaluate(storage, "sgd", 2, [0.80, 0.81, 0.82])   # incumbents: sgd trial 2 (0.8), sgd+lars trial 1 (0.9)
+    _evaluate(storage, "sgd+lars", 1, [0.88, 0.90, 0.92])
+    fig, ax = plt.subplots()
+    try:
+        _plot_test(ax, load_verdict(optuna.storages.RDBStorage(storage), "demo"))
+        points = [sorted(round(float(y), 4) for _, y in c.get_offsets()) for c in ax.collections[:3:2]]
+        assert points == [[0.80, 0.81, 0.82], [0.88, 0.90, 0.92]]
+        # per arm: the mean, then the caps of its 95% interval (0.81 +- 4.302653 * 0.01 / sqrt(3), 0.90 +- 2x that)
+        ends = [round(float(line.get_ydata()[0]), 4) for line in ax.lines]
+        assert ends == [0.81, 0.7852, 0.8348, 0.90, 0.8503, 0.9497]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["sgd", "sgd+lars"]
+    finally:
+        plt.close(fig)
+
+
+def test_an_arm_without_a_complete_trial_says_so_in_the_legend(tmp_path):
+    from search.plot import _legend
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    study = optuna.create_study(study_name="n/sgd", storage=url, direction="maximize")
+    _run(study, [0.4], FAIL)
+    curve = compare_curves(url, "n")["sgd"]
+    assert _legend("sgd", curve) == "sgd (no complete trial)"
+    plot_compare(url, "n", tmp_path / "n.png")  # draws, no "best nan"
 
 
 def test_unknown_name_is_a_clear_error(storage, tmp_path):

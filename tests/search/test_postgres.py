@@ -145,12 +145,12 @@ def test_four_workers_meet_budget_exactly_on_postgres(pg, tmp_path):
 @pytest.mark.slow
 def test_sigkilled_worker_on_postgres_is_retried_and_budget_is_exact(pg, tmp_path):
     study = write_study(tmp_path, name="pg-kill", arms=("sgd",), trials=20)
-    procs = start_workers(study, pg.url, 4, tmp_path)
-    victim = procs[0]
+    [victim] = start_workers(study, pg.url, 1, tmp_path)  # alone first: it cannot miss the study
     (tmp_path / f"hang-{victim.pid}").write_text("")
     lr = wait_for_file(tmp_path / f"hung-{victim.pid}")
+    others = start_workers(study, pg.url, 3, tmp_path, first_id=1)
     victim.send_signal(signal.SIGKILL)
-    codes = wait_all(procs)
+    codes = wait_all([victim, *others])
     assert codes[0] == -signal.SIGKILL and codes[1:] == [0, 0, 0], worker_logs(tmp_path)
     states = assert_exact_budget(pg.url, "pg-kill", ("sgd",), 20, allow_retried_failures=1)
     assert states["sgd"]["FAIL"] == 1
@@ -161,25 +161,36 @@ def test_sigkilled_worker_on_postgres_is_retried_and_budget_is_exact(pg, tmp_pat
     assert retry.state == TrialState.COMPLETE and retry.params == failed.params
 
 
+def _wait_for_complete_trials(url: str, study_name: str, n: int, timeout: float = 300.0) -> list:
+    """Poll the study's state until ``n`` trials are COMPLETE (the timeout only guards a hang)."""
+    storage = open_storage(url, heartbeat=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done = [t for t in optuna.load_study(study_name=study_name, storage=storage).trials
+                    if t.state == TrialState.COMPLETE]  # fmt: skip
+        except KeyError:
+            done = []
+        if len(done) >= n:
+            return done
+        time.sleep(0.1)
+    raise TimeoutError(f"{study_name}: fewer than {n} complete trials after {timeout} s")
+
+
 @pytest.mark.slow
 def test_postgres_restart_mid_study_loses_nothing(pg, tmp_path):
     study = write_study(tmp_path, name="pg-restart", arms=("sgd",), trials=30)
     procs = start_workers(study, pg.url, 4, tmp_path, sleep=0.03)
-    storage = open_storage(pg.url, heartbeat=False)
-    deadline = time.monotonic() + 60
-    while True:  # wait until the study is well under way
-        try:
-            done = [t for t in optuna.load_study(study_name="pg-restart/sgd", storage=storage).trials
-                    if t.state == TrialState.COMPLETE]  # fmt: skip
-        except KeyError:
-            done = []
-        if len(done) >= 10 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    before = {t.number: (t.params, t.value) for t in done}
-    assert len(before) >= 10
-    pg.restart(down_s=2.0)
-    codes = wait_all(procs, timeout=180)
+    before = {}
+    try:
+        done = _wait_for_complete_trials(pg.url, "pg-restart/sgd", 10)  # the study is well under way
+        before = {t.number: (t.params, t.value) for t in done}
+        pg.restart(down_s=2.0)
+    finally:  # a failure here must not leave workers writing into the next test's counts
+        for p in procs:
+            if p.poll() is None and not before:
+                p.kill()
+    codes = wait_all(procs)
     logs = worker_logs(tmp_path)
     assert codes == [0, 0, 0, 0], logs
     assert "retrying" in logs  # the workers did lose the server, and came back
@@ -189,7 +200,7 @@ def test_postgres_restart_mid_study_loses_nothing(pg, tmp_path):
         assert after[number].state == TrialState.COMPLETE
         assert (after[number].params, after[number].value) == (params, value)
     study_ = load_arm(pg.url, "pg-restart/sgd")
-    assert B.count_finished(study_) == 30
+    assert B.count_slots(study_) == 30
     numbers = sorted(after)
     assert numbers == list(range(len(numbers)))
     assert not [t for t in after.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]

@@ -5,16 +5,16 @@ from __future__ import annotations
 import optuna
 import pytest
 import yaml
-from optuna.distributions import FloatDistribution
+from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from search.report import (
     StudyNotFoundError,
     arm_stats,
-    beats,
     format_compare,
     format_status,
     load_arms,
+    load_verdict,
 )
 
 LR = {"lr": FloatDistribution(1e-4, 1.0, log=True)}
@@ -36,7 +36,8 @@ def storage():
     for study, arm in ((sgd, "sgd"), (lars, "sgd+lars")):
         study.set_user_attr("study_file", text)
         study.set_user_attr("arm", arm)
-    for value in (0.80, 0.85, 0.70, 0.90, 0.60, 0.75):
+    add(sgd, TrialState.COMPLETE, 0.80, recipe="published")
+    for value in (0.85, 0.70, 0.90, 0.60, 0.75):
         add(sgd, TrialState.COMPLETE, value)
     add(sgd, TrialState.PRUNED, ran=1, seconds=3.0, fail_reason="pruned at epoch 1: ...")
     add(sgd, TrialState.FAIL, ran=2, seconds=5.0, fail_reason="ValueError: boom")
@@ -60,26 +61,62 @@ def test_arm_stats_count_compute_spent_and_saved(storage):
     assert s.reasons == {"ValueError": 1, "diverged": 1}
 
 
-def test_which_arm_beats_which(storage):
-    (a1, s1), (a2, s2) = load_arms(storage, "r")
-    assert (a1, a2) == ("sgd+lars", "sgd")  # the study file's order
-    lars, sgd = arm_stats(a1, s1), arm_stats(a2, s2)
-    assert lars.top5_median == pytest.approx(0.885)
-    assert beats(lars, sgd) == "beats" and beats(sgd, lars) is None
-    sgd.top5_median = 0.95
-    assert beats(lars, sgd) == "mixed" and beats(sgd, lars) == "mixed"
+def evaluate(storage, arm, number, values, seeds=(1, 2, 3)):
+    """The final evaluation of ``r/<arm>``: incumbent ``number`` retrained, one test accuracy per seed."""
+    study = optuna.create_study(storage=storage, study_name=f"r/{arm}/eval", direction="maximize")
+    dists = {"incumbent_trial": IntDistribution(0, 2**31 - 1), "seed": IntDistribution(0, 2**31 - 1)}
+    for seed, value in zip(seeds, values):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=value, distributions=dists,
+                                     params={"incumbent_trial": number, "seed": seed}, user_attrs={"wall_time_s": 2.0}))
 
 
-def test_compare_table_lines(storage):
+def test_arms_keep_the_study_files_order(storage):
+    assert [a for a, _ in load_arms(storage, "r")] == ["sgd+lars", "sgd"]
+
+
+def test_arms_written_as_mappings_keep_the_file_order():
+    storage = optuna.storages.InMemoryStorage()
+    text = yaml.safe_dump({"name": "m", "objective": {"epochs": 1},
+                           "arms": [{"optimizer": "sgd", "lars": True}, {"optimizer": "adam"}, "rmsprop"]})
+    for arm in ("rmsprop", "adam", "sgd+lars"):
+        optuna.create_study(storage=storage, study_name=f"m/{arm}").set_user_attr("study_file", text)
+    assert [a for a, _ in load_arms(storage, "m")] == ["sgd+lars", "adam", "rmsprop"]
+
+
+def test_compare_without_evaluation_has_no_winner_and_says_why(storage):
     text = format_compare(storage, "r")
     lines = text.splitlines()
     row = next(line for line in lines if line.startswith("sgd  "))
-    assert row.split()[:7] == ["sgd", "6/2/1", "90.00", "80.00", "28", "69", "3"]
-    assert "(10%, ~9 s)" in row and "#3 lr=0.1" in row
-    assert "  sgd+lars vs sgd: +1.00 points best, +8.50 points top-5 median" in lines
-    assert "  sgd+lars beats: sgd" in lines and "  sgd beats: none" in lines
+    # arm, C/P/F, best val, recipe val, gain, test, runs, trial-epochs, seconds, saved
+    assert row.split()[:10] == ["sgd", "6/2/1", "90.00", "80.00", "+10.00", "-", "0", "28", "69", "3"]
+    assert "(10%)" in row and "#3 lr=0.1" in row
+    assert "  sgd+lars vs sgd: not comparable yet (finished trials 2 vs 9)" in lines
+    assert "note: arms have unequal finished trials (sgd+lars 2, sgd 9): not comparable yet; " \
+           "run the study again to give every arm its budget" in lines
+    assert not any("winner" in line for line in lines)
     assert lines[-2:] == ["failed/diverged trials by reason:", "  sgd: ValueError x1, diverged x1"]
-    assert "winner: sgd+lars (91.00% best validation accuracy)" in lines
+
+
+def test_verdict_numbers_by_hand(storage):
+    lars = optuna.load_study(study_name="r/sgd+lars", storage=storage)
+    for value in (0.80, 0.70, 0.60, 0.50, 0.40, 0.30, 0.20):  # the same 9 finished trials as sgd
+        add(lars, TrialState.COMPLETE, value)
+    evaluate(storage, "sgd", 3, [0.80, 0.81, 0.82])
+    evaluate(storage, "sgd+lars", 0, [0.83, 0.84, 0.85])
+    verdict = load_verdict(storage, "r")
+    sgd = verdict.arm("sgd").test
+    # mean 0.81, sd 0.01, n 3: 0.81 +- t(0.975, 2) 0.01 / sqrt(3) = 0.81 +- 4.302653 * 0.0057735
+    assert (sgd.mean, sgd.n) == (pytest.approx(0.81), 3)
+    assert (sgd.low, sgd.high) == (pytest.approx(0.81 - 0.0248414, abs=1e-6), pytest.approx(0.81 + 0.0248414, abs=1e-6))
+    # Welch: d = 0.03, se = sqrt(2 * 0.01**2 / 3) = 0.0081650, df = 4, t(0.975, 4) = 2.776445
+    assert verdict.lines == ["sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps"]
+    assert [(rank, arm) for rank, arm, _ in verdict.ranking] == [(1, "sgd+lars"), (1, "sgd")]
+    assert verdict.best_arm == "sgd+lars"
+    lines = format_compare(storage, "r").splitlines()
+    row = next(line for line in lines if line.startswith("sgd  "))
+    assert "81.00 [78.52, 83.48]" in row and row.split()[8] == "3" and row.split()[10] == "75"  # 69 s + 3 x 2 s
+    assert "  sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps" in lines
+    assert "  1. sgd+lars 84.00 [81.52, 86.48] (tied with sgd)" in lines
 
 
 def test_status_lists_every_arm_and_ignores_other_studies(storage):
@@ -93,3 +130,27 @@ def test_status_lists_every_arm_and_ignores_other_studies(storage):
 def test_unknown_study_lists_the_known_ones(storage):
     with pytest.raises(StudyNotFoundError, match=r"no study named 'q' in the storage \(studies there: r\)"):
         format_compare(storage, "q")
+
+
+def test_incumbent_at_the_edge_warns_and_marks_its_verdict_lines_provisional(storage):
+    lars = optuna.load_study(study_name="r/sgd+lars", storage=storage)
+    add(lars, TrialState.COMPLETE, 0.95, lr=1.0)  # the new incumbent, at the top of lr's [1e-4, 1]
+    for value in (0.70, 0.60, 0.50, 0.40, 0.30, 0.20):
+        add(lars, TrialState.COMPLETE, value)
+    evaluate(storage, "sgd", 3, [0.80, 0.81, 0.82])
+    evaluate(storage, "sgd+lars", 2, [0.83, 0.84, 0.85])
+    lines = format_compare(storage, "r").splitlines()
+    assert "  sgd+lars: best lr 1 is at the top of [0.0001, 1]; widen the range" in lines
+    assert ("  sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps "
+            "(provisional: sgd+lars at the edge of the searched range)") in lines
+
+
+def test_an_arm_whose_trials_all_failed_gets_no_verdict_and_says_why():
+    storage = optuna.storages.InMemoryStorage()
+    text = yaml.safe_dump({"name": "f", "objective": {"epochs": 4}, "arms": ["sgd", "sgd+lars"]})
+    for arm in ("sgd", "sgd+lars"):
+        study = optuna.create_study(storage=storage, study_name=f"f/{arm}", direction="maximize")
+        study.set_user_attr("study_file", text)
+        add(study, TrialState.FAIL, ran=1, fail_reason="ValueError: boom")
+    assert load_verdict(storage, "f").lines == [
+        "sgd+lars vs sgd: no verdict (sgd+lars and sgd: no test result; every trial or evaluation run failed or diverged)"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from objectives import validate_config
 from search_fakes import write_study
 
+from objectives import validate_config
 from search.space import suggest_config
 from search.spec import load_spec
 
@@ -85,7 +85,7 @@ def test_lambda_and_epsilon_only_in_lars_arms_and_momentum_only_where_it_exists(
 
 
 def test_ranges_are_respected(spec):
-    for params, config in sample(spec, spec.arm("adam+lars"), 50):
+    for _, config in sample(spec, spec.arm("adam+lars"), 50):
         assert 1e-5 <= config["lr"] <= 1e-1
         # lars_mode [gradient, update] is searched: lambda spans both modes' default ranges
         assert 1e-4 <= config["trust_coefficient"] <= 100.0
@@ -94,14 +94,14 @@ def test_ranges_are_respected(spec):
 
 
 def test_rules_and_schedules_are_read_from_objectives():
+    import search.space as space
     from objectives.config import RULES
     from objectives.registry import SCHEDULES as REGISTERED
 
-    import search.space as space
-
     assert all(space.PARAM_RULES[key] is RULES[key] for key in space.SPACE_KEYS)
     assert space.SCHEDULES == tuple(REGISTERED)
-    assert all(space.SCHEDULE_RULES[k][p] is REGISTERED[k].params[p].rule for k in REGISTERED for p in REGISTERED[k].params)
+    for kind, info in REGISTERED.items():
+        assert all(space.SCHEDULE_RULES[kind][name] is param.rule for name, param in info.params.items())
 
 
 def test_which_arms_a_key_applies_to_comes_from_the_registry():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from search_fakes import write_study
@@ -218,6 +219,7 @@ def test_cmaes_sampler_needs_its_package(tmp_path):
 
 # --- a study file without a space (#14), and the default table ------------------------------
 
+SCHEDULE_TYPES = ("constant", "step", "multistep", "exponential", "cosine", "polynomial")
 NOSPACE = """\
 name: nospace
 objective: {dataset: fashion_mnist, model: vgg16, width: 0.125, n_train: 300, val_size: 100, epochs: 1,
@@ -245,13 +247,28 @@ def test_the_default_leaves_out_multistep_when_its_milestones_share_a_step(tmp_p
     assert sgd.space.schedule == Choice(("constant", "step", "exponential", "cosine", "polynomial"))
 
 
-def test_a_file_without_space_runs_end_to_end(tmp_path, capsys):
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs apt-get install dataset-fashion-mnist")
+def test_a_file_without_space_runs_end_to_end(tmp_path, capsys, monkeypatch):
     from search.cli import main
 
+    monkeypatch.delenv("LARS_SEARCH_DATA", raising=False)
+    import optuna
+
     study = write_study(tmp_path, NOSPACE)
-    assert main(["run", str(study), "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}", "-q"]) == 0
-    out = capsys.readouterr().out
-    assert "sgd+lars" in out and "nospace" in out
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert main(["run", str(study), "--storage", url, "-q"]) == 0
+    for arm, lam in (("sgd", None), ("sgd+lars", (1e-4, 1.0))):
+        (trial,) = optuna.load_study(study_name=f"nospace/{arm}", storage=url).trials
+        assert trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # PRUNED: diverged
+        config = trial.user_attrs["config"]
+        assert 1e-3 <= config["lr"] <= 10.0 and 1e-6 <= config["weight_decay"] <= 1e-2
+        assert 0.0 <= config["warmup_epochs"] <= 1.0 and config["schedule"] in SCHEDULE_TYPES
+        if lam is None:
+            assert "trust_coefficient" not in trial.params
+        else:
+            assert lam[0] <= config["trust_coefficient"] <= lam[1]
+    assert "nospace" in capsys.readouterr().out
 
 
 def test_lambda_default_covers_both_modes_when_the_mode_is_searched(tmp_path):
@@ -281,12 +298,13 @@ def test_an_arm_schedule_over_a_shared_one_keeps_its_defaults(tmp_path, kind, pa
 
 
 def test_an_arm_schedule_keeps_the_shared_parameters_of_its_type(tmp_path):
-    spec = load_spec(write_study(tmp_path, MINIMAL + "arms: [sgd, {optimizer: adam, space: {schedule: step}}]\n"
-                                                     "space: {schedule: {type: cosine, cosine: {final_lr_ratio: 0.1}}}\n"))
+    arms = "arms: [sgd, {optimizer: adam, space: {schedule: step}}]\n"
+    shared = "space: {schedule: {type: cosine, cosine: {final_lr_ratio: 0.1}}}\n"
+    spec = load_spec(write_study(tmp_path, MINIMAL + arms + shared))
     adam = spec.arms[1]
     assert adam.space.schedule_params["step"] == {"step_size": Fixed(1.333), "gamma": Fixed(0.1)}
-    spec = load_spec(write_study(tmp_path, MINIMAL + "arms: [sgd, {optimizer: adam, space: {schedule: step}}]\n"
-                                                     "space: {schedule: {type: [cosine, step], step: {step_size: 2}}}\n"))
+    shared = "space: {schedule: {type: [cosine, step], step: {step_size: 2}}}\n"
+    spec = load_spec(write_study(tmp_path, MINIMAL + arms + shared))
     assert spec.arms[1].space.schedule_params["step"]["step_size"] == Fixed(2.0)
 
 
@@ -294,7 +312,8 @@ def test_an_arm_schedule_keeps_the_shared_parameters_of_its_type(tmp_path):
 
 def test_nesterov_with_a_momentum_choice_of_zero_is_rejected_whatever_comes_first(tmp_path):
     for momentum in ("[0.9, 0.0]", "[0.0, 0.9]", "{low: 0.0, high: 0.9}"):
-        msg = spec_error(tmp_path, MINIMAL + f"arms: [sgd]\nsampler: random\nspace: {{nesterov: true, momentum: {momentum}}}\n")
+        space = f"space: {{nesterov: true, momentum: {momentum}}}\n"
+        msg = spec_error(tmp_path, MINIMAL + "arms: [sgd]\nsampler: random\n" + space)
         assert msg.startswith("space.nesterov: config key 'nesterov' can only be true with optimizer 'sgd' and "
                               "momentum > 0, got optimizer 'sgd' and momentum 0.0"), msg
         if momentum == "[0.9, 0.0]":  # not the first value: the message says which draw
@@ -310,7 +329,8 @@ def test_nesterov_with_a_momentum_choice_of_zero_is_rejected_whatever_comes_firs
                          "fashion_mnist, got 70000"),
 ])
 def test_sizes_beyond_the_data_set_are_rejected_before_any_trial(tmp_path, key, value, expected):
-    assert spec_error(tmp_path, f"name: t\nobjective: {{dataset: fashion_mnist, epochs: 2, {key}: {value}}}\n") == expected
+    text = f"name: t\nobjective: {{dataset: fashion_mnist, epochs: 2, {key}: {value}}}\n"
+    assert spec_error(tmp_path, text) == expected
 
 
 def test_cuda_device_index_on_a_machine_without_it_is_one_line_before_any_trial(tmp_path, monkeypatch):
@@ -329,12 +349,15 @@ def test_cuda_device_index_on_a_machine_without_it_is_one_line_before_any_trial(
         check_device(spec, None)
 
 
-def test_adamw_lars_in_gradient_mode_with_weight_decay_is_rejected_in_lars_words(tmp_path):
-    msg = spec_error(tmp_path, MINIMAL + "arms: [adamw+lars]\nspace: {lars_mode: gradient}\n")
-    assert msg.startswith("arms[0] (adamw+lars): config keys 'optimizer', 'weight_decay' and the lars_* keys make an "
-                          "optimizer that lars.LARS rejects: param group 0: lars_mode 'gradient' with a "
-                          "decoupled-weight-decay base (AdamW)"), msg
-    load_spec(write_study(tmp_path, MINIMAL + "arms: [adamw+lars]\nspace: {lars_mode: gradient, weight_decay: 0}\n"))
+def test_what_lars_rejects_at_run_time_is_rejected_here_in_lars_words(tmp_path):
+    # the paper's momentum form needs an SGD base: lars.LARS's own check says so, before any trial
+    space = "space: {lars_mode: gradient, lars_momentum_form: paper}\n"
+    msg = spec_error(tmp_path, MINIMAL + "arms: [rmsprop+lars]\n" + space)
+    assert msg.startswith("arms[0] (rmsprop+lars): config keys 'optimizer', 'weight_decay' and the lars_* keys make "
+                          "an optimizer that lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs a "
+                          "torch.optim.SGD base, got RMSprop"), msg
+    # adamw + gradient mode + weight decay: lars takes it now (decoupled decay stays decoupled), so the file passes
+    load_spec(write_study(tmp_path, MINIMAL + "arms: [adamw+lars]\nspace: {lars_mode: gradient}\n"))
 
 
 def test_milestones_the_user_wrote_are_named_in_the_message(tmp_path):
@@ -345,28 +368,23 @@ def test_milestones_the_user_wrote_are_named_in_the_message(tmp_path):
 
 
 def test_milestones_that_round_to_one_step_are_an_error(tmp_path):
-    msg = spec_error(tmp_path, "name: t\nobjective: {dataset: fashion_mnist, epochs: 2, n_train: 300, batch_size: 128}\n"
-                               "arms: [sgd]\nspace: {schedule: {type: multistep, multistep: {milestones: [[1], [0.5, 0.7]]}}}\n")
+    objective = "objective: {dataset: fashion_mnist, epochs: 2, n_train: 300, batch_size: 128}\n"
+    space = "space: {schedule: {type: multistep, multistep: {milestones: [[1], [0.5, 0.7]]}}}\n"
+    msg = spec_error(tmp_path, "name: t\n" + objective + "arms: [sgd]\n" + space)
     assert msg.startswith("space.schedule.multistep.milestones: config key 'schedule_params.milestones' must be "
-                          "epochs that fall on distinct optimizer steps (2 steps per epoch: [0.5, 0.7] -> steps [1, 1]"), msg
+                          "epochs that fall on distinct optimizer steps (2 steps per epoch: [0.5, 0.7] -> "
+                          "steps [1, 1]"), msg
 
 
 def test_step_size_in_fractional_epochs_is_accepted_as_in_train_configs(tmp_path):
-    spec = load_spec(write_study(tmp_path, MINIMAL + "arms: [sgd]\nspace: {schedule: {type: step, step: {step_size: 2.5}}}\n"))
+    space = "space: {schedule: {type: step, step: {step_size: 2.5}}}\n"
+    spec = load_spec(write_study(tmp_path, MINIMAL + "arms: [sgd]\n" + space))
     assert spec.arms[0].space.schedule_params["step"]["step_size"] == Fixed(2.5)
 
 
 # --- lars_momentum_form: searchable on LARS arms in gradient mode -------------------------------
 
-def test_momentum_form_is_searchable_on_lars_arms_in_gradient_mode(tmp_path, monkeypatch):
-    import lars
-
-    class WithMomentumForm(lars.LARS):  # the interface H1 adds: lars.LARS(..., momentum_form="torch")
-        def __init__(self, optimizer, *, momentum_form="torch", **kwargs):
-            super().__init__(optimizer, **kwargs)
-            self.momentum_form = momentum_form
-
-    monkeypatch.setattr(lars, "LARS", WithMomentumForm)
+def test_momentum_form_is_searchable_on_lars_arms_in_gradient_mode(tmp_path):
     spec = load_spec(write_study(tmp_path, MINIMAL + "arms: [sgd+lars, adam+lars, sgd]\n"
                                                      "space: {lars_momentum_form: [torch, paper]}\n"))
     sgd_lars, adam_lars, sgd = spec.arms
@@ -377,7 +395,7 @@ def test_momentum_form_is_searchable_on_lars_arms_in_gradient_mode(tmp_path, mon
     assert msg == "arms[0].space.lars_momentum_form: does not apply to this arm (LARS arms in gradient mode only)"
     msg = spec_error(tmp_path, MINIMAL + "arms: [sgd+lars]\nspace: {lars_mode: [gradient, update], "
                                          "lars_momentum_form: paper}\n")
-    assert "'lars_momentum_form' can only be 'paper' with lars true in gradient mode" in msg
+    assert "lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs lars_mode 'gradient'" in msg, msg
 
 
 # --- #16 item 8: plausible YAML is not silently misread -----------------------------------------
@@ -402,7 +420,8 @@ def test_a_repeated_key_is_an_error_naming_it(tmp_path):
 
 def test_a_step_that_does_not_divide_the_range_is_one_line(tmp_path, recwarn):
     msg = spec_error(tmp_path, MINIMAL + "space: {lr: {low: 0.01, high: 0.1, step: 0.5}}\n")
-    assert msg == "space.lr.step: must divide high - low = 0.09 into whole steps, got 0.5 (e.g. {low: 0.01, high: 0.51, step: 0.5})"
+    assert msg == ("space.lr.step: must divide high - low = 0.09 into whole steps, got 0.5 "
+                   "(e.g. {low: 0.01, high: 0.51, step: 0.5})")
     msg = spec_error(tmp_path, MINIMAL + "space: {warmup_epochs: {low: 0, high: 1, step: 0.3}}\n")
     assert msg.startswith("space.warmup_epochs.step: must divide high - low = 1 into whole steps, got 0.3")
     assert not [w for w in recwarn.list if "optuna" in str(w.filename) or "divisible" in str(w.message)]
@@ -418,7 +437,6 @@ def test_infinite_or_nan_bounds_are_rejected(tmp_path, bound):
 
 def test_lr_without_a_dot_is_a_number_in_study_and_train_files_alike(tmp_path):
     from objectives import validate_config
-
     from search.export import load_config_file
 
     spec = load_spec(write_study(tmp_path, MINIMAL + "space: {lr: 1e-3}\n"))
@@ -471,3 +489,11 @@ def test_no_empty_allowed_list(tmp_path):
 def test_a_sampler_seed_numpy_cannot_take_is_one_line(tmp_path):
     assert spec_error(tmp_path, MINIMAL + "sampler: {seed: 4294967296}\n") == (
         "sampler.seed: must be an integer in [0, 2147483647], got 4294967296")
+
+
+def test_objective_values_are_checked_by_the_rule_train_uses(tmp_path):
+    # objectives' rule: batch norm needs two images per batch (a study file once accepted 1)
+    assert spec_error(tmp_path, "name: t\nobjective: {epochs: 2, batch_size: 1}\n") == (
+        "objective.batch_size: config key 'batch_size' must be an integer >= 2, got 1")
+    assert spec_error(tmp_path, "name: t\nobjective: {epochs: 0}\n") == (
+        "objective.epochs: config key 'epochs' must be an integer >= 1, got 0")

@@ -190,7 +190,7 @@ def test_in_memory_sqlite_is_rejected_at_once(url):
     with pytest.raises(S.StorageError, match=r"is an in-memory SQLite database, which workers cannot share and a "
                                              r"rerun cannot resume; use a file, e.g. sqlite:///lars-search.db$"):
         S.open_storage(url)
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 10.0  # no retries: the URL alone says it cannot work
 
 
 @pytest.mark.parametrize("directory", ["/proc", "/sys"])

@@ -46,7 +46,7 @@ def load(db, name):
 def test_runs_n_trials_per_arm_into_sqlite_with_full_records(tmp_path, db):
     spec = load_spec(write_study(tmp_path, TWO_ARMS))
     fake = FakeTrain()
-    summary = run_studies(spec, db, train_fn=fake, progress=False)
+    summary = run_studies(spec, db, train_fn=fake, progress=False, evaluate=False)
     assert {a: (p.complete, p.ran_here) for a, p in summary.items()} == {"sgd": (3, 3), "sgd+lars": (3, 3)}
     # round robin: the arms alternate
     assert [(c["optimizer"], c["lars"]) for c in fake.calls] == [("sgd", False), ("sgd", True)] * 3
@@ -65,12 +65,12 @@ def test_runs_n_trials_per_arm_into_sqlite_with_full_records(tmp_path, db):
 
 def test_second_run_resumes_without_duplicates_and_keeps_earlier_trials(tmp_path, db):
     spec = load_spec(write_study(tmp_path, TWO_ARMS))
-    run_studies(spec, db, n_trials=2, train_fn=FakeTrain(), progress=False)
+    run_studies(spec, db, n_trials=2, train_fn=FakeTrain(), progress=False, evaluate=False)
     first = {t.number: (t.params, t.datetime_complete) for t in load(db, "s/sgd").trials}
     again = FakeTrain()
-    summary = run_studies(spec, db, n_trials=2, train_fn=again, progress=False)
+    summary = run_studies(spec, db, n_trials=2, train_fn=again, progress=False, evaluate=False)
     assert again.calls == [] and summary["sgd"].complete == 2  # budget already met: nothing new
-    run_studies(spec, db, n_trials=4, train_fn=again, progress=False)
+    run_studies(spec, db, n_trials=4, train_fn=again, progress=False, evaluate=False)
     trials = load(db, "s/sgd").trials
     assert [t.number for t in trials] == [0, 1, 2, 3]
     assert {t.number: (t.params, t.datetime_complete) for t in trials[:2]} == first
@@ -87,6 +87,7 @@ def test_median_pruner_prunes_a_losing_trial_but_never_inside_its_warmup(tmp_pat
         space: {lr: [0.03, 0.0001], warmup_epochs: [0.0, 2.0]}
         budget: {trials: 4}
         pruner: {type: median, n_startup_trials: 2}
+        recipe: false
         """))
     studies = open_studies(spec, open_storage(db))
     for lr, warmup in [(0.03, 0.0), (0.03, 0.0), (0.0001, 2.0), (0.0001, 0.0)]:
@@ -105,7 +106,7 @@ def test_median_pruner_prunes_a_losing_trial_but_never_inside_its_warmup(tmp_pat
 
     optuna.trial.Trial.should_prune = spy
     try:
-        run_studies(spec, db, train_fn=fake, progress=False)
+        run_studies(spec, db, train_fn=fake, progress=False, evaluate=False)
     finally:
         optuna.trial.Trial.should_prune = original
     trials = load(db, "p/sgd").trials
@@ -132,6 +133,7 @@ def test_median_pruner_judges_every_third_of_training_by_default(tmp_path, db, p
         space: {{lr: [0.03, 0.0001], warmup_epochs: 0.0}}
         budget: {{trials: 3}}
         pruner: {pruner}
+        recipe: false
         """))
     studies = open_studies(spec, open_storage(db))
     for lr in (0.03, 0.03, 0.0001):
@@ -140,7 +142,7 @@ def test_median_pruner_judges_every_third_of_training_by_default(tmp_path, db, p
     def curve(config, epoch):
         return (0.1 if epoch == 1 else 0.9) if config["lr"] == 0.03 else 0.5
 
-    run_studies(spec, db, train_fn=FakeTrain(curve), progress=False)
+    run_studies(spec, db, train_fn=FakeTrain(curve), progress=False, evaluate=False)
     trials = load(db, "p/sgd").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
     assert sorted(trials[2].intermediate_values) == pruned_after
@@ -165,7 +167,7 @@ def test_faults_in_a_trial_do_not_stop_the_study(tmp_path, db, monkeypatch):
             raise ValueError("user code broke\nsecond line")
         return lr_curve(config, epoch)
 
-    summary = run_studies(spec, db, train_fn=FakeTrain(curve), progress=False)
+    summary = run_studies(spec, db, train_fn=FakeTrain(curve), progress=False, evaluate=False)
     trials = load(db, "s/sgd").trials
     assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
     assert trials[0].user_attrs["fail_reason"] == "diverged: non-finite training loss at epoch 2"
@@ -188,14 +190,14 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path, db
         return lr_curve(config, epoch)
 
     with pytest.raises(KeyboardInterrupt):
-        run_studies(spec, db, train_fn=FakeTrain(curve), progress=False)
+        run_studies(spec, db, train_fn=FakeTrain(curve), progress=False, evaluate=False)
     sgd, lars = load(db, "s/sgd").trials, load(db, "s/sgd+lars").trials
     assert [t.state for t in sgd] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING]
     assert sgd[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C) during epoch 2"
     assert sgd[2].params == sgd[1].params and sgd[2].system_attrs["failed_trial"] == 1
     assert [t.state for t in lars] == [TrialState.COMPLETE]
     # resuming: the interrupted configuration runs again in its slot, then the arms fill up to the budget
-    run_studies(spec, db, train_fn=FakeTrain(), progress=False)
+    run_studies(spec, db, train_fn=FakeTrain(), progress=False, evaluate=False)
     sgd = load(db, "s/sgd").trials
     assert [t.state for t in sgd] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert sgd[2].params == sgd[1].params and "fail_reason" not in sgd[2].user_attrs
@@ -203,20 +205,20 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path, db
 
 
 def test_a_conflicting_study_file_is_refused_before_anything_is_written(tmp_path, db):
-    run_studies(load_spec(write_study(tmp_path, TWO_ARMS)), db, n_trials=1, train_fn=FakeTrain(), progress=False)
+    run_studies(load_spec(write_study(tmp_path, TWO_ARMS)), db, n_trials=1, train_fn=FakeTrain(), progress=False, evaluate=False)
     changed = load_spec(write_study(tmp_path, TWO_ARMS.replace("epochs: 3", "epochs: 5"), "changed.yaml"))
     with pytest.raises(SpecConflictError, match=r"arm 'sgd' conflicts with the stored study 's/sgd' in sqlite:///.*: "
                        r"objective\.epochs was 3, now 5"):
-        run_studies(changed, db, train_fn=FakeTrain(), progress=False)
+        run_studies(changed, db, train_fn=FakeTrain(), progress=False, evaluate=False)
     assert len(load(db, "s/sgd").trials) == 1
     # a bigger budget, another device or sampler is not a conflict
     bigger = load_spec(write_study(tmp_path, TWO_ARMS.replace("trials: 3", "trials: 2").replace("width: 0.125", "width: 0.125, device: cpu"), "b.yaml"))
-    assert run_studies(bigger, db, train_fn=FakeTrain(), progress=False)["sgd"].complete == 2
+    assert run_studies(bigger, db, train_fn=FakeTrain(), progress=False, evaluate=False)["sgd"].complete == 2
 
 
 def test_timeout_zero_starts_no_trial(tmp_path, db):
     fake = FakeTrain()
-    run_studies(load_spec(write_study(tmp_path, TWO_ARMS)), db, timeout=0, train_fn=fake, progress=False)
+    run_studies(load_spec(write_study(tmp_path, TWO_ARMS)), db, timeout=0, train_fn=fake, progress=False, evaluate=False)
     assert fake.calls == []
 
 
@@ -241,7 +243,7 @@ def test_samplers_and_pruners_follow_the_file(tmp_path):
 
 def test_stored_study_file_round_trips(tmp_path, db):
     spec = load_spec(write_study(tmp_path, TWO_ARMS))
-    run_studies(spec, db, n_trials=1, train_fn=FakeTrain(), progress=False)
+    run_studies(spec, db, n_trials=1, train_fn=FakeTrain(), progress=False, evaluate=False)
     assert yaml.safe_load(load(db, "s/sgd").user_attrs["study_file"]) == yaml.safe_load(TWO_ARMS)
 
 
@@ -254,7 +256,7 @@ def test_a_config_objectives_rejects_at_train_time_stops_the_run(tmp_path, db):
         raise ConfigError("config key 'device' is 'cuda' but CUDA is not available on this machine")
 
     with pytest.raises(ConfigError, match="CUDA is not available"):
-        run_studies(spec, db, train_fn=FakeTrain(curve), progress=False)
+        run_studies(spec, db, train_fn=FakeTrain(curve), progress=False, evaluate=False)
     trials = load(db, "s/sgd").trials
     assert [t.state for t in trials] == [TrialState.FAIL]  # one trial, not the whole budget
     assert trials[0].user_attrs["fail_reason"].startswith("ConfigError: config key 'device' is 'cuda'")
@@ -264,8 +266,8 @@ def test_a_spec_built_in_code_is_stored_and_resumes(tmp_path, db):
     from search.spec import parse_spec
 
     data = yaml.safe_load(TWO_ARMS)
-    run_studies(parse_spec(data), db, n_trials=1, train_fn=FakeTrain(), progress=False)
+    run_studies(parse_spec(data), db, n_trials=1, train_fn=FakeTrain(), progress=False, evaluate=False)
     study = load(db, "s/sgd")
     assert yaml.safe_load(study.user_attrs["study_file"]) == data
-    run_studies(parse_spec(data), db, n_trials=2, train_fn=FakeTrain(), progress=False)  # no conflict
+    run_studies(parse_spec(data), db, n_trials=2, train_fn=FakeTrain(), progress=False, evaluate=False)  # no conflict
     assert len(load(db, "s/sgd").trials) == 2

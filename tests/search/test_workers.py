@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -70,7 +70,7 @@ def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path, monkeypat
     assert record[0].startswith(f"1 -m search.workers {study} --storage sqlite:///{tmp_path}/x.db --worker-id 0")
     assert record[1].startswith(f"3 -m search.workers {study} --storage sqlite:///{tmp_path}/x.db --worker-id 1")
     assert all(r.endswith("--device cuda") for r in record)
-    assert lines == [f"mw: starting 2 worker(s) on GPUs 1,3 on sqlite:///{tmp_path}/x.db"]
+    assert lines == [f"mw: starting 2 workers on GPUs 1,3 on sqlite:///{tmp_path}/x.db"]
     assert (tmp_path / "record.omp").read_text().split() == [str(W.cpu_threads_per_worker(2))] * 2
     with pytest.raises(ValueError, match=r"--workers must equal the number of --gpus \(2\), got 3"):
         W.launch_workers(str(study), storage_url=f"sqlite:///{tmp_path}/x.db", gpus="0,1", n_workers=3)
@@ -106,6 +106,11 @@ def test_launch_workers_runs_the_budget_with_n_processes(tmp_path):
                             env=worker_env(tmp_path), log=lines.append)  # fmt: skip
     assert code == 0
     assert_exact_budget(url, "mw", ("sgd",), 8)
+    # every worker line arrives whole and tagged, and Optuna's [I ...] log lines stay out (#16 item 14)
+    assert lines[0] == f"mw: starting 2 workers on {url}"
+    assert len(lines) > 8 and all(re.fullmatch(r"\[worker [01]\] (?!.*\[worker ).*", line) for line in lines[1:]), lines
+    assert sum("mw/sgd trial " in line for line in lines) == 8
+    assert not any("[I " in line for line in lines)
     # a second run resumes: nothing to do, nothing duplicated
     assert W.launch_workers(str(study), storage_url=url, n_workers=2, objective="fake_objective:train",
                             env=worker_env(tmp_path), log=lines.append) == 0  # fmt: skip
@@ -113,12 +118,14 @@ def test_launch_workers_runs_the_budget_with_n_processes(tmp_path):
 
 
 def _kill_one_worker_mid_trial(study: Path, url: str, tmp_path: Path, n: int = 4) -> tuple[list[int], str]:
-    procs = start_workers(study, url, n, tmp_path)
-    victim = procs[0]
+    """The victim starts alone and hangs in a trial before the others start: it cannot miss the
+    study (on a busy machine the others once finished every trial before it had imported)."""
+    [victim] = start_workers(study, url, 1, tmp_path)
     (tmp_path / f"hang-{victim.pid}").write_text("")
     lr = wait_for_file(tmp_path / f"hung-{victim.pid}")
+    others = start_workers(study, url, n - 1, tmp_path, first_id=1)
     os.kill(victim.pid, signal.SIGKILL)
-    codes = wait_all(procs)
+    codes = wait_all([victim, *others])
     return codes, lr
 
 
@@ -205,7 +212,7 @@ def test_worker_with_bad_storage_url_exits_2_with_one_masked_line(tmp_path, caps
     code, err = _run_worker_main(study, "postgresql+psycopg://lars:hunter2@127.0.0.1:1/lars", tmp_path, capsys, monkeypatch)
     assert code == W.EXIT_USER_ERROR
     assert len(err.strip().splitlines()) == 1
-    assert err.startswith("lars-search worker: error: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: ")
+    assert err.startswith("lars-search: error: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: ")
     assert "hunter2" not in err
     assert not (tmp_path / "trials.log").exists()  # nothing trained
 
@@ -232,3 +239,32 @@ def test_conflicting_study_file_is_refused_and_database_untouched(tmp_path, caps
     sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
     assert _digest(tmp_path / "x.db") == before
     assert_exact_budget(url, "mw", ("sgd", "sgd+lars"), 3)
+
+
+def test_sigterm_to_the_parent_is_passed_on_to_every_worker(tmp_path, monkeypatch):
+    """#16 item 3: the workers of `run --workers` must hear a SIGTERM sent to the parent (not their group)."""
+    from search.trial import Terminated
+
+    study = write_study(tmp_path, trials=2)
+    fake_python = tmp_path / "fake-python"
+    fake_python.write_text('#!/bin/sh\ntrap \'echo term > "$RECORD.$$"; exit 0\' TERM\ntouch "$RECORD.ready.$$"\n'
+                           'while :; do sleep 0.05; done\n')  # fmt: skip
+    fake_python.chmod(0o755)
+
+    def terminated_once_ready(procs, log):
+        for p in procs:
+            wait_for_file_or_empty(tmp_path / f"record.ready.{p.pid}")
+        raise Terminated()
+
+    monkeypatch.setattr(W, "_wait_all", terminated_once_ready)
+    with pytest.raises(Terminated):
+        W.launch_workers(str(study), storage_url=f"sqlite:///{tmp_path}/x.db", n_workers=2, log=lambda line: None,
+                         env={"RECORD": str(tmp_path / "record")}, python=str(fake_python))  # fmt: skip
+    terms = sorted(p.read_text() for p in tmp_path.glob("record.[0-9]*"))
+    assert terms == ["term\n", "term\n"]
+
+
+def wait_for_file_or_empty(path: Path) -> None:
+    """Readiness of a shell stand-in: the (empty) file it touches once its trap is set."""
+    while not path.exists():
+        threading.Event().wait(0.02)

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.budget import count_finished
+from search.budget import count_slots
 from search.storage import open_storage
 
 HERE = Path(__file__).resolve().parent
@@ -50,11 +50,12 @@ def worker_env(directory: Path, *, sleep: float = 0.005, interval: int = 1, grac
     }
 
 
-def start_workers(study: Path, url: str, n: int, directory: Path, **env_kwargs) -> list[subprocess.Popen]:
+def start_workers(study: Path, url: str, n: int, directory: Path, first_id: int = 0,
+                  **env_kwargs) -> list[subprocess.Popen]:  # fmt: skip
     """Start ``n`` ``python -m search.workers`` processes at once (output in worker-<i>.log)."""
     env = worker_env(directory, **env_kwargs)
     procs = []
-    for i in range(n):
+    for i in range(first_id, first_id + n):
         log = open(Path(directory) / f"worker-{i}.log", "w")
         argv = [sys.executable, "-m", "search.workers", str(study), "--storage", url,
                 "--worker-id", str(i), "--objective", "fake_objective:train"]  # fmt: skip
@@ -63,7 +64,8 @@ def start_workers(study: Path, url: str, n: int, directory: Path, **env_kwargs) 
     return procs
 
 
-def wait_all(procs: list[subprocess.Popen], timeout: float = 120.0) -> list[int]:
+def wait_all(procs: list[subprocess.Popen], timeout: float = 300.0) -> list[int]:
+    """Exit codes; the timeout only guards against a hang (a loaded 2-core machine needs minutes)."""
     deadline = time.monotonic() + timeout
     codes = []
     for p in procs:
@@ -81,14 +83,14 @@ def worker_logs(directory: Path) -> str:
     return "\n".join(p.read_text() for p in sorted(Path(directory).glob("worker-*.log")))
 
 
-def wait_for_file(path: Path, timeout: float = 60.0) -> str:
+def wait_for_file(path: Path, timeout: float = 300.0) -> str:
+    """The text of ``path`` once a worker has written it (a poll of the file's state; the timeout guards a hang)."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not (path.exists() and (text := path.read_text())):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear in {timeout} s")
+            raise TimeoutError(f"{path} was not written in {timeout} s")
         time.sleep(0.02)
-    time.sleep(0.05)
-    return path.read_text()
+    return text
 
 
 def load_arm(url: str, study_name: str) -> optuna.Study:
@@ -108,7 +110,7 @@ def assert_exact_budget(url: str, name: str, arms, budget: int, *, allow_retried
         trials = study.get_trials(deepcopy=False)
         numbers = [t.number for t in trials]
         assert sorted(numbers) == list(range(len(trials))), f"{arm}: trial numbers {numbers}"
-        assert count_finished(study) == budget, f"{arm}: {count_finished(study)} slots, budget {budget}"
+        assert count_slots(study) == budget, f"{arm}: {count_slots(study)} slots, budget {budget}"
         retried = {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
         for t in trials:
             assert t.state not in (TrialState.RUNNING, TrialState.WAITING), f"{arm}: trial {t.number} {t.state}"

@@ -1,0 +1,275 @@
+"""Final evaluation: each search's incumbent retrained with K fresh seeds and scored on the test set.
+
+Study names in the storage (one study file ``name``, arm ``a``, replicate ``r``)::
+
+    name/a            replicate 0's search (the name every earlier version used)
+    name/a/r1 ...     the searches of replicates 1..N-1 (``replicates: N``), other sampler seeds
+    name/a/eval       replicate 0's final evaluation; name/a/r1/eval ... the others'
+
+The evaluation is a study of its own, so its runs are stored, shared and resumed like
+search trials but never enter the sampler's history. When a search has its budget of
+finished trials, its incumbent (the COMPLETE trial with the best validation accuracy;
+ties: the lower trial number) is retrained with seeds
+
+    seed_k = objective.seed + 1 + 1000 * r + k,    k = 0 .. K-1     (``evaluation.seeds: K``)
+
+(initialisation, data order and augmentation; the validation split stays fixed), with
+the test set on. Each seed is one trial of the evaluation study, enqueued with
+``study.enqueue_trial`` and the params ``incumbent_trial`` (the search trial's number)
+and ``seed``; its value is the test accuracy, its user attrs ``config``,
+``test_accuracy``, ``val_accuracy``, ``wall_time_s``. Several workers claim these
+trials as they claim search trials (:func:`search.budget.claim_trial`: heartbeats, a
+dead worker's seed is retried); Ctrl-C fails the running seed and enqueues its retry,
+and a rerun trains only the seeds without a finished trial. Seeds are enqueued under the
+arm's lock, so concurrent workers enqueue each seed once. If the search later gets more
+trials (``--n-trials``) and its incumbent changes, the new incumbent's seeds are
+enqueued and results for the old one are ignored.
+
+With Optuna's public API::
+
+    study = optuna.load_study(study_name="quickstart/sgd/eval", storage=url)
+    [(t.params["seed"], t.value) for t in study.trials if t.state.name == "COMPLETE"]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.budget import RETRY_ATTR, arm_lock, claim_trial
+
+__all__ = [
+    "EVAL",
+    "StudyRef",
+    "EvalResult",
+    "search_study_name",
+    "eval_study_name",
+    "parse_study_name",
+    "eval_seed",
+    "incumbent",
+    "open_evaluation",
+    "enqueue_seeds",
+    "claim_evaluation",
+    "run_evaluation_trial",
+    "evaluation_result",
+]
+
+EVAL = "eval"
+SEED_STRIDE = 1000  # seeds of replicate r start at objective.seed + 1 + 1000 r
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """What a study name means: ``name``, ``arm``, ``replicate`` and whether it is an evaluation."""
+
+    name: str
+    arm: str
+    replicate: int
+    evaluation: bool
+
+
+def search_study_name(name: str, arm: str, replicate: int = 0) -> str:
+    return f"{name}/{arm}" if replicate == 0 else f"{name}/{arm}/r{replicate}"
+
+
+def eval_study_name(name: str, arm: str, replicate: int = 0) -> str:
+    return f"{search_study_name(name, arm, replicate)}/{EVAL}"
+
+
+def parse_study_name(study_name: str) -> StudyRef | None:
+    """``"q/sgd/r1/eval"`` -> StudyRef("q", "sgd", 1, True); None for studies that are not ours."""
+    parts = study_name.split("/")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        return None
+    rest, evaluation = parts[2:], False
+    if rest and rest[-1] == EVAL:
+        rest, evaluation = rest[:-1], True
+    replicate = 0
+    if rest:
+        if len(rest) > 1 or not rest[0].startswith("r") or not rest[0][1:].isdigit() or int(rest[0][1:]) < 1:
+            return None
+        replicate = int(rest[0][1:])
+    return StudyRef(parts[0], parts[1], replicate, evaluation)
+
+
+def eval_seed(objective_seed: int, replicate: int, k: int) -> int:
+    """The training seed of evaluation run ``k`` of replicate ``replicate`` (see the module docstring)."""
+    return objective_seed + 1 + SEED_STRIDE * replicate + k
+
+
+def incumbent(trials: list[FrozenTrial]) -> FrozenTrial | None:
+    """The COMPLETE trial with the best value (ties: the lower number), or None."""
+    best = None
+    for t in trials:
+        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
+            if best is None or t.value > best.value:
+                best = t
+    return best
+
+
+def open_evaluation(storage: Any, search: optuna.Study, *, arm: str, replicate: int) -> optuna.Study:
+    """Create or load the evaluation study of a search study (``<search name>/eval``)."""
+    study = optuna.create_study(
+        storage=storage, study_name=f"{search.study_name}/{EVAL}", direction="maximize", load_if_exists=True,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )  # fmt: skip
+    if "role" not in study.user_attrs:
+        study.set_user_attr("role", "final evaluation (test accuracy of the search's incumbent, one trial per seed)")
+        study.set_user_attr("arm", arm)
+        study.set_user_attr("replicate", replicate)
+        study.set_user_attr("search_study", search.study_name)
+    return study
+
+
+def _seeds_taken(trials: list[FrozenTrial], number: int) -> set[int]:
+    """Seeds of incumbent ``number`` that already have a trial (enqueued, running or finished)."""
+    out = set()
+    for t in trials:
+        if RETRY_ATTR in t.system_attrs:
+            continue  # a retry shares its original's seed
+        fixed = t.system_attrs.get("fixed_params") or {}
+        params = {**fixed, **t.params}
+        if params.get("incumbent_trial") == number and "seed" in params:
+            out.add(int(params["seed"]))
+    return out
+
+
+def enqueue_seeds(evaluation: optuna.Study, best: FrozenTrial, seeds: list[int]) -> int:
+    """Enqueue the seeds of ``best`` that have no trial yet (under the arm's lock); returns how many."""
+    with arm_lock(evaluation):
+        taken = _seeds_taken(evaluation.get_trials(deepcopy=False), best.number)
+        missing = [s for s in seeds if s not in taken]
+        for seed in missing:
+            evaluation.enqueue_trial({"incumbent_trial": best.number, "seed": seed}, skip_if_exists=False)
+    return len(missing)
+
+
+def claim_evaluation(evaluation: optuna.Study) -> optuna.trial.Trial | None:
+    """One enqueued evaluation run (or a retry), or None when none is waiting."""
+    return claim_trial(evaluation, 0)
+
+
+def run_evaluation_trial(
+    evaluation: optuna.Study,
+    trial: optuna.trial.Trial,
+    search: optuna.Study,
+    *,
+    train_fn: Callable[..., Any],
+    device: str | None = None,
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[TrialState, float | None, str | None, float]:
+    """Train one seed of the incumbent with the test set on; tell ``evaluation`` how it ended.
+
+    Returns ``(state, test accuracy, reason, seconds)``. Faults are handled as in
+    :func:`search.trial.run_trial`: an exception is FAIL with its reason (a user error
+    such as missing data propagates), a diverged run is FAIL ("diverged"), and Ctrl-C
+    is FAIL with a WAITING retry of the same seed enqueued before it propagates.
+    """
+    from search.trial import _enqueue_retry, _is_user_error
+
+    start = time.perf_counter()
+    number = trial.suggest_int("incumbent_trial", 0, 2**31 - 1)
+    seed = trial.suggest_int("seed", 0, 2**31 - 1)
+    state, value, reason = TrialState.FAIL, None, None
+    interrupted: BaseException | None = None
+    propagate: BaseException | None = None
+    try:
+        source = next(t for t in search.get_trials(deepcopy=False) if t.number == number)
+        config = {**source.user_attrs["config"], "seed": seed, "evaluate_test": True, "progress": False}
+        if device:
+            config["device"] = device
+        if validate is not None:
+            config = validate(config)
+        trial.set_user_attr("config", config)
+        result = train_fn(config, None)
+        test = getattr(result, "test_accuracy", None)
+        if getattr(result, "diverged", False):
+            reason = f"diverged: non-finite loss at epoch {getattr(result, 'diverged_epoch', None)}"
+        elif not isinstance(test, (int, float)) or not math.isfinite(test):
+            reason = f"objective returned a non-finite test_accuracy {test!r}"
+        else:
+            state, value = TrialState.COMPLETE, float(test)
+            trial.set_user_attr("test_accuracy", value)
+            trial.set_user_attr("val_accuracy", getattr(result, "val_accuracy", None))
+    except KeyboardInterrupt as exc:
+        reason, interrupted = "interrupted (Ctrl-C)", exc
+    except Exception as exc:  # noqa: BLE001 (a fault of one seed must not stop the run)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        if _is_user_error(exc):
+            propagate = exc
+    seconds = time.perf_counter() - start
+    try:
+        trial.set_user_attr("wall_time_s", seconds)
+        if reason:
+            trial.set_user_attr("fail_reason", reason)
+        evaluation.tell(trial, value, state=state, skip_if_finished=True)
+        if interrupted is not None:
+            _enqueue_retry(evaluation, trial.number)
+    except BaseException:
+        if interrupted is None:
+            raise
+    if interrupted is not None:
+        raise interrupted
+    if propagate is not None:
+        raise propagate
+    return state, value, reason, seconds
+
+
+@dataclass
+class EvalResult:
+    """The final evaluation of one search (one arm, one replicate), read from the storage.
+
+    ``values``: test accuracy per finished seed (``{seed: accuracy}``); ``failed``: seeds
+    whose last run failed or diverged; ``pending``: seeds without a finished run (enqueued,
+    running, or not enqueued yet); ``seconds``: wall time of every evaluation run.
+    """
+
+    replicate: int
+    incumbent: FrozenTrial | None
+    values: dict[int, float] = field(default_factory=dict)
+    failed: int = 0
+    pending: int = 0
+    seconds: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0
+
+
+def evaluation_result(search_trials: list[FrozenTrial], eval_trials: list[FrozenTrial] | None,
+                      seeds: list[int], replicate: int) -> EvalResult:
+    """What the evaluation of one search has measured for its current incumbent."""
+    best = incumbent(search_trials)
+    out = EvalResult(replicate, best)
+    if best is None:
+        return out
+    finished: dict[int, FrozenTrial] = {}
+    for t in eval_trials or []:
+        out.seconds += float(t.user_attrs.get("wall_time_s") or 0.0)
+        if t.params.get("incumbent_trial") != best.number or t.state not in (TrialState.COMPLETE, TrialState.FAIL):
+            continue
+        seed = int(t.params["seed"])
+        if seed not in finished or t.state == TrialState.COMPLETE:
+            finished[seed] = t
+    retried = {t.system_attrs.get(RETRY_ATTR) for t in eval_trials or [] if RETRY_ATTR in t.system_attrs}
+    for seed in seeds:
+        t = finished.get(seed)
+        if t is None:
+            out.pending += 1
+        elif t.state == TrialState.COMPLETE:
+            out.values[seed] = float(t.value)
+        elif t.number in retried and not _retry_finished(eval_trials, t.number):
+            out.pending += 1  # a failed run whose retry has not finished yet
+        else:
+            out.failed += 1
+    return out
+
+
+def _retry_finished(trials: list[FrozenTrial], number: int) -> bool:
+    return any(t.system_attrs.get(RETRY_ATTR) == number and t.state.is_finished() for t in trials)

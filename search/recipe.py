@@ -1,0 +1,229 @@
+"""Published recipes as trial 0 of every arm, and the study-file keys of the verdict.
+
+Study-file keys (parsed here, called from :func:`search.spec.parse_spec`)::
+
+    evaluation: {seeds: 3}      # final evaluation: the incumbent retrained with K fresh seeds on the test set
+    replicates: 1               # N independent searches per arm (sampler seeds differ)
+    recipe: true                # trial 0 of each arm is its published recipe (the default), clamped
+                                # into the arm's space; false: none; or per arm:
+    recipe: {sgd: {lr: 0.1, weight_decay: 5.0e-4, schedule: cosine}, adam: false}
+
+A recipe is a partial config in ``objectives`` terms (``lr``, ``momentum``, ``nesterov``,
+``weight_decay``, ``trust_coefficient``, ``lars_eps``, ``lars_mode``, ``lars_clip``,
+``warmup_epochs``, ``schedule``, ``schedule_params``). The published recipe of an arm is
+clamped into its space (a range's ends, a choice's nearest value, a fixed value wins);
+a recipe the study file gives must lie inside the arm's space, else the file is
+rejected with one line naming the key. Keys a given recipe leaves out come from the
+published recipe.
+
+The published recipes (DESIGN.md, "Published recipes"):
+
+* SGD: lr 0.1, momentum 0.9, weight decay 5e-4, cosine decay to 0, no warm-up
+  (VGG-16-BN on CIFAR-10: kuangliu/pytorch-cifar, geifmany/cifar-vgg).
+* SGD + LARS: trust coefficient 1e-3, epsilon 1e-8, polynomial decay of power 2 to 0,
+  linear warm-up over the first 5% of training (5 of the paper's ~100 epochs), base lr
+  10 (You, Gitman, Ginsburg, "Large Batch Training of Convolutional Networks",
+  arXiv:1708.03888, 2017, and the MLPerf ResNet-50 reference, whose base rates with
+  lambda = 1e-3 are of order 10), momentum 0.9, weight decay 5e-4.
+* RMSprop, Adam: lr 1e-3, weight decay 5e-4, cosine; RMSprop momentum 0. AdamW: lr 1e-3,
+  weight decay 1e-2 (torch's default). Adagrad: lr 1e-2.
+* Adaptive + LARS (the ratio scales the update, as LAMB does: You et al., "Large Batch
+  Optimization for Deep Learning: Training BERT in 76 minutes", arXiv:1904.00962, 2019):
+  trust coefficient 1 (LAMB's ratio ||w|| / ||u||), the LARS schedule above.
+
+The recipe is enqueued with ``study.enqueue_trial`` when an arm's study is created, so it
+is trial 0 of each arm and replicate (user attr ``recipe``: ``"published"`` or
+``"study file"``); ``compare`` shows what tuning gained over it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from search.arms import Arm, SpecError, _int, _mapping
+from search.space import SPACE_KEYS, Choice, Dimension, Fixed, why_not
+
+__all__ = ["FinalSpec", "RECIPE_KEYS", "published_recipe", "parse_final", "recipe_params"]
+
+RECIPE_KEYS = (*SPACE_KEYS, "schedule", "schedule_params")
+MAX_SEEDS = 999  # evaluation seeds are objective.seed + 1 + 1000 * replicate + k (search.evaluation)
+
+
+@dataclass(frozen=True)
+class FinalSpec:
+    """``seeds`` (evaluation.seeds), ``replicates`` and per-arm recipe params (None: no recipe).
+
+    ``recipes[arm]`` is ``(params, source)``: the Optuna params of the recipe trial and
+    ``"published"`` or ``"study file"``.
+    """
+
+    seeds: int = 3
+    replicates: int = 1
+    recipes: dict[str, tuple[dict[str, Any], str] | None] = field(default_factory=dict)
+
+
+_COSINE = {"schedule": "cosine", "schedule_params": {"final_lr_ratio": 0.0}, "warmup_epochs": 0.0}
+_PLAIN: dict[str, dict[str, Any]] = {
+    "sgd": {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4, **_COSINE},
+    "rmsprop": {"lr": 1e-3, "momentum": 0.0, "weight_decay": 5e-4, **_COSINE},
+    "adam": {"lr": 1e-3, "weight_decay": 5e-4, **_COSINE},
+    "adamw": {"lr": 1e-3, "weight_decay": 1e-2, **_COSINE},
+    "adagrad": {"lr": 1e-2, "weight_decay": 5e-4, **_COSINE},
+}
+
+
+def published_recipe(optimizer: str, lars: bool, epochs: int) -> dict[str, Any]:
+    """The published recipe of an arm (see the module docstring), as a partial config."""
+    recipe = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _PLAIN[optimizer].items()}
+    if lars:
+        recipe.update({
+            "trust_coefficient": 1e-3 if optimizer == "sgd" else 1.0, "lars_eps": 1e-8,
+            "schedule": "polynomial", "schedule_params": {"power": 2.0, "final_lr_ratio": 0.0},
+            "warmup_epochs": 0.05 * epochs,
+        })  # fmt: skip
+        if optimizer == "sgd":
+            recipe["lr"] = 10.0
+    return recipe
+
+
+# --------------------------------------------------------------------------- clamping
+
+
+def _clamp(dim: Dimension, value: Any) -> Any:
+    """``value`` moved into ``dim``: the fixed value, the nearest choice, or the range's end."""
+    if isinstance(dim, Fixed):
+        return dim.value
+    if isinstance(dim, Choice):
+        if value in dim.choices:
+            return value
+        numeric = [c for c in dim.choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        if numeric and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value > 0 and all(c > 0 for c in numeric):
+                return min(numeric, key=lambda c: abs(math.log(c) - math.log(value)))
+            return min(numeric, key=lambda c: abs(c - value))
+        return dim.choices[0]
+    x = min(max(float(value), dim.low), dim.high)
+    if dim.step is not None:
+        x = min(dim.low + round((x - dim.low) / dim.step) * dim.step, dim.high)
+    return int(round(x)) if dim.integer else x
+
+
+def _inside(dim: Dimension, value: Any) -> bool:
+    if isinstance(dim, Fixed):
+        return value == dim.value
+    if isinstance(dim, Choice):
+        return value in dim.choices
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not dim.low <= value <= dim.high:
+        return False
+    return dim.step is None or math.isclose((value - dim.low) / dim.step, round((value - dim.low) / dim.step))
+
+
+def _middle(dim: Dimension) -> Any:
+    if isinstance(dim, Fixed):
+        return dim.value
+    if isinstance(dim, Choice):
+        return dim.choices[0]
+    mid = math.sqrt(dim.low * dim.high) if dim.log else (dim.low + dim.high) / 2
+    return _clamp(dim, mid)
+
+
+def _encode(value: Any) -> Any:
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def recipe_params(arm: Arm, recipe: dict[str, Any], *, strict: tuple[str, ...] = (), source: str = "<study>",
+                  where: str = "recipe") -> dict[str, Any]:
+    """The Optuna params of ``recipe`` in ``arm``'s space (only the searched dimensions).
+
+    Values are clamped into the space, except for the keys in ``strict`` (those a study
+    file's own recipe names: a key, ``schedule``, or ``schedule_params.<name>``), where a
+    value outside the space raises :class:`SpecError` naming ``<where>.<key>``. A
+    dimension the recipe does not name takes its middle (a range's (geometric) middle,
+    a choice list's first value).
+    """
+    space = arm.space
+    params: dict[str, Any] = {}
+
+    def place(dim: Dimension, value: Any, key: str) -> Any:
+        if key in strict:
+            if not _inside(dim, value):
+                raise SpecError(source, f"{where}.{key}",
+                                f"{value!r} is outside arm {arm.name!r}'s space ({dim.describe()!r})")
+            return value
+        return _clamp(dim, value)
+
+    for key, dim in space.params.items():
+        value = place(dim, recipe[key], key) if key in recipe else _middle(dim)
+        if not isinstance(dim, Fixed):
+            params[key] = _encode(value)
+    kinds = space.schedule.choices if isinstance(space.schedule, Choice) else (space.schedule.value,)
+    kind = place(space.schedule, recipe.get("schedule", kinds[0]), "schedule")
+    if not isinstance(space.schedule, Fixed):
+        params["schedule"] = kind
+    given = recipe.get("schedule_params") or {}
+    for pname, dim in space.schedule_params.get(kind, {}).items():
+        value = place(dim, given[pname], f"schedule_params.{pname}") if pname in given else _middle(dim)
+        if not isinstance(dim, Fixed):
+            params[f"schedule.{kind}.{pname}"] = _encode(value)
+    return params
+
+
+# --------------------------------------------------------------------------- the study-file keys
+
+
+def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> dict:
+    recipes: dict[str, tuple[dict[str, Any], str] | None] = {}
+    if raw is False:
+        return {arm.name: None for arm in arms}
+    own: dict = {}
+    if raw is not True and raw is not None:
+        own = _mapping(raw, source, "recipe")
+        names = [a.name for a in arms]
+        for key in own:
+            if key not in names:
+                raise SpecError(source, f"recipe.{key}", f"no such arm; arms: {', '.join(names)}")
+    for arm in arms:
+        published = published_recipe(arm.optimizer, arm.lars, epochs)
+        given = own.get(arm.name, True)
+        if given is False:
+            recipes[arm.name] = None
+            continue
+        if given is True:
+            recipes[arm.name] = (recipe_params(arm, published), "published")
+            continue
+        where = f"recipe.{arm.name}"
+        data = _mapping(given, source, where)
+        for key in data:
+            if key not in RECIPE_KEYS:
+                raise SpecError(source, f"{where}.{key}", f"unknown key; allowed: {', '.join(RECIPE_KEYS)}")
+            why = why_not(key, arm.optimizer, arm.lars) if key in SPACE_KEYS else None
+            if why is not None:
+                raise SpecError(source, f"{where}.{key}", f"does not apply to this arm ({why})")
+        if "schedule_params" in data:
+            _mapping(data["schedule_params"], source, f"{where}.schedule_params")
+        merged = {**published, **data}
+        if "schedule" in data and data["schedule"] != published["schedule"]:
+            merged["schedule_params"] = dict(data.get("schedule_params") or {})
+        strict = tuple(k for k in data if k != "schedule_params")
+        strict += tuple(f"schedule_params.{p}" for p in data.get("schedule_params") or {})
+        params = recipe_params(arm, merged, strict=strict, source=source, where=where)
+        recipes[arm.name] = (params, "study file")
+    return recipes
+
+
+def parse_final(data: dict, arms: tuple[Arm, ...], epochs: int, source: str) -> FinalSpec:
+    """``evaluation``, ``replicates`` and ``recipe`` of a study file; raises :class:`SpecError`."""
+    evaluation = _mapping(data.get("evaluation") or {}, source, "evaluation")
+    for key in evaluation:
+        if key != "seeds":
+            raise SpecError(source, f"evaluation.{key}", "unknown key; allowed: seeds")
+    seeds = _int(evaluation.get("seeds", 3), source, "evaluation.seeds", minimum=1)
+    if seeds > MAX_SEEDS:
+        raise SpecError(source, "evaluation.seeds", f"must be an integer in [1, {MAX_SEEDS}], got {seeds!r}")
+    replicates = _int(data.get("replicates", 1), source, "replicates", minimum=1)
+    raw = data.get("recipe", True)
+    if not isinstance(raw, (bool, dict)) and raw is not None:
+        raise SpecError(source, "recipe", f"must be true, false or a mapping of arm -> recipe, got {raw!r}")
+    return FinalSpec(seeds=seeds, replicates=replicates, recipes=_parse_recipe(raw, arms, epochs, source))

@@ -1,0 +1,171 @@
+"""Final evaluation, replicates and recipes: stored, resumed and read back through Optuna's API."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from search_fakes import FakeTrain, write_study
+
+from search.cli import main
+from search.evaluation import eval_seed, parse_study_name, StudyRef
+from search.report import load_verdict
+from search.spec import SpecError, load_spec
+from search.storage import open_storage
+from search.study import run_studies
+
+STUDY = """\
+name: ev
+objective: {dataset: fashion_mnist, epochs: 2, width: 0.125, seed: 5}
+arms: [sgd, sgd+lars]
+space: {lr: {low: 1.0e-3, high: 1.0, log: true}, warmup_epochs: 0.0}
+budget: {trials: 3}
+evaluation: {seeds: 3}
+pruner: none
+"""
+
+
+class EvalTrain(FakeTrain):
+    """FakeTrain whose test accuracy is its validation accuracy minus 0.001 x (seed mod 10)."""
+
+    def __call__(self, config, report=None):
+        result = super().__call__(config, report)
+        if config.get("evaluate_test"):
+            result = dataclasses.replace(result, test_accuracy=result.val_accuracy - 0.001 * (config["seed"] % 10))
+        return result
+
+
+@pytest.fixture
+def db(tmp_path):
+    return f"sqlite:///{tmp_path / 'ev.db'}"
+
+
+def load(db, name):
+    return optuna.load_study(study_name=name, storage=open_storage(db, heartbeat=False))
+
+
+def identity(config):
+    return dict(config)
+
+
+def test_study_names_parse_back():
+    assert parse_study_name("q/sgd") == StudyRef("q", "sgd", 0, False)
+    assert parse_study_name("q/sgd+lars/r2") == StudyRef("q", "sgd+lars", 2, False)
+    assert parse_study_name("q/sgd/r1/eval") == StudyRef("q", "sgd", 1, True)
+    assert parse_study_name("q/sgd/eval") == StudyRef("q", "sgd", 0, True)
+    assert parse_study_name("q") is None and parse_study_name("q/sgd/x") is None and parse_study_name("q/a/r0") is None
+    assert (eval_seed(5, 0, 0), eval_seed(5, 0, 2), eval_seed(5, 1, 0)) == (6, 8, 1006)
+
+
+def test_incumbent_is_retrained_with_fresh_seeds_on_the_test_set(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, STUDY))
+    fake = EvalTrain()
+    run_studies(spec, db, train_fn=fake, progress=False, validate=identity)
+    evaluated = [c for c in fake.calls if c["evaluate_test"]]
+    assert len(fake.calls) == 2 * 3 + 2 * 3 and len(evaluated) == 6
+    for arm in ("sgd", "sgd+lars"):
+        search, evaluation = load(db, f"ev/{arm}"), load(db, f"ev/{arm}/eval")
+        best = search.best_trial
+        trials = evaluation.get_trials(states=(TrialState.COMPLETE,))  # Optuna's own API reads the runs
+        assert [(t.params["incumbent_trial"], t.params["seed"]) for t in trials] == [(best.number, s) for s in (6, 7, 8)]
+        for t in trials:
+            assert t.user_attrs["config"] == {**best.user_attrs["config"], "seed": t.params["seed"],
+                                              "evaluate_test": True, "progress": False}
+            assert t.value == pytest.approx(best.value - 0.001 * (t.params["seed"] % 10))
+        assert len(search.trials) == 3  # the evaluation never entered the search's history
+    verdict = load_verdict(open_storage(db, heartbeat=False), "ev")
+    assert [len(v) for a in verdict.arms for v in a.values] == [3, 3]
+    assert verdict.lines[0].startswith("sgd+lars vs sgd: ")
+    # the verdict is stored where users look: study user attr and dashboard note
+    from optuna_dashboard import get_note
+
+    study = load(db, "ev/sgd")
+    assert study.user_attrs["verdict"].splitlines()[1] == f"  {verdict.lines[0]}"
+    note = get_note(study)
+    assert "## Verdict of ev" in note and verdict.lines[0] in note and "test % [95% CI]" in note
+    assert "![test accuracy per arm](/artifacts/" in note
+
+
+def test_ctrl_c_in_the_final_evaluation_resumes_without_redoing_finished_seeds(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, STUDY))
+    calls = {"eval": 0}
+
+    class Interrupting(EvalTrain):
+        def __call__(self, config, report=None):
+            if config.get("evaluate_test"):
+                calls["eval"] += 1
+                if calls["eval"] == 2:
+                    raise KeyboardInterrupt
+            return super().__call__(config, report)
+
+    first = Interrupting()
+    with pytest.raises(KeyboardInterrupt):
+        run_studies(spec, db, train_fn=first, progress=False, validate=identity)
+    done = [c["seed"] for c in first.calls if c["evaluate_test"]]
+    assert done == [6]  # seed 6 finished, seed 7 was interrupted
+    trials = load(db, "ev/sgd/eval").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
+    assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    again = EvalTrain()
+    run_studies(spec, db, train_fn=again, progress=False, validate=identity)
+    runs = [(c["optimizer"], c["lars"], c["seed"]) for c in again.calls]
+    assert sorted(runs) == [("sgd", False, 7), ("sgd", False, 8), ("sgd", True, 6), ("sgd", True, 7), ("sgd", True, 8)]
+    trials = load(db, "ev/sgd/eval").trials
+    assert sorted(t.params["seed"] for t in trials if t.state == TrialState.COMPLETE) == [6, 7, 8]
+    assert len(trials) == 4  # the retry ran in the interrupted seed's slot; nothing twice
+
+
+def test_recipe_is_trial_0_of_every_arm_and_replicate(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, STUDY + "replicates: 2\n"))
+    run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity, evaluate=False)
+    for name, lr in (("ev/sgd", 0.1), ("ev/sgd/r1", 0.1), ("ev/sgd+lars", 1.0), ("ev/sgd+lars/r1", 1.0)):
+        trial = load(db, name).trials[0]
+        assert trial.user_attrs["recipe"] == "published"
+        # SGD: lr 0.1, weight decay 5e-4, cosine; SGD+LARS: lr 10 clamped to the range's top 1.0, lambda 1e-3
+        assert trial.params["lr"] == lr and trial.params["weight_decay"] == 5e-4
+        assert trial.params["schedule"] == ("cosine" if lr == 0.1 else "polynomial")
+        if "lars" in name:
+            assert trial.params["trust_coefficient"] == 1e-3
+    # replicates are independent searches: their sampled trials differ
+    assert load(db, "ev/sgd").trials[1].params != load(db, "ev/sgd/r1").trials[1].params
+
+
+def test_a_study_files_own_recipe_and_recipe_false(tmp_path, db):
+    text = STUDY + "recipe: {sgd: {lr: 0.02, schedule: constant}, sgd+lars: false}\n"
+    spec = load_spec(write_study(tmp_path, text))
+    run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity, evaluate=False)
+    sgd = load(db, "ev/sgd").trials[0]
+    assert sgd.user_attrs["recipe"] == "study file"
+    assert (sgd.params["lr"], sgd.params["schedule"], sgd.params["weight_decay"]) == (0.02, "constant", 5e-4)
+    assert "recipe" not in load(db, "ev/sgd+lars").trials[0].user_attrs
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("evaluation: {seeds: 0}\n", "evaluation.seeds: must be an integer >= 1, got 0"),
+    ("replicates: -1\n", "replicates: must be an integer >= 1, got -1"),
+    ("recipe: {sgd: {lr: 3.0}}\n",
+     "recipe.sgd.lr: 3.0 is outside arm 'sgd''s space ({'low': 0.001, 'high': 1.0, 'log': True})"),
+    ("recipe: {sgd: {trust_coefficient: 0.01}}\n",
+     "recipe.sgd.trust_coefficient: does not apply to this arm (LARS arms only)"),
+    ("recipe: {adam: {lr: 0.01}}\n", "recipe.adam: no such arm; arms: sgd, sgd+lars"),
+    ("recipe: 3\n", "recipe: must be true, false or a mapping of arm -> recipe, got 3"),
+])
+def test_bad_input_is_one_line_exit_2_and_storage_untouched(tmp_path, capsys, extra, message):
+    path = write_study(tmp_path, STUDY.replace("evaluation: {seeds: 3}\n", "") + extra)
+    with pytest.raises(SpecError):
+        load_spec(path)
+    db = tmp_path / "untouched.db"
+    assert main(["run", str(path), "--storage", f"sqlite:///{db}", "-q"], train_fn=EvalTrain()) == 2
+    assert capsys.readouterr().err == f"lars-search: error: {path}: {message}\n"
+    assert not db.exists()
+
+
+def test_a_search_bounded_only_by_its_timeout_is_evaluated_after_it(tmp_path, db):
+    spec = load_spec(write_study(tmp_path, STUDY.replace("budget: {trials: 3}", "budget: {timeout: 1}")))
+    run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity)
+    for arm in ("sgd", "sgd+lars"):
+        best = load(db, f"ev/{arm}").best_trial
+        runs = load(db, f"ev/{arm}/eval").get_trials(states=(TrialState.COMPLETE,))
+        assert sorted((t.params["incumbent_trial"], t.params["seed"]) for t in runs) == [(best.number, s) for s in (6, 7, 8)]
