@@ -16,12 +16,15 @@ For a LARS arm the swept and searched quantity is the product lr * lambda, the l
 relative step in both LARS modes. The lr alone still sets the step of the tensors LARS
 leaves alone (biases, batch norm), so it keeps the arm's default range (and its middle
 during the sweep, which moves lambda), and lambda follows from the two: a trust
-coefficient range in the space is not used by such an arm. The test runs once per arm:
-an arm study that already holds ``lr_range`` (a resumed run, another worker) reuses it.
-Its cost, ``trial_epochs`` (steps taken / steps per epoch), is part of the arm's compute
-(:func:`range_cost`). A curve with no usable range (the loss diverges at every lr tried,
-or never falls) stops the run with one :class:`RangeTestError` line saying what to try.
-Workers that start together before any has stored the range each run the test.
+coefficient range in the space is not used by such an arm. The test runs once per arm,
+in the arm's first search (replicate 0: the sweep does not depend on the sampler seed, so
+every replicate searches the same range): an arm study that already holds ``lr_range``
+(a resumed run, another worker) reuses it. Its cost, ``trial_epochs`` (steps taken /
+steps per epoch), is part of that search's compute (:func:`range_cost`). A curve with no
+usable range (the loss diverges at every lr tried, or never falls) stops the run with one
+:class:`RangeTestError` line saying what to try. Workers that start together before any
+has stored the range each run the test. A LARS arm's recipe trial (:mod:`search.recipe`)
+keeps its lr but not its lambda: its product is sampled in the found range.
 """
 
 from __future__ import annotations
