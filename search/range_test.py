@@ -40,7 +40,7 @@ from search.space import Auto, Choice, Fixed, Range
 from search.spec import Arm, SpecError, StudySpec
 
 __all__ = ["RANGE_ATTR", "RangeTestError", "needs_range_test", "default_lr", "reference_config", "range_test",
-           "resolve_ranges", "range_cost", "describe_range"]
+           "resolve_ranges", "range_cost", "describe_range", "range_lines"]
 
 RANGE_ATTR = "lr_range"
 STEPS = 200  # steps of the sweep
@@ -139,3 +139,12 @@ def range_cost(study: optuna.Study) -> float:
     """Trial-epochs the arm's range test cost (0 without one): part of the arm's compute."""
     found = study.user_attrs.get(RANGE_ATTR)
     return float(found["trial_epochs"]) if found else 0.0
+
+
+def range_lines(arms: list[tuple[str, optuna.Study]]) -> list[str]:
+    """For ``status``/``compare``: one line per arm whose study holds a range test ([] when none does)."""
+    found = [(arm, study.user_attrs.get(RANGE_ATTR)) for arm, study in arms]
+    lines = [f"  {arm}: {describe_range(attr)}" for arm, attr in found if attr]
+    if not lines:
+        return []
+    return ["lr: auto (a range test before the search; its trial-epochs are part of the arm's compute):", *lines]

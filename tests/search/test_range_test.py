@@ -138,3 +138,13 @@ def test_describe_range():
     found = {"low": 0.00215443, "high": 0.0572237, "trial_epochs": 10.0, "of": "lr*trust_coefficient", "steps": 90}
     assert describe_range(found) == ("lr range test: lr*trust_coefficient in [0.00215, 0.0572] "
                                      "(10 trial-epochs, 90 steps)")
+
+
+def test_status_and_compare_show_the_found_range(sweeps):
+    from search.report import format_compare, format_status
+
+    storage = optuna.storages.InMemoryStorage()
+    run_studies(parse_spec(SPEC), storage, train_fn=FakeTrain(), progress=False)
+    line = "  sgd+lars: lr range test: lr*trust_coefficient in [0.01, 1] (4 trial-epochs, 8 steps)"
+    for text in (format_status(storage, "auto"), format_compare(storage, "auto")):
+        assert "lr: auto (a range test before the search" in text and line in text.splitlines()
