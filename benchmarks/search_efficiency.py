@@ -141,7 +141,8 @@ def run_one(variant: str, seed: int, size: dict, args: argparse.Namespace, stora
 
     timeout = None if deadline is None else max(1.0, deadline - time.time())
     try:
-        run_studies(spec, storage, timeout=timeout, device=args.device, progress=False, train_fn=train_and_test)
+        run_studies(spec, storage, timeout=timeout, device=args.device, progress=False, train_fn=train_and_test,
+                    evaluate=False)  # the benchmark tests every complete trial itself
     finally:
         for _, study in load_arms(storage, spec.name):
             kept = dict(study.user_attrs.get(TEST_ATTR, {}))
