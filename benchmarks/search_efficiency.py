@@ -7,8 +7,9 @@ subset), searches with the same trial budget run through the product's own machi
 but ``lr: auto`` where a variant asks for it). The methods compared are *variants*: named
 overrides of the study file (:data:`VARIANTS`), by default
 
-    (a) defaults   TPE + the median pruner + lr: auto (a range test per arm first)
-    (b) random     random search, no pruner, the default lr range
+    (a) defaults   TPE + the median pruner + the published recipe as trial 0 + lr: auto
+                   (a range test per arm first): what a study file without options gets
+    (b) random     random search, no pruner, no recipe, the default lr range
 
 each over several sampler seeds. Every trial trains with the same training seed, and the
 benchmark (not the search) measures each complete trial's test accuracy on all 10,000
@@ -67,11 +68,14 @@ TEST_ATTR = "incumbent_test"
 
 #: Named overrides of the study file (merged into it key by key). (a) and (b) name two of them.
 VARIANTS: dict[str, dict] = {
-    "defaults": {"space": {"lr": "auto"}},  # TPE + median pruner (the study-file defaults) + range test
-    "random": {"sampler": {"type": "random"}, "pruner": {"type": "none"}},  # the baseline
+    # TPE + median pruner + the published recipe as trial 0 (the study-file defaults) + range test
+    "defaults": {"space": {"lr": "auto"}},
+    "random": {"sampler": {"type": "random"}, "pruner": {"type": "none"}, "recipe": False},  # the baseline
     "tpe": {"space": {"lr": "auto"}, "pruner": {"type": "none"}},  # TPE + range test, no pruner
     "tpe-median": {"pruner": {"type": "median"}},  # the defaults without the range test (wide default lr)
-    "random-auto": {"space": {"lr": "auto"}, "sampler": {"type": "random"}, "pruner": {"type": "none"}},
+    "no-recipe": {"space": {"lr": "auto"}, "recipe": False},  # the defaults without the recipe trial
+    "random-auto": {"space": {"lr": "auto"}, "sampler": {"type": "random"}, "pruner": {"type": "none"},
+                    "recipe": False},
     "hyperband": {"space": {"lr": "auto"}, "pruner": {"type": "hyperband"}},
 }
 
@@ -141,7 +145,8 @@ def run_one(variant: str, seed: int, size: dict, args: argparse.Namespace, stora
 
     timeout = None if deadline is None else max(1.0, deadline - time.time())
     try:
-        run_studies(spec, storage, timeout=timeout, device=args.device, progress=False, train_fn=train_and_test)
+        run_studies(spec, storage, timeout=timeout, device=args.device, progress=False, train_fn=train_and_test,
+                    evaluate=False)  # the benchmark tests every complete trial itself
     finally:
         for _, study in load_arms(storage, spec.name):
             kept = dict(study.user_attrs.get(TEST_ATTR, {}))

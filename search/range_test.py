@@ -16,12 +16,15 @@ For a LARS arm the swept and searched quantity is the product lr * lambda, the l
 relative step in both LARS modes. The lr alone still sets the step of the tensors LARS
 leaves alone (biases, batch norm), so it keeps the arm's default range (and its middle
 during the sweep, which moves lambda), and lambda follows from the two: a trust
-coefficient range in the space is not used by such an arm. The test runs once per arm:
-an arm study that already holds ``lr_range`` (a resumed run, another worker) reuses it.
-Its cost, ``trial_epochs`` (steps taken / steps per epoch), is part of the arm's compute
-(:func:`range_cost`). A curve with no usable range (the loss diverges at every lr tried,
-or never falls) stops the run with one :class:`RangeTestError` line saying what to try.
-Workers that start together before any has stored the range each run the test.
+coefficient range in the space is not used by such an arm. The test runs once per arm,
+in the arm's first search (replicate 0: the sweep does not depend on the sampler seed, so
+every replicate searches the same range): an arm study that already holds ``lr_range``
+(a resumed run, another worker) reuses it. Its cost, ``trial_epochs`` (steps taken /
+steps per epoch), is part of that search's compute (:func:`range_cost`). A curve with no
+usable range (the loss diverges at every lr tried, or never falls) stops the run with one
+:class:`RangeTestError` line saying what to try. Workers that start together before any
+has stored the range each run the test. A LARS arm's recipe trial (:mod:`search.recipe`)
+keeps its lr but not its lambda: its product is sampled in the found range.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from search.space import Auto, Choice, Fixed, Range
 from search.spec import Arm, SpecError, StudySpec
 
 __all__ = ["RANGE_ATTR", "RangeTestError", "needs_range_test", "default_lr", "reference_config", "range_test",
-           "resolve_ranges", "range_cost", "describe_range"]
+           "resolve_ranges", "range_cost", "describe_range", "range_lines"]
 
 RANGE_ATTR = "lr_range"
 STEPS = 200  # steps of the sweep
@@ -136,3 +139,12 @@ def range_cost(study: optuna.Study) -> float:
     """Trial-epochs the arm's range test cost (0 without one): part of the arm's compute."""
     found = study.user_attrs.get(RANGE_ATTR)
     return float(found["trial_epochs"]) if found else 0.0
+
+
+def range_lines(arms: list[tuple[str, optuna.Study]]) -> list[str]:
+    """For ``status``/``compare``: one line per arm whose study holds a range test ([] when none does)."""
+    found = [(arm, study.user_attrs.get(RANGE_ATTR)) for arm, study in arms]
+    lines = [f"  {arm}: {describe_range(attr)}" for arm, attr in found if attr]
+    if not lines:
+        return []
+    return ["lr: auto (a range test before the search; its trial-epochs are part of the arm's compute):", *lines]

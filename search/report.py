@@ -31,6 +31,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from search.evaluation import eval_seed, evaluation_result, incumbent, parse_study_name
+from search.range_test import range_lines
 from search.spec import DEFAULT_ARMS
 from search.verdict import Interval, arm_interval, boundary_warnings, difference, pair_arms, ranking, verdict_line
 
@@ -337,7 +338,7 @@ def format_status(storage: Any, name: str | None = None) -> str:
             s = arm_stats(arm, study)
             rows.append([arm, str(s.complete), str(s.pruned), str(s.failed), str(s.running), _pct(s.best_value)])
         table = format_table(["arm", "complete", "pruned", "failed", "running", "best val acc %"], rows)
-        blocks.append(f"{n}\n{table}")
+        blocks.append("\n".join([n, table, *range_lines(load_arms(storage, n))]))
     return "\n\n".join(blocks)
 
 
@@ -429,4 +430,5 @@ def format_compare(storage: Any, name: str) -> str:
         lines += ["", "failed/diverged trials by reason:"]
         for arm, reasons in failures.items():
             lines.append(f"  {arm}: " + ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())))
-    return "\n".join(lines)
+    ranges = range_lines(load_arms(storage, name))
+    return "\n".join(lines + ([""] + ranges if ranges else []))

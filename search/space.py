@@ -103,18 +103,15 @@ class Range:
 
 
 @dataclass(frozen=True)
-class Auto:
+class Auto(Range):
     """``lr: auto``: :mod:`search.range_test` replaces it before the search; until then it stands
-    for the arm's default lr range ``[low, high]`` (log), whose ends the checks draw."""
+    for the arm's default lr range ``[low, high]`` (log) where a range is read (checks, recipes),
+    but is never sampled."""
 
-    low: float
-    high: float
+    log: bool = True
 
     def describe(self) -> Any:
         return "auto"
-
-    def values(self) -> tuple:
-        return (self.low, self.high)
 
 
 Dimension = Fixed | Choice | Range | Auto

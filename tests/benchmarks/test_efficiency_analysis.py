@@ -116,3 +116,4 @@ def test_every_variant_is_a_valid_study_file_over_the_wide_default_space():
     assert se.study_data("random", 0, se.SIZES["smoke"], "cpu")["sampler"] == {"type": "random", "seed": 0}
     assert se.study_data("defaults", 0, se.SIZES["smoke"], "cpu")["space"] == {"lr": "auto"}
     assert "space" not in se.study_data("random", 0, se.SIZES["smoke"], "cpu")  # the wide default space
+    assert se.study_data("random", 0, se.SIZES["smoke"], "cpu")["recipe"] is False  # random search from trial 0

@@ -123,9 +123,10 @@ def test_no_usable_range_ends_the_arm_with_one_line(sweeps, monkeypatch, losses,
 def test_run_studies_tests_the_range_then_samples_inside_it(sweeps):
     storage = optuna.storages.InMemoryStorage()
     fake = FakeTrain()
-    run_studies(parse_spec(SPEC), storage, train_fn=fake, progress=False, evaluate=False)  # the search alone
-    plain = [c for c in fake.calls if not c["lars"]]
-    lars = [c for c in fake.calls if c["lars"]]
+    run_studies(parse_spec(SPEC), storage, train_fn=fake, progress=False)
+    searched = [c for c in fake.calls if not c["evaluate_test"]]  # not the final evaluation's runs
+    plain = [c for c in searched if not c["lars"]]
+    lars = [c for c in searched if c["lars"]]
     assert len(plain) == len(lars) == 3
     assert all(1e-2 <= c["lr"] <= 1.0 for c in plain)
     assert all(1e-2 <= c["lr"] * c["trust_coefficient"] <= 1.0 + 1e-12 for c in lars)
@@ -137,3 +138,13 @@ def test_describe_range():
     found = {"low": 0.00215443, "high": 0.0572237, "trial_epochs": 10.0, "of": "lr*trust_coefficient", "steps": 90}
     assert describe_range(found) == ("lr range test: lr*trust_coefficient in [0.00215, 0.0572] "
                                      "(10 trial-epochs, 90 steps)")
+
+
+def test_status_and_compare_show_the_found_range(sweeps):
+    from search.report import format_compare, format_status
+
+    storage = optuna.storages.InMemoryStorage()
+    run_studies(parse_spec(SPEC), storage, train_fn=FakeTrain(), progress=False)
+    line = "  sgd+lars: lr range test: lr*trust_coefficient in [0.01, 1] (4 trial-epochs, 8 steps)"
+    for text in (format_status(storage, "auto"), format_compare(storage, "auto")):
+        assert "lr: auto (a range test before the search" in text and line in text.splitlines()
