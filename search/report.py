@@ -31,7 +31,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from search.evaluation import eval_seed, evaluation_result, incumbent, parse_study_name
-from search.range_test import range_lines
+from search.range_test import range_cost, range_lines
 from search.spec import DEFAULT_ARMS
 from search.verdict import Interval, arm_interval, boundary_warnings, difference, pair_arms, ranking, verdict_line
 
@@ -73,6 +73,7 @@ class ArmStats:
     best_trial: FrozenTrial | None = None
     top5_median: float | None = None
     trial_epochs: int = 0
+    range_epochs: float = 0.0  # the lr: auto range test's cost (search.range_test), part of the compute
     seconds: float = 0.0
     saved_epochs: int = 0
     saved_seconds: float = 0.0
@@ -85,6 +86,11 @@ class ArmStats:
         return self.complete + self.pruned + self.failed
 
     finished = trials
+
+    @property
+    def compute(self) -> float:
+        """Trial-epochs spent: the trials' and the range test's."""
+        return self.trial_epochs + self.range_epochs
 
     @property
     def saved_share(self) -> float:
@@ -145,6 +151,8 @@ def arm_stats(arm: str, study: optuna.Study | list[FrozenTrial], study_name: str
     """Counts, best, median of the top five, recipe, compute spent and saved for one search."""
     trials = study if isinstance(study, list) else study.get_trials(deepcopy=False)
     s = ArmStats(arm, study_name or getattr(study, "study_name", arm))
+    if not isinstance(study, list):
+        s.range_epochs = range_cost(study)
     values = []
     for t in trials:
         if t.state in (TrialState.RUNNING, TrialState.WAITING):
@@ -375,7 +383,7 @@ def _arm_row(a: ArmResult) -> list[str]:
     seconds = sum(s.seconds for s in a.searches) + sum(e.seconds for e in a.evaluations)
     return [
         a.arm, f"{complete}/{pruned}/{failed}", _pct(best.best_value if best else None), recipe, gain,
-        _interval_text(a.test), str(runs), str(sum(s.trial_epochs for s in a.searches)), f"{seconds:.0f}", saved,
+        _interval_text(a.test), str(runs), f"{sum(s.compute for s in a.searches):g}", f"{seconds:.0f}", saved,
         _best_params(best) if best else "-",
     ]  # fmt: skip
 
@@ -417,7 +425,7 @@ def format_compare(storage: Any, name: str) -> str:
             for s, e in zip(a.searches, a.evaluations):
                 test = statistics.fmean(e.values.values()) if e.values else None
                 rows.append([_label(a.arm, e.replicate), f"{s.complete}/{s.pruned}/{s.failed}", _pct(s.best_value),
-                             _pct(test), str(s.trial_epochs), f"{s.seconds:.0f}", f"{e.seconds:.0f}"])  # fmt: skip
+                             _pct(test), f"{s.compute:g}", f"{s.seconds:.0f}", f"{e.seconds:.0f}"])  # fmt: skip
         lines += ["", "per replicate (compute):", format_table(
             ["search", "trials C/P/F", "best val %", "test %", "trial-epochs", "search s", "evaluation s"], rows)]
     failures: dict[str, int] = {}

@@ -18,6 +18,7 @@ from search.range_test import (
     reference_config,
     resolve_ranges,
 )
+from search.report import arm_stats
 from search.space import Auto, Range, suggest_config
 from search.spec import SpecError, parse_spec
 from search.study import open_studies, run_studies
@@ -85,6 +86,8 @@ def test_range_is_tested_once_per_arm_stored_and_resolved(sweeps, capsys):
         "auto/sgd+lars: lr range test: lr*trust_coefficient in [0.01, 1] (4 trial-epochs, 8 steps)",
     ]
     assert range_cost(studies["sgd"]) == 4.0
+    stats = arm_stats("sgd", studies["sgd"])  # the recipe is enqueued, nothing has trained yet
+    assert (stats.trial_epochs, stats.range_epochs, stats.compute) == (0, 4.0, 4.0)
     again = resolve_ranges(spec, open_studies(spec, storage))  # a resumed run: stored, not tested again
     assert len(sweeps) == 2 and again.arms == resolved.arms
 
