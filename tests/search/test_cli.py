@@ -127,18 +127,17 @@ def test_end_to_end_on_a_tiny_real_objective(tmp_path):
     run = cli("run", str(study), "--storage", db, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
-    assert "compare tiny: validation accuracy per arm" in run.stdout
+    assert "compare tiny: final evaluation = each search's best trial (validation) retrained with " in run.stdout
     status = cli("status", "--storage", db, cwd=tmp_path)
     assert status.returncode == 0
     rows = [line.split() for line in status.stdout.splitlines()[3:]]
     assert [r[:5] for r in rows] == [["sgd", "1", "0", "0", "0"], ["sgd+lars", "1", "0", "0", "0"]]
     compare = cli("compare", "tiny", "--storage", db, cwd=tmp_path)
     assert compare.returncode == 0 and "sgd+lars vs sgd:" in compare.stdout
-    export = cli("export", "tiny", "--storage", db, "-o", "best.yaml", cwd=tmp_path)
+    export = cli("export", "tiny", "--arm", "sgd+lars", "--storage", db, "-o", "best.yaml", cwd=tmp_path)
     assert export.returncode == 0, export.stderr
     exported = yaml.safe_load((tmp_path / "best.yaml").read_text())
-    best = max((optuna.load_study(study_name=f"tiny/{a}", storage=open_storage(db, heartbeat=False)) for a in ("sgd", "sgd+lars")),
-               key=lambda s: s.best_value)
+    best = optuna.load_study(study_name="tiny/sgd+lars", storage=open_storage(db, heartbeat=False))
     assert exported == best.best_trial.user_attrs["config"]
     train = cli("train", "best.yaml", "--seeds", "2", "-q", cwd=tmp_path)
     assert train.returncode == 0, train.stderr
