@@ -117,6 +117,9 @@ def test_ctrl_c_in_main_exits_130_with_one_line(tmp_path, capsys):
                    "run the same command again to resume\n")
     study = optuna.load_study(study_name="c/adam+lars", storage=open_storage(db, heartbeat=False))
     assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]  # the retry runs on resume
+    assert main(["status", "c", "--storage", db]) == 0  # #16 item 13: the waiting retry is not "running"
+    rows = {line.split()[0]: line.split()[1:5] for line in capsys.readouterr().out.splitlines()[3:]}
+    assert rows["adam+lars"] == ["0", "0", "1", "0"]
 
 
 @pytest.mark.slow
