@@ -32,6 +32,7 @@ from typing import Any, Callable
 import optuna
 
 from search.budget import arm_lock, claim_trial, is_complete
+from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
 from search.budget import _counts as budget_counts  # slots, waiting and running in one SQL statement
 from search.evaluation import (
     claim_evaluation,
@@ -80,17 +81,6 @@ class SpecConflictError(ValueError):
 def _claim(study: optuna.Study, budget: int | None) -> optuna.trial.Trial | None:
     """One trial of the arm if it has budget left (``search.budget``: exact under many workers)."""
     return claim_trial(study, sys.maxsize if budget is None else budget)
-
-
-def resolve_storage_url(flag: str | None, spec: StudySpec | None = None) -> str:
-    """``--storage`` flag, else the study file's ``storage``, else $LARS_SEARCH_STORAGE / the SQLite default."""
-    from search.storage import default_storage_url
-
-    if flag:
-        return flag
-    if spec is not None and spec.storage:
-        return spec.storage
-    return default_storage_url()
 
 
 def _open(storage: Any) -> optuna.storages.BaseStorage:

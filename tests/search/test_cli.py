@@ -117,6 +117,9 @@ def test_ctrl_c_in_main_exits_130_with_one_line(tmp_path, capsys):
                    "run the same command again to resume\n")
     study = optuna.load_study(study_name="c/adam+lars", storage=open_storage(db, heartbeat=False))
     assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]  # the retry runs on resume
+    assert main(["status", "c", "--storage", db]) == 0  # #16 item 13: the waiting retry is not "running"
+    rows = {line.split()[0]: line.split()[1:5] for line in capsys.readouterr().out.splitlines()[3:]}
+    assert rows["adam+lars"] == ["0", "0", "1", "0"]
 
 
 @pytest.mark.slow
@@ -127,20 +130,18 @@ def test_end_to_end_on_a_tiny_real_objective(tmp_path):
     run = cli("run", str(study), "--storage", db, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
-    assert "compare tiny: final evaluation" in run.stdout and "\nverdict (" in run.stdout  # issue 12
+    assert "compare tiny: final evaluation = each search's best trial (validation) retrained with " in run.stdout
+    assert "\nverdict (" in run.stdout  # issue 12
     status = cli("status", "--storage", db, cwd=tmp_path)
     assert status.returncode == 0
     rows = [line.split() for line in status.stdout.splitlines()[3:]]
     assert [r[:5] for r in rows] == [["sgd", "1", "0", "0", "0"], ["sgd+lars", "1", "0", "0", "0"]]
     compare = cli("compare", "tiny", "--storage", db, cwd=tmp_path)
     assert compare.returncode == 0 and "sgd+lars vs sgd:" in compare.stdout
-    export = cli("export", "tiny", "--storage", db, "-o", "best.yaml", cwd=tmp_path)
+    export = cli("export", "tiny", "--arm", "sgd+lars", "--storage", db, "-o", "best.yaml", cwd=tmp_path)
     assert export.returncode == 0, export.stderr
     exported = yaml.safe_load((tmp_path / "best.yaml").read_text())
-    from search.report import load_verdict  # export follows the verdict's best arm (issue 12)
-
-    best_arm = load_verdict(open_storage(db, heartbeat=False), "tiny").best_arm
-    best = optuna.load_study(study_name=f"tiny/{best_arm}", storage=open_storage(db, heartbeat=False))
+    best = optuna.load_study(study_name="tiny/sgd+lars", storage=open_storage(db, heartbeat=False))
     assert exported == best.best_trial.user_attrs["config"]
     train = cli("train", "best.yaml", "--seeds", "2", "-q", cwd=tmp_path)
     assert train.returncode == 0, train.stderr
