@@ -170,7 +170,7 @@ def run_evaluation_trial(
     such as missing data propagates), a diverged run is FAIL ("diverged"), and Ctrl-C
     is FAIL with a WAITING retry of the same seed enqueued before it propagates.
     """
-    from search.trial import _enqueue_retry, _is_user_error
+    from search.trial import enqueue_retry, is_user_error
 
     start = time.perf_counter()
     number = trial.suggest_int("incumbent_trial", 0, 2**31 - 1)
@@ -201,7 +201,7 @@ def run_evaluation_trial(
     except Exception as exc:  # noqa: BLE001 (a fault of one seed must not stop the run)
         first = str(exc).splitlines()[0] if str(exc) else ""
         reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-        if _is_user_error(exc):
+        if is_user_error(exc):
             propagate = exc
     seconds = time.perf_counter() - start
     try:
@@ -210,7 +210,7 @@ def run_evaluation_trial(
             trial.set_user_attr("fail_reason", reason)
         evaluation.tell(trial, value, state=state, skip_if_finished=True)
         if interrupted is not None:
-            _enqueue_retry(evaluation, trial.number)
+            enqueue_retry(evaluation, trial.number)
     except BaseException:
         if interrupted is None:
             raise

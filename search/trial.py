@@ -32,7 +32,8 @@ the finished result counts.
 Missing data (``objectives.data.DataNotFoundError``) or a config that objectives rejects
 (``objectives.config.ConfigError``, e.g. ``device: cuda`` on a machine without CUDA) is
 the user's problem, not the trial's: every later trial would fail alike, so the trial
-is FAIL and the error propagates (:func:`is_user_error`), and the CLI prints one line.
+is FAIL, a retry of it is enqueued (the mistake costs no budget: the fixed rerun trains
+it), and the error propagates (:func:`is_user_error`); the CLI prints one line.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from optuna.trial import TrialState
 from search.space import suggest_config, warmup_epochs_of
 from search.spec import Arm, StudySpec
 
-__all__ = ["TrialOutcome", "TrainFn", "Terminated", "run_trial", "default_validate", "is_user_error",
+__all__ = ["TrialOutcome", "TrainFn", "Terminated", "run_trial", "default_validate", "is_user_error", "enqueue_retry",
            "signals_deferred"]  # fmt: skip
 
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, Any]], None]], Any]
@@ -118,7 +119,6 @@ def is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, tuple(c for c in classes if isinstance(c, type)))
 
 
-_is_user_error = is_user_error  # the former private name (search.evaluation imports it)
 
 
 def default_validate() -> Validate:
@@ -156,7 +156,7 @@ def signals_deferred() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-def _enqueue_retry(study: optuna.Study, number: int) -> None:
+def enqueue_retry(study: optuna.Study, number: int) -> None:
     """Enqueue a WAITING copy of trial ``number``'s parameters that reuses its budget slot.
 
     The system attrs are those of Optuna's ``RetryFailedTrialCallback`` (``failed_trial``,
@@ -269,7 +269,7 @@ def _tell_interrupted(study: optuna.Study, trial: optuna.trial.Trial, exc: Keybo
         try:
             _tell(study, trial, _Ending(TrialState.FAIL, reason=f"interrupted ({what}) during epoch {epoch}"),
                   history, seconds)  # fmt: skip
-            _enqueue_retry(study, trial.number)
+            enqueue_retry(study, trial.number)
         except Exception:  # noqa: BLE001 (the interrupt is what the caller must see)
             pass
 
@@ -301,7 +301,11 @@ def run_trial(
     if ending.oom:
         _release_cuda_memory()
     seconds = time.perf_counter() - start
-    _tell(study, trial, ending, history, seconds)
-    if user_error is not None:
+    if user_error is None:
+        _tell(study, trial, ending, history, seconds)
+    else:  # the user's mistake stops the run and costs no budget: the retry keeps the slot for the fixed rerun
+        with signals_deferred():
+            _tell(study, trial, ending, history, seconds)
+            enqueue_retry(study, trial.number)
         raise user_error
     return TrialOutcome(arm.name, trial.number, ending.state, ending.value, ending.reason, len(history), seconds)

@@ -258,8 +258,14 @@ def test_a_config_objectives_rejects_at_train_time_stops_the_run(tmp_path, db):
     with pytest.raises(ConfigError, match="CUDA is not available"):
         run_studies(spec, db, train_fn=FakeTrain(curve), progress=False, evaluate=False)
     trials = load(db, "s/sgd").trials
-    assert [t.state for t in trials] == [TrialState.FAIL]  # one trial, not the whole budget
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]  # one trial, and its retry
     assert trials[0].user_attrs["fail_reason"].startswith("ConfigError: config key 'device' is 'cuda'")
+    # the user's mistake uses up no budget: once fixed, the rerun trains every trial of each arm
+    budget = spec.budget.trials
+    run_studies(spec, db, train_fn=FakeTrain(), progress=False, evaluate=False)
+    trials = load(db, "s/sgd").trials
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == budget
+    assert trials[1].params == trials[0].params  # the retry trained the failed trial's parameters
 
 
 def test_a_spec_built_in_code_is_stored_and_resumes(tmp_path, db):
