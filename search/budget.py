@@ -73,7 +73,7 @@ from optuna.trial import TrialState
 from search import optuna_internals as internals
 from search.storage import mask_url, one_line, retry, storage_lock
 
-__all__ = ["count_slots", "claim_trial", "is_complete", "arm_lock", "RETRY_ATTR"]
+__all__ = ["count_slots", "slot_counts", "SlotCounts", "claim_trial", "is_complete", "arm_lock", "RETRY_ATTR"]
 
 _logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def _slots(trials: list[optuna.trial.FrozenTrial]) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Counts:
+class SlotCounts:
     slots: int  # trials that are not retries of another trial
     waiting: int
     running: int
@@ -102,7 +102,7 @@ def _backend(study: optuna.Study) -> optuna.storages.RDBStorage | None:
     return internals.rdb_backend(internals.storage_of(study))
 
 
-def _counts(study: optuna.Study) -> _Counts:
+def slot_counts(study: optuna.Study) -> SlotCounts:
     """Slot, WAITING and RUNNING counts of ``study``, fresh from the database.
 
     On an RDB storage this is one SQL statement (:func:`search.optuna_internals.count_trials`)
@@ -116,9 +116,9 @@ def _counts(study: optuna.Study) -> _Counts:
             lambda: internals.count_trials(backend, study_id, RETRY_ATTR),
             what="counting trials", url=backend.url, timeout=getattr(backend, "retry_timeout", 60.0),
         )  # fmt: skip
-        return _Counts(slots=total - retries, waiting=waiting, running=running)
+        return SlotCounts(slots=total - retries, waiting=waiting, running=running)
     trials = study.get_trials(deepcopy=False)
-    return _Counts(
+    return SlotCounts(
         slots=_slots(trials),
         waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
         running=sum(1 for t in trials if t.state == TrialState.RUNNING),
@@ -131,7 +131,7 @@ def count_slots(study: optuna.Study) -> int:
     COMPLETE, PRUNED, final FAIL (not retried), plus RUNNING and WAITING (in flight);
     a retry shares the slot of the trial it retries.
     """
-    return _counts(study).slots
+    return slot_counts(study).slots
 
 
 
@@ -149,7 +149,7 @@ def is_complete(study: optuna.Study, budget: int) -> bool:
     heartbeats nobody could recover a dead worker's trial, so a spent budget suffices.
     """
     budget = _check_budget(budget)
-    counts = _counts(study)
+    counts = slot_counts(study)
     if counts.slots < budget:
         return False
     if not _heartbeat_on(study):
@@ -342,7 +342,7 @@ def _claim_locked(study: optuna.Study, budget: int) -> optuna.trial.Trial | None
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
             _adopt_orphans(backend, internals.study_id_of(study))
-        counts = _counts(study)
+        counts = slot_counts(study)
         if counts.waiting == 0 and counts.slots >= budget:
             trial = None
         else:

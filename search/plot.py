@@ -111,19 +111,18 @@ def arm_curve(arm: str, trials: list[FrozenTrial]) -> ArmCurve:
 
 
 def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
-    """URLs are opened like every lars-search command (:func:`search.storage.open_storage`);
-    a SQLite URL must name an existing file (reading never creates a database)."""
+    """URLs are opened read-only like every reading command (:func:`search.storage.open_reader`):
+    reading never creates or alters a database."""
     if isinstance(storage, optuna.storages.BaseStorage):
         return storage
     if not isinstance(storage, str) or not storage:
         raise PlotError(f"storage must be a storage URL or an Optuna storage, got {storage!r}")
-    if storage.startswith("sqlite:///"):
-        path = storage[len("sqlite:///"):].split("?", 1)[0]
-        if path and path != ":memory:" and not os.path.isfile(path):
-            raise PlotError(f"storage {storage}: no such SQLite file {os.path.abspath(path)!r}")
-    from search.storage import open_storage
+    from search.storage import StorageError, open_reader
 
-    return open_storage(storage, heartbeat=False)
+    try:
+        return open_reader(storage)
+    except StorageError as exc:
+        raise PlotError(str(exc)) from None
 
 
 def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dict[str, ArmCurve]:

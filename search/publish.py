@@ -68,15 +68,14 @@ def artifact_store_for(storage: Any, directory: str | None = None, *, create: bo
 
     if directory is None:
         from search.optuna_internals import rdb_backend
+        from search.storage import sqlite_file
 
         backend = rdb_backend(storage) if not isinstance(storage, str) else None
         url = storage if isinstance(storage, str) else getattr(backend, "url", "")
-        if not url.startswith("sqlite:///"):
+        path = sqlite_file(url) if url else None
+        if path is None:
             return None
-        path = url[len("sqlite:///"):].split("?", 1)[0]
-        if not path or path == ":memory:":
-            return None
-        directory = f"{os.path.abspath(path)}-artifacts"
+        directory = f"{path}-artifacts"
     if not create and not os.path.isdir(directory):
         return None
     os.makedirs(directory, exist_ok=True)

@@ -33,7 +33,7 @@ import optuna
 
 from search.budget import arm_lock, claim_trial, is_complete
 from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
-from search.budget import _counts as budget_counts  # slots, waiting and running in one SQL statement
+from search.budget import slot_counts  # slots, waiting and running in one SQL statement
 from search.evaluation import (
     claim_evaluation,
     enqueue_seeds,
@@ -371,7 +371,7 @@ def _next_search(run: _Run) -> tuple[_Unit, optuna.trial.Trial] | None:
 
 def _started(study: optuna.Study) -> int:
     """Budget slots taken by trials that have started (an enqueued recipe has not)."""
-    counts = budget_counts(study)
+    counts = slot_counts(study)
     return counts.slots - counts.waiting
 
 

@@ -168,9 +168,9 @@ def test_sql_counts_equal_counts_from_loaded_trials(tmp_path):
     study.ask()  # pops the retry: RUNNING
     study.ask()  # RUNNING
     study.enqueue_trial({})  # WAITING
-    counts = B._counts(study)
+    counts = B.slot_counts(study)
     trials = study.get_trials()
-    assert counts == B._Counts(slots=B._slots(trials), waiting=1, running=2)
+    assert counts == B.SlotCounts(slots=B._slots(trials), waiting=1, running=2)
     assert counts.slots == 6  # 7 trials, one of them a retry
 
 
@@ -178,7 +178,7 @@ def test_counts_on_in_memory_storage_use_loaded_trials():
     study = optuna.create_study()
     study.tell(study.ask(), 1.0)
     study.enqueue_trial({})
-    assert B._counts(study) == B._Counts(slots=2, waiting=1, running=0)
+    assert B.slot_counts(study) == B.SlotCounts(slots=2, waiting=1, running=0)
     assert B.claim_trial(study, 2).number == 1
     assert B.claim_trial(study, 2) is None
 

@@ -161,7 +161,7 @@ def test_unknown_name_is_a_clear_error(storage, tmp_path):
 
 def test_missing_sqlite_file_is_reported_not_created(tmp_path):
     path = tmp_path / "absent.db"
-    with pytest.raises(PlotError, match=r"no such SQLite file .*absent\.db"):
+    with pytest.raises(PlotError, match=r"no storage at sqlite:///.*absent\.db \(file .*absent\.db does not exist\)"):
         compare_curves(f"sqlite:///{path}", "demo")
     assert not path.exists()
 
