@@ -144,12 +144,20 @@ def incumbent_test_at(run: Run, compute: float) -> float:
 def truncated(curve: Any, compute: float) -> Any:
     """The trials of ``curve`` finished within ``compute`` trial-epochs (an equal compute budget)."""
     n = sum(1 for spent in curve.compute if spent <= compute)
-    return replace(curve, numbers=curve.numbers[:n], states=curve.states[:n], epochs=curve.epochs[:n],
-                   compute=curve.compute[:n], values=curve.values[:n], best=curve.best[:n])
+    return replace(
+        curve,
+        numbers=curve.numbers[:n],
+        states=curve.states[:n],
+        epochs=curve.epochs[:n],
+        compute=curve.compute[:n],
+        values=curve.values[:n],
+        best=curve.best[:n],
+    )
 
 
-def summarise(runs: Sequence[Run], a: str, b: str, tolerance: float = TOLERANCE,
-              best_all: float | None = None) -> dict[str, Any]:
+def summarise(
+    runs: Sequence[Run], a: str, b: str, tolerance: float = TOLERANCE, best_all: float | None = None
+) -> dict[str, Any]:
     """G (default: the best of ``runs``), each run's compute to G - tolerance, the ratios (b)/(a) per seed.
 
     ``runs`` are of one arm. A censored cost is a bound: (b) censored -> ratio ">=",
@@ -161,11 +169,24 @@ def summarise(runs: Sequence[Run], a: str, b: str, tolerance: float = TOLERANCE,
     cost = {(r.variant, r.seed): compute_to_target(r.curve, target) for r in runs}
     seeds = sorted({r.seed for r in runs if (a, r.seed) in cost and (b, r.seed) in cost and cost[(a, r.seed)][0] > 0})
     ratios = [cost[(b, s)][0] / cost[(a, s)][0] for s in seeds]
-    bounds = [{(True, True): "", (False, True): ">=", (True, False): "<=", (False, False): "~"}[
-        (cost[(b, s)][1], cost[(a, s)][1])] for s in seeds]
+    bounds = [
+        {(True, True): "", (False, True): ">=", (True, False): "<=", (False, False): "~"}[
+            (cost[(b, s)][1], cost[(a, s)][1])
+        ]
+        for s in seeds
+    ]
     mean = {m: statistics.fmean(cost[(m, s)][0] for s in seeds) if seeds else math.nan for m in (a, b)}
-    return {"best_all": best_all, "target": target, "cost": cost, "seeds": seeds, "ratios": ratios,
-            "bounds": bounds, "mean_cost": mean, "a": a, "b": b}
+    return {
+        "best_all": best_all,
+        "target": target,
+        "cost": cost,
+        "seeds": seeds,
+        "ratios": ratios,
+        "bounds": bounds,
+        "mean_cost": mean,
+        "a": a,
+        "b": b,
+    }
 
 
 def equal_compute(runs: Sequence[Run], a: str, b: str) -> list[dict[str, Any]]:
@@ -181,9 +202,14 @@ def equal_compute(runs: Sequence[Run], a: str, b: str) -> list[dict[str, Any]]:
             continue
         ra, rb = by[(a, seed)], by[(b, seed)]
         compute = min(ra.total_compute, rb.total_compute)
-        out.append({"seed": seed, "compute": compute,
-                    "val": {a: best_at(ra.curve, compute), b: best_at(rb.curve, compute)},
-                    "test": {a: incumbent_test_at(ra, compute), b: incumbent_test_at(rb, compute)}})
+        out.append(
+            {
+                "seed": seed,
+                "compute": compute,
+                "val": {a: best_at(ra.curve, compute), b: best_at(rb.curve, compute)},
+                "test": {a: incumbent_test_at(ra, compute), b: incumbent_test_at(rb, compute)},
+            }
+        )
     return out
 
 
@@ -196,6 +222,8 @@ def ratio_line(summary: dict[str, Any]) -> str:
     a, b = summary["mean_cost"][summary["a"]], summary["mean_cost"][summary["b"]]
     per_seed = ", ".join(f"{bd}{x:.2f}" for bd, x in zip(summary["bounds"], ratios))
     censored = sum(1 for bd in summary["bounds"] if bd)
-    return (f"per seed {per_seed}; mean {statistics.fmean(ratios):.2f} +- {spread:.2f} (std), "
-            f"min {min(ratios):.2f}, max {max(ratios):.2f}; ratio of means {b:.1f} / {a:.1f} = {b / a:.2f}"
-            + (f"; {censored} of {len(ratios)} seeds censored" if censored else ""))
+    return (
+        f"per seed {per_seed}; mean {statistics.fmean(ratios):.2f} +- {spread:.2f} (std), "
+        f"min {min(ratios):.2f}, max {max(ratios):.2f}; ratio of means {b:.1f} / {a:.1f} = {b / a:.2f}"
+        + (f"; {censored} of {len(ratios)} seeds censored" if censored else "")
+    )

@@ -38,8 +38,13 @@ from objectives.train import resolve_device
 def bare_loop(data, *, model_name, width, batch_size, lr, use_lars, seed, device, epochs=1) -> float:
     """Images per second of a minimal training loop (training phase only)."""
     on_cuda = device.type == "cuda"
-    model = build_model(model_name, in_channels=data.in_channels, num_classes=data.num_classes, width=width,
-                        generator=torch.Generator().manual_seed(seed))
+    model = build_model(
+        model_name,
+        in_channels=data.in_channels,
+        num_classes=data.num_classes,
+        width=width,
+        generator=torch.Generator().manual_seed(seed),
+    )
     model = model.to(device, memory_format=torch.channels_last if on_cuda else torch.preserve_format)
     base = torch.optim.SGD(lars.param_groups(model, weight_decay=5e-4), lr=lr, momentum=0.9)
     opt = lars.LARS(base, trust_coefficient=1e-3) if use_lars else base
@@ -56,7 +61,7 @@ def bare_loop(data, *, model_name, width, batch_size, lr, use_lars, seed, device
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=generator, device=device)
         for i in range(steps):
-            idx = order[i * batch_size:(i + 1) * batch_size]
+            idx = order[i * batch_size : (i + 1) * batch_size]
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_cuda):
                 loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
             opt.zero_grad(set_to_none=True)
@@ -76,8 +81,7 @@ def data_work_ms(data, batch_size, device, reps=50) -> float:
     batch = data.train_images[:batch_size]
 
     def work():
-        return normalize(augment(batch, crop_padding=data.crop_padding, flip=data.flip, generator=generator),
-                         mean, std)
+        return normalize(augment(batch, crop_padding=data.crop_padding, flip=data.flip, generator=generator), mean, std)
 
     work()
     if device.type == "cuda":
@@ -111,45 +115,82 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     data = load_splits(args.dataset, val_size=args.val_size, n_train=args.n_train, device=device)
     load_s = time.perf_counter() - t
-    config = {"dataset": args.dataset, "model": args.model, "width": args.width, "n_train": args.n_train,
-              "val_size": args.val_size, "batch_size": args.batch_size, "lr": args.lr, "lars": args.lars,
-              "epochs": 1, "schedule": "constant", "optimizer": "sgd", "momentum": 0.9,
-              "progress": False, "device": str(device)}
+    config = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "width": args.width,
+        "n_train": args.n_train,
+        "val_size": args.val_size,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "lars": args.lars,
+        "epochs": 1,
+        "schedule": "constant",
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "progress": False,
+        "device": str(device),
+    }
     name = f"{args.model} width {args.width} on {args.n_train} {args.dataset} images, batch {args.batch_size}"
     print(f"# objective_throughput: {name}, lars={args.lars}")
-    print(f"# torch {torch.__version__}, {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
-             f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))")
-          + f"; data loaded in {load_s:.2f} s")
-    print(f"{'round':>5} {'train() img/s':>14} {'bare img/s':>11} {'ratio':>6} {'train() epoch s':>16} {'of which val s':>15}")
+    print(
+        f"# torch {torch.__version__}, {device}"
+        + (
+            f" ({torch.cuda.get_device_name(device)})"
+            if device.type == "cuda"
+            else f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
+        )
+        + f"; data loaded in {load_s:.2f} s"
+    )
+    print(
+        f"{'round':>5} {'train() img/s':>14} {'bare img/s':>11} {'ratio':>6} {'train() epoch s':>16} {'of which val s':>15}"
+    )
     ratios, epoch_times, val_times, train_ips, bare_ips = [], [], [], [], []
     for r in range(args.rounds + 1):
         result = train(config, data=data)
-        bare = bare_loop(data, model_name=args.model, width=args.width, batch_size=args.batch_size, lr=args.lr,
-                         use_lars=args.lars, seed=0, device=device)
+        bare = bare_loop(
+            data,
+            model_name=args.model,
+            width=args.width,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            use_lars=args.lars,
+            seed=0,
+            device=device,
+        )
         epoch_s = result.history[0]["epoch_time_s"]
         train_s = result.epochs_completed * (args.n_train // args.batch_size) * args.batch_size / result.images_per_s
         ratio = result.images_per_s / bare
-        print(f"{r if r else 'warm':>5} {result.images_per_s:14.1f} {bare:11.1f} {ratio:6.3f} {epoch_s:16.2f} "
-              f"{epoch_s - train_s:15.2f}")
+        print(
+            f"{r if r else 'warm':>5} {result.images_per_s:14.1f} {bare:11.1f} {ratio:6.3f} {epoch_s:16.2f} "
+            f"{epoch_s - train_s:15.2f}"
+        )
         if r:
             ratios.append(ratio)
             epoch_times.append(epoch_s)
             val_times.append(epoch_s - train_s)
             train_ips.append(result.images_per_s)
             bare_ips.append(bare)
-    print(f"median: train() {statistics.median(train_ips):.1f} img/s, bare {statistics.median(bare_ips):.1f} img/s, "
-          f"ratio of round medians {statistics.median(ratios):.3f} (target >= 0.95)")
+    print(
+        f"median: train() {statistics.median(train_ips):.1f} img/s, bare {statistics.median(bare_ips):.1f} img/s, "
+        f"ratio of round medians {statistics.median(ratios):.3f} (target >= 0.95)"
+    )
     # On a shared machine the fastest round of each is the one least disturbed by other load.
-    print(f"best:   train() {max(train_ips):.1f} img/s, bare {max(bare_ips):.1f} img/s, "
-          f"ratio {max(train_ips) / max(bare_ips):.3f}")
+    print(
+        f"best:   train() {max(train_ips):.1f} img/s, bare {max(bare_ips):.1f} img/s, "
+        f"ratio {max(train_ips) / max(bare_ips):.3f}"
+    )
     step_ms = 1000 * args.batch_size / statistics.median(bare_ips)
     extra_ms = data_work_ms(data, args.batch_size, device)
-    print(f"data work per batch in train() (augment + normalise on the device): {extra_ms:.2f} ms, "
-          f"{100 * extra_ms / step_ms:.1f}% of a bare step ({step_ms:.1f} ms)")
-    print(f"time per epoch of this model: {statistics.median(epoch_times):.2f} s "
-          f"(training {statistics.median(epoch_times) - statistics.median(val_times):.2f} s + validation of "
-          f"{args.val_size} images {statistics.median(val_times):.2f} s)")
+    print(
+        f"data work per batch in train() (augment + normalise on the device): {extra_ms:.2f} ms, "
+        f"{100 * extra_ms / step_ms:.1f}% of a bare step ({step_ms:.1f} ms)"
+    )
+    print(
+        f"time per epoch of this model: {statistics.median(epoch_times):.2f} s "
+        f"(training {statistics.median(epoch_times) - statistics.median(val_times):.2f} s + validation of "
+        f"{args.val_size} images {statistics.median(val_times):.2f} s)"
+    )
     return 0
 
 

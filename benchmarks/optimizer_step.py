@@ -54,8 +54,7 @@ def vgg16_cifar_model() -> torch.nn.Module:
             if item == "M":
                 layers.append(torch.nn.MaxPool2d(2))
                 continue
-            layers += [torch.nn.Conv2d(channels, item, 3, padding=1),
-                       torch.nn.BatchNorm2d(item), torch.nn.ReLU()]
+            layers += [torch.nn.Conv2d(channels, item, 3, padding=1), torch.nn.BatchNorm2d(item), torch.nn.ReLU()]
             channels = item
         layers += [torch.nn.Flatten(), torch.nn.Linear(512, 10)]
         return torch.nn.Sequential(*layers)
@@ -142,12 +141,16 @@ def run_set(name, rounds, warmup, weight_decay, device):
                 times[label].append(elapsed)
                 cpu_times[label].append(cpu)
     n_params = sum(s.numel() for s in shapes)
-    print(f"\n{name}: {len(shapes)} tensors, {n_params:,} parameters, "
-          f"weight_decay={weight_decay}, {rounds} rounds (+{warmup} warm-up)")
+    print(
+        f"\n{name}: {len(shapes)} tensors, {n_params:,} parameters, "
+        f"weight_decay={weight_decay}, {rounds} rounds (+{warmup} warm-up)"
+    )
     medians = {k: statistics.median(v) for k, v in times.items()}
     cpu_medians = {k: statistics.median(v) for k, v in cpu_times.items()}
-    print(f"  {'variant':<18}{'median ms':>10}{'vs fused':>10}{'cpu ms':>10}{'vs fused':>10}"
-          f"{'state MB':>10}{'extra MB':>10}")
+    print(
+        f"  {'variant':<18}{'median ms':>10}{'vs fused':>10}{'cpu ms':>10}{'vs fused':>10}"
+        f"{'state MB':>10}{'extra MB':>10}"
+    )
     ratios = {}
     for label, opt in variants.items():
         base = "SGD fused" if "SGD" in label else "Adam fused"
@@ -155,12 +158,13 @@ def run_set(name, rounds, warmup, weight_decay, device):
         cpu_ratio = cpu_medians[label] / cpu_medians[base]
         if label != base:
             ratios[label] = (ratio, cpu_ratio)
-        print(f"  {label:<18}{medians[label] * 1e3:>10.2f}{ratio:>9.2f}x"
-              f"{cpu_medians[label] * 1e3:>10.2f}{cpu_ratio:>9.2f}x"
-              f"{state_bytes(opt) / 2**20:>10.1f}{extra_bytes(opt) / 2**20:>10.1f}")
+        print(
+            f"  {label:<18}{medians[label] * 1e3:>10.2f}{ratio:>9.2f}x"
+            f"{cpu_medians[label] * 1e3:>10.2f}{cpu_ratio:>9.2f}x"
+            f"{state_bytes(opt) / 2**20:>10.1f}{extra_bytes(opt) / 2**20:>10.1f}"
+        )
     for label, (ratio, cpu_ratio) in ratios.items():
-        print(f"  LARS/fused-base ratio, {label}: {ratio:.2f}x wall, {cpu_ratio:.2f}x cpu "
-              f"(target <= 2.00x)")
+        print(f"  LARS/fused-base ratio, {label}: {ratio:.2f}x wall, {cpu_ratio:.2f}x cpu (target <= 2.00x)")
     return medians
 
 
@@ -204,8 +208,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"torch {torch.__version__}, {where}, "
-          f"threads={torch.get_num_threads()}, python {platform.python_version()}")
+    print(f"torch {torch.__version__}, {where}, threads={torch.get_num_threads()}, python {platform.python_version()}")
     for name in args.sets:
         run_set(name, args.rounds, args.warmup, args.weight_decay, device)
     if not args.no_norms:

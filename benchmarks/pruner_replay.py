@@ -55,7 +55,7 @@ __all__ = ["StoredTrial", "replay", "main"]
 @dataclass(frozen=True)
 class StoredTrial:
     curve: tuple[float, ...]  # validation accuracy after epochs 1, 2, ...
-    complete: bool            # trained to the end without diverging
+    complete: bool  # trained to the end without diverging
     warmup_epochs: float
 
 
@@ -67,7 +67,8 @@ def _pruners(epochs: int, trials: int) -> dict:
         "none": lambda: optuna.pruners.NopPruner(),
         f"{median}, every epoch (old default)": lambda: optuna.pruners.MedianPruner(n_startup_trials=startup),
         f"{median}, every {interval} (default)": lambda: optuna.pruners.MedianPruner(
-            n_startup_trials=startup, interval_steps=interval),
+            n_startup_trials=startup, interval_steps=interval
+        ),
         f"{median}, every 2": lambda: optuna.pruners.MedianPruner(n_startup_trials=startup, interval_steps=2),
         "median (8), every 3": lambda: optuna.pruners.MedianPruner(n_startup_trials=8, interval_steps=3),
         "median (10), every 3": lambda: optuna.pruners.MedianPruner(n_startup_trials=10, interval_steps=3),
@@ -79,19 +80,20 @@ def _pruners(epochs: int, trials: int) -> dict:
         "keep top 33% (percentile)": lambda: optuna.pruners.PercentilePruner(33.3, n_startup_trials=startup),
         "keep top 25% (percentile)": lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=startup),
         f"patient(2) {median}": lambda: optuna.pruners.PatientPruner(
-            optuna.pruners.MedianPruner(n_startup_trials=startup), patience=2),
+            optuna.pruners.MedianPruner(n_startup_trials=startup), patience=2
+        ),
         "successive halving rf 2": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2),
         "successive halving rf 3": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
         "successive halving rf 4": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=4),
-        "hyperband rf 3": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs,
-                                                                 reduction_factor=3),
+        "hyperband rf 3": lambda: optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=epochs, reduction_factor=3
+        ),
     }
 
 
 def replay(trials: list[StoredTrial], pruner: optuna.pruners.BasePruner) -> tuple[int, float]:
     """(trial-epochs spent, best accuracy of the trials left to complete) under ``pruner``."""
-    study = optuna.create_study(direction="maximize", pruner=pruner,
-                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
     spent, best = 0, -math.inf
     for stored in trials:
         trial = study.ask()
@@ -137,8 +139,10 @@ def _table(runs: dict[str, list[StoredTrial]], title: str) -> dict[str, list[tup
     per_run = {}
     for label, make in _pruners(epochs, n_trials).items():
         results = {name: replay(trials, make()) for name, trials in runs.items()}
-        rows = [(unpruned[n][0] / results[n][0], 100 * (unpruned[n][1] - results[n][1]),
-                 results[n][1] >= unpruned[n][1]) for n in runs]
+        rows = [
+            (unpruned[n][0] / results[n][0], 100 * (unpruned[n][1] - results[n][1]), results[n][1] >= unpruned[n][1])
+            for n in runs
+        ]
         spent = statistics.fmean(r[0] for r in results.values())
         base = statistics.fmean(unpruned[n][0] for n in runs)
         best = statistics.fmean(r[1] for r in results.values())
@@ -152,12 +156,21 @@ def _table(runs: dict[str, list[StoredTrial]], title: str) -> dict[str, list[tup
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--storage", default=f"sqlite:///{ROOT / 'artifacts' / 'search_efficiency.db'}")
-    parser.add_argument("--tag", default="n2000-v1000-e10-w0.125-b128",
-                        help="objective tag of the stored runs (see search_efficiency.py; its current runs "
-                             "end in -t<trials>, e.g. n2000-v1000-e10-w0.125-b128-t40)")
+    parser.add_argument(
+        "--tag",
+        default="n2000-v1000-e10-w0.125-b128",
+        help="objective tag of the stored runs (see search_efficiency.py; its current runs "
+        "end in -t<trials>, e.g. n2000-v1000-e10-w0.125-b128-t40)",
+    )
     parser.add_argument("--arm", default="sgd+lars", help="the arm whose runs are replayed (default sgd+lars)")
-    parser.add_argument("--also", nargs=2, action="append", default=[], metavar=("STORAGE", "TAG"),
-                        help="another set of stored runs; with any, a pooled table (per-run means) follows")
+    parser.add_argument(
+        "--also",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("STORAGE", "TAG"),
+        help="another set of stored runs; with any, a pooled table (per-run means) follows",
+    )
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # PatientPruner
@@ -175,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# pooled: {n} runs (means per run)")
         print(f"{'pruner':<38}{'saving':>8}{'loss pts':>9}{'kept':>7}")
         for label, rows in pooled.items():
-            print(f"{label:<38}{statistics.fmean(r[0] for r in rows):>7.2f}x"
-                  f"{statistics.fmean(r[1] for r in rows):>9.2f}{sum(r[2] for r in rows):>4}/{len(rows)}")
+            print(
+                f"{label:<38}{statistics.fmean(r[0] for r in rows):>7.2f}x"
+                f"{statistics.fmean(r[1] for r in rows):>9.2f}{sum(r[2] for r in rows):>4}/{len(rows)}"
+            )
     return 0
 
 

@@ -74,17 +74,37 @@ VARIANTS: dict[str, dict] = {
     "tpe": {"space": {"lr": "auto"}, "pruner": {"type": "none"}},  # TPE + range test, no pruner
     "tpe-median": {"pruner": {"type": "median"}},  # the defaults without the range test (wide default lr)
     "no-recipe": {"space": {"lr": "auto"}, "recipe": False},  # the defaults without the recipe trial
-    "random-auto": {"space": {"lr": "auto"}, "sampler": {"type": "random"}, "pruner": {"type": "none"},
-                    "recipe": False},
+    "random-auto": {
+        "space": {"lr": "auto"},
+        "sampler": {"type": "random"},
+        "pruner": {"type": "none"},
+        "recipe": False,
+    },
     "hyperband": {"space": {"lr": "auto"}, "pruner": {"type": "hyperband"}},
 }
 
 #: Size presets: objective, budget, seeds, range-test steps.
 SIZES: dict[str, dict] = {
-    "full": {"seeds": 5, "trials": 40, "n_train": 2000, "val_size": 1000, "epochs": 10, "width": 0.125,
-             "batch_size": 128, "range_steps": 200},
-    "smoke": {"seeds": 2, "trials": 2, "n_train": 512, "val_size": 200, "epochs": 2, "width": 0.125,
-              "batch_size": 32, "range_steps": 60},
+    "full": {
+        "seeds": 5,
+        "trials": 40,
+        "n_train": 2000,
+        "val_size": 1000,
+        "epochs": 10,
+        "width": 0.125,
+        "batch_size": 128,
+        "range_steps": 200,
+    },
+    "smoke": {
+        "seeds": 2,
+        "trials": 2,
+        "n_train": 512,
+        "val_size": 200,
+        "epochs": 2,
+        "width": 0.125,
+        "batch_size": 32,
+        "range_steps": 60,
+    },
 }
 
 
@@ -97,16 +117,23 @@ def _merge(base: dict, over: dict) -> dict:
 
 def _tag(size: dict, device: str) -> str:
     where = "" if device == "cpu" else f"-{device.replace(':', '')}"  # GPU runs kept apart
-    return (f"n{size['n_train']}-v{size['val_size']}-e{size['epochs']}-w{size['width']:g}-b{size['batch_size']}"
-            f"-t{size['trials']}{where}")
+    return (
+        f"n{size['n_train']}-v{size['val_size']}-e{size['epochs']}-w{size['width']:g}-b{size['batch_size']}"
+        f"-t{size['trials']}{where}"
+    )
 
 
 def study_data(variant: str, seed: int, size: dict, device: str) -> dict:
     """The study file of one run: the objective, both arms, the budget, the seed, the variant's overrides."""
     base = {
         "name": f"efficiency-{variant}-s{seed}-{_tag(size, device)}",
-        "objective": {"dataset": "fashion_mnist", "model": "vgg16", "seed": 0, "device": device,
-                      **{k: size[k] for k in ("width", "n_train", "val_size", "epochs", "batch_size")}},
+        "objective": {
+            "dataset": "fashion_mnist",
+            "model": "vgg16",
+            "seed": 0,
+            "device": device,
+            **{k: size[k] for k in ("width", "n_train", "val_size", "epochs", "batch_size")},
+        },
         "arms": list(ARMS),
         "budget": {"trials": size["trials"]},
         "sampler": {"type": "tpe", "seed": seed},
@@ -133,8 +160,14 @@ def run_one(variant: str, seed: int, size: dict, args: argparse.Namespace, stora
     studies = open_studies(spec, storage)
     for arm in spec.arms:
         if needs_range_test(arm):
-            range_test(spec, arm, studies[arm.name], device=args.device, steps=size["range_steps"],
-                       log=lambda line: print(f"# {line}", flush=True))
+            range_test(
+                spec,
+                arm,
+                studies[arm.name],
+                device=args.device,
+                steps=size["range_steps"],
+                log=lambda line: print(f"# {line}", flush=True),
+            )
     train, tested = train_reusing_data(), {}
 
     def train_and_test(config, report=None):  # the trial's config (what the sampler sees) keeps evaluate_test False
@@ -145,8 +178,9 @@ def run_one(variant: str, seed: int, size: dict, args: argparse.Namespace, stora
 
     timeout = None if deadline is None else max(1.0, deadline - time.time())
     try:
-        run_studies(spec, storage, timeout=timeout, device=args.device, progress=False, train_fn=train_and_test,
-                    evaluate=False)  # the benchmark tests every complete trial itself
+        run_studies(
+            spec, storage, timeout=timeout, device=args.device, progress=False, train_fn=train_and_test, evaluate=False
+        )  # the benchmark tests every complete trial itself
     finally:
         for _, study in load_arms(storage, spec.name):
             kept = dict(study.user_attrs.get(TEST_ATTR, {}))
@@ -167,8 +201,11 @@ def read_runs(variant: str, seed: int, size: dict, device: str, storage) -> list
     runs = []
     for arm, study in arms:
         trials = study.get_trials(deepcopy=False)
-        diverged = {t.number: int(t.user_attrs["diverged_epoch"]) for t in trials
-                    if t.user_attrs.get("diverged_epoch") is not None}
+        diverged = {
+            t.number: int(t.user_attrs["diverged_epoch"])
+            for t in trials
+            if t.user_attrs.get("diverged_epoch") is not None
+        }
         offset = range_cost(study)
         wall = sum(float(t.user_attrs.get("wall_time_s") or 0.0) for t in trials)
         runs.append(ea.Run(
@@ -187,27 +224,37 @@ def _where(device: str) -> str:
 
 
 def print_report(runs: list[ea.Run], a: str, b: str, size: dict, args: argparse.Namespace) -> None:
-    print(f"# search efficiency: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {_where(args.device)}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} thread(s))")
-    print(f"# size {args.size}: {json.dumps(size)}; (a) {a} = {json.dumps(VARIANTS[a])}, "
-          f"(b) {b} = {json.dumps(VARIANTS[b])}")
+    print(
+        f"# search efficiency: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {_where(args.device)}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} thread(s))"
+    )
+    print(
+        f"# size {args.size}: {json.dumps(size)}; (a) {a} = {json.dumps(VARIANTS[a])}, "
+        f"(b) {b} = {json.dumps(VARIANTS[b])}"
+    )
     for arm in ARMS:
         mine = [r for r in runs if r.arm == arm]
         if not mine:
             continue
         summary = ea.summarise(mine, a, b)
-        print(f"\n## {arm}: G = best validation accuracy of {len(mine)} runs = {summary['best_all']:.4f}, "
-              f"target G - {ea.TOLERANCE:.2f} = {summary['target']:.4f}")
-        print(f"{'run':<12} {'seed':>4} {'done':>4} {'cmpl':>4} {'prun':>4} {'div':>4} {'div_ep':>6} "
-              f"{'range':>6} {'compute':>8} {'wall_s':>7} {'best':>7} {'to_target':>9}  lr range")
+        print(
+            f"\n## {arm}: G = best validation accuracy of {len(mine)} runs = {summary['best_all']:.4f}, "
+            f"target G - {ea.TOLERANCE:.2f} = {summary['target']:.4f}"
+        )
+        print(
+            f"{'run':<12} {'seed':>4} {'done':>4} {'cmpl':>4} {'prun':>4} {'div':>4} {'div_ep':>6} "
+            f"{'range':>6} {'compute':>8} {'wall_s':>7} {'best':>7} {'to_target':>9}  lr range"
+        )
         for r in sorted(mine, key=lambda r: (r.seed, r.variant != a)):
             c, reached = summary["cost"][(r.variant, r.seed)]
             states, (n_div, div_epochs) = r.curve.states, ea.diverged_cost(r)
             found = f"{r.lr_range['of']} {r.lr_range['low']:.3g}..{r.lr_range['high']:.3g}" if r.lr_range else "-"
-            print(f"{r.variant:<12} {r.seed:>4} {len(states):>4} {states.count('COMPLETE'):>4} "
-                  f"{states.count('PRUNED'):>4} {n_div:>4} {div_epochs:>6.0f} {r.range_cost:>6.1f} "
-                  f"{r.total_compute:>8.1f} {r.wall_s:>7.0f} {r.best:>7.4f} {('' if reached else '>=') + f'{c:.1f}':>9}"
-                  f"  {found}")
+            print(
+                f"{r.variant:<12} {r.seed:>4} {len(states):>4} {states.count('COMPLETE'):>4} "
+                f"{states.count('PRUNED'):>4} {n_div:>4} {div_epochs:>6.0f} {r.range_cost:>6.1f} "
+                f"{r.total_compute:>8.1f} {r.wall_s:>7.0f} {r.best:>7.4f} {('' if reached else '>=') + f'{c:.1f}':>9}"
+                f"  {found}"
+            )
         print(f"ratio (b)/(a) of compute to within {100 * ea.TOLERANCE:.0f} point of G (target >= 3):")
         print(f"  {ea.ratio_line(summary)}")
         for tolerance in (0.005, 0.02):
@@ -216,20 +263,26 @@ def print_report(runs: list[ea.Run], a: str, b: str, size: dict, args: argparse.
         if rows:
             print("equal compute (the smaller total of the two runs): incumbents' validation / test accuracy")
             for row in rows:
-                print(f"  seed {row['seed']}: at {row['compute']:.1f} trial-epochs (a) {row['val'][a]:.4f} / "
-                      f"{row['test'][a]:.4f}, (b) {row['val'][b]:.4f} / {row['test'][b]:.4f}")
+                print(
+                    f"  seed {row['seed']}: at {row['compute']:.1f} trial-epochs (a) {row['val'][a]:.4f} / "
+                    f"{row['test'][a]:.4f}, (b) {row['val'][b]:.4f} / {row['test'][b]:.4f}"
+                )
             diff = [row["test"][a] - row["test"][b] for row in rows]
-            print(f"  test (a) - (b): mean {100 * statistics.fmean(diff):+.2f} points "
-                  f"(per seed {', '.join(f'{100 * d:+.1f}' for d in diff)})")
+            print(
+                f"  test (a) - (b): mean {100 * statistics.fmean(diff):+.2f} points "
+                f"(per seed {', '.join(f'{100 * d:+.1f}' for d in diff)})"
+            )
         for variant in (a, b):
             mine_v = [r for r in mine if r.variant == variant]
             if mine_v:
                 n_div = sum(ea.diverged_cost(r)[0] for r in mine_v)
                 div_epochs = sum(ea.diverged_cost(r)[1] for r in mine_v)
                 total = sum(r.total_compute for r in mine_v)
-                print(f"  {variant}: {statistics.fmean(r.total_compute for r in mine_v):.1f} trial-epochs per run "
-                      f"(range test {statistics.fmean(r.range_cost for r in mine_v):.1f}); diverged trials "
-                      f"{n_div} costing {div_epochs:.0f} trial-epochs ({100 * div_epochs / total:.1f}% of compute)")
+                print(
+                    f"  {variant}: {statistics.fmean(r.total_compute for r in mine_v):.1f} trial-epochs per run "
+                    f"(range test {statistics.fmean(r.range_cost for r in mine_v):.1f}); diverged trials "
+                    f"{n_div} costing {div_epochs:.0f} trial-epochs ({100 * div_epochs / total:.1f}% of compute)"
+                )
 
 
 def plot(runs: list[ea.Run], a: str, path: Path) -> None:
@@ -244,8 +297,14 @@ def plot(runs: list[ea.Run], a: str, path: Path) -> None:
     fig, axes = plt.subplots(1, len(ARMS), figsize=(13, 5), layout="constrained", squeeze=False)
     for ax, arm in zip(axes[0], ARMS):
         for r in (r for r in runs if r.arm == arm):
-            ax.step([0, *r.curve.compute], [math.nan, *r.curve.best], where="post",
-                    linestyle="-" if r.variant == a else "--", color=f"C{r.seed % 10}", label=f"{r.variant} s{r.seed}")
+            ax.step(
+                [0, *r.curve.compute],
+                [math.nan, *r.curve.best],
+                where="post",
+                linestyle="-" if r.variant == a else "--",
+                color=f"C{r.seed % 10}",
+                label=f"{r.variant} s{r.seed}",
+            )
         ax.set_title(f"{arm}: (a) solid, (b) dashed")
         ax.set_xlabel("compute (trial-epochs, range test included)")
         ax.set_ylabel("best validation accuracy so far")
@@ -258,14 +317,20 @@ def plot(runs: list[ea.Run], a: str, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="e.g. python benchmarks/search_efficiency.py --size smoke")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="e.g. python benchmarks/search_efficiency.py --size smoke",
+    )
     parser.add_argument("--size", choices=SIZES, default="full", help="preset of objective, budget and seeds")
     parser.add_argument("--a", default="defaults", choices=VARIANTS, help="variant (a) (default: defaults)")
     parser.add_argument("--b", default="random", choices=VARIANTS, help="variant (b) (default: random)")
-    parser.add_argument("--run", choices=("both", "a", "b"), default="both",
-                        help="run both variants (default), or one of them, e.g. in parallel processes")
+    parser.add_argument(
+        "--run",
+        choices=("both", "a", "b"),
+        default="both",
+        help="run both variants (default), or one of them, e.g. in parallel processes",
+    )
     parser.add_argument("--seeds", type=int, help="sampler seeds per variant (default: the size's)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run are FIRST_SEED .. FIRST_SEED+SEEDS-1")
     parser.add_argument("--trials", type=int, help="trials per arm and run (default: the size's)")
@@ -278,8 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", default=str(ROOT / "artifacts" / "search_efficiency.png"))
     args = parser.parse_args(argv)
     size = dict(SIZES[args.size])
-    size.update({k: v for k, v in (("seeds", args.seeds), ("trials", args.trials), ("val_size", args.val_size))
-                 if v is not None})
+    size.update(
+        {
+            k: v
+            for k, v in (("seeds", args.seeds), ("trials", args.trials), ("val_size", args.val_size))
+            if v is not None
+        }
+    )
     if size["seeds"] < 1 or size["trials"] < 1:
         parser.error(f"--seeds and --trials must be >= 1, got {size['seeds']} and {size['trials']}")
     (ROOT / "artifacts").mkdir(exist_ok=True)
@@ -300,9 +370,15 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 run_one(variant, seed, size, args, storage, deadline)
                 stored = read_runs(variant, seed, size, args.device, storage)
-                print(f"# {variant} seed {seed}: " + ", ".join(
-                    f"{r.arm} {len(r.curve.states)} trials, {r.total_compute:.1f} trial-epochs, best {r.best:.4f}"
-                    for r in stored) + f"; {time.perf_counter() - t0:.0f} s", flush=True)
+                print(
+                    f"# {variant} seed {seed}: "
+                    + ", ".join(
+                        f"{r.arm} {len(r.curve.states)} trials, {r.total_compute:.1f} trial-epochs, best {r.best:.4f}"
+                        for r in stored
+                    )
+                    + f"; {time.perf_counter() - t0:.0f} s",
+                    flush=True,
+                )
             runs += stored
     if not runs:
         print("no runs stored for these settings")

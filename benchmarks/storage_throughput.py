@@ -64,12 +64,12 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "search"), str(HERE)]
 EPOCHS = 4
 STUDY = """\
 name: {name}
-objective: {{dataset: fashion_mnist, model: vgg11, epochs: %d, n_train: 512, batch_size: 64}}
+objective: {{dataset: fashion_mnist, model: vgg11, epochs: {epochs}, n_train: 512, batch_size: 64}}
 arms: [sgd]
 budget: {{trials: {trials}}}
 sampler: {{type: tpe, seed: 0}}
 pruner: none
-""" % EPOCHS
+"""
 
 
 class _Result:
@@ -115,7 +115,7 @@ validate_config = _identity  # used by search.workers.load_objective for this mo
 
 def _write_study(directory: Path, name: str, trials: int) -> Path:
     path = directory / f"{name}.yaml"
-    path.write_text(STUDY.format(name=name, trials=trials))
+    path.write_text(STUDY.format(name=name, trials=trials, epochs=EPOCHS))
     return path
 
 
@@ -163,8 +163,9 @@ def _framework_round(url: str, directory: Path, tag: str, i: int, trials: int) -
     spec = load_spec(_write_study(directory, f"fw-{tag}-{i}", trials))
     storage = open_storage(url)
     start = time.perf_counter()
-    run_studies(spec, storage, train_fn=one_second_train, validate=_identity, progress=False, worker_id=0,
-                evaluate=False)  # the search alone, as bare Study.optimize does
+    run_studies(
+        spec, storage, train_fn=one_second_train, validate=_identity, progress=False, worker_id=0, evaluate=False
+    )  # the search alone, as bare Study.optimize does
     return (time.perf_counter() - start) / trials
 
 
@@ -236,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"\n1. no-op objective ({EPOCHS} reports per trial), trials per second: first start -> last end, "
               "and steady (last 75 % of completions)")  # fmt: skip
-        print(f"{'backend':<11} {'workers':>7} {'trials':>6} {'trials/s':>9} {'steady/s':>9} {'wall s (with start-up)':>23}")
+        print(
+            f"{'backend':<11} {'workers':>7} {'trials':>6} {'trials/s':>9} {'steady/s':>9} {'wall s (with start-up)':>23}"
+        )
         for tag, url, _ in backends:
             for workers in (1, 4):
                 r = noop_throughput(url, directory, tag, workers, args.noop_trials)

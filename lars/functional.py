@@ -42,7 +42,8 @@ what it would have had (``lerp`` at weight 1 returns its end bit for bit).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -50,7 +51,10 @@ from torch import Tensor
 from .trust_ratio import local_lr, tensor_norms, update_factor
 
 __all__ = [
-    "CPU_CHUNK_NUMEL", "scale_gradients", "paper_momentum_step", "save_weights",
+    "CPU_CHUNK_NUMEL",
+    "scale_gradients",
+    "paper_momentum_step",
+    "save_weights",
     "rescale_updates",
 ]
 
@@ -84,8 +88,14 @@ def scale_gradients(
     per chunk).
     """
     decay = 0.0 if decoupled else weight_decay
-    kw = dict(lr=lr, trust_coefficient=trust_coefficient, eps=eps, weight_decay=decay,
-              clip=clip, start=decay if maximize else -decay)
+    kw = dict(
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        eps=eps,
+        weight_decay=decay,
+        clip=clip,
+        start=decay if maximize else -decay,
+    )
     if not foreach:
         return [(params, _single_tensor_scale_gradients(params, grads, out, **kw))]
     return [
@@ -94,13 +104,17 @@ def scale_gradients(
     ]
 
 
-def _single_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient, eps,
-                                   weight_decay, clip, start):
+def _single_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient, eps, weight_decay, clip, start):
     rates = []
     for w, g, x in zip(params, grads, out):
         r = local_lr(
-            tensor_norms([w], foreach=False)[0], tensor_norms([g], foreach=False)[0], lr=lr,
-            trust_coefficient=trust_coefficient, weight_decay=weight_decay, eps=eps, clip=clip,
+            tensor_norms([w], foreach=False)[0],
+            tensor_norms([g], foreach=False)[0],
+            lr=lr,
+            trust_coefficient=trust_coefficient,
+            weight_decay=weight_decay,
+            eps=eps,
+            clip=clip,
         )
         if start != 0:
             x.copy_(torch.lerp(w * start, g, r.to(x.dtype)))
@@ -110,11 +124,15 @@ def _single_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient,
     return torch.stack(rates)
 
 
-def _multi_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient, eps,
-                                  weight_decay, clip, start):
+def _multi_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient, eps, weight_decay, clip, start):
     rates = local_lr(
-        tensor_norms(params), tensor_norms(grads), lr=lr, trust_coefficient=trust_coefficient,
-        weight_decay=weight_decay, eps=eps, clip=clip,
+        tensor_norms(params),
+        tensor_norms(grads),
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay,
+        eps=eps,
+        clip=clip,
     )
     factors = rates.to(out[0].dtype).unbind()
     if start != 0:
@@ -152,9 +170,17 @@ def paper_momentum_step(
     holds the buffers to keep (new ones where there were none; all None without
     momentum). Returns ``((params, rates) pairs, buffers)``.
     """
-    kw = dict(lr=lr, trust_coefficient=trust_coefficient, eps=eps, weight_decay=weight_decay,
-              clip=clip, momentum=momentum, dampening=dampening, nesterov=nesterov,
-              sign=-1.0 if maximize else 1.0)
+    kw = dict(
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        eps=eps,
+        weight_decay=weight_decay,
+        clip=clip,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        sign=-1.0 if maximize else 1.0,
+    )
     if not foreach:
         rates = _single_tensor_paper_momentum(params, grads, momentum_buffers, **kw)
         return [(params, rates)], momentum_buffers
@@ -163,18 +189,25 @@ def paper_momentum_step(
         real_buffers = [None if b is None else _real([b])[0] for b in chunk_buffers]
         rates = _multi_tensor_paper_momentum(_real(chunk_params), _real(chunk_grads), real_buffers, **kw)
         pairs.append((chunk_params, rates))
-        buffers.extend(b if not p.is_complex() else torch.view_as_complex(b)
-                       for p, b in zip(chunk_params, real_buffers))
+        buffers.extend(
+            b if not p.is_complex() else torch.view_as_complex(b) for p, b in zip(chunk_params, real_buffers)
+        )
     return pairs, buffers
 
 
-def _single_tensor_paper_momentum(params, grads, buffers, *, lr, trust_coefficient, eps,
-                                  weight_decay, clip, momentum, dampening, nesterov, sign):
+def _single_tensor_paper_momentum(
+    params, grads, buffers, *, lr, trust_coefficient, eps, weight_decay, clip, momentum, dampening, nesterov, sign
+):
     rates = []
     for i, (w, g) in enumerate(zip(params, grads)):
         r = local_lr(
-            tensor_norms([w], foreach=False)[0], tensor_norms([g], foreach=False)[0], lr=lr,
-            trust_coefficient=trust_coefficient, weight_decay=weight_decay, eps=eps, clip=clip,
+            tensor_norms([w], foreach=False)[0],
+            tensor_norms([g], foreach=False)[0],
+            lr=lr,
+            trust_coefficient=trust_coefficient,
+            weight_decay=weight_decay,
+            eps=eps,
+            clip=clip,
         )
         d = (sign * g + weight_decay * w) * (lr * r).to(w.dtype)
         if momentum != 0:
@@ -188,11 +221,17 @@ def _single_tensor_paper_momentum(params, grads, buffers, *, lr, trust_coefficie
     return torch.stack(rates)
 
 
-def _multi_tensor_paper_momentum(params, grads, buffers, *, lr, trust_coefficient, eps,
-                                 weight_decay, clip, momentum, dampening, nesterov, sign):
+def _multi_tensor_paper_momentum(
+    params, grads, buffers, *, lr, trust_coefficient, eps, weight_decay, clip, momentum, dampening, nesterov, sign
+):
     rates = local_lr(
-        tensor_norms(params), tensor_norms(grads), lr=lr, trust_coefficient=trust_coefficient,
-        weight_decay=weight_decay, eps=eps, clip=clip,
+        tensor_norms(params),
+        tensor_norms(grads),
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay,
+        eps=eps,
+        clip=clip,
     )
     steps = torch._foreach_mul(grads, sign)
     if weight_decay != 0:
@@ -272,8 +311,14 @@ def rescale_updates(
 def _single_tensor_rescale(params, saved, weight_norms, *, lr, trust_coefficient, eps, clip):
     rates = []
     for w, old, w_norm in zip(params, saved, weight_norms.unbind()):
-        r = update_factor(w_norm, tensor_norms([w - old], foreach=False)[0], lr=lr,
-                          trust_coefficient=trust_coefficient, eps=eps, clip=clip)
+        r = update_factor(
+            w_norm,
+            tensor_norms([w - old], foreach=False)[0],
+            lr=lr,
+            trust_coefficient=trust_coefficient,
+            eps=eps,
+            clip=clip,
+        )
         w.copy_(torch.lerp(old, w, r.to(w.dtype)))
         rates.append(r)
     return torch.stack(rates)
@@ -282,8 +327,9 @@ def _single_tensor_rescale(params, saved, weight_norms, *, lr, trust_coefficient
 def _multi_tensor_rescale(params, saved, weight_norms, work, *, lr, trust_coefficient, eps, clip):
     torch._foreach_copy_(work, params)
     torch._foreach_sub_(work, saved)  # Δ
-    rates = update_factor(weight_norms, tensor_norms(work), lr=lr,
-                          trust_coefficient=trust_coefficient, eps=eps, clip=clip)
+    rates = update_factor(
+        weight_norms, tensor_norms(work), lr=lr, trust_coefficient=trust_coefficient, eps=eps, clip=clip
+    )
     torch._foreach_lerp_(saved, params, rates.to(params[0].dtype).unbind())
     torch._foreach_copy_(params, saved)
     return rates
@@ -303,7 +349,7 @@ def _scratch_views(tensors: list[Tensor], workspace: dict[Any, Tensor] | None) -
             workspace[key] = flat
     views, offset = [], 0
     for t in tensors:
-        views.append(flat[offset:offset + t.numel()].view(t.shape))
+        views.append(flat[offset : offset + t.numel()].view(t.shape))
         offset += t.numel()
     return views
 
@@ -326,15 +372,10 @@ def _chunks(first: list[Tensor], *others: Sequence[Any]) -> list[tuple[list, ...
         if i > begin:
             prev = first[i - 1]
             limit = CPU_CHUNK_NUMEL if t.device.type == "cpu" else None
-            if (
-                t.device != prev.device
-                or t.dtype != prev.dtype
-                or (limit is not None and size + t.numel() > limit)
-            ):
+            if t.device != prev.device or t.dtype != prev.dtype or (limit is not None and size + t.numel() > limit):
                 runs.append(tuple(list(x[begin:i]) for x in (first, *others)))
                 begin, size = i, 0
         size += t.numel()
     if begin < len(first):
         runs.append(tuple(list(x[begin:]) for x in (first, *others)))
     return runs
-

@@ -13,7 +13,8 @@ from __future__ import annotations
 import fnmatch
 import math
 import warnings
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -73,9 +74,7 @@ def param_groups(
         ("weight_decay", weight_decay),
         ("excluded_weight_decay", excluded_weight_decay),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            0.0 <= value < math.inf
-        ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value < math.inf):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     if exclude is not None and not callable(exclude):
         raise TypeError(f"exclude must be callable(name, param) or None, got {exclude!r}")
@@ -130,8 +129,5 @@ def _model_no_weight_decay(model: nn.Module) -> set[str]:
         return set()
     names = method()
     if isinstance(names, str) or not isinstance(names, Iterable):
-        raise TypeError(
-            f"{type(model).__name__}.no_weight_decay() must return a set of parameter "
-            f"names, got {names!r}"
-        )
+        raise TypeError(f"{type(model).__name__}.no_weight_decay() must return a set of parameter names, got {names!r}")
     return set(names)

@@ -95,9 +95,9 @@ STEP_SIZE = ScheduleParam(REQUIRED, "an int >= 1 (steps)", lambda v: _is_int(v) 
 MILESTONES = ScheduleParam(
     REQUIRED,
     "a strictly increasing list of ints >= 0 (steps)",
-    lambda v: isinstance(v, (list, tuple))
-    and all(_is_int(m) and m >= 0 for m in v)
-    and all(b > a for a, b in zip(v, v[1:])),
+    lambda v: (
+        isinstance(v, (list, tuple)) and all(_is_int(m) and m >= 0 for m in v) and all(b > a for a, b in zip(v, v[1:]))
+    ),
 )
 
 #: kind -> {parameter: ScheduleParam}, every length in steps.
@@ -143,10 +143,7 @@ class _Factor:
         return floor + (1.0 - floor) * (1.0 - progress) ** p["power"]
 
     def __repr__(self) -> str:
-        return (
-            f"{self.kind}(total_steps={self.total_steps}, "
-            f"warmup_steps={self.warmup_steps}, {self.params})"
-        )
+        return f"{self.kind}(total_steps={self.total_steps}, warmup_steps={self.warmup_steps}, {self.params})"
 
 
 class WarmupSchedule(LambdaLR):
@@ -163,14 +160,10 @@ class WarmupSchedule(LambdaLR):
         **params: Any,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(
-                f"opt must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
-            )
+            raise TypeError(f"opt must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         params = check_schedule(kind, total_steps=total_steps, warmup_steps=warmup_steps, **params)
         self.kind = kind
-        super().__init__(
-            optimizer, _Factor(kind, total_steps, warmup_steps, params), last_epoch=last_epoch
-        )
+        super().__init__(optimizer, _Factor(kind, total_steps, warmup_steps, params), last_epoch=last_epoch)
 
 
 def warmup_schedule(
@@ -220,16 +213,12 @@ def check_schedule(kind: str, *, total_steps: Any, warmup_steps: Any = 0, **para
     if not _is_int(total_steps) or total_steps < 1:
         raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
     if not _is_int(warmup_steps) or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(
-            f"warmup_steps must be an int in [0, total_steps={total_steps}], got {warmup_steps!r}"
-        )
+        raise ValueError(f"warmup_steps must be an int in [0, total_steps={total_steps}], got {warmup_steps!r}")
     spec = PARAMS[kind]
     for name in params:
         if name not in spec:
             known = ", ".join(spec) or "none"
-            raise ValueError(
-                f"schedule {kind!r} got unknown parameter {name!r}; its parameters: {known}"
-            )
+            raise ValueError(f"schedule {kind!r} got unknown parameter {name!r}; its parameters: {known}")
     out = {}
     for name, param in spec.items():
         if name not in params and param.default is REQUIRED:

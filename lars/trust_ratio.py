@@ -59,9 +59,7 @@ def trust_ratio(
         ...             weight_decay=0.0, eps=0.0)
         tensor(0.3750)
     """
-    ratio = trust_coefficient * weight_norm / (
-        direction_norm + weight_decay * weight_norm + eps
-    )
+    ratio = trust_coefficient * weight_norm / (direction_norm + weight_decay * weight_norm + eps)
     nonzero = (weight_norm > 0) & (direction_norm > 0)
     return torch.where(nonzero, ratio, torch.ones_like(ratio))
 
@@ -88,9 +86,7 @@ def local_lr(
         ...          trust_coefficient=0.5, clip=True)          # min(0.375/0.5, 1)
         tensor(0.7500)
     """
-    ratio = trust_coefficient * weight_norm / (
-        direction_norm + weight_decay * weight_norm + eps
-    )
+    ratio = trust_coefficient * weight_norm / (direction_norm + weight_decay * weight_norm + eps)
     if clip:
         ratio = torch.clamp(ratio / lr, max=1.0)
     nonzero = (weight_norm > 0) & (direction_norm > 0)

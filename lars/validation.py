@@ -8,8 +8,14 @@ from typing import Any
 import torch
 
 __all__ = [
-    "GROUP_KEYS", "MODES", "MOMENTUM_FORMS", "check_trust_coefficient", "check_eps",
-    "check_mode", "check_momentum_form", "check_group",
+    "GROUP_KEYS",
+    "MODES",
+    "MOMENTUM_FORMS",
+    "check_trust_coefficient",
+    "check_eps",
+    "check_mode",
+    "check_momentum_form",
+    "check_group",
 ]
 
 MODES = ("gradient", "update")
@@ -31,16 +37,12 @@ GROUP_KEYS = (
 
 
 def check_trust_coefficient(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0.0 < value < math.inf
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 < value < math.inf):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def check_eps(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0.0 <= value < math.inf
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value < math.inf):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
@@ -63,9 +65,7 @@ def check_group(group: dict[str, Any], index: int, *, base: torch.optim.Optimize
     where = f"param group {index}"
     for key in group:
         if key.startswith("lars_") and key not in GROUP_KEYS:
-            raise ValueError(
-                f"{where}: unknown key {key!r}; LARS's keys are {', '.join(GROUP_KEYS)}"
-            )
+            raise ValueError(f"{where}: unknown key {key!r}; LARS's keys are {', '.join(GROUP_KEYS)}")
     check_trust_coefficient(f"{where}: lars_trust_coefficient", group["lars_trust_coefficient"])
     check_eps(f"{where}: lars_eps", group["lars_eps"])
     check_mode(f"{where}: lars_mode", group["lars_mode"])
@@ -75,9 +75,7 @@ def check_group(group: dict[str, Any], index: int, *, base: torch.optim.Optimize
             raise TypeError(f"{where}: {key} must be a bool, got {group[key]!r}")
     weight_decay = group.get("weight_decay", 0.0)
     if not (isinstance(weight_decay, (int, float)) and 0.0 <= weight_decay < math.inf):
-        raise ValueError(
-            f"{where}: weight_decay must be a finite number >= 0, got {weight_decay!r}"
-        )
+        raise ValueError(f"{where}: weight_decay must be a finite number >= 0, got {weight_decay!r}")
     if group["lars_momentum_form"] == "paper" and not group["lars_exclude"]:
         if group["lars_mode"] != "gradient":
             raise ValueError(
@@ -87,6 +85,5 @@ def check_group(group: dict[str, Any], index: int, *, base: torch.optim.Optimize
             )
         if not isinstance(base, torch.optim.SGD):
             raise ValueError(
-                f"{where}: lars_momentum_form 'paper' needs a torch.optim.SGD base, "
-                f"got {type(base).__name__}"
+                f"{where}: lars_momentum_form 'paper' needs a torch.optim.SGD base, got {type(base).__name__}"
             )

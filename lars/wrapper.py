@@ -10,7 +10,8 @@ base steps the real parameters with its own lr and weight decay: at a trust rati
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -35,8 +36,7 @@ _GRADIENT_BASES = (torch.optim.SGD, torch.optim.ASGD)
 
 # Bases LARS cannot wrap, and why.
 _REFUSED = {
-    torch.optim.LBFGS: "it re-evaluates the closure inside its step, which a per-step "
-                       "trust ratio cannot follow",
+    torch.optim.LBFGS: "it re-evaluates the closure inside its step, which a per-step trust ratio cannot follow",
     torch.optim.SparseAdam: "it takes sparse gradients, whose norms LARS does not take",
 }
 
@@ -162,10 +162,7 @@ class LARS(Optimizer):
         foreach: bool = True,
     ) -> None:
         if not isinstance(optimizer, Optimizer) or isinstance(optimizer, LARS):
-            raise TypeError(
-                "optimizer must be a torch.optim.Optimizer (not a LARS), "
-                f"got {type(optimizer).__name__}"
-            )
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer (not a LARS), got {type(optimizer).__name__}")
         for refused, why in _REFUSED.items():
             if isinstance(optimizer, refused):
                 raise TypeError(f"optimizer must not be {refused.__name__}: {why}")
@@ -179,9 +176,7 @@ class LARS(Optimizer):
 
         self.optimizer = optimizer
         self.foreach = bool(foreach)
-        default_mode = mode or (
-            "gradient" if isinstance(optimizer, _GRADIENT_BASES) else "update"
-        )
+        default_mode = mode or ("gradient" if isinstance(optimizer, _GRADIENT_BASES) else "update")
         self._lars_defaults = {
             "lars_trust_coefficient": float(trust_coefficient),
             "lars_eps": float(eps),
@@ -319,11 +314,16 @@ class LARS(Optimizer):
                     grads = [p.grad for p in params]
                     out = self._work_tensors(params, grads)
                     ratios += F.scale_gradients(
-                        params, grads, out, lr=group["lr"],
+                        params,
+                        grads,
+                        out,
+                        lr=group["lr"],
                         trust_coefficient=group["lars_trust_coefficient"],
-                        eps=group["lars_eps"], weight_decay=group.get("weight_decay", 0.0),
+                        eps=group["lars_eps"],
+                        weight_decay=group.get("weight_decay", 0.0),
                         decoupled=bool(group.get("decoupled_weight_decay", False)),
-                        clip=group["lars_clip"], maximize=bool(group.get("maximize", False)),
+                        clip=group["lars_clip"],
+                        maximize=bool(group.get("maximize", False)),
                         foreach=self.foreach,
                     )
                     for p, x in zip(params, out):
@@ -336,9 +336,15 @@ class LARS(Optimizer):
 
         for group, params, saved, norms in updates:
             ratios += F.rescale_updates(
-                params, saved, norms, lr=group["lr"],
-                trust_coefficient=group["lars_trust_coefficient"], eps=group["lars_eps"],
-                clip=group["lars_clip"], foreach=self.foreach, workspace=self._workspace,
+                params,
+                saved,
+                norms,
+                lr=group["lr"],
+                trust_coefficient=group["lars_trust_coefficient"],
+                eps=group["lars_eps"],
+                clip=group["lars_clip"],
+                foreach=self.foreach,
+                workspace=self._workspace,
             )
         self._ratios = ratios
         return loss
@@ -348,12 +354,19 @@ class LARS(Optimizer):
         momentum = group.get("momentum", 0.0)
         buffers = [self.state[p].get("lars_momentum_buffer") for p in params]
         ratios, buffers = F.paper_momentum_step(
-            params, [p.grad for p in params], buffers, lr=group["lr"],
-            trust_coefficient=group["lars_trust_coefficient"], eps=group["lars_eps"],
-            weight_decay=group.get("weight_decay", 0.0), clip=group["lars_clip"],
-            momentum=momentum, dampening=group.get("dampening", 0.0),
+            params,
+            [p.grad for p in params],
+            buffers,
+            lr=group["lr"],
+            trust_coefficient=group["lars_trust_coefficient"],
+            eps=group["lars_eps"],
+            weight_decay=group.get("weight_decay", 0.0),
+            clip=group["lars_clip"],
+            momentum=momentum,
+            dampening=group.get("dampening", 0.0),
             nesterov=bool(group.get("nesterov", False)),
-            maximize=bool(group.get("maximize", False)), foreach=self.foreach,
+            maximize=bool(group.get("maximize", False)),
+            foreach=self.foreach,
         )
         if momentum != 0:
             for p, buffer in zip(params, buffers):

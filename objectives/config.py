@@ -257,7 +257,8 @@ def _check_data_sizes(c: dict[str, Any]) -> None:
     left = info.train_size - c["val_size"]
     if c["n_train"] is not None and c["n_train"] > left:
         raise _fail(
-            "n_train", f"<= the {left} images of {info.name} left after the val_size={c['val_size']} hold-out",
+            "n_train",
+            f"<= the {left} images of {info.name} left after the val_size={c['val_size']} hold-out",
             c["n_train"],
         )
     if c["n_train"] is not None and c["n_train"] < c["batch_size"]:

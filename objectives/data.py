@@ -61,10 +61,21 @@ __all__ = [
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_SEED = 0  # the validation hold-out is the same for every trial and every training seed
 
-_CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-                "test_batch", "batches.meta")
-_FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_CIFAR_FILES = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+    "batches.meta",
+)
+_FMNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 #: Per dataset: sizes, classes, channels, augmentation, download host, how to get it
 #: (:data:`objectives.registry.DATASETS`).
@@ -166,8 +177,7 @@ def _read_fashion(files: dict[str, Path], train: bool) -> tuple[torch.Tensor, to
 def _not_found(dataset: str, looked: list[str], extra: str = "") -> DataNotFoundError:
     places = "\n".join(f"  - {p}" for p in looked)
     return DataNotFoundError(
-        f"{dataset} data not found. Looked in:\n{places}\n{extra}"
-        f"To get it: {DATASET_INFO[dataset].how}."
+        f"{dataset} data not found. Looked in:\n{places}\n{extra}To get it: {DATASET_INFO[dataset].how}."
     )
 
 
@@ -176,8 +186,10 @@ def _not_in_named_place(dataset: str, roots: list[tuple[str, Path]]) -> str:
     label, root = roots[0]
     if label not in ("data_dir", "$LARS_SEARCH_DATA"):
         return ""
-    return (f"{label} names {root}, the only place looked once a location is named; "
-            f"fix it or unset it to use the default places.\n")
+    return (
+        f"{label} names {root}, the only place looked once a location is named; "
+        f"fix it or unset it to use the default places.\n"
+    )
 
 
 def load_dataset(
@@ -283,9 +295,11 @@ class Splits:
     def in_channels(self) -> int:
         return self.train_images.shape[1]
 
-    def to(self, device: torch.device | str) -> "Splits":
-        move = {k: getattr(self, k) for k in ("train_images", "train_labels", "val_images", "val_labels",
-                                             "test_images", "test_labels")}
+    def to(self, device: torch.device | str) -> Splits:
+        move = {
+            k: getattr(self, k)
+            for k in ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels")
+        }
         return replace(self, **{k: (v.to(device) if v is not None else None) for k, v in move.items()})
 
 
@@ -295,7 +309,7 @@ def _channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float
     s = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
     for i in range(0, images.shape[0], chunk):
-        x = images[i:i + chunk].to(torch.float64) / 255.0
+        x = images[i : i + chunk].to(torch.float64) / 255.0
         s += x.sum(dim=(0, 2, 3))
         s2 += (x * x).sum(dim=(0, 2, 3))
     n = images.shape[0] * images.shape[2] * images.shape[3]
@@ -346,11 +360,18 @@ def load_splits(
     if with_test:
         test_images, test_labels = load_dataset(dataset, train=False, data_dir=data_dir, download=download)
     return Splits(
-        name=dataset, train_images=train_images, train_labels=labels[rest],
-        val_images=images[val_idx], val_labels=labels[val_idx],
-        num_classes=info.num_classes, mean=mean, std=std,
-        crop_padding=info.crop_padding, flip=info.flip,
-        test_images=test_images, test_labels=test_labels,
+        name=dataset,
+        train_images=train_images,
+        train_labels=labels[rest],
+        val_images=images[val_idx],
+        val_labels=labels[val_idx],
+        num_classes=info.num_classes,
+        mean=mean,
+        std=std,
+        crop_padding=info.crop_padding,
+        flip=info.flip,
+        test_images=test_images,
+        test_labels=test_labels,
     ).to(device)
 
 

@@ -211,8 +211,9 @@ def lr_sweep(
         raise ValueError(f"the sweep needs 0 < low < high, got low={low!r}, high={high!r}")
     if steps < 3:
         raise ValueError(f"steps must be >= 3, got {steps!r}")
-    config = validate_config({**config, "schedule": "constant", "schedule_params": {}, "warmup_epochs": 0.0,
-                              "evaluate_test": False})
+    config = validate_config(
+        {**config, "schedule": "constant", "schedule_params": {}, "warmup_epochs": 0.0, "evaluate_test": False}
+    )
     run = prepare_run(config, data)
     gamma = (high / low) ** (1 / (steps - 1))
     scales = [low * gamma**k for k in range(steps)]
@@ -225,10 +226,10 @@ def lr_sweep(
         position = k % run.steps_per_epoch
         if position == 0:  # a new pass over the shuffled training split
             order = torch.randperm(run.data.train_images.shape[0], generator=run.generator, device=run.device)
-        pending.append(train_step(run, order[position * b:(position + 1) * b]))
+        pending.append(train_step(run, order[position * b : (position + 1) * b]))
         if len(pending) == check_every or k == steps - 1:
             losses += torch.stack(pending).tolist()  # one host read per check_every steps
             pending.clear()
             if _divergence(losses, smooth(losses), diverge_factor) is not None:
                 break
-    return Sweep(scales=scales[:len(losses)], losses=losses, steps_per_epoch=run.steps_per_epoch)
+    return Sweep(scales=scales[: len(losses)], losses=losses, steps_per_epoch=run.steps_per_epoch)

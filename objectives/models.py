@@ -99,11 +99,14 @@ class VGG(nn.Module):
 
 
 def build_model(
-    name: str, *, in_channels: int = 3, num_classes: int = 10, width: float = 1.0,
+    name: str,
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    width: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> VGG:
     """``build_model("vgg16", width=0.25)``: a VGG of :data:`VGG_CONFIGS` by name (see :class:`VGG`)."""
     if name not in VGG_CONFIGS:
         raise ValueError(f"model must be one of {', '.join(VGG_CONFIGS)}, got {name!r}")
-    return VGG(VGG_CONFIGS[name], in_channels=in_channels, num_classes=num_classes, width=width,
-               generator=generator)
+    return VGG(VGG_CONFIGS[name], in_channels=in_channels, num_classes=num_classes, width=width, generator=generator)

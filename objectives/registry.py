@@ -192,7 +192,11 @@ def _epochs(value: float) -> float | int:
 
 # Search-space defaults: the classic recipes scaled to the run's length.
 _STEP_SIZE = ScheduleParamInfo(
-    "step_size", REQUIRED, "epochs", Rule("float", "a number of epochs > 0", lambda v: v > 0), _epochs_to_steps,
+    "step_size",
+    REQUIRED,
+    "epochs",
+    Rule("float", "a number of epochs > 0", lambda v: v > 0),
+    _epochs_to_steps,
     for_epochs=lambda epochs: _epochs(epochs / 3),  # two decays, at a third and two thirds
 )
 _MILESTONES = ScheduleParamInfo(

@@ -146,8 +146,8 @@ def evaluate(
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
     for i in range(0, images.shape[0], batch_size):
-        x = _to_input(images[i:i + batch_size], mean, std, channels_last)
-        y = labels[i:i + batch_size]
+        x = _to_input(images[i : i + batch_size], mean, std, channels_last)
+        y = labels[i : i + batch_size]
         with autocast():
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
@@ -218,16 +218,21 @@ class Run:
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
         """Accuracy and mean loss of the model on one split (see :func:`evaluate`)."""
-        return evaluate(self.forward, images, labels, self.mean, self.std, autocast=self.autocast,
-                        channels_last=self.channels_last)
+        return evaluate(
+            self.forward, images, labels, self.mean, self.std, autocast=self.autocast, channels_last=self.channels_last
+        )
 
 
 def _data_on(device: torch.device, config: dict[str, Any], data: Splits | None) -> Splits:
     """The config's data set as uint8 tensors on ``device``; the test split only when it will be used."""
     if data is None:
         return load_splits(
-            config["dataset"], val_size=config["val_size"], n_train=config["n_train"],
-            data_dir=config["data_dir"], device=device, with_test=config["evaluate_test"],
+            config["dataset"],
+            val_size=config["val_size"],
+            n_train=config["n_train"],
+            data_dir=config["data_dir"],
+            device=device,
+            with_test=config["evaluate_test"],
         )
     return data.to(device)
 
@@ -254,8 +259,13 @@ def prepare_run(config: dict[str, Any], data: Splits | None = None) -> Run:
         torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
     data = _data_on(device, config, data)
     steps_per_epoch = _steps_per_epoch(config, data)
-    model = build_model(config["model"], in_channels=data.in_channels, num_classes=data.num_classes,
-                        width=config["width"], generator=torch.Generator().manual_seed(config["seed"]))
+    model = build_model(
+        config["model"],
+        in_channels=data.in_channels,
+        num_classes=data.num_classes,
+        width=config["width"],
+        generator=torch.Generator().manual_seed(config["seed"]),
+    )
     model = model.to(device, memory_format=torch.channels_last if on_cuda else torch.preserve_format)
     optimizer, scheduler = build_optimizer(model, config, steps_per_epoch)
     return Run(
@@ -304,10 +314,11 @@ def train_epoch(run: Run, epoch: int) -> EpochStats:
     loss_sum = torch.zeros((), dtype=torch.float32, device=run.device)
     ratios = TrustRatioLog(run.optimizer, run.model)
     b = run.batch_size
-    with tqdm(total=run.steps_per_epoch, desc=f"epoch {epoch}", unit="batch", leave=False,
-              disable=not run.config["progress"]) as bar:
+    with tqdm(
+        total=run.steps_per_epoch, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not run.config["progress"]
+    ) as bar:
         for step in range(run.steps_per_epoch):
-            loss_sum += train_step(run, order[step * b:(step + 1) * b])
+            loss_sum += train_step(run, order[step * b : (step + 1) * b])
             ratios.record()
             bar.update()
             if (step + 1) % CHECK_EVERY == 0 and not torch.isfinite(loss_sum).item():
@@ -377,12 +388,24 @@ def train(config: dict[str, Any], report: Report | None = None, *, data: Splits 
     test_accuracy = None
     if config["evaluate_test"] and diverged_epoch is None:
         test_accuracy, _ = run.evaluate(run.data.test_images, run.data.test_labels)
-    return _result(run, history, diverged_epoch, test_accuracy, time.perf_counter() - t_start,
-                   images_trained / train_time if train_time > 0 else 0.0)
+    return _result(
+        run,
+        history,
+        diverged_epoch,
+        test_accuracy,
+        time.perf_counter() - t_start,
+        images_trained / train_time if train_time > 0 else 0.0,
+    )
 
 
-def _result(run: Run, history: list[dict[str, Any]], diverged_epoch: int | None, test_accuracy: float | None,
-            wall_time_s: float, images_per_s: float) -> Result:
+def _result(
+    run: Run,
+    history: list[dict[str, Any]],
+    diverged_epoch: int | None,
+    test_accuracy: float | None,
+    wall_time_s: float,
+    images_per_s: float,
+) -> Result:
     last = history[-1] if history and diverged_epoch is None else None
     return Result(
         val_accuracy=last["val_accuracy"] if last else None,
@@ -396,9 +419,10 @@ def _result(run: Run, history: list[dict[str, Any]], diverged_epoch: int | None,
         images_per_s=images_per_s,
         device=_describe(run.device),
         config=run.config,
-        versions={"python": sys.version.split()[0], "torch": torch.__version__,
-                  "torchvision": torchvision.__version__},
+        versions={"python": sys.version.split()[0], "torch": torch.__version__, "torchvision": torchvision.__version__},
     )
+
+
 def train_reusing_data() -> Callable[..., Result]:
     """A :func:`train` that loads its data set once for all the runs it makes.
 
@@ -414,13 +438,23 @@ def train_reusing_data() -> Callable[..., Result]:
     def train_fn(config: dict[str, Any], report: Report | None = None) -> Result:
         config = validate_config(config)
         device = resolve_device(config["device"])
-        key = (config["dataset"], config["val_size"], config["n_train"], config["data_dir"], str(device),
-               config["evaluate_test"])
+        key = (
+            config["dataset"],
+            config["val_size"],
+            config["n_train"],
+            config["data_dir"],
+            str(device),
+            config["evaluate_test"],
+        )
         if kept["key"] != key:
             kept["key"], kept["splits"] = None, None  # free the old data set before loading the next
             kept["splits"] = load_splits(
-                config["dataset"], val_size=config["val_size"], n_train=config["n_train"],
-                data_dir=config["data_dir"], device=device, with_test=config["evaluate_test"],
+                config["dataset"],
+                val_size=config["val_size"],
+                n_train=config["n_train"],
+                data_dir=config["data_dir"],
+                device=device,
+                with_test=config["evaluate_test"],
             )
             kept["key"] = key
         return train(config, report, data=kept["splits"])

@@ -105,8 +105,11 @@ def _check_keys(data: dict, allowed: tuple[str, ...], source: str, where: str, n
 
 
 def _int(value: Any, source: str, key: str, *, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
-        maximum is not None and value > maximum
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
     ):
         rule = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
         raise SpecError(source, key, f"must be {rule}, got {value!r}")
@@ -200,7 +203,7 @@ def parse_dimension(raw: Any, rule: Any, source: str, key: str) -> Dimension:
 
 def _decades(centre: float, decades: float = 2.0) -> dict[str, Any]:
     """A log range from ``centre / 10**decades`` to ``centre * 10**decades``."""
-    return {"low": float(f"{centre / 10 ** decades:.3g}"), "high": float(f"{centre * 10 ** decades:.3g}"), "log": True}
+    return {"low": float(f"{centre / 10**decades:.3g}"), "high": float(f"{centre * 10**decades:.3g}"), "log": True}
 
 
 def default_space(
@@ -227,8 +230,11 @@ def default_space(
         space["momentum"] = info.params["momentum"]
     if lars:
         ranges = [_decades(LARS_MODES[m].trust_coefficient) for m in (modes or (info.lars_mode,))]
-        space["trust_coefficient"] = {"low": min(r["low"] for r in ranges), "high": max(r["high"] for r in ranges),
-                                      "log": True}
+        space["trust_coefficient"] = {
+            "low": min(r["low"] for r in ranges),
+            "high": max(r["high"] for r in ranges),
+            "log": True,
+        }
         space["lars_eps"] = DEFAULT_CONFIG["lars_eps"]
     space["schedule"] = {"type": []}
     for kind, sched in SCHEDULES.items():
@@ -280,8 +286,13 @@ def _parse_schedule(
     _check_keys(data, ("type",) + kinds_known, source, where)
     for kind in kinds_known:
         if kind in data:
-            _check_keys(_mapping(data[kind] if data[kind] is not None else {}, source, f"{where}.{kind}"),
-                        tuple(rules[kind]), source, f"{where}.{kind}", none=f"schedule {kind!r} has no parameters")
+            _check_keys(
+                _mapping(data[kind] if data[kind] is not None else {}, source, f"{where}.{kind}"),
+                tuple(rules[kind]),
+                source,
+                f"{where}.{kind}",
+                none=f"schedule {kind!r} has no parameters",
+            )
     merged = _inherit(data, where, base)
     type_raw, type_at = merged["type"]
     kinds = type_raw if isinstance(type_raw, list) else [type_raw]

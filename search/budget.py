@@ -134,7 +134,6 @@ def count_slots(study: optuna.Study) -> int:
     return slot_counts(study).slots
 
 
-
 def _heartbeat_on(study: optuna.Study) -> bool:
     backend = _backend(study)
     return backend is not None and backend.get_heartbeat_interval() is not None
@@ -210,7 +209,6 @@ def arm_lock(study: optuna.Study) -> Iterator[None]:
                 _release_failed(study, backend, connection, error)
     finally:
         connection.close()
-
 
 
 def _release_failed(study: optuna.Study, backend, connection, error: Exception) -> None:

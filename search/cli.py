@@ -25,8 +25,8 @@ import statistics
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from search.dashboard import DashboardError
 from search.plot import PlotError
@@ -95,7 +95,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, metavar="S",
         help="seconds for this run; no trial starts after it (overrides budget.timeout)",
     )  # fmt: skip
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device (overrides objective.device)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help="training device (overrides objective.device)"
+    )
 
 
 def prepare_run(args: argparse.Namespace) -> tuple[Any, str]:
@@ -356,7 +358,6 @@ def train_config(config: dict[str, Any], seed: int, *, device: str | None, progr
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one config (e.g. an export) with the test set, over several seeds: mean +- std."""
     from objectives import ConfigError, validate_config
-
     from search.export import load_config_file
 
     try:
@@ -424,13 +425,19 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def _args_run(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
-    p.add_argument("--workers", type=int, metavar="N", help="start N worker processes on this machine sharing the storage")
-    p.add_argument("--gpus", metavar="0,1,...", help="one worker per listed GPU, each seeing only its GPU (CUDA_VISIBLE_DEVICES)")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="start N worker processes on this machine sharing the storage"
+    )
+    p.add_argument(
+        "--gpus", metavar="0,1,...", help="one worker per listed GPU, each seeing only its GPU (CUDA_VISIBLE_DEVICES)"
+    )
 
 
 def _args_worker(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
-    p.add_argument("--worker-id", type=int, metavar="I", help="varies the sampler seed per worker (default: from host and pid)")
+    p.add_argument(
+        "--worker-id", type=int, metavar="I", help="varies the sampler seed per worker (default: from host and pid)"
+    )
     p.add_argument("--objective", help=argparse.SUPPRESS)  # module:function replacing objectives.train (tests)
 
 
@@ -442,7 +449,9 @@ def _args_status(p: argparse.ArgumentParser) -> None:
 def _args_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="study name (the study file's `name`)")
     _storage_arg(p)
-    p.add_argument("--plot", metavar="PNG", help="also draw best-so-far accuracy vs trial-epochs per arm (needs matplotlib)")
+    p.add_argument(
+        "--plot", metavar="PNG", help="also draw best-so-far accuracy vs trial-epochs per arm (needs matplotlib)"
+    )
 
 
 def _args_export(p: argparse.ArgumentParser) -> None:
@@ -469,37 +478,67 @@ def _args_dashboard(p: argparse.ArgumentParser) -> None:
 
 # verb -> (function, argument builder, examples)
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]] = {
-    "run": (cmd_run, _args_run, """examples:
+    "run": (
+        cmd_run,
+        _args_run,
+        """examples:
   lars-search run studies/quickstart.yaml
   lars-search run studies/vgg16-cifar10.yaml --gpus 0,1,2,3              # one worker per GPU
   lars-search run studies/vgg16-cifar10.yaml --device cuda --storage postgresql+psycopg://lars:pw@db/lars
-  lars-search run studies/quickstart.yaml --n-trials 10 --timeout 3600   # resume with a bigger budget"""),
-    "worker": (cmd_worker, _args_worker, """examples:
+  lars-search run studies/quickstart.yaml --n-trials 10 --timeout 3600   # resume with a bigger budget""",
+    ),
+    "worker": (
+        cmd_worker,
+        _args_worker,
+        """examples:
   lars-search worker studies/vgg16-cifar10.yaml --storage postgresql+psycopg://lars:PASSWORD@db-host/lars
-  CUDA_VISIBLE_DEVICES=1 lars-search worker studies/vgg16-cifar10.yaml --device cuda --storage URL"""),
-    "status": (cmd_status, _args_status, """examples:
+  CUDA_VISIBLE_DEVICES=1 lars-search worker studies/vgg16-cifar10.yaml --device cuda --storage URL""",
+    ),
+    "status": (
+        cmd_status,
+        _args_status,
+        """examples:
   lars-search status
-  lars-search status quickstart --storage sqlite:///lars-search.db"""),
-    "compare": (cmd_compare, _args_compare, """examples:
+  lars-search status quickstart --storage sqlite:///lars-search.db""",
+    ),
+    "compare": (
+        cmd_compare,
+        _args_compare,
+        """examples:
   lars-search compare quickstart
-  lars-search compare quickstart --plot compare.png"""),
-    "export": (cmd_export, _args_export, """examples:
+  lars-search compare quickstart --plot compare.png""",
+    ),
+    "export": (
+        cmd_export,
+        _args_export,
+        """examples:
   lars-search export quickstart -o best.yaml
-  lars-search export quickstart --arm sgd+lars -o sgd-lars.yaml"""),
-    "train": (cmd_train, _args_train, """examples:
+  lars-search export quickstart --arm sgd+lars -o sgd-lars.yaml""",
+    ),
+    "train": (
+        cmd_train,
+        _args_train,
+        """examples:
   lars-search train best.yaml --seeds 3
-  lars-search train best.yaml --seeds 1 --device cuda"""),
-    "dashboard": (cmd_dashboard, _args_dashboard, """examples:
+  lars-search train best.yaml --seeds 1 --device cuda""",
+    ),
+    "dashboard": (
+        cmd_dashboard,
+        _args_dashboard,
+        """examples:
   lars-search dashboard                      # then open http://127.0.0.1:8080/dashboard
   lars-search dashboard --storage sqlite:///lars-search.db --port 8081
-  lars-search dashboard --host 0.0.0.0       # reachable from other machines, read-only"""),
+  lars-search dashboard --host 0.0.0.0       # reachable from other machines, read-only""",
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     def common_flags(parser: argparse.ArgumentParser, default: Any) -> None:
         parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
-        parser.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bar or per-trial lines")
+        parser.add_argument(
+            "-q", "--quiet", action="store_true", default=default, help="no progress bar or per-trial lines"
+        )
 
     # The verbs take the same flags, with no default of their own: a flag given before the
     # verb (`lars-search -q run ...`) is not overwritten by the verb's default.

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -242,8 +243,9 @@ class EvalResult:
         return self.pending == 0
 
 
-def evaluation_result(search_trials: list[FrozenTrial], eval_trials: list[FrozenTrial] | None,
-                      seeds: list[int], replicate: int) -> EvalResult:
+def evaluation_result(
+    search_trials: list[FrozenTrial], eval_trials: list[FrozenTrial] | None, seeds: list[int], replicate: int
+) -> EvalResult:
     """What the evaluation of one search has measured for its current incumbent."""
     best = incumbent(search_trials)
     out = EvalResult(replicate, best)

@@ -34,8 +34,11 @@ def _base(config: dict[str, Any]) -> str:
     from objectives.registry import OPTIMIZERS
 
     info = OPTIMIZERS[config["optimizer"]]
-    return f"torch.optim.{info.cls.__name__}(groups, lr={config['lr']!r}" + "".join(
-        f", {key}={config[key]!r}" for key in info.params) + ")"
+    return (
+        f"torch.optim.{info.cls.__name__}(groups, lr={config['lr']!r}"
+        + "".join(f", {key}={config[key]!r}" for key in info.params)
+        + ")"
+    )
 
 
 def best_trial(storage: Any, name: str, arm: str | None = None) -> tuple[str, FrozenTrial]:
@@ -107,7 +110,11 @@ def code_snippet(config: dict[str, Any]) -> str:
         lines.append(
             f"optimizer = lars.LARS(optimizer, trust_coefficient={config['trust_coefficient']!r}, "
             f"eps={config['lars_eps']!r}, mode={config.get('lars_mode')!r}, clip={config.get('lars_clip', False)!r}"
-            + (f", momentum_form={config['lars_momentum_form']!r})" if config.get("lars_momentum_form", "torch") != "torch" else ")")
+            + (
+                f", momentum_form={config['lars_momentum_form']!r})"
+                if config.get("lars_momentum_form", "torch") != "torch"
+                else ")"
+            )
         )
     kind = config["schedule"]
     args = [
@@ -136,17 +143,28 @@ def _commit() -> str:
     """The git commit of the code that runs (``+dirty`` with uncommitted changes), or "unknown"."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     return f"{head}+dirty" if dirty else head
 
 
-def export_text(storage: Any, name: str, arm: str | None = None, *, storage_label: str = "",
-                output: str | None = None) -> str:
+def export_text(
+    storage: Any, name: str, arm: str | None = None, *, storage_label: str = "", output: str | None = None
+) -> str:
     """The YAML document (comments + config) for the chosen trial of ``name`` (see the module docstring)."""
 
     arm, trial, replicate, verdict = _choose(storage, name, arm)

@@ -197,11 +197,18 @@ def plot_compare(
         legend_done = {"pruned": False, "failed": False}
         for index, (arm, curve) in enumerate(curves.items()):
             style = _style(arm, index)
-            ax.step([0, *curve.compute], [math.nan, *curve.best], where="post",
-                    linewidth=2, label=_legend(arm, curve), **style)
+            ax.step(
+                [0, *curve.compute],
+                [math.nan, *curve.best],
+                where="post",
+                linewidth=2,
+                label=_legend(arm, curve),
+                **style,
+            )
             done = [(c, v) for c, v, s in zip(curve.compute, curve.values, curve.states) if s == "COMPLETE"]
-            pruned = [(c, v) for c, v, s in zip(curve.compute, curve.values, curve.states)
-                      if s == "PRUNED" and v is not None]
+            pruned = [
+                (c, v) for c, v, s in zip(curve.compute, curve.values, curve.states) if s == "PRUNED" and v is not None
+            ]
             failed = [c for c, s in zip(curve.compute, curve.states) if s == "FAIL"]
             if done:  # every complete trial's own accuracy
                 ax.scatter(*zip(*done), s=14, color=style["color"], alpha=0.5, zorder=3)
@@ -209,12 +216,22 @@ def plot_compare(
                 ax.scatter(*zip(*pruned), marker="x", s=30, color=style["color"], zorder=3)
                 legend_done["pruned"] = True
             if failed:
-                ax.scatter(failed, [0.0] * len(failed), marker="v", s=30, color=style["color"],
-                           transform=ax.get_xaxis_transform(), clip_on=False, zorder=3)
+                ax.scatter(
+                    failed,
+                    [0.0] * len(failed),
+                    marker="v",
+                    s=30,
+                    color=style["color"],
+                    transform=ax.get_xaxis_transform(),
+                    clip_on=False,
+                    zorder=3,
+                )
                 legend_done["failed"] = True
         # Marker legend in grey: the colour of a marker is its arm's.
-        for kind, marker, label in (("pruned", "x", "pruned trial (its last report)"),
-                                    ("failed", "v", "failed trial (on the x axis)")):
+        for kind, marker, label in (
+            ("pruned", "x", "pruned trial (its last report)"),
+            ("failed", "v", "failed trial (on the x axis)"),
+        ):
             if legend_done[kind]:
                 ax.scatter([], [], marker=marker, s=30, color="grey", label=label)
         ax.set_xlabel("compute spent (trial-epochs)")
@@ -246,8 +263,9 @@ def _plot_test(ax, verdict) -> None:
         test = result.test
         if test is not None and test.n > 0:
             err = [[test.mean - test.low], [test.high - test.mean]] if test.known else None
-            ax.errorbar([x + 0.25], [test.mean], yerr=err, fmt="o", color=style["color"], capsize=5,
-                        markersize=6, zorder=4)
+            ax.errorbar(
+                [x + 0.25], [test.mean], yerr=err, fmt="o", color=style["color"], capsize=5, markersize=6, zorder=4
+            )
     ax.set_xticks(range(len(verdict.arms)), [a.arm for a in verdict.arms], rotation=30, ha="right")
     ax.set_ylabel("test accuracy (final evaluation)")
     ax.set_title("test accuracy: seeds (points), mean and 95% interval (bar)")

@@ -50,7 +50,7 @@ def publish_verdict(storage: Any, name: str, *, figure_dir: str | None = None) -
     store = artifact_store_for(storage, figure_dir)
     with tempfile.TemporaryDirectory() as tmp:
         path = _draw_figure(storage, name, tmp) if store is not None else None
-        for arm, study in load_arms(storage, name):
+        for _arm, study in load_arms(storage, name):
             figure = _upload_figure(study, store, path) if path is not None else None
             study.set_user_attr("verdict", text)
             save_note(study, _markdown(name, text, compare, figure))

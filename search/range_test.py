@@ -39,8 +39,18 @@ import optuna
 from search.space import Auto, Choice, Fixed, Range
 from search.spec import Arm, SpecError, StudySpec
 
-__all__ = ["RANGE_ATTR", "RangeTestError", "needs_range_test", "default_lr", "reference_config", "range_test",
-           "resolve_ranges", "range_cost", "describe_range", "range_lines"]
+__all__ = [
+    "RANGE_ATTR",
+    "RangeTestError",
+    "needs_range_test",
+    "default_lr",
+    "reference_config",
+    "range_test",
+    "resolve_ranges",
+    "range_cost",
+    "describe_range",
+    "range_lines",
+]
 
 RANGE_ATTR = "lr_range"
 STEPS = 200  # steps of the sweep
@@ -78,8 +88,15 @@ def reference_config(spec: StudySpec, arm: Arm, *, device: str | None = None) ->
     The lr (Auto in the space) is the middle of the arm's default lr range: the sweep
     sets it for a plain arm and keeps it for a LARS arm (see :func:`objectives.lr_find.lr_sweep`).
     """
-    config = {**spec.objective, "optimizer": arm.optimizer, "lars": arm.lars, "progress": False,
-              "schedule": "constant", "schedule_params": {}, "warmup_epochs": 0.0}
+    config = {
+        **spec.objective,
+        "optimizer": arm.optimizer,
+        "lars": arm.lars,
+        "progress": False,
+        "schedule": "constant",
+        "schedule_params": {},
+        "warmup_epochs": 0.0,
+    }
     config.update({k: _middle(d) for k, d in arm.space.params.items() if k not in ("lr", "warmup_epochs")})
     config["lr"] = _middle(default_lr(spec, arm))
     if device:
@@ -87,8 +104,16 @@ def reference_config(spec: StudySpec, arm: Arm, *, device: str | None = None) ->
     return config
 
 
-def range_test(spec: StudySpec, arm: Arm, study: optuna.Study, *, device: str | None = None,
-               steps: int = STEPS, log: Callable[[str], None] | None = print, data: Any = None) -> dict[str, Any]:
+def range_test(
+    spec: StudySpec,
+    arm: Arm,
+    study: optuna.Study,
+    *,
+    device: str | None = None,
+    steps: int = STEPS,
+    log: Callable[[str], None] | None = print,
+    data: Any = None,
+) -> dict[str, Any]:
     """The arm's ``lr_range``: stored in ``study`` already, or measured now and stored.
 
     Raises:
@@ -105,8 +130,13 @@ def range_test(spec: StudySpec, arm: Arm, study: optuna.Study, *, device: str | 
         found = pick_range(sweep.scales, sweep.losses, name=name)
     except RangeNotFound as exc:
         raise RangeTestError(spec.source, f"{spec.study_name(arm)}: lr: auto", f"range test: {exc}") from None
-    result = {"low": found.low, "high": found.high, "trial_epochs": sweep.trial_epochs,
-              "of": "lr*trust_coefficient" if arm.lars else "lr", "steps": len(sweep.losses)}
+    result = {
+        "low": found.low,
+        "high": found.high,
+        "trial_epochs": sweep.trial_epochs,
+        "of": "lr*trust_coefficient" if arm.lars else "lr",
+        "steps": len(sweep.losses),
+    }
     study.set_user_attr(RANGE_ATTR, result)
     if log is not None:
         log(f"{spec.study_name(arm)}: {describe_range(result)}")
@@ -115,12 +145,20 @@ def range_test(spec: StudySpec, arm: Arm, study: optuna.Study, *, device: str | 
 
 def describe_range(found: dict[str, Any]) -> str:
     """One line: ``lr range test: lr*trust_coefficient in [0.00215, 0.0572] (10 trial-epochs, 90 steps)``."""
-    return (f"lr range test: {found['of']} in [{found['low']:.3g}, {found['high']:.3g}] "
-            f"({found['trial_epochs']:.3g} trial-epochs, {found['steps']} steps)")
+    return (
+        f"lr range test: {found['of']} in [{found['low']:.3g}, {found['high']:.3g}] "
+        f"({found['trial_epochs']:.3g} trial-epochs, {found['steps']} steps)"
+    )
 
 
-def resolve_ranges(spec: StudySpec, studies: dict[str, optuna.Study], *, device: str | None = None,
-                   log: Callable[[str], None] | None = print, data: Any = None) -> StudySpec:
+def resolve_ranges(
+    spec: StudySpec,
+    studies: dict[str, optuna.Study],
+    *,
+    device: str | None = None,
+    log: Callable[[str], None] | None = print,
+    data: Any = None,
+) -> StudySpec:
     """``spec`` with every ``lr: auto`` replaced by its arm's range (tested once per arm, see :func:`range_test`)."""
     arms = []
     for arm in spec.arms:

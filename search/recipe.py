@@ -138,8 +138,9 @@ def _encode(value: Any) -> Any:
     return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def recipe_params(arm: Arm, recipe: dict[str, Any], *, strict: tuple[str, ...] = (), source: str = "<study>",
-                  where: str = "recipe") -> dict[str, Any]:
+def recipe_params(
+    arm: Arm, recipe: dict[str, Any], *, strict: tuple[str, ...] = (), source: str = "<study>", where: str = "recipe"
+) -> dict[str, Any]:
     """The Optuna params of ``recipe`` in ``arm``'s space (only the searched dimensions).
 
     Values are clamped into the space, except for the keys in ``strict`` (those a study
@@ -154,8 +155,9 @@ def recipe_params(arm: Arm, recipe: dict[str, Any], *, strict: tuple[str, ...] =
     def place(dim: Dimension, value: Any, key: str) -> Any:
         if key in strict:
             if not _inside(dim, value):
-                raise SpecError(source, f"{where}.{key}",
-                                f"{value!r} is outside arm {arm.name!r}'s space ({dim.describe()!r})")
+                raise SpecError(
+                    source, f"{where}.{key}", f"{value!r} is outside arm {arm.name!r}'s space ({dim.describe()!r})"
+                )
             return value
         return _clamp(dim, value)
 

@@ -262,7 +262,9 @@ def load_verdict(storage: Any, name: str) -> Verdict:
             result.searches.append(arm_stats(arm, trials, search_name))
             eval_trials = None
             if f"{search_name}/eval" in all_names:
-                eval_trials = optuna.load_study(study_name=f"{search_name}/eval", storage=storage).get_trials(deepcopy=False)
+                eval_trials = optuna.load_study(study_name=f"{search_name}/eval", storage=storage).get_trials(
+                    deepcopy=False
+                )
             wanted = [eval_seed(base, r, k) for k in range(seeds)]
             result.evaluations.append(evaluation_result(trials, eval_trials, wanted, r))
             best = incumbent(trials)
@@ -291,8 +293,10 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
     for lars_arm, plain_arm in pair_arms(present):
         a, b = by_arm[lars_arm], by_arm[plain_arm]
         if unequal and finished[lars_arm] != finished[plain_arm]:
-            verdict.lines.append(f"{lars_arm} vs {plain_arm}: not comparable yet (finished trials "
-                                 f"{'/'.join(map(str, finished[lars_arm]))} vs {'/'.join(map(str, finished[plain_arm]))})")
+            verdict.lines.append(
+                f"{lars_arm} vs {plain_arm}: not comparable yet (finished trials "
+                f"{'/'.join(map(str, finished[lars_arm]))} vs {'/'.join(map(str, finished[plain_arm]))})"
+            )
             continue
         if not (a.evaluated and b.evaluated):
             verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict yet (final evaluation not finished)")
@@ -426,8 +430,13 @@ def format_compare(storage: Any, name: str) -> str:
                 test = statistics.fmean(e.values.values()) if e.values else None
                 rows.append([_label(a.arm, e.replicate), f"{s.complete}/{s.pruned}/{s.failed}", _pct(s.best_value),
                              _pct(test), f"{s.compute:g}", f"{s.seconds:.0f}", f"{e.seconds:.0f}"])  # fmt: skip
-        lines += ["", "per replicate (compute):", format_table(
-            ["search", "trials C/P/F", "best val %", "test %", "trial-epochs", "search s", "evaluation s"], rows)]
+        lines += [
+            "",
+            "per replicate (compute):",
+            format_table(
+                ["search", "trials C/P/F", "best val %", "test %", "trial-epochs", "search s", "evaluation s"], rows
+            ),
+        ]
     failures: dict[str, int] = {}
     for a in verdict.arms:
         for s in a.searches:

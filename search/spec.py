@@ -122,7 +122,6 @@ __all__ = [
 ]
 
 
-
 def __getattr__(name: str) -> Any:
     """``OPTIMIZERS``: the registry's optimizer names, read when first asked for (objectives imports torch)."""
     if name == "OPTIMIZERS":
@@ -136,8 +135,20 @@ SPEC_VERSION = 1
 SEED_MAX = 2**31 - 1  # numpy's seeds end at 2**32 - 1; each worker and resume adds an offset
 SAMPLERS = ("tpe", "random", "qmc", "cmaes", "gp")
 PRUNERS = ("median", "hyperband", "none")
-TOP_KEYS = ("name", "description", "objective", "arms", "space", "budget", "sampler", "pruner", "storage",
-            "evaluation", "replicates", "recipe")  # the last three: search.recipe.parse_final
+TOP_KEYS = (
+    "name",
+    "description",
+    "objective",
+    "arms",
+    "space",
+    "budget",
+    "sampler",
+    "pruner",
+    "storage",
+    "evaluation",
+    "replicates",
+    "recipe",
+)  # the last three: search.recipe.parse_final
 # objectives config keys a study fixes for all arms; the rest come from the arm and the space.
 OBJECTIVE_KEYS = (
     "dataset", "data_dir", "n_train", "val_size", "model", "width", "epochs", "batch_size",
@@ -327,7 +338,9 @@ def _parse_sampler(raw: Any, source: str) -> SamplerSpec:
         startup = _int(startup, source, "sampler.n_startup_trials", minimum=0)
     multivariate = data.get("multivariate", False)
     if not isinstance(multivariate, bool) or (multivariate and kind != "tpe"):
-        raise SpecError(source, "sampler.multivariate", f"must be true or false, and only for tpe; got {multivariate!r}")
+        raise SpecError(
+            source, "sampler.multivariate", f"must be true or false, and only for tpe; got {multivariate!r}"
+        )
     return SamplerSpec(type=kind, seed=seed, n_startup_trials=startup, multivariate=multivariate)
 
 
@@ -344,7 +357,11 @@ def _parse_pruner(raw: Any, source: str, epochs: int) -> PrunerSpec:
         kind = "none"
     if kind not in PRUNERS:
         raise SpecError(source, "pruner.type", f"unknown pruner {kind!r}; choose from {', '.join(PRUNERS)}")
-    allowed = {"median": ("n_startup_trials", "n_warmup_steps", "interval_steps"), "hyperband": ("min_resource", "reduction_factor"), "none": ()}
+    allowed = {
+        "median": ("n_startup_trials", "n_warmup_steps", "interval_steps"),
+        "hyperband": ("min_resource", "reduction_factor"),
+        "none": (),
+    }
     _check_keys(data, ("type",) + allowed[kind], source, "pruner", none="the 'none' pruner takes no options")
     out: dict[str, Any] = {"type": kind}
     for key in ("n_startup_trials", "n_warmup_steps"):
@@ -387,7 +404,9 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
     names = [a.name for a in arms]
     for arm_name in names:
         if names.count(arm_name) > 1:
-            raise SpecError(source, "arms", f"arm names must be distinct, {arm_name!r} appears {names.count(arm_name)} times")
+            raise SpecError(
+                source, "arms", f"arm names must be distinct, {arm_name!r} appears {names.count(arm_name)} times"
+            )
     check_with_objectives(objective, arms, source)
     storage = data.get("storage")
     if storage is not None and (not isinstance(storage, str) or "://" not in storage):

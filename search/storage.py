@@ -143,7 +143,7 @@ def sqlite_file(url: str) -> str | None:
         )
     database = parsed.database
     if database.startswith("file:"):  # SQLite URI filename (uri=true)
-        database = urllib.parse.unquote(database[len("file:"):].split("?", 1)[0])
+        database = urllib.parse.unquote(database[len("file:") :].split("?", 1)[0])
     return os.path.abspath(database)
 
 
@@ -207,7 +207,7 @@ def _normalise(url: str) -> tuple[str, sqlalchemy.engine.URL]:
     parsed = _parse(url)
     backend = parsed.get_backend_name()
     if backend == "postgres":
-        parsed = parsed.set(drivername="postgresql" + parsed.drivername[len("postgres"):])
+        parsed = parsed.set(drivername="postgresql" + parsed.drivername[len("postgres") :])
         backend = "postgresql"
     if backend not in _SUPPORTED_BACKENDS:
         raise StorageError(
@@ -226,8 +226,7 @@ def _normalise(url: str) -> tuple[str, sqlalchemy.engine.URL]:
     except Exception:
         extra = " (pip install 'lars-search[postgres]')" if backend == "postgresql" else ""
         raise StorageError(
-            f"storage URL {mask_url(url)!r}: the database driver for "
-            f"{parsed.drivername!r} is not installed{extra}"
+            f"storage URL {mask_url(url)!r}: the database driver for {parsed.drivername!r} is not installed{extra}"
         ) from None
     return parsed.render_as_string(hide_password=False), parsed
 
@@ -573,7 +572,9 @@ def _sqlite_has_schema(url: str, path: str) -> None:
         raise StorageError(f"storage {mask_url(url)} holds no lars-search studies (no Optuna tables in {path})")
 
 
-def open_reader(url: str | None = None, *, writable: bool = False, retry_timeout: float = 60.0) -> optuna.storages.RDBStorage:
+def open_reader(
+    url: str | None = None, *, writable: bool = False, retry_timeout: float = 60.0
+) -> optuna.storages.RDBStorage:
     """Open an existing storage for reading (``status``, ``compare``, ``export``, ``dashboard``).
 
     Never creates or alters a database: the schema must be there already (a SQLite file

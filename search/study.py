@@ -26,14 +26,18 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 
-from search.budget import arm_lock, claim_trial, is_complete
-from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
-from search.budget import slot_counts  # slots, waiting and running in one SQL statement
+from search.budget import (
+    arm_lock,
+    claim_trial,
+    is_complete,
+    slot_counts,  # slots, waiting and running in one SQL statement
+)
 from search.evaluation import (
     claim_evaluation,
     enqueue_seeds,
@@ -45,10 +49,11 @@ from search.evaluation import (
     search_study_name,
 )
 from search.publish import publish_verdict
-from search.recipe import needs_recipe_later, published_recipe, recipe_params
 from search.range_test import resolve_ranges
+from search.recipe import needs_recipe_later, published_recipe, recipe_params
 from search.report import ArmStats, arm_stats
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
+from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
 __all__ = [
@@ -158,7 +163,9 @@ def build_pruner(spec: StudySpec, *, trials: int | None = None) -> optuna.pruner
     trials = spec.budget.trials if trials is None else trials
     if p.type == "median":
         startup = p.n_startup_trials if p.n_startup_trials is not None else default_pruner_startup(trials)
-        interval = p.interval_steps if p.interval_steps is not None else default_pruner_interval(spec.objective["epochs"])
+        interval = (
+            p.interval_steps if p.interval_steps is not None else default_pruner_interval(spec.objective["epochs"])
+        )
         return optuna.pruners.MedianPruner(
             n_startup_trials=startup, n_warmup_steps=p.n_warmup_steps, interval_steps=interval
         )
@@ -187,7 +194,9 @@ def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
 def _first_difference(old: Any, new: Any, path: str) -> str | None:
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new), key=str):
-            diff = _first_difference(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{path}.{key}" if path else str(key))
+            diff = _first_difference(
+                old.get(key, "<absent>"), new.get(key, "<absent>"), f"{path}.{key}" if path else str(key)
+            )
             if diff:
                 return diff
         return None
@@ -518,8 +527,19 @@ def run_studies(
         When every evaluation is done, the verdict is stored on the arms' studies
         (:func:`search.publish.publish_verdict`).
     """
-    run = _prepare_run(spec, storage, n_trials=n_trials, timeout=timeout, train_fn=train_fn, validate=validate,
-                       worker_id=worker_id, storage_url=storage_url, device=device, evaluate=evaluate, log=log)
+    run = _prepare_run(
+        spec,
+        storage,
+        n_trials=n_trials,
+        timeout=timeout,
+        train_fn=train_fn,
+        validate=validate,
+        worker_id=worker_id,
+        storage_url=storage_url,
+        device=device,
+        evaluate=evaluate,
+        log=log,
+    )
     run.bar = _progress_bar(run) if progress else None
     try:
         _loop(run, poll_s)

@@ -45,9 +45,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -119,8 +119,6 @@ def is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, tuple(c for c in classes if isinstance(c, type)))
 
 
-
-
 def default_validate() -> Validate:
     """``objectives.validate_config`` (fills defaults and checks every key)."""
     from objectives import validate_config
@@ -169,9 +167,11 @@ def enqueue_retry(study: optuna.Study, number: int) -> None:
                     "retry_history": history}  # fmt: skip
     study.add_trial(
         optuna.trial.create_trial(
-            state=TrialState.WAITING, params=failed.params, distributions=failed.distributions,
+            state=TrialState.WAITING,
+            params=failed.params,
+            distributions=failed.distributions,
             system_attrs=system_attrs,
-        )  # fmt: skip
+        )
     )
 
 
@@ -233,7 +233,9 @@ def _failure(exc: Exception) -> _Ending:
     if isinstance(exc, optuna.TrialPruned):
         return _Ending(TrialState.PRUNED, reason=str(exc) or "pruned")
     if _is_oom(exc):
-        return _Ending(TrialState.FAIL, reason=f"CUDA out of memory: {_first_line(exc) or type(exc).__name__}", oom=True)
+        return _Ending(
+            TrialState.FAIL, reason=f"CUDA out of memory: {_first_line(exc) or type(exc).__name__}", oom=True
+        )
     first = _first_line(exc)
     return _Ending(TrialState.FAIL, reason=f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 

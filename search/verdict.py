@@ -16,7 +16,8 @@ Method (Student t intervals, quantiles from ``scipy.stats``):
 * LARS arm A vs its plain twin B (paired by optimizer: the arm with the same base
   optimizer and LARS off): ``d = mean(u_A) - mean(u_B)`` with Student's two-sample t
   interval, ``d +- t_{0.975, n_A+n_B-2} * s_p * sqrt(1/n_A + 1/n_B)``, s_p the pooled
-  standard deviation (what ``scipy.stats.ttest_ind(..., equal_var=True).confidence_interval`` gives; the quantile from ``scipy.stats.t.ppf``).
+  standard deviation (what ``scipy.stats.ttest_ind(..., equal_var=True).confidence_interval``
+  gives; the quantile from ``scipy.stats.t.ppf``).
   Pooled rather than Welch: with 2-3 units per arm Welch's estimated degrees of freedom
   cost too much power (a 2-point effect at sd 0.5 with 3 seeds: "LARS helps" in 86% of
   simulated studies with Welch, 94% pooled), and under "no difference" the two arms'
@@ -186,7 +187,11 @@ def boundary_warnings(label: str, params: dict, distributions: dict) -> list[str
         u = _position(float(params[name]), float(low), float(high), bool(getattr(dist, "log", False)))
         short = name.rsplit(".", 1)[-1] if name.startswith("schedule.") else name
         if u >= 1 - EDGE - 1e-12:
-            out.append(f"{label}: best {short} {params[name]:.3g} is at the top of [{low:g}, {high:g}]; widen the range")
+            out.append(
+                f"{label}: best {short} {params[name]:.3g} is at the top of [{low:g}, {high:g}]; widen the range"
+            )
         elif u <= EDGE + 1e-12:
-            out.append(f"{label}: best {short} {params[name]:.3g} is at the bottom of [{low:g}, {high:g}]; widen the range")
+            out.append(
+                f"{label}: best {short} {params[name]:.3g} is at the bottom of [{low:g}, {high:g}]; widen the range"
+            )
     return out

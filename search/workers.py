@@ -323,7 +323,9 @@ def run_worker(
 
     storage = open_storage(storage_url)
     if worker_id is None:
-        worker_id = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 40_000  # sampler seed offset 100003*id must stay < 2**32
+        worker_id = (
+            zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 40_000
+        )  # sampler seed offset 100003*id must stay < 2**32
     prefix = f"[worker {worker_id}] "
     return run_studies(
         spec, storage, n_trials=n_trials, timeout=timeout, device=device, train_fn=train_fn,

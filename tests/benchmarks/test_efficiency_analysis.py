@@ -87,13 +87,17 @@ def test_summarise_ratios_and_bounds_per_seed():
     assert s["cost"][("a", 0)] == (20, True) and s["cost"][("a", 1)] == (20, False)
     assert s["ratios"] == [3.0, 1.5] and s["bounds"] == ["", "<="]
     assert s["mean_cost"] == {"a": 20.0, "b": 45.0}
-    assert ea.ratio_line(s) == ("per seed 3.00, <=1.50; mean 2.25 +- 1.06 (std), min 1.50, max 3.00; "
-                                "ratio of means 45.0 / 20.0 = 2.25; 1 of 2 seeds censored")
+    assert ea.ratio_line(s) == (
+        "per seed 3.00, <=1.50; mean 2.25 +- 1.06 (std), min 1.50, max 3.00; "
+        "ratio of means 45.0 / 20.0 = 2.25; 1 of 2 seeds censored"
+    )
 
 
 def test_equal_compute_compares_the_incumbents_where_both_runs_got():
-    runs = [_run("a", 0, [0.80, 0.85], [12, 20], test={0: 0.79, 1: 0.83}),
-            _run("b", 0, [0.70, 0.84, 0.86], [10, 18, 80], test={0: 0.69, 1: 0.82, 2: 0.85})]
+    runs = [
+        _run("a", 0, [0.80, 0.85], [12, 20], test={0: 0.79, 1: 0.83}),
+        _run("b", 0, [0.70, 0.84, 0.86], [10, 18, 80], test={0: 0.69, 1: 0.82, 2: 0.85}),
+    ]
     (row,) = ea.equal_compute(runs, "a", "b")
     assert row["compute"] == 20 and row["val"] == {"a": 0.85, "b": 0.84}
     assert row["test"] == {"a": 0.83, "b": 0.82}

@@ -16,16 +16,16 @@ from lars import LARS
 BASES = {
     "SGD": lambda g, wd: torch.optim.SGD(g, lr=0.3, weight_decay=wd),
     "SGD-momentum": lambda g, wd: torch.optim.SGD(g, lr=0.3, momentum=0.9, dampening=0.1, weight_decay=wd),
-    "SGD-nesterov-maximize": lambda g, wd: torch.optim.SGD(g, lr=0.3, momentum=0.9, nesterov=True,
-                                                           maximize=True, weight_decay=wd),
+    "SGD-nesterov-maximize": lambda g, wd: torch.optim.SGD(
+        g, lr=0.3, momentum=0.9, nesterov=True, maximize=True, weight_decay=wd
+    ),
     "SGD-fused": lambda g, wd: torch.optim.SGD(g, lr=0.3, momentum=0.9, weight_decay=wd, fused=True),
     "SGD-foreach": lambda g, wd: torch.optim.SGD(g, lr=0.3, momentum=0.9, weight_decay=wd, foreach=True),
     "Adam": lambda g, wd: torch.optim.Adam(g, lr=0.1, weight_decay=wd),
     "Adam-decoupled": lambda g, wd: torch.optim.Adam(g, lr=0.1, weight_decay=wd, decoupled_weight_decay=True),
     "Adam-fused": lambda g, wd: torch.optim.Adam(g, lr=0.1, weight_decay=wd, fused=True),
     "AdamW": lambda g, wd: torch.optim.AdamW(g, lr=0.1, weight_decay=wd),
-    "AdamW-amsgrad-foreach": lambda g, wd: torch.optim.AdamW(g, lr=0.1, weight_decay=wd, amsgrad=True,
-                                                             foreach=True),
+    "AdamW-amsgrad-foreach": lambda g, wd: torch.optim.AdamW(g, lr=0.1, weight_decay=wd, amsgrad=True, foreach=True),
     "NAdam": lambda g, wd: torch.optim.NAdam(g, lr=0.1, weight_decay=wd),
     "NAdam-decoupled": lambda g, wd: torch.optim.NAdam(g, lr=0.1, weight_decay=wd, decoupled_weight_decay=True),
     "RAdam": lambda g, wd: torch.optim.RAdam(g, lr=0.1, weight_decay=wd),
@@ -41,8 +41,10 @@ BASES = {
 
 def _params(seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(*shape, generator=gen, dtype=torch.float64))
-            for shape in ((5, 4), (3, 2, 2), (6,))]
+    return [
+        torch.nn.Parameter(torch.randn(*shape, generator=gen, dtype=torch.float64))
+        for shape in ((5, 4), (3, 2, 2), (6,))
+    ]
 
 
 def _run(name, weight_decay, *, lars_mode=None):
@@ -51,8 +53,17 @@ def _run(name, weight_decay, *, lars_mode=None):
     seen = []
 
     def hook(opt, args, kwargs):
-        seen.append([(g["lr"], g.get("weight_decay"), [p.detach().clone() for p in g["params"]],
-                      [p.grad.clone() for p in g["params"]]) for g in opt.param_groups])
+        seen.append(
+            [
+                (
+                    g["lr"],
+                    g.get("weight_decay"),
+                    [p.detach().clone() for p in g["params"]],
+                    [p.grad.clone() for p in g["params"]],
+                )
+                for g in opt.param_groups
+            ]
+        )
 
     base.register_step_pre_hook(hook)
     opt = base if lars_mode is None else LARS(base, mode=lars_mode, clip=True, trust_coefficient=1e30)
@@ -63,8 +74,9 @@ def _run(name, weight_decay, *, lars_mode=None):
             p.grad = torch.randn(p.shape, generator=gen, dtype=torch.float64)
         opt.step()
         sched.step()
-    state = {i: {k: v.clone() if torch.is_tensor(v) else v for k, v in base.state[p].items()}
-             for i, p in enumerate(params)}
+    state = {
+        i: {k: v.clone() if torch.is_tensor(v) else v for k, v in base.state[p].items()} for i, p in enumerate(params)
+    }
     return params, state, seen, opt
 
 
@@ -102,8 +114,10 @@ def test_ratio_one_is_what_changes_between_the_twins():
     # The same runs with the ratio free: LARS moves differently, so the test above is not vacuous.
     bare_params, *_ = _run("Adam", 1e-2)
     params = _params()
-    opt = LARS(torch.optim.Adam([{"params": params[:2]}, {"params": params[2:], "lr": 0.05}],
-                                lr=0.1, weight_decay=1e-2), trust_coefficient=1e-2)
+    opt = LARS(
+        torch.optim.Adam([{"params": params[:2]}, {"params": params[2:], "lr": 0.05}], lr=0.1, weight_decay=1e-2),
+        trust_coefficient=1e-2,
+    )
     gen = torch.Generator().manual_seed(1)
     for _ in range(4):
         for p in params:

@@ -109,8 +109,7 @@ def test_model_no_weight_decay_names_are_excluded():
     model = _Tokens()
     adapted, excluded = lars.param_groups(model, weight_decay=0.05)
     assert names_of(model, adapted) == ["proj.weight", "blocks.0.weight", "blocks.1.weight"]
-    assert names_of(model, excluded) == ["pos_embed", "cls_token", "proj.bias", "blocks.0.bias",
-                                         "blocks.1.bias"]
+    assert names_of(model, excluded) == ["pos_embed", "cls_token", "proj.bias", "blocks.0.bias", "blocks.1.bias"]
 
 
 def test_name_patterns_are_excluded_too():

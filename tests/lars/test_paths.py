@@ -17,20 +17,22 @@ from lars import LARS
 
 CASES = {  # name: (base, LARS options)
     "sgd-gradient": (lambda g: torch.optim.SGD(g, lr=0.5, momentum=0.9, weight_decay=1e-2), {}),
-    "sgd-nesterov-maximize": (lambda g: torch.optim.SGD(g, lr=0.5, momentum=0.9, nesterov=True,
-                                                        maximize=True, weight_decay=1e-2), {}),
-    "sgd-paper": (lambda g: torch.optim.SGD(g, lr=0.5, momentum=0.9, weight_decay=1e-2),
-                  {"momentum_form": "paper"}),
-    "sgd-update": (lambda g: torch.optim.SGD(g, lr=0.5, momentum=0.9, weight_decay=1e-2),
-                   {"mode": "update", "clip": True}),
+    "sgd-nesterov-maximize": (
+        lambda g: torch.optim.SGD(g, lr=0.5, momentum=0.9, nesterov=True, maximize=True, weight_decay=1e-2),
+        {},
+    ),
+    "sgd-paper": (lambda g: torch.optim.SGD(g, lr=0.5, momentum=0.9, weight_decay=1e-2), {"momentum_form": "paper"}),
+    "sgd-update": (
+        lambda g: torch.optim.SGD(g, lr=0.5, momentum=0.9, weight_decay=1e-2),
+        {"mode": "update", "clip": True},
+    ),
     "adam-update": (lambda g: torch.optim.Adam(g, lr=0.5, eps=1e-3, weight_decay=1e-2), {}),
     "adamw-update": (lambda g: torch.optim.AdamW(g, lr=0.5, eps=1e-3, weight_decay=1e-2), {}),
     "adamw-gradient": (lambda g: torch.optim.AdamW(g, lr=0.5, eps=1e-3, weight_decay=1e-2), {"mode": "gradient"}),
     "rmsprop-update": (lambda g: torch.optim.RMSprop(g, lr=0.05, momentum=0.9, eps=1e-3, weight_decay=1e-2), {}),
 }
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-          "complex64": torch.complex64}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "complex64": torch.complex64}
 TOLERANCE = {torch.float32: 1e-5, torch.complex64: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 LAYOUTS = ["contiguous", "non-dense", "channels_last"]
 
@@ -49,11 +51,12 @@ def make_tensor(layout, dtype, gen, scale=1.0):
 def run(case, layouts, dtypes, *, foreach=True, compiled=False, steps=3, grad_scale=0.1):
     make, options = CASES[case]
     gen = torch.Generator().manual_seed(0)
-    params = [torch.nn.Parameter(make_tensor(layout, dtype, gen))
-              for dtype in dtypes for layout in layouts]
-    grads = [[make_tensor(layout, p.dtype, gen, grad_scale) for p, layout in
-              zip(params, layouts * len(dtypes))] for _ in range(steps)]
-    groups = [{"params": params[i:i + len(layouts)]} for i in range(0, len(params), len(layouts))]
+    params = [torch.nn.Parameter(make_tensor(layout, dtype, gen)) for dtype in dtypes for layout in layouts]
+    grads = [
+        [make_tensor(layout, p.dtype, gen, grad_scale) for p, layout in zip(params, layouts * len(dtypes))]
+        for _ in range(steps)
+    ]
+    groups = [{"params": params[i : i + len(layouts)]} for i in range(0, len(params), len(layouts))]
     opt = LARS(make(groups), trust_coefficient=0.02, foreach=foreach, **options)
     step = torch.compile(opt.step) if compiled else opt.step
     for step_grads in grads:

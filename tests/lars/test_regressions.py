@@ -39,8 +39,7 @@ def test_compiled_gradient_mode_sgd_step_equals_eager():
     finals = []
     for compiled in (False, True):
         w = torch.nn.Parameter(w0.clone())
-        o = LARS(torch.optim.SGD([w], lr=1.0, momentum=0.9, weight_decay=1e-3),
-                 trust_coefficient=0.01)
+        o = LARS(torch.optim.SGD([w], lr=1.0, momentum=0.9, weight_decay=1e-3), trust_coefficient=0.01)
         step = torch.compile(o.step) if compiled else o.step
         for g in grads:
             w.grad = g.clone()
@@ -68,8 +67,9 @@ def _non_dense_run(contiguous: bool, momentum: float, steps: int):
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_non_dense_parameter_steps_like_its_contiguous_copy(momentum):
     # Issue text: 6.7e-2 apart after 5 steps with momentum 0.9, apart from step 1 without.
-    torch.testing.assert_close(_non_dense_run(False, momentum, 5), _non_dense_run(True, momentum, 5),
-                               rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(
+        _non_dense_run(False, momentum, 5), _non_dense_run(True, momentum, 5), rtol=1e-14, atol=1e-15
+    )
 
 
 def test_non_dense_least_squares_converges_like_its_contiguous_copy():
@@ -96,10 +96,13 @@ def test_non_dense_least_squares_converges_like_its_contiguous_copy():
     assert losses[False][-1] < 0.5 * losses[False][0]
 
 
-@pytest.mark.parametrize("base, mode", [
-    (lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.05), "update"),
-    (lambda p: torch.optim.SGD(p, lr=1e-3, momentum=0.9, weight_decay=0.05), "gradient"),
-])
+@pytest.mark.parametrize(
+    "base, mode",
+    [
+        (lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.05), "update"),
+        (lambda p: torch.optim.SGD(p, lr=1e-3, momentum=0.9, weight_decay=0.05), "gradient"),
+    ],
+)
 def test_warmup_from_lr_zero_with_clip(base, mode):
     torch.manual_seed(0)
     w = torch.nn.Parameter(torch.randn(4, 3))
@@ -116,11 +119,17 @@ def test_warmup_from_lr_zero_with_clip(base, mode):
     assert torch.isfinite(w).all() and not torch.equal(w, before)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"lars_trust": 1.0}, r"param group 1: unknown key 'lars_trust'"),
-    ({"lars_trust_coefficient": -0.1}, r"param group 1: lars_trust_coefficient must be a finite number > 0, got -0\.1"),
-    ({"lars_mode": "grad"}, r"param group 1: lars_mode must be 'gradient' or 'update', got 'grad'"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"lars_trust": 1.0}, r"param group 1: unknown key 'lars_trust'"),
+        (
+            {"lars_trust_coefficient": -0.1},
+            r"param group 1: lars_trust_coefficient must be a finite number > 0, got -0\.1",
+        ),
+        ({"lars_mode": "grad"}, r"param group 1: lars_mode must be 'gradient' or 'update', got 'grad'"),
+    ],
+)
 def test_bad_param_group_raises_and_leaves_the_optimizer_unchanged(bad, message):
     a, b = torch.nn.Parameter(torch.ones(2, 2)), torch.nn.Parameter(torch.ones(3, 2))
     opt = LARS(torch.optim.SGD([a], lr=0.1))
@@ -134,11 +143,15 @@ def test_bad_param_group_raises_and_leaves_the_optimizer_unchanged(bad, message)
     assert len(opt.param_groups) == 2
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9, weight_decay=1e-2),
-    lambda p: torch.optim.Adam(p, lr=0.5, weight_decay=1e-2),
-    lambda p: torch.optim.AdamW(p, lr=0.5, weight_decay=1e-2),
-], ids=["sgd", "adam", "adamw"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9, weight_decay=1e-2),
+        lambda p: torch.optim.Adam(p, lr=0.5, weight_decay=1e-2),
+        lambda p: torch.optim.AdamW(p, lr=0.5, weight_decay=1e-2),
+    ],
+    ids=["sgd", "adam", "adamw"],
+)
 def test_complex_parameter_steps_as_its_real_view(make):
     # torch's SGD and Adam step a complex tensor as its real view (view_as_real):
     # LARS too, with ‖z‖ the norm of that view.
@@ -155,11 +168,15 @@ def test_complex_parameter_steps_as_its_real_view(make):
     torch.testing.assert_close(torch.view_as_real(z.detach()), r.detach(), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("make, grad_scale, mode", [
-    (lambda p: torch.optim.RMSprop(p, lr=1e-2, weight_decay=1e-4), 1.0, None),
-    (lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-5), 1.0, None),
-    (lambda p: torch.optim.SGD(p, lr=1e-2, weight_decay=1e-4), 50.0, "update"),
-], ids=["rmsprop", "adam", "sgd-update"])
+@pytest.mark.parametrize(
+    "make, grad_scale, mode",
+    [
+        (lambda p: torch.optim.RMSprop(p, lr=1e-2, weight_decay=1e-4), 1.0, None),
+        (lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-5), 1.0, None),
+        (lambda p: torch.optim.SGD(p, lr=1e-2, weight_decay=1e-4), 50.0, "update"),
+    ],
+    ids=["rmsprop", "adam", "sgd-update"],
+)
 def test_float16_stays_finite_where_the_base_does(make, grad_scale, mode):
     # A scratch tensor held −u/β: 1e4..1e5 times the update, past fp16's 65504.
     gen = torch.Generator().manual_seed(0)

@@ -35,8 +35,11 @@ CASES = [
     ("step", {"step_size": 3, "gamma": 0.5}, {0: 0.5, 1: 1.0, 2: 1.0, 3: 0.5, 5: 0.5, 6: 0.25, 9: 0.125, 10: 0.125}),
     ("multistep", {"milestones": [4, 8], "gamma": 0.1}, {0: 0.5, 1: 1.0, 3: 1.0, 4: 0.1, 6: 0.1, 10: 0.01}),
     ("exponential", {"gamma": 0.5}, {0: 0.5, 1: 1.0, 2: 1.0, 6: 0.0625, 10: 0.00390625}),
-    ("cosine", {"final_lr_ratio": 0.1},
-     {0: 0.5, 1: 1.0, 2: 1.0, 4: 0.1 + 0.45 * (1 + math.cos(math.pi / 4)), 6: 0.55, 10: 0.1}),
+    (
+        "cosine",
+        {"final_lr_ratio": 0.1},
+        {0: 0.5, 1: 1.0, 2: 1.0, 4: 0.1 + 0.45 * (1 + math.cos(math.pi / 4)), 6: 0.55, 10: 0.1},
+    ),
     ("polynomial", {"power": 2.0}, {0: 0.5, 1: 1.0, 2: 1.0, 4: 0.5625, 6: 0.25, 10: 0.0}),
 ]
 
@@ -141,8 +144,7 @@ def test_step_is_multistep_at_multiples_of_step_size_with_or_without_warmup():
     for warmup in (0, 2, 5):
         opt_a, opt_b = wrapped(), wrapped()
         a = warmup_schedule(opt_a, "step", total_steps=TOTAL, warmup_steps=warmup, step_size=3, gamma=0.5)
-        b = warmup_schedule(opt_b, "multistep", total_steps=TOTAL, warmup_steps=warmup, milestones=[3, 6, 9],
-                            gamma=0.5)
+        b = warmup_schedule(opt_b, "multistep", total_steps=TOTAL, warmup_steps=warmup, milestones=[3, 6, 9], gamma=0.5)
         for _ in range(TOTAL):
             assert opt_a.param_groups[0]["lr"] == opt_b.param_groups[0]["lr"]
             opt_a.step(), opt_b.step(), a.step(), b.step()
@@ -163,8 +165,11 @@ def test_a_decay_inside_the_warmup_shows_when_it_ends():
 
 
 def test_repeated_milestones_are_rejected():
-    with pytest.raises(ValueError, match=r"milestones must be a strictly increasing list of ints >= 0 \(steps\), "
-                                         r"got \[4, 4\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"milestones must be a strictly increasing list of ints >= 0 \(steps\), "
+        r"got \[4, 4\]",
+    ):
         warmup_schedule(wrapped(), "multistep", total_steps=TOTAL, milestones=[4, 4])
 
 

@@ -54,9 +54,7 @@ def test_tensor_norms_hand_values_and_paths_agree_in_float64():
         assert tensor_norms(tensors, foreach=foreach).tolist() == [5.0, 0.0, 3.0]
     gen = torch.Generator().manual_seed(0)
     many = [torch.randn(s, generator=gen, dtype=torch.float64) for s in [(7, 3), (11,), (2, 3, 4)]]
-    torch.testing.assert_close(
-        tensor_norms(many, foreach=True), tensor_norms(many, foreach=False), rtol=1e-14, atol=0
-    )
+    torch.testing.assert_close(tensor_norms(many, foreach=True), tensor_norms(many, foreach=False), rtol=1e-14, atol=0)
 
 
 def test_tensor_norms_reduce_half_precision_in_float32():
@@ -97,5 +95,6 @@ def test_tensor_norms_of_complex_and_non_dense_tensors():
     for foreach in (True, False):
         norms = tensor_norms([z], foreach=foreach)
         assert norms.dtype == torch.float32 and norms.tolist() == [5.0]
-        torch.testing.assert_close(tensor_norms([view], foreach=foreach)[0],
-                                   view.contiguous().norm(), rtol=1e-15, atol=0)
+        torch.testing.assert_close(
+            tensor_norms([view], foreach=foreach)[0], view.contiguous().norm(), rtol=1e-15, atol=0
+        )

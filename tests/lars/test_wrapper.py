@@ -27,9 +27,7 @@ def f64(x):
 
 def small_model(seed=0):
     torch.manual_seed(seed)
-    return torch.nn.Sequential(
-        torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)
-    ).double()
+    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).double()
 
 
 def batches(n=8, seed=1):
@@ -84,8 +82,7 @@ def test_update_mode_adam_keeps_l2_decay_and_matches_hand_computation():
     # u = sign(g + βw) = (1, 1), Δ = −0.1·(1, 1), ‖Δ‖ = 0.1·√2.
     # r = α·λ‖w‖/‖Δ‖ = 0.1·0.01·5/(0.1·√2) = 0.05/√2;  w <- w + r·Δ
     p = one_param([3.0, 4.0], [0.6, 0.8])
-    opt = LARS(torch.optim.Adam([p], lr=0.1, eps=0.0, weight_decay=0.1),
-               trust_coefficient=0.01, eps=0.0)
+    opt = LARS(torch.optim.Adam([p], lr=0.1, eps=0.0, weight_decay=0.1), trust_coefficient=0.01, eps=0.0)
     assert opt.param_groups[0]["lars_mode"] == "update"
     opt.step()
     r = 0.05 / math.sqrt(2.0)
@@ -99,8 +96,7 @@ def test_update_mode_adamw_keeps_decoupled_decay_and_matches_hand_computation():
     # AdamW: w(1 − αβ) − α·u with u = sign(g) = (1, 1): Δ = −0.1·(1 + 0.3, 1 + 0.4),
     # ‖Δ‖/α = ‖u + βw‖ = √3.65 (LAMB's norm); r = 0.01·5/√3.65;  w <- w + r·Δ
     p = one_param([3.0, 4.0], [0.6, 0.8])
-    opt = LARS(torch.optim.AdamW([p], lr=0.1, eps=0.0, weight_decay=0.1),
-               trust_coefficient=0.01, eps=0.0)
+    opt = LARS(torch.optim.AdamW([p], lr=0.1, eps=0.0, weight_decay=0.1), trust_coefficient=0.01, eps=0.0)
     opt.step()
     r = 0.05 / math.sqrt(3.65)
     expected = f64([3.0 - 0.1 * r * 1.3, 4.0 - 0.1 * r * 1.4])
@@ -222,8 +218,12 @@ def test_foreach_matches_forloop_in_float64(name):
     results = []
     for foreach in (True, False):
         model = small_model()
-        opt = LARS(BASES[name](lars.param_groups(model, weight_decay=1e-3)),
-                   trust_coefficient=1e-2, clip=(name == "rmsprop"), foreach=foreach)
+        opt = LARS(
+            BASES[name](lars.param_groups(model, weight_decay=1e-3)),
+            trust_coefficient=1e-2,
+            clip=(name == "rmsprop"),
+            foreach=foreach,
+        )
         train(model, opt, n=4)
         results.append([p.detach().clone() for p in model.parameters()])
     for a, b in zip(*results):
@@ -324,8 +324,10 @@ def test_add_param_group_fills_lars_keys_and_adapts_the_new_group():
 
 def test_group_may_override_mode_trust_eps_and_exclusion():
     p, q = one_param([3.0, 4.0], [0.6, 0.8]), one_param([3.0, 4.0], [0.6, 0.8])
-    base = torch.optim.SGD([{"params": [p], "lars_exclude": True},
-                            {"params": [q], "lars_trust_coefficient": 0.02, "lars_eps": 1.0}], lr=0.5)
+    base = torch.optim.SGD(
+        [{"params": [p], "lars_exclude": True}, {"params": [q], "lars_trust_coefficient": 0.02, "lars_eps": 1.0}],
+        lr=0.5,
+    )
     LARS(base, trust_coefficient=0.01, eps=0.0).step()
     torch.testing.assert_close(p.detach(), f64([2.7, 3.6]), rtol=0, atol=1e-15)  # plain SGD
     r = 0.02 * 5 / (1 + 1.0)
@@ -382,8 +384,9 @@ def test_grad_scaler_step_equals_unscaled_step():
     outs = []
     for scaled in (True, False):
         model = small_model()
-        opt = LARS(torch.optim.SGD(lars.param_groups(model, weight_decay=1e-3), lr=1.0, momentum=0.9),
-                   trust_coefficient=1e-2)
+        opt = LARS(
+            torch.optim.SGD(lars.param_groups(model, weight_decay=1e-3), lr=1.0, momentum=0.9), trust_coefficient=1e-2
+        )
         x, y = next(batches(1))
         loss = torch.nn.functional.cross_entropy(model(x), y)
         if scaled:
@@ -452,8 +455,9 @@ def test_gradient_mode_with_adamw_scales_the_gradient_and_keeps_decay_decoupled(
     # itself. r = λ‖w‖/(‖g‖ + ε) (no β: the decay is not scaled); Adam's first step with
     # eps 0 is sign(X)·α whatever r > 0 is: w <- w(1 − αβ) − α·(1, 1)
     p = one_param([3.0, 4.0], [0.6, 0.8])
-    opt = LARS(torch.optim.AdamW([p], lr=0.1, eps=0.0, weight_decay=0.1), mode="gradient",
-               trust_coefficient=0.01, eps=0.0)
+    opt = LARS(
+        torch.optim.AdamW([p], lr=0.1, eps=0.0, weight_decay=0.1), mode="gradient", trust_coefficient=0.01, eps=0.0
+    )
     opt.step()
     torch.testing.assert_close(p.detach(), f64([3.0 * 0.99 - 0.1, 4.0 * 0.99 - 0.1]), rtol=0, atol=1e-15)
     assert [r.item() for _, r in opt.trust_ratios()] == pytest.approx([0.05], rel=1e-14)
@@ -500,8 +504,7 @@ def test_sgd_gradient_mode_fast_path_matches_reference_path_in_float64(sgd_kw):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
-UPDATE_BASES = ["SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad",
-                "Adadelta", "Rprop"]
+UPDATE_BASES = ["SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "Rprop"]
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2], ids=["no-decay", "decay"])
@@ -511,8 +514,12 @@ def test_update_mode_fast_path_matches_reference_on_every_base(name, weight_deca
     for foreach in (True, False):
         model = small_model()
         lr = 0.05 if name == "Rprop" else 0.5
-        opt = LARS(getattr(torch.optim, name)(lars.param_groups(model, weight_decay=weight_decay), lr=lr),
-                   trust_coefficient=1e-2, mode="update", foreach=foreach)
+        opt = LARS(
+            getattr(torch.optim, name)(lars.param_groups(model, weight_decay=weight_decay), lr=lr),
+            trust_coefficient=1e-2,
+            mode="update",
+            foreach=foreach,
+        )
         train(model, opt, n=4)
         results.append([p.detach().clone() for p in model.parameters()])
     for a, b in zip(*results):
@@ -521,8 +528,13 @@ def test_update_mode_fast_path_matches_reference_on_every_base(name, weight_deca
 
 @pytest.mark.parametrize(
     "cls, mode",
-    [(torch.optim.SGD, "gradient"), (torch.optim.Adam, "update"), (torch.optim.AdamW, "update"),
-     (torch.optim.RMSprop, "update"), (torch.optim.Adagrad, "update")],
+    [
+        (torch.optim.SGD, "gradient"),
+        (torch.optim.Adam, "update"),
+        (torch.optim.AdamW, "update"),
+        (torch.optim.RMSprop, "update"),
+        (torch.optim.Adagrad, "update"),
+    ],
 )
 def test_default_mode_follows_the_base(cls, mode):
     opt = LARS(cls([torch.nn.Parameter(torch.ones(2, 2))], lr=0.1))
@@ -549,9 +561,6 @@ def test_bfloat16_parameters_step(name):
     assert model.weight.dtype == torch.bfloat16
     assert not torch.equal(model.weight, before)
     assert torch.isfinite(model.weight.float()).all()
-
-
-
 
 
 # ---- trust_ratios() -------------------------------------------------------------------------

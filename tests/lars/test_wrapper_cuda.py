@@ -29,8 +29,12 @@ BASES = {
 def conv_model(device, dtype=torch.float64, seed=0):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 5),
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 5),
     )
     return model.to(device=device, dtype=dtype)
 
@@ -83,8 +87,10 @@ def test_cuda_state_dict_round_trip_continues_bit_identically(name):
     model = conv_model("cuda", torch.float32)
     opt = LARS(BASES[name](lars.param_groups(model, weight_decay=1e-3)), trust_coefficient=0.02)
     gen = torch.Generator().manual_seed(3)
-    data = [(torch.randn(16, 3, 6, 6, generator=gen).cuda(), torch.randint(0, 5, (16,), generator=gen).cuda())
-            for _ in range(6)]
+    data = [
+        (torch.randn(16, 3, 6, 6, generator=gen).cuda(), torch.randint(0, 5, (16,), generator=gen).cuda())
+        for _ in range(6)
+    ]
 
     def steps(m, o, part):
         for x, y in part:

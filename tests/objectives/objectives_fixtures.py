@@ -28,21 +28,38 @@ def write_cifar10(root: Path, per_batch: int = 6, n_test: int = 8, seed: int = 0
     for b in range(1, 6):
         data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
         labels = [int(x) for x in rng.integers(0, 10, size=per_batch)]
-        entry = {"batch_label": f"training batch {b} of 5", "labels": labels, "data": data,
-                 "filenames": [f"img_{b}_{i}.png" for i in range(per_batch)]}
+        entry = {
+            "batch_label": f"training batch {b} of 5",
+            "labels": labels,
+            "data": data,
+            "filenames": [f"img_{b}_{i}.png" for i in range(per_batch)],
+        }
         (d / f"data_batch_{b}").write_bytes(pickle.dumps(entry, protocol=2))
         written["train_images"].append(data.reshape(-1, 3, 32, 32))
         written["train_labels"] += labels
     data = rng.integers(0, 256, size=(n_test, 3072), dtype=np.uint8)
     labels = [int(x) for x in rng.integers(0, 10, size=n_test)]
-    (d / "test_batch").write_bytes(pickle.dumps(
-        {"batch_label": "testing batch 1 of 1", "labels": labels, "data": data,
-         "filenames": [f"t_{i}.png" for i in range(n_test)]}, protocol=2))
+    (d / "test_batch").write_bytes(
+        pickle.dumps(
+            {
+                "batch_label": "testing batch 1 of 1",
+                "labels": labels,
+                "data": data,
+                "filenames": [f"t_{i}.png" for i in range(n_test)],
+            },
+            protocol=2,
+        )
+    )
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    (d / "batches.meta").write_bytes(pickle.dumps(
-        {"label_names": names, "num_cases_per_batch": per_batch, "num_vis": 3072}, protocol=2))
-    return {"train_images": np.concatenate(written["train_images"]), "train_labels": written["train_labels"],
-            "test_images": data.reshape(-1, 3, 32, 32), "test_labels": labels}
+    (d / "batches.meta").write_bytes(
+        pickle.dumps({"label_names": names, "num_cases_per_batch": per_batch, "num_vis": 3072}, protocol=2)
+    )
+    return {
+        "train_images": np.concatenate(written["train_images"]),
+        "train_labels": written["train_labels"],
+        "test_images": data.reshape(-1, 3, 32, 32),
+        "test_labels": labels,
+    }
 
 
 def _idx(array: np.ndarray) -> bytes:
@@ -69,8 +86,9 @@ def write_fashion_mnist(directory: Path, n_train: int = 40, n_test: int = 10, gz
     return arrays
 
 
-def synthetic_splits(n_train: int = 256, n_val: int = 128, n_test: int = 128, num_classes: int = 4,
-                     seed: int = 0) -> Splits:
+def synthetic_splits(
+    n_train: int = 256, n_val: int = 128, n_test: int = 128, num_classes: int = 4, seed: int = 0
+) -> Splits:
     """A separable problem: class k is a bright horizontal band at rows 8k..8k+7, plus noise."""
     g = torch.Generator().manual_seed(seed)
 
@@ -78,10 +96,21 @@ def synthetic_splits(n_train: int = 256, n_val: int = 128, n_test: int = 128, nu
         labels = torch.arange(n) % num_classes
         images = torch.randint(0, 64, (n, 1, 32, 32), generator=g)
         for k in range(num_classes):
-            images[labels == k, :, 8 * k:8 * k + 8, :] += 160
+            images[labels == k, :, 8 * k : 8 * k + 8, :] += 160
         return images.to(torch.uint8), labels
 
     tr, va, te = make(n_train), make(n_val), make(n_test)
-    return Splits(name="synthetic", train_images=tr[0], train_labels=tr[1], val_images=va[0], val_labels=va[1],
-                  num_classes=num_classes, mean=(0.3,), std=(0.3,), crop_padding=2, flip=False,
-                  test_images=te[0], test_labels=te[1])
+    return Splits(
+        name="synthetic",
+        train_images=tr[0],
+        train_labels=tr[1],
+        val_images=va[0],
+        val_labels=va[1],
+        num_classes=num_classes,
+        mean=(0.3,),
+        std=(0.3,),
+        crop_padding=2,
+        flip=False,
+        test_images=te[0],
+        test_labels=te[1],
+    )

@@ -38,14 +38,32 @@ def test_ints_are_accepted_for_floats_and_become_floats():
 def test_schedule_optional_params_take_their_defaults():
     assert validate_config({"schedule": "polynomial"})["schedule_params"] == {"power": 2.0, "final_lr_ratio": 0.0}
     assert validate_config({"schedule": "step", "schedule_params": {"step_size": 30}})["schedule_params"] == {
-        "step_size": 30.0, "gamma": 0.1}
+        "step_size": 30.0,
+        "gamma": 0.1,
+    }
 
 
 def test_valid_non_default_values_pass():
-    c = validate_config({"dataset": "fashion_mnist", "data_dir": "/data", "n_train": 4000, "val_size": 1000,
-                         "model": "vgg11", "optimizer": "adamw", "lars": True, "lars_mode": "update",
-                         "lars_clip": True, "lars_eps": 0, "device": "cuda:1", "precision": "bf16",
-                         "compile": True, "evaluate_test": True, "progress": False, "nesterov": False})
+    c = validate_config(
+        {
+            "dataset": "fashion_mnist",
+            "data_dir": "/data",
+            "n_train": 4000,
+            "val_size": 1000,
+            "model": "vgg11",
+            "optimizer": "adamw",
+            "lars": True,
+            "lars_mode": "update",
+            "lars_clip": True,
+            "lars_eps": 0,
+            "device": "cuda:1",
+            "precision": "bf16",
+            "compile": True,
+            "evaluate_test": True,
+            "progress": False,
+            "nesterov": False,
+        }
+    )
     assert c["device"] == "cuda:1" and c["lars_mode"] == "update" and c["lars_eps"] == 0.0
 
 
@@ -57,7 +75,9 @@ def test_config_must_be_a_mapping():
 def test_unknown_key_is_named_with_the_closest_known_key():
     with pytest.raises(ConfigError, match=r"config key 'learning_rate' is not a known key"):
         validate_config({"learning_rate": 0.1})
-    with pytest.raises(ConfigError, match=r"config key 'weight_decy' is not a known key \(did you mean 'weight_decay'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"config key 'weight_decy' is not a known key \(did you mean 'weight_decay'\?\)"
+    ):
         validate_config({"weight_decy": 0.1})
 
 
@@ -83,7 +103,10 @@ RULES = [
     ({"momentum": 1.0}, r"'momentum' must be a number in \[0, 1\), got 1.0"),
     ({"momentum": -0.1}, r"'momentum' must be a number in \[0, 1\), got -0.1"),
     ({"nesterov": 1}, r"'nesterov' must be true or false, got 1"),
-    ({"nesterov": True, "optimizer": "adam"}, r"'nesterov' can only be true with optimizer 'sgd' and momentum > 0, got optimizer 'adam'"),
+    (
+        {"nesterov": True, "optimizer": "adam"},
+        r"'nesterov' can only be true with optimizer 'sgd' and momentum > 0, got optimizer 'adam'",
+    ),
     ({"nesterov": True, "momentum": 0.0}, r"'nesterov' can only be true .* and momentum 0.0"),
     ({"weight_decay": -1e-4}, r"'weight_decay' must be a number >= 0, got -0.0001"),
     ({"lars": "yes"}, r"'lars' must be true or false, got 'yes'"),
@@ -93,18 +116,37 @@ RULES = [
     ({"lars_clip": None}, r"'lars_clip' must be true or false, got None"),
     ({"schedule": "onecycle"}, r"'schedule' must be one of 'constant', 'step', .* got 'onecycle'"),
     ({"schedule_params": [1]}, r"'schedule_params' must be a mapping, got \[1\]"),
-    ({"schedule": "cosine", "schedule_params": {"gamma": 0.5}},
-     r"'schedule_params.gamma' is not a parameter of schedule 'cosine' \(its parameters: final_lr_ratio\)"),
+    (
+        {"schedule": "cosine", "schedule_params": {"gamma": 0.5}},
+        r"'schedule_params.gamma' is not a parameter of schedule 'cosine' \(its parameters: final_lr_ratio\)",
+    ),
     ({"schedule": "step"}, r"'schedule_params.step_size' is required by schedule 'step'"),
     ({"schedule": "multistep"}, r"'schedule_params.milestones' is required by schedule 'multistep'"),
     ({"schedule": "exponential"}, r"'schedule_params.gamma' is required by schedule 'exponential'"),
-    ({"schedule": "exponential", "schedule_params": {"gamma": 1.5}}, r"'schedule_params.gamma' must be a number in \(0, 1\], got 1.5"),
-    ({"schedule": "step", "schedule_params": {"step_size": 0}}, r"'schedule_params.step_size' must be a number of epochs > 0, got 0.0"),
-    ({"schedule": "cosine", "schedule_params": {"final_lr_ratio": 2}}, r"'schedule_params.final_lr_ratio' must be a number in \[0, 1\], got 2.0"),
-    ({"schedule": "polynomial", "schedule_params": {"power": 0}}, r"'schedule_params.power' must be a number > 0, got 0.0"),
-    ({"schedule": "multistep", "schedule_params": {"milestones": [60, 30]}},
-     r"'schedule_params.milestones' must be a non-empty, strictly increasing list of epochs > 0, got \[60, 30\]"),
-    ({"schedule": "multistep", "schedule_params": {"milestones": []}}, r"'schedule_params.milestones' must be a non-empty"),
+    (
+        {"schedule": "exponential", "schedule_params": {"gamma": 1.5}},
+        r"'schedule_params.gamma' must be a number in \(0, 1\], got 1.5",
+    ),
+    (
+        {"schedule": "step", "schedule_params": {"step_size": 0}},
+        r"'schedule_params.step_size' must be a number of epochs > 0, got 0.0",
+    ),
+    (
+        {"schedule": "cosine", "schedule_params": {"final_lr_ratio": 2}},
+        r"'schedule_params.final_lr_ratio' must be a number in \[0, 1\], got 2.0",
+    ),
+    (
+        {"schedule": "polynomial", "schedule_params": {"power": 0}},
+        r"'schedule_params.power' must be a number > 0, got 0.0",
+    ),
+    (
+        {"schedule": "multistep", "schedule_params": {"milestones": [60, 30]}},
+        r"'schedule_params.milestones' must be a non-empty, strictly increasing list of epochs > 0, got \[60, 30\]",
+    ),
+    (
+        {"schedule": "multistep", "schedule_params": {"milestones": []}},
+        r"'schedule_params.milestones' must be a non-empty",
+    ),
     ({"warmup_epochs": 11, "epochs": 10}, r"'warmup_epochs' must be a number in \[0, epochs=10\], got 11.0"),
     ({"seed": -1}, r"'seed' must be an integer >= 0, got -1"),
     ({"device": "gpu"}, r"'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
@@ -114,25 +156,45 @@ RULES = [
     ({"progress": None}, r"'progress' must be true or false, got None"),
     ({"lars_momentum_form": "sutskever"}, r"'lars_momentum_form' must be one of 'torch', 'paper', got 'sutskever'"),
     # #16 item 1: sizes beyond the data set are rejected before any data is read
-    ({"dataset": "fashion_mnist", "n_train": 10_000_000},
-     r"'n_train' must be <= the 55000 images of fashion_mnist left after the val_size=5000 hold-out, got 10000000"),
-    ({"dataset": "fashion_mnist", "val_size": 70_000},
-     r"'val_size' must be < the 60000 training images of fashion_mnist, got 70000"),
+    (
+        {"dataset": "fashion_mnist", "n_train": 10_000_000},
+        r"'n_train' must be <= the 55000 images of fashion_mnist left after the val_size=5000 hold-out, got 10000000",
+    ),
+    (
+        {"dataset": "fashion_mnist", "val_size": 70_000},
+        r"'val_size' must be < the 60000 training images of fashion_mnist, got 70000",
+    ),
     ({"dataset": "cifar10", "val_size": 50_000}, r"'val_size' must be < the 50000 training images of cifar10"),
     # #16 item 13: a milestone at the end, and milestones that round to one step, are errors
-    ({"schedule": "multistep", "schedule_params": {"milestones": [1]}, "epochs": 1},
-     r"'schedule_params.milestones' must be a list of epochs each < epochs=1 .*, got \[1\]"),
-    ({"dataset": "fashion_mnist", "n_train": 300, "batch_size": 128, "epochs": 2, "schedule": "multistep",
-      "schedule_params": {"milestones": [0.5, 0.7]}},
-     r"'schedule_params.milestones' must be epochs that fall on distinct optimizer steps \(2 steps per epoch: "
-     r"\[0.5, 0.7\] -> steps \[1, 1\], so a decay would be lost\), got \[0.5, 0.7\]"),
-    ({"lars_momentum_form": "paper", "lars": False},
-     r"'lars_momentum_form' can only be 'paper' with lars true, got lars false"),
+    (
+        {"schedule": "multistep", "schedule_params": {"milestones": [1]}, "epochs": 1},
+        r"'schedule_params.milestones' must be a list of epochs each < epochs=1 .*, got \[1\]",
+    ),
+    (
+        {
+            "dataset": "fashion_mnist",
+            "n_train": 300,
+            "batch_size": 128,
+            "epochs": 2,
+            "schedule": "multistep",
+            "schedule_params": {"milestones": [0.5, 0.7]},
+        },
+        r"'schedule_params.milestones' must be epochs that fall on distinct optimizer steps \(2 steps per epoch: "
+        r"\[0.5, 0.7\] -> steps \[1, 1\], so a decay would be lost\), got \[0.5, 0.7\]",
+    ),
+    (
+        {"lars_momentum_form": "paper", "lars": False},
+        r"'lars_momentum_form' can only be 'paper' with lars true, got lars false",
+    ),
     # #16 item 13: what lars rejects at run time is rejected here, by lars's own check, in its words
-    ({"lars_momentum_form": "paper", "lars": True, "optimizer": "adam"},
-     r"make an optimizer that lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs lars_mode 'gradient'"),
-    ({"lars_momentum_form": "paper", "lars": True, "optimizer": "rmsprop", "lars_mode": "gradient"},
-     r"make an optimizer that lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs a torch.optim.SGD"),
+    (
+        {"lars_momentum_form": "paper", "lars": True, "optimizer": "adam"},
+        r"make an optimizer that lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs lars_mode 'gradient'",
+    ),
+    (
+        {"lars_momentum_form": "paper", "lars": True, "optimizer": "rmsprop", "lars_mode": "gradient"},
+        r"make an optimizer that lars.LARS rejects: param group 0: lars_momentum_form 'paper' needs a torch.optim.SGD",
+    ),
 ]
 
 

@@ -24,6 +24,7 @@ from objectives.data import (
 
 # --- file formats -------------------------------------------------------------------------
 
+
 def test_cifar10_pickled_batches_read_back_through_torchvision(tmp_path, cifar_md5_relaxed):
     written = write_cifar10(tmp_path, per_batch=6, n_test=8)
     images, labels = load_dataset("cifar10", train=True, data_dir=tmp_path, download=False)
@@ -37,14 +38,17 @@ def test_cifar10_pickled_batches_read_back_through_torchvision(tmp_path, cifar_m
 
 def test_cifar10_batch_files_directly_in_the_data_dir_are_found(tmp_path, cifar_md5_relaxed):
     written = write_cifar10(tmp_path / "parent", per_batch=2, n_test=2)
-    images, labels = load_dataset("cifar10", train=True,
-                                  data_dir=tmp_path / "parent" / "cifar-10-batches-py", download=False)
+    images, labels = load_dataset(
+        "cifar10", train=True, data_dir=tmp_path / "parent" / "cifar-10-batches-py", download=False
+    )
     assert images.shape == (10, 3, 32, 32) and labels.tolist() == written["train_labels"]
 
 
 def test_cifar10_files_failing_torchvisions_md5_check_are_a_clear_error(tmp_path):
     write_cifar10(tmp_path, per_batch=2, n_test=2)  # genuine format, but not the real files' MD5 sums
-    with pytest.raises(DataNotFoundError, match=r"CIFAR-10 files under .*cifar-10-batches-py failed torchvision's check"):
+    with pytest.raises(
+        DataNotFoundError, match=r"CIFAR-10 files under .*cifar-10-batches-py failed torchvision's check"
+    ):
         load_dataset("cifar10", train=True, data_dir=tmp_path, download=False)
 
 
@@ -70,6 +74,7 @@ def test_fashion_mnist_torchvision_layout_under_the_cache_root_is_found(tmp_path
 
 
 # --- where the data is looked for -----------------------------------------------------------
+
 
 def test_a_named_location_is_the_only_root_else_torchvision_cache_then_debian(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -118,15 +123,20 @@ def test_missing_data_is_one_error_naming_every_place_and_how_to_get_it(tmp_path
         load_dataset("fashion_mnist", train=True, download=False)
     message = str(info.value)
     assert "torchvision/FashionMNIST/raw/ or " in message and "(torchvision cache)" in message
-    assert f"{tmp_path / 'debian'}/FashionMNIST/raw/ or {tmp_path / 'debian'}/ (Debian dataset-fashion-mnist)" in message
+    assert (
+        f"{tmp_path / 'debian'}/FashionMNIST/raw/ or {tmp_path / 'debian'}/ (Debian dataset-fashion-mnist)" in message
+    )
     assert "apt-get install dataset-fashion-mnist" in message
     assert isinstance(info.value, FileNotFoundError)
 
 
 def test_missing_cifar10_without_network_names_the_host_and_the_archive(tmp_path, monkeypatch):
     monkeypatch.setattr("objectives.data._host_answers", lambda host, timeout=3.0: False)
-    with pytest.raises(DataNotFoundError, match=r"(?s)cifar10 data not found\. Looked in:\n  - .*mine/cifar-10-batches-py/ "
-                       r".*No network: www\.cs\.toronto\.edu did not answer.*cifar-10-python\.tar\.gz"):
+    with pytest.raises(
+        DataNotFoundError,
+        match=r"(?s)cifar10 data not found\. Looked in:\n  - .*mine/cifar-10-batches-py/ "
+        r".*No network: www\.cs\.toronto\.edu did not answer.*cifar-10-python\.tar\.gz",
+    ):
         load_dataset("cifar10", train=True, data_dir=tmp_path / "mine")
 
 
@@ -168,6 +178,7 @@ def test_a_failed_download_is_the_same_clear_error(tmp_path, monkeypatch):
 
 
 # --- splits ---------------------------------------------------------------------------------
+
 
 def test_split_is_stratified_sized_disjoint_and_reproducible():
     labels = torch.arange(1000) % 10
@@ -217,11 +228,14 @@ def test_load_splits_rejects_sizes_the_data_cannot_give(tmp_path):
     write_fashion_mnist(tmp_path, n_train=100, n_test=10)
     with pytest.raises(ConfigError, match=r"'val_size' must be < the 100 training images of fashion_mnist, got 100"):
         load_splits("fashion_mnist", val_size=100, data_dir=tmp_path, download=False)
-    with pytest.raises(ConfigError, match=r"'n_train' must be <= the 80 images left after the val_size=20 hold-out, got 81"):
+    with pytest.raises(
+        ConfigError, match=r"'n_train' must be <= the 80 images left after the val_size=20 hold-out, got 81"
+    ):
         load_splits("fashion_mnist", val_size=20, n_train=81, data_dir=tmp_path, download=False)
 
 
 # --- augmentation and normalisation ---------------------------------------------------------
+
 
 def test_crop_keeps_shape_and_shifts_each_image_by_at_most_the_padding():
     images = torch.arange(4 * 3 * 32 * 32, dtype=torch.int64).remainder(251).to(torch.uint8).view(4, 3, 32, 32)
@@ -230,8 +244,9 @@ def test_crop_keeps_shape_and_shifts_each_image_by_at_most_the_padding():
     assert out.shape == images.shape and out.dtype == torch.uint8
     padded = torch.nn.functional.pad(images[0], (4, 4, 4, 4))
     for b in range(4):
-        matches = [(dy, dx) for dy in range(9) for dx in range(9)
-                   if torch.equal(out[b], padded[:, dy:dy + 32, dx:dx + 32])]
+        matches = [
+            (dy, dx) for dy in range(9) for dx in range(9) if torch.equal(out[b], padded[:, dy : dy + 32, dx : dx + 32])
+        ]
         assert len(matches) == 1
     assert not all(torch.equal(out[b], images[b]) for b in range(4))
 
@@ -262,6 +277,7 @@ def test_normalize_is_per_channel_standardisation():
 
 # --- the real data (CI installs Debian's dataset-fashion-mnist) --------------------------------
 
+
 @pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST), reason="needs apt-get install dataset-fashion-mnist")
 def test_debian_fashion_mnist_is_the_real_data_set():
     images, labels = load_dataset("fashion_mnist", train=False, download=False)
@@ -269,4 +285,6 @@ def test_debian_fashion_mnist_is_the_real_data_set():
     assert torch.bincount(labels).tolist() == [1000] * 10
     assert labels[:5].tolist() == [9, 2, 1, 1, 6]  # the first five test labels of Fashion-MNIST
     assert images.shape[0] == DATASET_INFO["fashion_mnist"].test_size  # the registry's sizes are the files'
-    assert load_dataset("fashion_mnist", train=True, download=False)[1].numel() == DATASET_INFO["fashion_mnist"].train_size
+    assert (
+        load_dataset("fashion_mnist", train=True, download=False)[1].numel() == DATASET_INFO["fashion_mnist"].train_size
+    )

@@ -49,8 +49,11 @@ def test_range_on_a_smoothed_curve():
 
 
 def test_a_loss_that_rises_from_the_first_step_is_diverged_at_every_lr():
-    with pytest.raises(RangeNotFound, match=r"^the loss never fell before it diverged at lr 0\.001 "
-                                            r"\(swept from 1e-06\): every lr tried is too large; try a smaller"):
+    with pytest.raises(
+        RangeNotFound,
+        match=r"^the loss never fell before it diverged at lr 0\.001 "
+        r"\(swept from 1e-06\): every lr tried is too large; try a smaller",
+    ):
         pick_range(DECADES[:5], [2.3, 2.5, 3.0, 12.0, 30.0], smoothing=0.0)  # 12 > 4 x 2.3 at k=3
     with pytest.raises(RangeNotFound, match=r"diverged at lr\*lambda 1e-06 "):
         pick_range(DECADES[:2], [math.nan, 2.0], name="lr*lambda")  # NaN from the first step
@@ -58,8 +61,11 @@ def test_a_loss_that_rises_from_the_first_step_is_diverged_at_every_lr():
 
 def test_a_loss_that_never_falls_by_five_percent_is_not_a_range():
     flat = [2.30, 2.31, 2.29, 2.30, 2.20]  # lowest 2.20 > 0.95 x 2.30 = 2.185
-    with pytest.raises(RangeNotFound, match=r"^the loss never fell by 5% over lr 1e-06\.\.0\.01 in 5 steps: the "
-                                            r"objective does not learn at any lr tried; check the data and model"):
+    with pytest.raises(
+        RangeNotFound,
+        match=r"^the loss never fell by 5% over lr 1e-06\.\.0\.01 in 5 steps: the "
+        r"objective does not learn at any lr tried; check the data and model",
+    ):
         pick_range(DECADES[:5], flat, smoothing=0.0)
     assert pick_range(DECADES[:5], flat[:4] + [2.18], smoothing=0.0).lowest == 4  # 2.18 <= 2.185: it learns
 
@@ -107,8 +113,16 @@ def test_sweep_arguments_are_checked():
 @pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST), reason="needs apt-get install dataset-fashion-mnist")
 def test_a_real_sweep_on_fashion_mnist_finds_a_range_and_stops_where_it_diverges():
     """VGG-16 at width 0.125 on 300 images, batch 32 (9 steps per epoch), LARS on SGD, lr*lambda 1e-5 .. 10."""
-    config = {"dataset": "fashion_mnist", "n_train": 300, "val_size": 100, "width": 0.125, "batch_size": 32,
-              "device": "cpu", "lars": True, "trust_coefficient": 0.01}
+    config = {
+        "dataset": "fashion_mnist",
+        "n_train": 300,
+        "val_size": 100,
+        "width": 0.125,
+        "batch_size": 32,
+        "device": "cpu",
+        "lars": True,
+        "trust_coefficient": 0.01,
+    }
     sweep = lr_sweep(config, low=1e-5, high=10.0, steps=80)
     assert sweep.scales[0] == 1e-5 and sweep.scales[1] == pytest.approx(1e-5 * 1e6 ** (1 / 79))
     assert len(sweep.losses) % 10 == 0 and max(sweep.losses) > 10 * sweep.losses[0]  # read every 10; diverged
@@ -122,6 +136,9 @@ def test_a_real_sweep_on_fashion_mnist_finds_a_range_and_stops_where_it_diverges
 def test_a_loss_that_diverges_late_without_falling_says_the_sweep_is_too_short():
     scales = [10.0 ** (-5 + k / 4) for k in range(13)]  # 1e-5 .. 1e-2
     losses = [2.3] * 12 + [10.0]  # flat, then 10 > 4 x 2.3 at k=12 (not within the first 10 steps)
-    with pytest.raises(RangeNotFound, match=r"^the loss never fell by 5% before it diverged at lr 0\.01 after 12 steps "
-                                            r"\(swept from 1e-05\): it learns too slowly for a sweep this short"):
+    with pytest.raises(
+        RangeNotFound,
+        match=r"^the loss never fell by 5% before it diverged at lr 0\.01 after 12 steps "
+        r"\(swept from 1e-05\): it learns too slowly for a sweep this short",
+    ):
         pick_range(scales, losses, smoothing=0.0)

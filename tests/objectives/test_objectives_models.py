@@ -26,9 +26,24 @@ def test_layer_configurations_are_torchvisions():
 
 def test_vgg16_bn_width_1_has_14_728_266_parameters():
     # convs: sum over the 13 layers of 9*c_in*c_out + c_out, channels 3-64-64 | 128 128 | 256 x3 | 512 x3 | 512 x3
-    convs = sum(9 * a * b + b for a, b in [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256),
-                                            (256, 256), (256, 512), (512, 512), (512, 512), (512, 512),
-                                            (512, 512), (512, 512)])
+    convs = sum(
+        9 * a * b + b
+        for a, b in [
+            (3, 64),
+            (64, 64),
+            (64, 128),
+            (128, 128),
+            (128, 256),
+            (256, 256),
+            (256, 256),
+            (256, 512),
+            (512, 512),
+            (512, 512),
+            (512, 512),
+            (512, 512),
+            (512, 512),
+        ]
+    )
     assert convs == 14_714_688
     bn = 2 * (2 * 64 + 2 * 128 + 3 * 256 + 6 * 512)  # weight and bias per channel: 8,448
     linear = 512 * 10 + 10

@@ -11,8 +11,13 @@ from objectives.models import build_model
 from objectives.optim import build_optimizer, schedule_in_steps
 from objectives.registry import OPTIMIZERS
 
-BASES = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
-         "adamw": torch.optim.AdamW, "adagrad": torch.optim.Adagrad}
+BASES = {
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adagrad": torch.optim.Adagrad,
+}
 
 
 def test_every_registered_optimizer_is_tested_here():
@@ -22,8 +27,10 @@ def test_every_registered_optimizer_is_tested_here():
 def test_epoch_units_become_steps():
     assert schedule_in_steps("step", {"step_size": 2.5, "gamma": 0.5}, 10) == {"step_size": 25, "gamma": 0.5}
     assert schedule_in_steps("multistep", {"milestones": [1.0, 2.5], "gamma": 0.1}, 10) == {
-        "milestones": [10, 25], "gamma": 0.1}
-    assert schedule_in_steps("exponential", {"gamma": 0.5}, 4) == {"gamma": 0.5 ** 0.25}
+        "milestones": [10, 25],
+        "gamma": 0.1,
+    }
+    assert schedule_in_steps("exponential", {"gamma": 0.5}, 4) == {"gamma": 0.5**0.25}
     assert schedule_in_steps("cosine", {"final_lr_ratio": 0.1}, 7) == {"final_lr_ratio": 0.1}
     assert schedule_in_steps("step", {"step_size": 0.01, "gamma": 0.5}, 10) == {"step_size": 1, "gamma": 0.5}
 
@@ -40,8 +47,15 @@ def test_step_and_multistep_count_from_the_start_of_training_in_epochs():
     model = build_model("vgg11", in_channels=1, width=0.0625)
     traces = []
     for schedule, params in (("step", {"step_size": 1.5, "gamma": 0.5}), ("multistep", {"milestones": [1.5, 3]})):
-        config = validate_config({"lr": 1.0, "epochs": 4, "warmup_epochs": 1, "schedule": schedule,
-                                  "schedule_params": {"gamma": 0.5, **params}})
+        config = validate_config(
+            {
+                "lr": 1.0,
+                "epochs": 4,
+                "warmup_epochs": 1,
+                "schedule": schedule,
+                "schedule_params": {"gamma": 0.5, **params},
+            }
+        )
         opt, sched = build_optimizer(model, config, steps_per_epoch=4)
         lrs = []
         for _ in range(16):
@@ -49,16 +63,28 @@ def test_step_and_multistep_count_from_the_start_of_training_in_epochs():
             opt.step()
             sched.step()
         traces.append(lrs)
-    assert traces[0] == traces[1] == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5,
-                                                    0.25, 0.25, 0.25, 0.25])
+    assert (
+        traces[0]
+        == traces[1]
+        == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25])
+    )
 
 
 @pytest.mark.parametrize("name", list(BASES))
 @pytest.mark.parametrize("use_lars", [False, True], ids=["plain", "lars"])
 def test_each_optimizer_is_built_with_lars_param_groups(name, use_lars):
     model = build_model("vgg11", in_channels=1, width=0.0625)
-    config = validate_config({"optimizer": name, "lars": use_lars, "lr": 0.2, "weight_decay": 1e-3,
-                              "trust_coefficient": 0.02, "epochs": 2, "schedule": "constant"})
+    config = validate_config(
+        {
+            "optimizer": name,
+            "lars": use_lars,
+            "lr": 0.2,
+            "weight_decay": 1e-3,
+            "trust_coefficient": 0.02,
+            "epochs": 2,
+            "schedule": "constant",
+        }
+    )
     opt, sched = build_optimizer(model, config, steps_per_epoch=5)
     base = opt.optimizer if use_lars else opt
     assert isinstance(base, BASES[name]) and isinstance(opt, lars.LARS) is use_lars
@@ -106,4 +132,4 @@ def test_exponential_gamma_per_epoch_holds_after_each_epoch():
         opt.step()
         sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.25, rel=1e-12)
-    assert math.isclose(0.5 ** 0.25, schedule_in_steps("exponential", {"gamma": 0.5}, 4)["gamma"])
+    assert math.isclose(0.5**0.25, schedule_in_steps("exponential", {"gamma": 0.5}, 4)["gamma"])

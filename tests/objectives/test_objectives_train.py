@@ -15,8 +15,16 @@ from objectives.train import evaluate
 
 # A tiny VGG-11 (4..32 channels) on 256 images of a separable 4-class problem (see
 # objectives_fixtures.synthetic_splits): 8 steps per epoch, seconds on one CPU core.
-TINY = {"model": "vgg11", "width": 0.0625, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0,
-        "schedule": "constant", "progress": False, "device": "cpu"}
+TINY = {
+    "model": "vgg11",
+    "width": 0.0625,
+    "batch_size": 32,
+    "lr": 0.05,
+    "weight_decay": 0.0,
+    "schedule": "constant",
+    "progress": False,
+    "device": "cpu",
+}
 
 
 def test_tiny_config_learns_the_synthetic_problem_far_above_chance(synthetic):
@@ -34,8 +42,9 @@ def test_tiny_config_learns_the_synthetic_problem_far_above_chance(synthetic):
 
 def test_report_is_called_once_per_epoch_with_the_metrics(synthetic):
     calls = []
-    result = train({**TINY, "epochs": 2, "schedule": "cosine"}, report=lambda e, m: calls.append((e, m)),
-                   data=synthetic())
+    result = train(
+        {**TINY, "epochs": 2, "schedule": "cosine"}, report=lambda e, m: calls.append((e, m)), data=synthetic()
+    )
     assert [e for e, _ in calls] == [1, 2]
     for epoch, metrics in calls:
         assert set(metrics) == {"val_accuracy", "val_loss", "train_loss", "lr", "epoch_time_s", "images_per_s"}
@@ -68,8 +77,11 @@ def test_an_exception_from_report_stops_training_and_propagates_unchanged(synthe
 def test_lr_1e6_is_reported_as_diverged_not_raised(synthetic):
     calls = []
     # with the default weight decay 5e-4 each step multiplies the weights by about 1 - 1e6 * 5e-4
-    result = train({**TINY, "epochs": 3, "lr": 1e6, "weight_decay": 5e-4, "evaluate_test": True},
-                   report=lambda e, m: calls.append(e), data=synthetic())
+    result = train(
+        {**TINY, "epochs": 3, "lr": 1e6, "weight_decay": 5e-4, "evaluate_test": True},
+        report=lambda e, m: calls.append(e),
+        data=synthetic(),
+    )
     assert result.diverged is True and result.diverged_epoch == 1
     assert result.val_accuracy is None and result.val_loss is None and result.test_accuracy is None
     assert result.history == [] and result.epochs_completed == 0 and calls == []
@@ -127,8 +139,20 @@ def test_cuda_device_without_cuda_is_a_config_error(synthetic):
 @pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST), reason="needs apt-get install dataset-fashion-mnist")
 def test_slim_vgg16_learns_real_fashion_mnist_in_one_epoch():
     """The quickstart shape: VGG-16 at width 0.25 on 2,000 Fashion-MNIST images, one epoch."""
-    result = train({"dataset": "fashion_mnist", "n_train": 2000, "val_size": 1000, "model": "vgg16",
-                    "width": 0.25, "epochs": 1, "batch_size": 64, "lr": 0.05, "progress": False, "device": "cpu"})
+    result = train(
+        {
+            "dataset": "fashion_mnist",
+            "n_train": 2000,
+            "val_size": 1000,
+            "model": "vgg16",
+            "width": 0.25,
+            "epochs": 1,
+            "batch_size": 64,
+            "lr": 0.05,
+            "progress": False,
+            "device": "cpu",
+        }
+    )
     assert result.val_accuracy > 0.45  # chance is 0.10
     assert result.history[0]["train_loss"] < 2.302  # below ln(10), the loss of a uniform guess
 
@@ -162,8 +186,18 @@ def test_evaluate_gives_exact_accuracy_and_mean_cross_entropy_over_batches():
 def test_train_reads_cifar10_files_from_data_dir_end_to_end(tmp_path, cifar_md5_relaxed):
     write_cifar10(tmp_path, per_batch=20, n_test=16)  # 100 training images of noise, 3 channels
     calls = []
-    result = train({**TINY, "dataset": "cifar10", "data_dir": str(tmp_path), "val_size": 20, "n_train": 64,
-                    "epochs": 1, "evaluate_test": True}, report=lambda e, m: calls.append(e))
+    result = train(
+        {
+            **TINY,
+            "dataset": "cifar10",
+            "data_dir": str(tmp_path),
+            "val_size": 20,
+            "n_train": 64,
+            "epochs": 1,
+            "evaluate_test": True,
+        },
+        report=lambda e, m: calls.append(e),
+    )
     assert calls == [1] and result.epochs_completed == 1
     assert 0.0 <= result.val_accuracy <= 1.0 and result.test_accuracy in {k / 16 for k in range(17)}
     assert result.val_accuracy in {k / 20 for k in range(21)}
@@ -183,7 +217,10 @@ def test_train_reusing_data_loads_once_and_trains_exactly_as_train(tmp_path, cif
     assert loads == [("cifar10",)]  # the second config trains on the data the first loaded
     plain = train(config)
     assert (first.val_accuracy, first.val_loss, first.history[0]["train_loss"]) == (
-        plain.val_accuracy, plain.val_loss, plain.history[0]["train_loss"])
+        plain.val_accuracy,
+        plain.val_loss,
+        plain.history[0]["train_loss"],
+    )
     assert second.config["lr"] != first.config["lr"]
     reusing({**config, "val_size": 30})  # other data: loaded again
     assert len(loads) == 3
@@ -204,8 +241,12 @@ def _stand_in_trust_ratios(self):
     """A stand-in for ``lars.LARS.trust_ratios`` with known values: step k (from 1) gives every
     adapted tensor the ratio k (the real method returns the ratios of the latest step)."""
     self._stand_in_steps = getattr(self, "_stand_in_steps", 0) + 1
-    return [(p, torch.tensor(float(self._stand_in_steps))) for g in self.param_groups if not g["lars_exclude"]
-            for p in g["params"]]
+    return [
+        (p, torch.tensor(float(self._stand_in_steps)))
+        for g in self.param_groups
+        if not g["lars_exclude"]
+        for p in g["params"]
+    ]
 
 
 def test_lars_history_summarises_each_epochs_trust_ratios_as_min_median_max(synthetic, monkeypatch):

@@ -13,11 +13,19 @@ from objectives import ConfigError, train
 from objectives.data import DEBIAN_FASHION_MNIST
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-needs_fashion = pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST),
-                                   reason="needs apt-get install dataset-fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not os.path.isdir(DEBIAN_FASHION_MNIST), reason="needs apt-get install dataset-fashion-mnist"
+)
 
-TINY = {"model": "vgg11", "width": 0.0625, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0,
-        "schedule": "constant", "progress": False}
+TINY = {
+    "model": "vgg11",
+    "width": 0.0625,
+    "batch_size": 32,
+    "lr": 0.05,
+    "weight_decay": 0.0,
+    "schedule": "constant",
+    "progress": False,
+}
 
 
 @pytest.fixture
@@ -30,10 +38,16 @@ def first_conv_seen(monkeypatch):
     def spying_build(*args, **kwargs):
         model = build(*args, **kwargs)
         conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-        conv.register_forward_hook(lambda m, inputs, output: seen.append({
-            "channels_last": inputs[0].is_contiguous(memory_format=torch.channels_last),
-            "out_dtype": output.dtype, "device": output.device.type, "training": m.training,
-        }))
+        conv.register_forward_hook(
+            lambda m, inputs, output: seen.append(
+                {
+                    "channels_last": inputs[0].is_contiguous(memory_format=torch.channels_last),
+                    "out_dtype": output.dtype,
+                    "device": output.device.type,
+                    "training": m.training,
+                }
+            )
+        )
         return model
 
     monkeypatch.setattr(module, "build_model", spying_build)
@@ -56,8 +70,10 @@ def test_fp32_precision_on_cuda_turns_autocast_off(synthetic, first_conv_seen):
 
 
 def test_lars_on_cuda_learns_the_synthetic_problem(synthetic):
-    result = train({**TINY, "epochs": 3, "device": "cuda", "optimizer": "sgd", "lars": True,
-                    "lr": 0.5, "trust_coefficient": 0.02}, data=synthetic())
+    result = train(
+        {**TINY, "epochs": 3, "device": "cuda", "optimizer": "sgd", "lars": True, "lr": 0.5, "trust_coefficient": 0.02},
+        data=synthetic(),
+    )
     assert result.val_accuracy >= 0.9
 
 
@@ -75,7 +91,19 @@ def test_a_gpu_index_beyond_the_machine_is_a_config_error(synthetic):
 @pytest.mark.slow
 @needs_fashion
 def test_vgg16_on_real_fashion_mnist_reaches_85_percent_in_three_epochs_on_cuda():
-    result = train({"dataset": "fashion_mnist", "n_train": 10000, "val_size": 2000, "model": "vgg16",
-                    "width": 0.5, "epochs": 3, "batch_size": 128, "lr": 0.05, "device": "cuda", "progress": False})
+    result = train(
+        {
+            "dataset": "fashion_mnist",
+            "n_train": 10000,
+            "val_size": 2000,
+            "model": "vgg16",
+            "width": 0.5,
+            "epochs": 3,
+            "batch_size": 128,
+            "lr": 0.05,
+            "device": "cuda",
+            "progress": False,
+        }
+    )
     assert result.val_accuracy >= 0.85, result.history
     assert result.device.startswith("cuda") and result.images_per_s > 0

@@ -48,8 +48,16 @@ def train(config: dict[str, Any], report=None) -> FakeResult:
     for epoch in range(1, epochs + 1):
         time.sleep(sleep)
         if report is not None:
-            report(epoch, {"val_accuracy": accuracy * epoch / epochs, "val_loss": 1.0 - accuracy,
-                           "train_loss": 1.0, "lr": lr, "epoch_time_s": sleep})
+            report(
+                epoch,
+                {
+                    "val_accuracy": accuracy * epoch / epochs,
+                    "val_loss": 1.0 - accuracy,
+                    "train_loss": 1.0,
+                    "lr": lr,
+                    "epoch_time_s": sleep,
+                },
+            )
     if directory:
         with open(os.path.join(directory, "trials.log"), "a") as f:
             f.write(f"{pid} {lr!r}\n")

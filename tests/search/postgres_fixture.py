@@ -36,9 +36,7 @@ def postgres_binaries() -> str | None:
         key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0,
     )
     for bindir in reversed(candidates):
-        if os.path.exists(os.path.join(bindir, "initdb")) and os.path.exists(
-            os.path.join(bindir, "pg_ctl")
-        ):
+        if os.path.exists(os.path.join(bindir, "initdb")) and os.path.exists(os.path.join(bindir, "pg_ctl")):
             return bindir
     found = shutil.which("pg_ctl")
     return os.path.dirname(found) if found and shutil.which("initdb") else None
@@ -71,9 +69,7 @@ class PostgresServer:
 
     # -- helpers
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*self._run_as, *args], check=check, capture_output=True, text=True, timeout=120
-        )
+        return subprocess.run([*self._run_as, *args], check=check, capture_output=True, text=True, timeout=120)
 
     @property
     def url(self) -> str:
@@ -83,16 +79,24 @@ class PostgresServer:
         return f"postgresql+psycopg://{user}:{password}@127.0.0.1:{self.port}/{database}"
 
     # -- lifecycle
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         pwfile = os.path.join(self.root, "pw")
         with open(pwfile, "w") as f:
             f.write("postgres-superuser-pw\n")
         if self._run_as:
             shutil.chown(pwfile, "postgres")
         self._run(
-            os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", "postgres",
-            "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
-            "-E", "UTF8", "--no-sync",
+            os.path.join(self.bindir, "initdb"),
+            "-D",
+            self.data,
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--no-sync",
         )
         self._start_server()
         psql = os.path.join(self.bindir, "psql")
@@ -100,8 +104,21 @@ class PostgresServer:
             f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'",
             f"CREATE DATABASE {DATABASE} OWNER {USER}",
         ):
-            self._run(psql, "-h", self.root, "-p", str(self.port), "-U", "postgres",
-                      "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql)
+            self._run(
+                psql,
+                "-h",
+                self.root,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            )
         return self
 
     def _start_server(self) -> None:
@@ -110,13 +127,25 @@ class PostgresServer:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
-        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log,
-                  "-o", options, "-w", "-t", "60", "start")
+        self._run(
+            os.path.join(self.bindir, "pg_ctl"),
+            "-D",
+            self.data,
+            "-l",
+            self.log,
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop_server(self) -> None:
         """Fast shutdown (clients are disconnected), data kept."""
-        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "fast",
-                  "-w", "-t", "60", "stop", check=False)
+        self._run(
+            os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop", check=False
+        )
 
     def restart(self, down_s: float = 0.0) -> None:
         """Stop the server, stay down ``down_s`` seconds, start it on the same port."""
@@ -132,7 +161,7 @@ class PostgresServer:
             self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

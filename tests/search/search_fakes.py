@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from objectives import Result as FakeResult  # the real result type, so the fake keeps its fields
 
@@ -35,14 +36,24 @@ class FakeTrain:
         for epoch in range(1, config["epochs"] + 1):
             accuracy = self.curve(config, epoch)
             if not math.isfinite(accuracy):
-                return FakeResult(accuracy, math.nan, None, history, epoch - 1, True, epoch, 0.01, 1000.0, "cpu", config)
-            metrics = {"val_accuracy": accuracy, "val_loss": 1 - accuracy, "train_loss": 1 - accuracy,
-                       "lr": config["lr"], "epoch_time_s": 0.001, "images_per_s": 900.0 + epoch}
+                return FakeResult(
+                    accuracy, math.nan, None, history, epoch - 1, True, epoch, 0.01, 1000.0, "cpu", config
+                )
+            metrics = {
+                "val_accuracy": accuracy,
+                "val_loss": 1 - accuracy,
+                "train_loss": 1 - accuracy,
+                "lr": config["lr"],
+                "epoch_time_s": 0.001,
+                "images_per_s": 900.0 + epoch,
+            }
             history.append(metrics)
             if report is not None:
                 report(epoch, metrics)
         test = accuracy - 0.01 * config["seed"] if config.get("evaluate_test") else None
-        return FakeResult(accuracy, 1 - accuracy, test, history, config["epochs"], False, None, 0.01, 1000.0, "cpu", config)
+        return FakeResult(
+            accuracy, 1 - accuracy, test, history, config["epochs"], False, None, 0.01, 1000.0, "cpu", config
+        )
 
 
 def write_study(directory: Path, text: str, name: str = "study.yaml") -> Path:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
 import sqlite3
 import threading
 import time
 
 import optuna
 import pytest
-import re
 from optuna.trial import TrialState
 
 from search import budget as B
@@ -164,7 +164,9 @@ def test_sql_counts_equal_counts_from_loaded_trials(tmp_path):
     for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.COMPLETE):
         trial = study.ask()
         study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
-    study.add_trial(optuna.create_trial(state=TrialState.WAITING, system_attrs={"failed_trial": 2, "retry_history": [2]}))
+    study.add_trial(
+        optuna.create_trial(state=TrialState.WAITING, system_attrs={"failed_trial": 2, "retry_history": [2]})
+    )
     study.ask()  # pops the retry: RUNNING
     study.ask()  # RUNNING
     study.enqueue_trial({})  # WAITING
@@ -211,5 +213,8 @@ def test_a_silent_running_trial_is_named_with_when_it_will_be_retried(tmp_path, 
         assert B.claim_trial(study, 1) is None
         assert B.claim_trial(study, 1) is None  # said once, not at every poll
     [message] = caplog.messages
-    assert re.fullmatch(r"waiting for b/sgd trial 0: no heartbeat for 45 s \(its worker stopped\?\); it will be "
-                        r"failed and retried at about \d\d:\d\d:\d\d \(in 85 s\)", message), message
+    assert re.fullmatch(
+        r"waiting for b/sgd trial 0: no heartbeat for 45 s \(its worker stopped\?\); it will be "
+        r"failed and retried at about \d\d:\d\d:\d\d \(in 85 s\)",
+        message,
+    ), message

@@ -17,7 +17,7 @@ import yaml
 from search_fakes import FakeTrain, lr_curve, write_study
 
 from search.cli import COMMANDS, main
-from search.storage import open_storage
+from search.storage import StorageError, open_storage
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_data = pytest.mark.skipif(
@@ -81,11 +81,13 @@ def test_a_bad_study_file_is_one_line_and_the_database_is_untouched(tmp_path, ca
 def test_bad_overrides_and_unknown_storage_are_one_line(tmp_path, capsys):
     path = write_study(tmp_path, FAKE_STUDY)
     assert main(["run", str(path), "--n-trials", "0", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
-    assert capsys.readouterr().err == "lars-search: error: --n-trials must be a positive integer (trials per arm), got 0\n"
+    assert (
+        capsys.readouterr().err == "lars-search: error: --n-trials must be a positive integer (trials per arm), got 0\n"
+    )
     assert main(["status", "--storage", "nosuchdb://user:secret@host/db"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "secret" not in err and err.startswith("lars-search: error: storage URL")
-    with pytest.raises(Exception):
+    with pytest.raises(StorageError):  # --debug: the exception itself, with its traceback
         main(["status", "--storage", "nosuchdb://user:secret@host/db", "--debug"])
 
 
@@ -113,8 +115,10 @@ def test_ctrl_c_in_main_exits_130_with_one_line(tmp_path, capsys):
 
     assert main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain(curve)) == 130
     err = capsys.readouterr().err
-    assert err == (f"lars-search: interrupted; the running trial was marked FAIL, finished trials are kept in {db}; "
-                   "run the same command again to resume\n")
+    assert err == (
+        f"lars-search: interrupted; the running trial was marked FAIL, finished trials are kept in {db}; "
+        "run the same command again to resume\n"
+    )
     study = optuna.load_study(study_name="c/adam+lars", storage=open_storage(db, heartbeat=False))
     assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]  # the retry runs on resume
     assert main(["status", "c", "--storage", db]) == 0  # #16 item 13: the waiting retry is not "running"
@@ -207,7 +211,10 @@ def test_bad_workers_and_gpus_are_one_line(tmp_path, capsys):
     path = write_study(tmp_path, FAKE_STUDY)
     db = f"sqlite:///{tmp_path / 'g.db'}"
     assert main(["run", str(path), "--storage", db, "--gpus", "0,x"]) == 2
-    assert capsys.readouterr().err == "lars-search: error: --gpus must be a comma-separated list of GPU indices like 0,1,2, got '0,x'\n"
+    assert (
+        capsys.readouterr().err
+        == "lars-search: error: --gpus must be a comma-separated list of GPU indices like 0,1,2, got '0,x'\n"
+    )
     assert main(["run", str(path), "--storage", db, "--gpus", "0,1", "--workers", "3"]) == 2
     assert capsys.readouterr().err == "lars-search: error: --workers must equal the number of --gpus (2), got 3\n"
 
@@ -215,8 +222,12 @@ def test_bad_workers_and_gpus_are_one_line(tmp_path, capsys):
 def test_missing_data_is_reported_before_any_trial_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LARS_SEARCH_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    path = write_study(tmp_path, FAKE_STUDY.replace("objective: {epochs: 2}",
-                                                    f"objective: {{epochs: 2, dataset: cifar10, data_dir: {tmp_path / 'none'}}}"))
+    path = write_study(
+        tmp_path,
+        FAKE_STUDY.replace(
+            "objective: {epochs: 2}", f"objective: {{epochs: 2, dataset: cifar10, data_dir: {tmp_path / 'none'}}}"
+        ),
+    )
     db = tmp_path / "nodata.db"
     assert main(["run", str(path), "--storage", f"sqlite:///{db}"]) == 2
     err = capsys.readouterr().err
@@ -229,8 +240,10 @@ def test_reading_verbs_do_not_create_a_missing_sqlite_file(tmp_path, capsys):
     db = tmp_path / "absent.db"
     for verb in (["status"], ["compare", "x"], ["export", "x"]):
         assert main([*verb, "--storage", f"sqlite:///{db}"]) == 2
-        assert capsys.readouterr().err == (f"lars-search: error: no storage at sqlite:///{db} (file {db} does not exist); "
-                                           "run a study first: lars-search run STUDY.yaml, or pass --storage\n")
+        assert capsys.readouterr().err == (
+            f"lars-search: error: no storage at sqlite:///{db} (file {db} does not exist); "
+            "run a study first: lars-search run STUDY.yaml, or pass --storage\n"
+        )
     assert not db.exists()
 
 
@@ -262,14 +275,17 @@ def test_cuda_without_cuda_is_one_line_before_any_trial(tmp_path, capsys):
     path = write_study(tmp_path, FAKE_STUDY)
     db = tmp_path / "nocuda.db"
     assert main(["run", str(path), "--storage", f"sqlite:///{db}", "--device", "cuda"]) == 2
-    assert capsys.readouterr().err == ("lars-search: error: --device cuda, but CUDA is not available on this machine "
-                                       "(use --device cpu or auto)\n")
+    assert capsys.readouterr().err == (
+        "lars-search: error: --device cuda, but CUDA is not available on this machine (use --device cpu or auto)\n"
+    )
     assert not db.exists()
 
 
 # ------------------------------------------------------------------ issue 16: signals, user mistakes, messages
 def _states(db: str, arm: str) -> list[str]:
-    return [t.state.name for t in optuna.load_study(study_name=f"c/{arm}", storage=open_storage(db, heartbeat=False)).trials]
+    return [
+        t.state.name for t in optuna.load_study(study_name=f"c/{arm}", storage=open_storage(db, heartbeat=False)).trials
+    ]
 
 
 def test_a_second_ctrl_c_while_the_trial_is_recorded_keeps_its_retry(tmp_path, capsys, monkeypatch):
@@ -307,8 +323,10 @@ def test_sigterm_is_handled_as_ctrl_c_and_exits_143(tmp_path, capsys):
         return lr_curve(config, epoch)
 
     assert main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain(curve)) == 143
-    assert capsys.readouterr().err == (f"lars-search: terminated (SIGTERM); the running trial was marked FAIL, finished "
-                                       f"trials are kept in {db}; run the same command again to resume\n")
+    assert capsys.readouterr().err == (
+        f"lars-search: terminated (SIGTERM); the running trial was marked FAIL, finished "
+        f"trials are kept in {db}; run the same command again to resume\n"
+    )
     assert _states(db, "adam+lars") == ["FAIL", "WAITING"]
     trial = optuna.load_study(study_name="c/adam+lars", storage=open_storage(db, heartbeat=False)).trials[0]
     assert trial.user_attrs["fail_reason"] == "interrupted (SIGTERM) during epoch 1"
@@ -320,9 +338,11 @@ def test_in_memory_sqlite_is_refused_at_once(tmp_path, capsys, url):
     """#16 item 4: 68 s of retries, then an internal error."""
     path = write_study(tmp_path, FAKE_STUDY)
     assert main(["run", str(path), "--storage", url], train_fn=FakeTrain()) == 2
-    assert capsys.readouterr().err == (f"lars-search: error: storage URL {url!r} is an in-memory SQLite database, "
-                                       "which workers cannot share and a rerun cannot resume; use a file, e.g. "
-                                       "sqlite:///lars-search.db\n")
+    assert capsys.readouterr().err == (
+        f"lars-search: error: storage URL {url!r} is an in-memory SQLite database, "
+        "which workers cannot share and a rerun cannot resume; use a file, e.g. "
+        "sqlite:///lars-search.db\n"
+    )
 
 
 def test_reading_verbs_never_alter_an_unrelated_sqlite_file(tmp_path, capsys):
@@ -333,8 +353,10 @@ def test_reading_verbs_never_alter_an_unrelated_sqlite_file(tmp_path, capsys):
     before = other.read_bytes()
     for verb in (["status"], ["compare", "x"], ["export", "x"]):
         assert main([*verb, "--storage", f"sqlite:///{other}"]) == 2
-        assert capsys.readouterr().err == (f"lars-search: error: storage sqlite:///{other} holds no lars-search studies "
-                                           f"(no Optuna tables in {other})\n")
+        assert capsys.readouterr().err == (
+            f"lars-search: error: storage sqlite:///{other} holds no lars-search studies "
+            f"(no Optuna tables in {other})\n"
+        )
     assert other.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
     with sqlite3.connect(other) as db:
@@ -346,8 +368,13 @@ def test_a_storage_path_that_cannot_hold_a_file_is_one_line(tmp_path, capsys, di
     path = write_study(tmp_path, FAKE_STUDY)
     assert main(["run", str(path), "--storage", f"sqlite:///{directory}/x.db"], train_fn=FakeTrain()) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"lars-search: error: cannot open storage sqlite:///{directory}/x.db: cannot create a file in "
-                          f"directory '{directory}' (") and err.count("\n") == 1
+    assert (
+        err.startswith(
+            f"lars-search: error: cannot open storage sqlite:///{directory}/x.db: cannot create a file in "
+            f"directory '{directory}' ("
+        )
+        and err.count("\n") == 1
+    )
 
 
 def test_compare_plot_path_is_checked_before_anything_is_printed(tmp_path, capsys):
@@ -356,10 +383,16 @@ def test_compare_plot_path_is_checked_before_anything_is_printed(tmp_path, capsy
     capsys.readouterr()
     assert main(["compare", "c", "--storage", db, "--plot", str(tmp_path / "nodir" / "x.png")]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err == f"lars-search: error: --plot {tmp_path}/nodir/x.png: directory '{tmp_path}/nodir' does not exist\n"
+    assert (
+        out == ""
+        and err == f"lars-search: error: --plot {tmp_path}/nodir/x.png: directory '{tmp_path}/nodir' does not exist\n"
+    )
     assert main(["compare", "c", "--storage", db, "--plot", "c.txt"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err == "lars-search: error: --plot c.txt: the file name must end in one of .png, .pdf, .svg, .jpg, .jpeg\n"
+    assert (
+        out == ""
+        and err == "lars-search: error: --plot c.txt: the file name must end in one of .png, .pdf, .svg, .jpg, .jpeg\n"
+    )
 
 
 def test_a_negative_worker_id_is_one_line(tmp_path, capsys):
@@ -375,29 +408,36 @@ def test_quiet_and_debug_before_the_verb_are_kept(tmp_path, capsys):
     assert main(["-q", "run", str(path), "--storage", f"sqlite:///{tmp_path / 'q.db'}"], train_fn=FakeTrain()) == 0
     out, err = capsys.readouterr()
     assert "c/sgd trial" not in out and "study c:" not in out and err == ""
-    with pytest.raises(Exception):
+    with pytest.raises(StorageError):
         main(["--debug", "status", "--storage", "nosuchdb://user:secret@host/db"])
 
 
 def test_a_trial_that_finished_its_last_epoch_is_never_pruned(tmp_path, capsys):
     """#16 item 9: with epochs a multiple of the pruner's interval, the last epoch was judged."""
-    path = write_study(tmp_path, """\
+    path = write_study(
+        tmp_path,
+        """\
         name: c
         objective: {epochs: 1}
         arms: [sgd]
         space: {warmup_epochs: 0.0, schedule: constant}
         budget: {trials: 3}
         pruner: {type: median, n_startup_trials: 1, interval_steps: 1}
-        """)
+        """,
+    )
     accuracies = iter([0.9, 0.5, 0.4])  # each trial below the median of the earlier ones
     db = f"sqlite:///{tmp_path / 'pr.db'}"
-    assert main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain(lambda config, epoch: next(accuracies))) == 0
+    assert (
+        main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain(lambda config, epoch: next(accuracies))) == 0
+    )
     assert _states(db, "sgd") == ["COMPLETE"] * 3
 
 
 def test_a_rerun_with_the_budget_met_says_nothing_to_do(tmp_path, capsys):
     """#16 item 14: it showed an empty progress bar, `0trial [00:00, ?trial/s]`."""
-    path = write_study(tmp_path, FAKE_STUDY.replace("arms: [sgd, adam+lars]", "arms: [sgd]").replace("trials: 2", "trials: 1"))
+    path = write_study(
+        tmp_path, FAKE_STUDY.replace("arms: [sgd, adam+lars]", "arms: [sgd]").replace("trials: 2", "trials: 1")
+    )
     db = f"sqlite:///{tmp_path / 'n.db'}"
     assert main(["run", str(path), "--storage", db], train_fn=FakeTrain()) == 0
     out = capsys.readouterr().out

@@ -27,13 +27,33 @@ NAME = "dash-demo"
 # A full plain config as objectives.train receives it (the contract's keys); its JSON is
 # under optuna-dashboard's 1024-character attribute limit, so it is shown whole.
 CONFIG = {
-    "dataset": "fashion_mnist", "data_dir": None, "n_train": 2000, "val_size": 1000,
-    "model": "vgg16", "width": 0.25, "epochs": 3, "batch_size": 128,
-    "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
-    "lars": True, "trust_coefficient": 0.001, "lars_eps": 1e-8, "lars_mode": None, "lars_clip": False,
-    "schedule": "cosine", "schedule_params": {"final_lr_ratio": 0.0}, "warmup_epochs": 1.0,
-    "seed": 0, "device": "cpu", "precision": "fp32", "compile": False,
-    "evaluate_test": False, "progress": False,
+    "dataset": "fashion_mnist",
+    "data_dir": None,
+    "n_train": 2000,
+    "val_size": 1000,
+    "model": "vgg16",
+    "width": 0.25,
+    "epochs": 3,
+    "batch_size": 128,
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 5e-4,
+    "lars": True,
+    "trust_coefficient": 0.001,
+    "lars_eps": 1e-8,
+    "lars_mode": None,
+    "lars_clip": False,
+    "schedule": "cosine",
+    "schedule_params": {"final_lr_ratio": 0.0},
+    "warmup_epochs": 1.0,
+    "seed": 0,
+    "device": "cpu",
+    "precision": "fp32",
+    "compile": False,
+    "evaluate_test": False,
+    "progress": False,
 }
 
 
@@ -84,9 +104,18 @@ def _get_json(server, path: str):
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000", *args,
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=10000",
+        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
 
@@ -114,12 +143,18 @@ def test_api_shows_trial_user_attrs(dashboard):
     assert (attrs[1]["wall_time_s"], attrs[1]["images_per_s"]) == ("13.5", "481.0")
     assert attrs[2]["fail_reason"] == "diverged: training loss is nan at epoch 1"
     assert sorted(a["key"] for a in detail["union_user_attrs"]) == [
-        "config", "fail_reason", "images_per_s", "wall_time_s"]
+        "config",
+        "fail_reason",
+        "images_per_s",
+        "wall_time_s",
+    ]
 
 
 def test_busy_port_is_one_clear_line(dashboard):
     port = int(dashboard.url.rsplit(":", 1)[1].split("/")[0])
-    with pytest.raises(DashboardError, match=rf"^port {port} on 127.0.0.1 is already in use; pick another with --port$"):
+    with pytest.raises(
+        DashboardError, match=rf"^port {port} on 127.0.0.1 is already in use; pick another with --port$"
+    ):
         make_server("sqlite:///unused.db", port=port)
 
 
@@ -135,8 +170,11 @@ def test_busy_port_is_detected_before_the_storage_is_opened(tmp_path):
 
 def test_missing_sqlite_file_is_reported_not_created(tmp_path):
     path = tmp_path / "nothing-here.db"
-    with pytest.raises(StorageError, match=r"^no storage at sqlite:///.*nothing-here\.db \(file .* does not exist\); "
-                                           r"run a study first: lars-search run STUDY.yaml, or pass --storage$"):
+    with pytest.raises(
+        StorageError,
+        match=r"^no storage at sqlite:///.*nothing-here\.db \(file .* does not exist\); "
+        r"run a study first: lars-search run STUDY.yaml, or pass --storage$",
+    ):
         make_server(f"sqlite:///{path}", port=0)
     assert list(tmp_path.iterdir()) == []  # no database, no lock file
 
@@ -187,8 +225,10 @@ def test_read_only_dashboard_says_so_in_one_line(tmp_path, monkeypatch):
     out = io.StringIO()
     serve(url, host="0.0.0.0", port=0, out=out)
     lines = out.getvalue().splitlines()
-    assert lines[1] == ("read-only: 0.0.0.0 is reachable from other machines, so deleting studies and writing notes "
-                        "are refused (--allow-writes to allow them)")
+    assert lines[1] == (
+        "read-only: 0.0.0.0 is reachable from other machines, so deleting studies and writing notes "
+        "are refused (--allow-writes to allow them)"
+    )
     assert lines[2] == f"3 studies: {NAME}/adam+lars, {NAME}/sgd, {NAME}/sgd+lars"
     out = io.StringIO()
     serve(url, host="127.0.0.1", port=0, out=out)
@@ -214,8 +254,7 @@ def test_dashboard_reading_a_live_study_never_locks_the_writer(tmp_path):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{tmp_path / 'live.db'}"
-    study = optuna.create_study(study_name="live/sgd", storage=open_storage(url, heartbeat=False),
-                                direction="maximize")
+    study = optuna.create_study(study_name="live/sgd", storage=open_storage(url, heartbeat=False), direction="maximize")
     server = make_server(url, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -276,8 +315,15 @@ def test_headless_chromium_shows_trial_user_attrs(dashboard, tmp_path):
     study_id = next(s["study_id"] for s in studies if s["study_name"] == f"{NAME}/sgd+lars")
     page = f"{dashboard.url}/studies/{study_id}/trials?numbers=1,2"  # the last complete and the failed trial
     dom = _chromium(tmp_path, "--dump-dom", page).stdout
-    for text in ("fail_reason", "diverged: training loss is nan at epoch 1", "wall_time_s", "13.5",
-                 "images_per_s", "481.0", "trust_coefficient"):
+    for text in (
+        "fail_reason",
+        "diverged: training loss is nan at epoch 1",
+        "wall_time_s",
+        "13.5",
+        "images_per_s",
+        "481.0",
+        "trust_coefficient",
+    ):
         assert text in dom, f"{text!r} not shown on the trial page"
     ARTIFACTS.mkdir(exist_ok=True)
     _chromium(tmp_path, f"--screenshot={ARTIFACTS / 'dashboard-trials.png'}", "--window-size=1280,900", page)
@@ -290,7 +336,8 @@ def test_cli_dashboard_busy_port_is_one_line_exit_2(dashboard, capsys):
     port = int(dashboard.url.rsplit(":", 1)[1].split("/")[0])
     assert main(["dashboard", "--storage", "sqlite:///unused.db", "--port", str(port)]) == 2
     assert capsys.readouterr().err == (
-        f"lars-search: error: port {port} on 127.0.0.1 is already in use; pick another with --port\n")
+        f"lars-search: error: port {port} on 127.0.0.1 is already in use; pick another with --port\n"
+    )
 
 
 def _ignore_sigint() -> None:
@@ -308,10 +355,24 @@ def test_console_script_serves_until_ctrl_c(tmp_path):
     import sys
 
     url = _make_storage(tmp_path / "cli.db")
-    command = [sys.executable, "-c", "import sys; from search.cli import main; sys.exit(main())",
-               "dashboard", "--storage", url, "--port", "0"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path, preexec_fn=_ignore_sigint,
-                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from search.cli import main; sys.exit(main())",
+        "dashboard",
+        "--storage",
+        url,
+        "--port",
+        "0",
+    ]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=_ignore_sigint,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
     try:
         first = process.stderr.readline()
         assert first.startswith(f"optuna-dashboard for {url} on http://127.0.0.1:")

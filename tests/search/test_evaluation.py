@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 from search_fakes import FakeTrain, write_study
 
 from search.cli import main
-from search.evaluation import eval_seed, parse_study_name, StudyRef
+from search.evaluation import StudyRef, eval_seed, parse_study_name
 from search.report import load_verdict
 from search.spec import SpecError, load_spec
 from search.storage import open_storage
@@ -69,10 +69,16 @@ def test_incumbent_is_retrained_with_fresh_seeds_on_the_test_set(tmp_path, db):
         search, evaluation = load(db, f"ev/{arm}"), load(db, f"ev/{arm}/eval")
         best = search.best_trial
         trials = evaluation.get_trials(states=(TrialState.COMPLETE,))  # Optuna's own API reads the runs
-        assert [(t.params["incumbent_trial"], t.params["seed"]) for t in trials] == [(best.number, s) for s in (6, 7, 8)]
+        assert [(t.params["incumbent_trial"], t.params["seed"]) for t in trials] == [
+            (best.number, s) for s in (6, 7, 8)
+        ]
         for t in trials:
-            assert t.user_attrs["config"] == {**best.user_attrs["config"], "seed": t.params["seed"],
-                                              "evaluate_test": True, "progress": False}
+            assert t.user_attrs["config"] == {
+                **best.user_attrs["config"],
+                "seed": t.params["seed"],
+                "evaluate_test": True,
+                "progress": False,
+            }
             assert t.value == pytest.approx(best.value - 0.001 * (t.params["seed"] % 10))
         assert len(search.trials) == 3  # the evaluation never entered the search's history
     verdict = load_verdict(open_storage(db, heartbeat=False), "ev")
@@ -142,16 +148,23 @@ def test_a_study_files_own_recipe_and_recipe_false(tmp_path, db):
     assert "recipe" not in load(db, "ev/sgd+lars").trials[0].user_attrs
 
 
-@pytest.mark.parametrize("extra, message", [
-    ("evaluation: {seeds: 0}\n", "evaluation.seeds: must be an integer >= 1, got 0"),
-    ("replicates: -1\n", "replicates: must be an integer >= 1, got -1"),
-    ("recipe: {sgd: {lr: 3.0}}\n",
-     "recipe.sgd.lr: 3.0 is outside arm 'sgd''s space ({'low': 0.001, 'high': 1.0, 'log': True})"),
-    ("recipe: {sgd: {trust_coefficient: 0.01}}\n",
-     "recipe.sgd.trust_coefficient: does not apply to this arm (LARS arms only)"),
-    ("recipe: {adam: {lr: 0.01}}\n", "recipe.adam: no such arm; arms: sgd, sgd+lars"),
-    ("recipe: 3\n", "recipe: must be true, false or a mapping of arm -> recipe, got 3"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("evaluation: {seeds: 0}\n", "evaluation.seeds: must be an integer >= 1, got 0"),
+        ("replicates: -1\n", "replicates: must be an integer >= 1, got -1"),
+        (
+            "recipe: {sgd: {lr: 3.0}}\n",
+            "recipe.sgd.lr: 3.0 is outside arm 'sgd''s space ({'low': 0.001, 'high': 1.0, 'log': True})",
+        ),
+        (
+            "recipe: {sgd: {trust_coefficient: 0.01}}\n",
+            "recipe.sgd.trust_coefficient: does not apply to this arm (LARS arms only)",
+        ),
+        ("recipe: {adam: {lr: 0.01}}\n", "recipe.adam: no such arm; arms: sgd, sgd+lars"),
+        ("recipe: 3\n", "recipe: must be true, false or a mapping of arm -> recipe, got 3"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_storage_untouched(tmp_path, capsys, extra, message):
     path = write_study(tmp_path, STUDY.replace("evaluation: {seeds: 3}\n", "") + extra)
     with pytest.raises(SpecError):
@@ -168,7 +181,9 @@ def test_a_search_bounded_only_by_its_timeout_is_evaluated_after_it(tmp_path, db
     for arm in ("sgd", "sgd+lars"):
         best = load(db, f"ev/{arm}").best_trial
         runs = load(db, f"ev/{arm}/eval").get_trials(states=(TrialState.COMPLETE,))
-        assert sorted((t.params["incumbent_trial"], t.params["seed"]) for t in runs) == [(best.number, s) for s in (6, 7, 8)]
+        assert sorted((t.params["incumbent_trial"], t.params["seed"]) for t in runs) == [
+            (best.number, s) for s in (6, 7, 8)
+        ]
 
 
 def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it():
@@ -185,8 +200,11 @@ def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it()
     plain = replace(plain, space=replace(plain.space, params={**plain.space.params, "lr": Range(0.01, 0.05, log=True)}))
     params = recipe_params(plain, published_recipe("sgd", False, 4))
     assert params["lr"] == 0.05  # the recipe's 0.1 clamped to the tested range's top
-    found = {**lars.space.params, "lr": Range(1.0, 20.0, log=True),
-             "trust_coefficient": Range(0.01, 0.05, log=True, per="lr")}  # search.range_test's form
+    found = {
+        **lars.space.params,
+        "lr": Range(1.0, 20.0, log=True),
+        "trust_coefficient": Range(0.01, 0.05, log=True, per="lr"),
+    }  # search.range_test's form
     lars = replace(lars, space=replace(lars.space, params=found))
     params = recipe_params(lars, published_recipe("sgd", True, 4))
     assert params["lr"] == 10.0 and params["lr*trust_coefficient"] == pytest.approx(0.01)  # 10 x 1e-3

@@ -5,15 +5,14 @@ from __future__ import annotations
 import copy
 
 import optuna
-
 import pytest
 import torch
 import yaml
-from objectives import validate_config
-from objectives.optim import build_optimizer
 from search_fakes import FakeTrain, write_study
 
 import lars
+from objectives import validate_config
+from objectives.optim import build_optimizer
 from search.cli import main
 from search.export import code_snippet
 from search.spec import load_spec
@@ -43,8 +42,10 @@ def test_export_then_train_reproduces_the_exported_config_exactly(tmp_path, fini
     exported = yaml.safe_load(text)
     study = optuna.load_study(study_name="e/sgd+lars", storage=open_storage(finished, heartbeat=False))
     assert exported == study.best_trial.user_attrs["config"]  # bit-exact floats through YAML
-    assert text.startswith(f"# lars-search export: best trial of e/sgd+lars (trial {study.best_trial.number}), "
-                           f"validation accuracy {100 * study.best_value:.2f}%\n")
+    assert text.startswith(
+        f"# lars-search export: best trial of e/sgd+lars (trial {study.best_trial.number}), "
+        f"validation accuracy {100 * study.best_value:.2f}%\n"
+    )
     fake = FakeTrain()
     assert main(["train", str(out), "--seeds", "2", "-q"], train_fn=fake) == 0
     assert fake.calls[0] == {**exported, "seed": 7, "evaluate_test": True, "progress": False}
@@ -53,8 +54,10 @@ def test_export_then_train_reproduces_the_exported_config_exactly(tmp_path, fini
     assert final == pytest.approx(study.best_value)
     lines = capsys.readouterr().out.splitlines()
     mean = 100 * (final - 0.075)
-    assert lines[-1] == (f"test accuracy: {mean:.2f} +- 0.71% over 2 seeds "
-                         f"(validation {100 * final:.2f} +- 0.00%; std is the sample std)")
+    assert lines[-1] == (
+        f"test accuracy: {mean:.2f} +- 0.71% over 2 seeds "
+        f"(validation {100 * final:.2f} +- 0.00%; std is the sample std)"
+    )
 
 
 def test_export_follows_the_verdicts_best_arm_by_default(finished, capsys):
@@ -85,8 +88,10 @@ def test_export_header_makes_the_file_traceable(finished, tmp_path):
     test = verdict.arm("sgd+lars").test
     chosen = "the verdict's best arm" if verdict.best_arm == "sgd+lars" else "chosen with --arm"
     assert header[1] == f"study: e   arm: sgd+lars ({chosen})   replicate: 0   trial: {study.best_trial.number}"
-    assert header[2] == (f"test accuracy (final evaluation): {100 * test.mean:.2f}% [{100 * test.low:.2f}, "
-                         f"{100 * test.high:.2f}] (95% interval; 1 replicate(s) x 3 seed(s))")
+    assert header[2] == (
+        f"test accuracy (final evaluation): {100 * test.mean:.2f}% [{100 * test.low:.2f}, "
+        f"{100 * test.high:.2f}] (95% interval; 1 replicate(s) x 3 seed(s))"
+    )
     assert header[3] == f"verdict: {verdict.lines[0]}" and header[3].startswith("verdict: sgd+lars vs sgd: ")
     assert header[4] == "data: fashion_mnist, n_train None, val_size 5000, batch_size 128, epochs 3"
     assert header[5].startswith("lars-search ") and ", git commit " in header[5]
@@ -99,25 +104,51 @@ def test_export_of_a_study_whose_trials_all_diverged_says_so(tmp_path, capsys):
     spec = load_spec(write_study(tmp_path, STUDY.replace("[sgd, sgd+lars]", "[sgd]")))
     run_studies(spec, db, train_fn=FakeTrain(lambda config, epoch: float("nan")), progress=False)
     assert main(["export", "e", "--arm", "sgd", "--storage", db]) == 2
-    assert capsys.readouterr().err == ("lars-search: error: arm 'sgd' of 'e' has no complete trial: all 3 trials "
-                                       "failed or diverged (see lars-search compare for the reasons)\n")
+    assert capsys.readouterr().err == (
+        "lars-search: error: arm 'sgd' of 'e' has no complete trial: all 3 trials "
+        "failed or diverged (see lars-search compare for the reasons)\n"
+    )
 
 
 def small_model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
-                               torch.nn.Linear(4 * 4 * 4, 3))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 3)
+    )
 
 
-@pytest.mark.parametrize("overrides", [
-    {"optimizer": "sgd", "lars": True, "schedule": "multistep", "schedule_params": {"milestones": [1, 2], "gamma": 0.5},
-     "warmup_epochs": 0.5, "trust_coefficient": 0.02, "lars_eps": 1e-6},
-    {"optimizer": "adam", "lars": True, "lars_mode": "update", "lars_clip": True, "lr": 1e-3,
-     "schedule": "exponential", "schedule_params": {"gamma": 0.5}},
-    {"optimizer": "rmsprop", "lars": False, "schedule": "step", "schedule_params": {"step_size": 1, "gamma": 0.3}},
-    {"optimizer": "sgd", "lars": False, "nesterov": True, "schedule": "polynomial",
-     "schedule_params": {"power": 2.0, "final_lr_ratio": 0.01}, "warmup_epochs": 1.0},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {
+            "optimizer": "sgd",
+            "lars": True,
+            "schedule": "multistep",
+            "schedule_params": {"milestones": [1, 2], "gamma": 0.5},
+            "warmup_epochs": 0.5,
+            "trust_coefficient": 0.02,
+            "lars_eps": 1e-6,
+        },
+        {
+            "optimizer": "adam",
+            "lars": True,
+            "lars_mode": "update",
+            "lars_clip": True,
+            "lr": 1e-3,
+            "schedule": "exponential",
+            "schedule_params": {"gamma": 0.5},
+        },
+        {"optimizer": "rmsprop", "lars": False, "schedule": "step", "schedule_params": {"step_size": 1, "gamma": 0.3}},
+        {
+            "optimizer": "sgd",
+            "lars": False,
+            "nesterov": True,
+            "schedule": "polynomial",
+            "schedule_params": {"power": 2.0, "final_lr_ratio": 0.01},
+            "warmup_epochs": 1.0,
+        },
+    ],
+)
 def test_snippet_builds_the_same_optimizer_and_schedule_as_objectives(overrides):
     config = validate_config({"epochs": 3, **overrides})
     steps_per_epoch = 4

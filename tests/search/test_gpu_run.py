@@ -19,8 +19,10 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-    pytest.mark.skipif(not (FASHION / "train-images-idx3-ubyte.gz").exists(),
-                       reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"),
+    pytest.mark.skipif(
+        not (FASHION / "train-images-idx3-ubyte.gz").exists(),
+        reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+    ),
 ]
 
 STUDY = """\
@@ -37,8 +39,14 @@ def test_run_with_gpus_trains_every_trial_on_the_gpu(tmp_path):
     (tmp_path / "gpu.yaml").write_text(STUDY)
     url = f"sqlite:///{tmp_path / 'gpu.db'}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "search.cli", "run", "gpu.yaml", "--gpus", "0", "--storage", url],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "search.cli", "run", "gpu.yaml", "--gpus", "0", "--storage", url],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     name = torch.cuda.get_device_name(0)
     for arm in ("sgd", "sgd+lars", "adam+lars"):

@@ -11,8 +11,11 @@ import pytest
 from search.plot import PlotError, compare_curves, plot_compare
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-COMPLETE, PRUNED, FAIL = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                          optuna.trial.TrialState.FAIL)
+COMPLETE, PRUNED, FAIL = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
 
 
 def _run(study, reports, state, value=None):
@@ -46,9 +49,9 @@ def test_curves_equal_hand_computed_compute_and_best_so_far(storage):
     sgd, lars = curves["sgd"], curves["sgd+lars"]
     assert sgd.states == ["COMPLETE", "PRUNED", "COMPLETE", "FAIL"]
     assert sgd.epochs == [3, 1, 3, 2]
-    assert sgd.compute == [3, 4, 7, 9]                 # 3, 3+1, 3+1+3, 3+1+3+2
-    assert sgd.best == [0.7, 0.7, 0.8, 0.8]            # the pruned 0.3 and the failed trial never count
-    assert sgd.values == [0.7, 0.3, 0.8, None]         # pruned: last report; failed: None
+    assert sgd.compute == [3, 4, 7, 9]  # 3, 3+1, 3+1+3, 3+1+3+2
+    assert sgd.best == [0.7, 0.7, 0.8, 0.8]  # the pruned 0.3 and the failed trial never count
+    assert sgd.values == [0.7, 0.3, 0.8, None]  # pruned: last report; failed: None
     assert lars.epochs == [2, 3, 0]
     assert lars.compute == [2, 5, 5]
     assert math.isnan(lars.best[0]) and lars.best[1:] == [0.9, 0.9]
@@ -66,7 +69,7 @@ def test_compute_counts_a_diverged_trials_history_not_only_its_reports(tmp_path)
     url = f"sqlite:///{tmp_path / 'diverged.db'}"
     study = optuna.create_study(study_name="d/sgd+lars", storage=url, direction="maximize")
     trial = study.ask()
-    trial.report(0.4, 1)                                # epoch 2 diverged: trained, not reported
+    trial.report(0.4, 1)  # epoch 2 diverged: trained, not reported
     trial.set_user_attr("history", [{"val_accuracy": 0.4}, {"val_accuracy": None}])
     trial.set_user_attr("diverged_epoch", 2)
     study.tell(trial, state=PRUNED)
@@ -78,7 +81,7 @@ def test_compute_counts_a_diverged_trials_history_not_only_its_reports(tmp_path)
 def test_trials_are_taken_in_completion_order(tmp_path):
     url = f"sqlite:///{tmp_path / 'order.db'}"
     study = optuna.create_study(study_name="par/adam", storage=url, direction="maximize")
-    first, second = study.ask(), study.ask()           # two workers at once
+    first, second = study.ask(), study.ask()  # two workers at once
     second.report(0.6, 1)
     study.tell(second, 0.6)
     first.report(0.5, 1)
@@ -94,7 +97,7 @@ def test_running_trials_are_not_counted(tmp_path):
     url = f"sqlite:///{tmp_path / 'running.db'}"
     study = optuna.create_study(study_name="r/sgd", storage=url, direction="maximize")
     _run(study, [0.4], COMPLETE, 0.4)
-    study.ask().report(0.99, 1)                        # still running
+    study.ask().report(0.99, 1)  # still running
     assert compare_curves(url, "r")["sgd"].compute == [1]
 
 
@@ -111,11 +114,16 @@ def test_plot_compare_writes_png_and_returns_the_plotted_series(storage, tmp_pat
 
 def _evaluate(url, arm, number, values):
     study = optuna.create_study(study_name=f"demo/{arm}/eval", storage=url, direction="maximize")
-    dists = {"incumbent_trial": optuna.distributions.IntDistribution(0, 2**31 - 1),
-             "seed": optuna.distributions.IntDistribution(0, 2**31 - 1)}
+    dists = {
+        "incumbent_trial": optuna.distributions.IntDistribution(0, 2**31 - 1),
+        "seed": optuna.distributions.IntDistribution(0, 2**31 - 1),
+    }
     for seed, value in enumerate(values, start=1):
-        study.add_trial(optuna.trial.create_trial(state=COMPLETE, value=value, distributions=dists,
-                                                  params={"incumbent_trial": number, "seed": seed}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=COMPLETE, value=value, distributions=dists, params={"incumbent_trial": number, "seed": seed}
+            )
+        )
 
 
 def test_test_accuracy_panel_shows_each_seed_and_the_mean_with_its_interval(storage):
@@ -127,7 +135,7 @@ def test_test_accuracy_panel_shows_each_seed_and_the_mean_with_its_interval(stor
     from search.plot import _plot_test
     from search.report import load_verdict
 
-    _evaluate(storage, "sgd", 2, [0.80, 0.81, 0.82])   # incumbents: sgd trial 2 (0.8), sgd+lars trial 1 (0.9)
+    _evaluate(storage, "sgd", 2, [0.80, 0.81, 0.82])  # incumbents: sgd trial 2 (0.8), sgd+lars trial 1 (0.9)
     _evaluate(storage, "sgd+lars", 1, [0.88, 0.90, 0.92])
     fig, ax = plt.subplots()
     try:
@@ -167,7 +175,7 @@ def test_missing_sqlite_file_is_reported_not_created(tmp_path):
 
 
 def test_missing_matplotlib_is_a_clear_error(storage, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib -> ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(PlotError, match=r"plotting needs matplotlib: pip install 'lars-search\[plot\]'"):
         plot_compare(storage, "demo", tmp_path / "x.png")
 
@@ -188,4 +196,7 @@ def test_cli_compare_plot_without_matplotlib_is_one_line_exit_2(storage, tmp_pat
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["compare", "demo", "--storage", storage, "--plot", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
-    assert err == "lars-search: error: plotting needs matplotlib: pip install 'lars-search[plot]' (or pip install matplotlib)\n"
+    assert (
+        err
+        == "lars-search: error: plotting needs matplotlib: pip install 'lars-search[plot]' (or pip install matplotlib)\n"
+    )

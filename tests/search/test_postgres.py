@@ -15,14 +15,20 @@ import optuna
 import pytest
 import sqlalchemy
 from optuna.trial import TrialState
-
 from postgres_fixture import PostgresServer, postgres_binaries
+from worker_harness import (
+    assert_exact_budget,
+    load_arm,
+    start_workers,
+    wait_all,
+    wait_for_file,
+    worker_logs,
+    write_study,
+)
+
 from search import budget as B
 from search import workers as W
 from search.storage import StorageError, open_storage
-from worker_harness import (
-    assert_exact_budget, load_arm, start_workers, wait_all, wait_for_file, worker_env, worker_logs, write_study,
-)  # fmt: skip
 
 pytestmark = [
     pytest.mark.postgres,

@@ -25,11 +25,22 @@ from search.study import open_studies, run_studies
 
 SPEC = {
     "name": "auto",
-    "objective": {"dataset": "fashion_mnist", "n_train": 300, "val_size": 100, "width": 0.125, "epochs": 2,
-                  "batch_size": 32, "device": "cpu"},
+    "objective": {
+        "dataset": "fashion_mnist",
+        "n_train": 300,
+        "val_size": 100,
+        "width": 0.125,
+        "epochs": 2,
+        "batch_size": 32,
+        "device": "cpu",
+    },
     "arms": ["sgd", "sgd+lars"],
-    "space": {"lr": "auto", "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
-              "trust_coefficient": {"low": 1e-3, "high": 1e-1, "log": True}, "schedule": "constant"},
+    "space": {
+        "lr": "auto",
+        "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
+        "trust_coefficient": {"low": 1e-3, "high": 1e-1, "log": True},
+        "schedule": "constant",
+    },
     "budget": {"trials": 3},
 }
 SCALES = [10.0 ** (k - 6) for k in range(8)]  # 1e-6 .. 10
@@ -95,11 +106,15 @@ def test_range_is_tested_once_per_arm_stored_and_resolved(sweeps, capsys):
 def test_a_lars_arm_samples_lr_times_lambda_and_lr_and_trains_lambda_as_their_quotient():
     spec = parse_spec(SPEC)
     arm = spec.arm("sgd+lars")
-    params = {**arm.space.params, "lr": Range(1e-3, 1.0, log=True),
-              "trust_coefficient": Range(1e-2, 1.0, log=True, per="lr")}
+    params = {
+        **arm.space.params,
+        "lr": Range(1e-3, 1.0, log=True),
+        "trust_coefficient": Range(1e-2, 1.0, log=True, per="lr"),
+    }
     space = type(arm.space)(params, arm.space.schedule, arm.space.schedule_params)
-    trial = optuna.trial.FixedTrial({"lr*trust_coefficient": 0.05, "lr": 0.5, "weight_decay": 1e-4,
-                                     "warmup_epochs": 0.0})
+    trial = optuna.trial.FixedTrial(
+        {"lr*trust_coefficient": 0.05, "lr": 0.5, "weight_decay": 1e-4, "warmup_epochs": 0.0}
+    )
     config = suggest_config(trial, spec.objective, "sgd", True, space)
     assert config["lr"] == 0.5 and config["trust_coefficient"] == 0.05 / 0.5
 
@@ -110,10 +125,13 @@ def test_an_unresolved_auto_is_never_sampled():
         suggest_config(optuna.trial.FixedTrial({}), spec.objective, "sgd", False, spec.arm("sgd").space)
 
 
-@pytest.mark.parametrize("losses, says", [
-    ([2.3, 2.5, 3.0, 12.0, 30.0, 50.0, 90.0, 99.0], r"the loss never fell before it diverged at lr 0\.001"),
-    ([2.3, 2.31, 2.29, 2.3, 2.28, 2.3, 2.3, 2.3], r"the loss never fell by 5% over lr 1e-06\.\.10 in 8 steps"),
-])
+@pytest.mark.parametrize(
+    "losses, says",
+    [
+        ([2.3, 2.5, 3.0, 12.0, 30.0, 50.0, 90.0, 99.0], r"the loss never fell before it diverged at lr 0\.001"),
+        ([2.3, 2.31, 2.29, 2.3, 2.28, 2.3, 2.3, 2.3], r"the loss never fell by 5% over lr 1e-06\.\.10 in 8 steps"),
+    ],
+)
 def test_no_usable_range_ends_the_arm_with_one_line(sweeps, monkeypatch, losses, says):
     monkeypatch.setattr(lr_find, "lr_sweep", lambda config, **kw: lr_find.Sweep(SCALES, losses, 2))
     spec = parse_spec({**SPEC, "arms": ["sgd"]})
@@ -139,8 +157,9 @@ def test_run_studies_tests_the_range_then_samples_inside_it(sweeps):
 
 def test_describe_range():
     found = {"low": 0.00215443, "high": 0.0572237, "trial_epochs": 10.0, "of": "lr*trust_coefficient", "steps": 90}
-    assert describe_range(found) == ("lr range test: lr*trust_coefficient in [0.00215, 0.0572] "
-                                     "(10 trial-epochs, 90 steps)")
+    assert describe_range(found) == (
+        "lr range test: lr*trust_coefficient in [0.00215, 0.0572] (10 trial-epochs, 90 steps)"
+    )
 
 
 def test_status_and_compare_show_the_found_range(sweeps):

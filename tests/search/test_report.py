@@ -23,8 +23,16 @@ LR = {"lr": FloatDistribution(1e-4, 1.0, log=True)}
 def add(study, state, value=None, ran=4, epochs=4, seconds=10.0, lr=0.1, **attrs):
     history = [{"epoch": e, "val_accuracy": 0.5} for e in range(1, ran + 1)]
     user_attrs = {"config": {"epochs": epochs, "lr": lr}, "history": history, "wall_time_s": seconds, **attrs}
-    study.add_trial(create_trial(state=state, value=value, params={"lr": lr}, distributions=LR,
-                                 intermediate_values={e: 0.5 for e in range(1, ran + 1)}, user_attrs=user_attrs))
+    study.add_trial(
+        create_trial(
+            state=state,
+            value=value,
+            params={"lr": lr},
+            distributions=LR,
+            intermediate_values={e: 0.5 for e in range(1, ran + 1)},
+            user_attrs=user_attrs,
+        )
+    )
 
 
 @pytest.fixture
@@ -41,8 +49,14 @@ def storage():
         add(sgd, TrialState.COMPLETE, value)
     add(sgd, TrialState.PRUNED, ran=1, seconds=3.0, fail_reason="pruned at epoch 1: ...")
     add(sgd, TrialState.FAIL, ran=2, seconds=5.0, fail_reason="ValueError: boom")
-    add(sgd, TrialState.PRUNED, ran=1, seconds=1.0, fail_reason="diverged: non-finite training loss at epoch 2",
-        diverged_epoch=2)
+    add(
+        sgd,
+        TrialState.PRUNED,
+        ran=1,
+        seconds=1.0,
+        fail_reason="diverged: non-finite training loss at epoch 2",
+        diverged_epoch=2,
+    )
     add(lars, TrialState.COMPLETE, 0.91, lr=0.5)
     add(lars, TrialState.COMPLETE, 0.86)
     return storage
@@ -66,8 +80,15 @@ def evaluate(storage, arm, number, values, seeds=(1, 2, 3)):
     study = optuna.create_study(storage=storage, study_name=f"r/{arm}/eval", direction="maximize")
     dists = {"incumbent_trial": IntDistribution(0, 2**31 - 1), "seed": IntDistribution(0, 2**31 - 1)}
     for seed, value in zip(seeds, values):
-        study.add_trial(create_trial(state=TrialState.COMPLETE, value=value, distributions=dists,
-                                     params={"incumbent_trial": number, "seed": seed}, user_attrs={"wall_time_s": 2.0}))
+        study.add_trial(
+            create_trial(
+                state=TrialState.COMPLETE,
+                value=value,
+                distributions=dists,
+                params={"incumbent_trial": number, "seed": seed},
+                user_attrs={"wall_time_s": 2.0},
+            )
+        )
 
 
 def test_arms_keep_the_study_files_order(storage):
@@ -76,8 +97,13 @@ def test_arms_keep_the_study_files_order(storage):
 
 def test_arms_written_as_mappings_keep_the_file_order():
     storage = optuna.storages.InMemoryStorage()
-    text = yaml.safe_dump({"name": "m", "objective": {"epochs": 1},
-                           "arms": [{"optimizer": "sgd", "lars": True}, {"optimizer": "adam"}, "rmsprop"]})
+    text = yaml.safe_dump(
+        {
+            "name": "m",
+            "objective": {"epochs": 1},
+            "arms": [{"optimizer": "sgd", "lars": True}, {"optimizer": "adam"}, "rmsprop"],
+        }
+    )
     for arm in ("rmsprop", "adam", "sgd+lars"):
         optuna.create_study(storage=storage, study_name=f"m/{arm}").set_user_attr("study_file", text)
     assert [a for a, _ in load_arms(storage, "m")] == ["sgd+lars", "adam", "rmsprop"]
@@ -91,8 +117,10 @@ def test_compare_without_evaluation_has_no_winner_and_says_why(storage):
     assert row.split()[:10] == ["sgd", "6/2/1", "90.00", "80.00", "+10.00", "-", "0", "28", "69", "3"]
     assert "(10%)" in row and "#3 lr=0.1" in row
     assert "  sgd+lars vs sgd: not comparable yet (finished trials 2 vs 9)" in lines
-    assert "note: arms have unequal finished trials (sgd+lars 2, sgd 9): not comparable yet; " \
-           "run the study again to give every arm its budget" in lines
+    assert (
+        "note: arms have unequal finished trials (sgd+lars 2, sgd 9): not comparable yet; "
+        "run the study again to give every arm its budget" in lines
+    )
     assert not any("winner" in line for line in lines)
     assert lines[-2:] == ["failed/diverged trials by reason:", "  sgd: ValueError x1, diverged x1"]
 
@@ -141,8 +169,10 @@ def test_incumbent_at_the_edge_warns_and_marks_its_verdict_lines_provisional(sto
     evaluate(storage, "sgd+lars", 2, [0.83, 0.84, 0.85])
     lines = format_compare(storage, "r").splitlines()
     assert "  sgd+lars: best lr 1 is at the top of [0.0001, 1]; widen the range" in lines
-    assert ("  sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps "
-            "(provisional: sgd+lars at the edge of the searched range)") in lines
+    assert (
+        "  sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps "
+        "(provisional: sgd+lars at the edge of the searched range)"
+    ) in lines
 
 
 def test_an_arm_whose_trials_all_failed_gets_no_verdict_and_says_why():
@@ -153,4 +183,5 @@ def test_an_arm_whose_trials_all_failed_gets_no_verdict_and_says_why():
         study.set_user_attr("study_file", text)
         add(study, TrialState.FAIL, ran=1, fail_reason="ValueError: boom")
     assert load_verdict(storage, "f").lines == [
-        "sgd+lars vs sgd: no verdict (sgd+lars and sgd: no test result; every trial or evaluation run failed or diverged)"]
+        "sgd+lars vs sgd: no verdict (sgd+lars and sgd: no test result; every trial or evaluation run failed or diverged)"
+    ]

@@ -56,16 +56,28 @@ def test_every_sampled_config_is_valid_for_objectives(spec):
 
 
 def test_only_the_chosen_schedule_type_has_parameters(spec):
-    own = {"constant": set(), "step": {"step_size", "gamma"}, "multistep": {"milestones", "gamma"},
-           "exponential": {"gamma"}, "cosine": {"final_lr_ratio"}, "polynomial": {"power", "final_lr_ratio"}}
+    own = {
+        "constant": set(),
+        "step": {"step_size", "gamma"},
+        "multistep": {"milestones", "gamma"},
+        "exponential": {"gamma"},
+        "cosine": {"final_lr_ratio"},
+        "polynomial": {"power", "final_lr_ratio"},
+    }
     for params, config in sample(spec, spec.arm("sgd"), 80):
         kind = config["schedule"]
         assert params["schedule"] == kind
         assert set(config["schedule_params"]) == own[kind]
         sched_params = {k for k in params if k.startswith("schedule.")}
         # fixed values (polynomial final_lr_ratio) are not Optuna parameters
-        searched = {"step": {"step_size", "gamma"}, "multistep": {"milestones", "gamma"}, "exponential": {"gamma"},
-                    "cosine": {"final_lr_ratio"}, "polynomial": {"power"}, "constant": set()}[kind]
+        searched = {
+            "step": {"step_size", "gamma"},
+            "multistep": {"milestones", "gamma"},
+            "exponential": {"gamma"},
+            "cosine": {"final_lr_ratio"},
+            "polynomial": {"power"},
+            "constant": set(),
+        }[kind]
         assert sched_params == {f"schedule.{kind}.{p}" for p in searched}
         if kind == "multistep":
             assert config["schedule_params"]["milestones"] in ([2, 4], [3], [1, 2, 5])
@@ -116,11 +128,16 @@ def test_which_arms_a_key_applies_to_comes_from_the_registry():
 
 
 def test_fractional_milestone_choices_come_back_as_numbers(tmp_path):
-    spec = load_spec(write_study(tmp_path, """\
+    spec = load_spec(
+        write_study(
+            tmp_path,
+            """\
         name: frac
         objective: {dataset: fashion_mnist, epochs: 2, n_train: 500, val_size: 100, batch_size: 50}
         arms: [sgd]
         space: {schedule: {type: multistep, multistep: {milestones: [[0.5, 1.5], [1]]}}}
-        """))
+        """,
+        )
+    )
     drawn = {tuple(config["schedule_params"]["milestones"]) for _, config in sample(spec, spec.arms[0], 20)}
     assert drawn == {(0.5, 1.5), (1,)}

@@ -67,13 +67,18 @@ def test_open_storage_bad_url_is_one_line_without_password(url, pattern):
 
 
 def test_grace_period_must_exceed_interval(tmp_path):
-    with pytest.raises(S.StorageError, match=r"grace_period must be longer than heartbeat_interval, got grace_period=2 and heartbeat_interval=2"):
+    with pytest.raises(
+        S.StorageError,
+        match=r"grace_period must be longer than heartbeat_interval, got grace_period=2 and heartbeat_interval=2",
+    ):
         S.open_storage(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=2, grace_period=2)
 
 
 def test_heartbeat_environment_must_be_positive_integer(tmp_path, monkeypatch):
     monkeypatch.setenv("LARS_SEARCH_HEARTBEAT_INTERVAL", "0")
-    with pytest.raises(S.StorageError, match=r"\$LARS_SEARCH_HEARTBEAT_INTERVAL must be a positive integer of seconds, got '0'"):
+    with pytest.raises(
+        S.StorageError, match=r"\$LARS_SEARCH_HEARTBEAT_INTERVAL must be a positive integer of seconds, got '0'"
+    ):
         S.open_storage(f"sqlite:///{tmp_path}/x.db")
 
 
@@ -187,16 +192,22 @@ def test_many_processes_create_schema_on_fresh_file_at_once(tmp_path):
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true"])
 def test_in_memory_sqlite_is_rejected_at_once(url):
     start = time.monotonic()
-    with pytest.raises(S.StorageError, match=r"is an in-memory SQLite database, which workers cannot share and a "
-                                             r"rerun cannot resume; use a file, e.g. sqlite:///lars-search.db$"):
+    with pytest.raises(
+        S.StorageError,
+        match=r"is an in-memory SQLite database, which workers cannot share and a "
+        r"rerun cannot resume; use a file, e.g. sqlite:///lars-search.db$",
+    ):
         S.open_storage(url)
     assert time.monotonic() - start < 10.0  # no retries: the URL alone says it cannot work
 
 
 @pytest.mark.parametrize("directory", ["/proc", "/sys"])
 def test_sqlite_file_in_a_directory_that_cannot_hold_it_is_one_line(directory):
-    with pytest.raises(S.StorageError, match=rf"^cannot open storage sqlite:///{directory}/x.db: cannot create a file "
-                                             rf"in directory '{directory}' \(.+\)$"):
+    with pytest.raises(
+        S.StorageError,
+        match=rf"^cannot open storage sqlite:///{directory}/x.db: cannot create a file "
+        rf"in directory '{directory}' \(.+\)$",
+    ):
         S.open_storage(f"sqlite:///{directory}/x.db")
 
 
@@ -221,14 +232,18 @@ def test_reader_on_an_unrelated_sqlite_file_changes_nothing(tmp_path):
     connection.commit()
     connection.close()
     before = _sqlite_state(other)
-    with pytest.raises(S.StorageError, match=rf"^storage sqlite:///{other} holds no lars-search studies \(no Optuna tables"):
+    with pytest.raises(
+        S.StorageError, match=rf"^storage sqlite:///{other} holds no lars-search studies \(no Optuna tables"
+    ):
         S.open_reader(f"sqlite:///{other}")
     assert _sqlite_state(other) == before
     assert before[1] == "delete" and before[2] == ["other.db"]
 
 
 def test_reader_on_a_missing_file_creates_nothing(tmp_path):
-    with pytest.raises(S.StorageError, match=r"^no storage at sqlite:///.*absent.db \(file .*absent.db does not exist\)"):
+    with pytest.raises(
+        S.StorageError, match=r"^no storage at sqlite:///.*absent.db \(file .*absent.db does not exist\)"
+    ):
         S.open_reader(f"sqlite:///{tmp_path}/absent.db")
     assert list(tmp_path.iterdir()) == []
 

@@ -80,7 +80,10 @@ def test_second_run_resumes_without_duplicates_and_keeps_earlier_trials(tmp_path
 
 
 def test_median_pruner_prunes_a_losing_trial_but_never_inside_its_warmup(tmp_path, db):
-    spec = load_spec(write_study(tmp_path, """\
+    spec = load_spec(
+        write_study(
+            tmp_path,
+            """\
         name: p
         objective: {epochs: 5}
         arms: [sgd]
@@ -88,7 +91,9 @@ def test_median_pruner_prunes_a_losing_trial_but_never_inside_its_warmup(tmp_pat
         budget: {trials: 4}
         pruner: {type: median, n_startup_trials: 2}
         recipe: false
-        """))
+        """,
+        )
+    )
     studies = open_studies(spec, open_storage(db))
     for lr, warmup in [(0.03, 0.0), (0.03, 0.0), (0.0001, 2.0), (0.0001, 0.0)]:
         studies["sgd"].enqueue_trial({"lr": lr, "warmup_epochs": warmup})
@@ -121,12 +126,20 @@ def test_median_pruner_prunes_a_losing_trial_but_never_inside_its_warmup(tmp_pat
     assert trials[2].user_attrs["images_per_s"] == 903.0  # a pruned trial: its last epoch's figure
 
 
-@pytest.mark.parametrize("pruner, pruned_after", [("{type: median, n_startup_trials: 2}", [1, 2, 3]),
-                                                   ("{type: median, n_startup_trials: 2, interval_steps: 1}", [1, 2])])
+@pytest.mark.parametrize(
+    "pruner, pruned_after",
+    [
+        ("{type: median, n_startup_trials: 2}", [1, 2, 3]),
+        ("{type: median, n_startup_trials: 2, interval_steps: 1}", [1, 2]),
+    ],
+)
 def test_median_pruner_judges_every_third_of_training_by_default(tmp_path, db, pruner, pruned_after):
     # 9 epochs: judged at its first epoch, then at 3, 6 and 9 (Optuna's interval_steps=3), unless the
     # file says 1; the third trial leads at epoch 1 (0.5 vs 0.1) and loses from epoch 2 on (0.5 vs 0.9)
-    spec = load_spec(write_study(tmp_path, f"""\
+    spec = load_spec(
+        write_study(
+            tmp_path,
+            f"""\
         name: p
         objective: {{epochs: 9}}
         arms: [sgd]
@@ -134,7 +147,9 @@ def test_median_pruner_judges_every_third_of_training_by_default(tmp_path, db, p
         budget: {{trials: 3}}
         pruner: {pruner}
         recipe: false
-        """))
+        """,
+        )
+    )
     studies = open_studies(spec, open_storage(db))
     for lr in (0.03, 0.03, 0.0001):
         studies["sgd"].enqueue_trial({"lr": lr})
@@ -151,7 +166,11 @@ def test_median_pruner_judges_every_third_of_training_by_default(tmp_path, db, p
 def test_faults_in_a_trial_do_not_stop_the_study(tmp_path, db, monkeypatch):
     import torch
 
-    spec = load_spec(write_study(tmp_path, TWO_ARMS.replace("arms: [sgd, sgd+lars]", "arms: [sgd]").replace("trials: 3", "trials: 4")))
+    spec = load_spec(
+        write_study(
+            tmp_path, TWO_ARMS.replace("arms: [sgd, sgd+lars]", "arms: [sgd]").replace("trials: 3", "trials: 4")
+        )
+    )
     emptied = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
@@ -205,27 +224,44 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(tmp_path, db
 
 
 def test_a_conflicting_study_file_is_refused_before_anything_is_written(tmp_path, db):
-    run_studies(load_spec(write_study(tmp_path, TWO_ARMS)), db, n_trials=1, train_fn=FakeTrain(), progress=False, evaluate=False)
+    run_studies(
+        load_spec(write_study(tmp_path, TWO_ARMS)), db, n_trials=1, train_fn=FakeTrain(), progress=False, evaluate=False
+    )
     changed = load_spec(write_study(tmp_path, TWO_ARMS.replace("epochs: 3", "epochs: 5"), "changed.yaml"))
-    with pytest.raises(SpecConflictError, match=r"arm 'sgd' conflicts with the stored study 's/sgd' in sqlite:///.*: "
-                       r"objective\.epochs was 3, now 5"):
+    with pytest.raises(
+        SpecConflictError,
+        match=r"arm 'sgd' conflicts with the stored study 's/sgd' in sqlite:///.*: "
+        r"objective\.epochs was 3, now 5",
+    ):
         run_studies(changed, db, train_fn=FakeTrain(), progress=False, evaluate=False)
     assert len(load(db, "s/sgd").trials) == 1
     # a bigger budget, another device or sampler is not a conflict
-    bigger = load_spec(write_study(tmp_path, TWO_ARMS.replace("trials: 3", "trials: 2").replace("width: 0.125", "width: 0.125, device: cpu"), "b.yaml"))
+    bigger = load_spec(
+        write_study(
+            tmp_path,
+            TWO_ARMS.replace("trials: 3", "trials: 2").replace("width: 0.125", "width: 0.125, device: cpu"),
+            "b.yaml",
+        )
+    )
     assert run_studies(bigger, db, train_fn=FakeTrain(), progress=False, evaluate=False)["sgd"].complete == 2
 
 
 def test_timeout_zero_starts_no_trial(tmp_path, db):
     fake = FakeTrain()
-    run_studies(load_spec(write_study(tmp_path, TWO_ARMS)), db, timeout=0, train_fn=fake, progress=False, evaluate=False)
+    run_studies(
+        load_spec(write_study(tmp_path, TWO_ARMS)), db, timeout=0, train_fn=fake, progress=False, evaluate=False
+    )
     assert fake.calls == []
 
 
 def test_samplers_and_pruners_follow_the_file(tmp_path):
     spec = load_spec(write_study(tmp_path, TWO_ARMS))
-    for kind, cls in [("tpe", optuna.samplers.TPESampler), ("random", optuna.samplers.RandomSampler),
-                      ("qmc", optuna.samplers.QMCSampler), ("gp", optuna.samplers.GPSampler)]:
+    for kind, cls in [
+        ("tpe", optuna.samplers.TPESampler),
+        ("random", optuna.samplers.RandomSampler),
+        ("qmc", optuna.samplers.QMCSampler),
+        ("gp", optuna.samplers.GPSampler),
+    ]:
         s = load_spec(write_study(tmp_path, TWO_ARMS.replace("type: tpe", f"type: {kind}")))
         assert type(build_sampler(s)) is cls
     assert build_sampler(spec)._n_startup_trials == default_sampler_startup(3) == 3
@@ -234,10 +270,15 @@ def test_samplers_and_pruners_follow_the_file(tmp_path):
     median = build_pruner(load_spec(write_study(tmp_path, TWO_ARMS.replace("pruner: none", "pruner: median"))))
     assert (median._n_startup_trials, median._n_warmup_steps, median._interval_steps) == (2, 0, 1)  # 3 epochs
     assert [default_pruner_interval(e) for e in (1, 3, 5, 10, 90)] == [1, 1, 1, 3, 30]
-    every_4 = build_pruner(load_spec(write_study(tmp_path, TWO_ARMS.replace(
-        "pruner: none", "pruner: {type: median, interval_steps: 4}"))))
+    every_4 = build_pruner(
+        load_spec(write_study(tmp_path, TWO_ARMS.replace("pruner: none", "pruner: {type: median, interval_steps: 4}")))
+    )
     assert every_4._interval_steps == 4
-    hyper = build_pruner(load_spec(write_study(tmp_path, TWO_ARMS.replace("pruner: none", "pruner: {type: hyperband, reduction_factor: 2}"))))
+    hyper = build_pruner(
+        load_spec(
+            write_study(tmp_path, TWO_ARMS.replace("pruner: none", "pruner: {type: hyperband, reduction_factor: 2}"))
+        )
+    )
     assert (hyper._min_resource, hyper._max_resource, hyper._reduction_factor) == (1, 3, 2)
 
 

@@ -58,27 +58,39 @@ def test_verdict_lines():
     helps = Interval(0.012, 0.004, 0.020, 3)
     assert verdict_line("sgd+lars", "sgd", helps) == "sgd+lars vs sgd: +1.20 points [+0.40, +2.00]: LARS helps"
     none = Interval(0.0015, -0.006, 0.009, 3)
-    assert verdict_line("a+lars", "a", none) == "a+lars vs a: +0.15 points [-0.60, +0.90]: no detectable difference at this budget"
+    assert (
+        verdict_line("a+lars", "a", none)
+        == "a+lars vs a: +0.15 points [-0.60, +0.90]: no detectable difference at this budget"
+    )
     hurts = Interval(-0.02, -0.03, -0.01, 3)
     assert verdict_line("a+lars", "a", hurts, provisional="a+lars at the edge of the searched range") == (
-        "a+lars vs a: -2.00 points [-3.00, -1.00]: LARS hurts (provisional: a+lars at the edge of the searched range)")
+        "a+lars vs a: -2.00 points [-3.00, -1.00]: LARS hurts (provisional: a+lars at the edge of the searched range)"
+    )
     assert verdict_line("a+lars", "a", Interval(0.01, math.nan, math.nan, 1)) == (
-        "a+lars vs a: +1.00 points: not enough runs for an interval")
+        "a+lars vs a: +1.00 points: not enough runs for an interval"
+    )
 
 
 def test_ranking_ties_where_intervals_overlap():
-    ranks = ranking({
-        "a": Interval(0.90, 0.89, 0.91, 3),
-        "b": Interval(0.885, 0.87, 0.895, 3),  # overlaps a
-        "c": Interval(0.80, 0.79, 0.81, 3),    # below both
-        "d": Interval(math.nan, math.nan, math.nan, 0),  # not evaluated: left out
-    })
+    ranks = ranking(
+        {
+            "a": Interval(0.90, 0.89, 0.91, 3),
+            "b": Interval(0.885, 0.87, 0.895, 3),  # overlaps a
+            "c": Interval(0.80, 0.79, 0.81, 3),  # below both
+            "d": Interval(math.nan, math.nan, math.nan, 0),  # not evaluated: left out
+        }
+    )
     assert ranks == [(1, "a", ["b"]), (1, "b", ["a"]), (3, "c", [])]
 
 
 def test_pairs_go_by_optimizer_not_by_name():
-    kinds = {"plain-sgd": ("sgd", False), "fast": ("sgd", True), "adam": ("adam", False),
-             "lamb": ("adam", True), "rmsprop+lars": ("rmsprop", True)}
+    kinds = {
+        "plain-sgd": ("sgd", False),
+        "fast": ("sgd", True),
+        "adam": ("adam", False),
+        "lamb": ("adam", True),
+        "rmsprop+lars": ("rmsprop", True),
+    }
     assert pair_arms(kinds) == [("fast", "plain-sgd"), ("lamb", "adam")]
     two_plain = {"sgd-wide": ("sgd", False), "sgd": ("sgd", False), "sgd+lars": ("sgd", True)}
     assert pair_arms(two_plain) == [("sgd+lars", "sgd")]
@@ -88,24 +100,36 @@ LR = FloatDistribution(0.05, 0.5, log=True)
 WD = FloatDistribution(0.0, 1.0)
 
 
-@pytest.mark.parametrize("lr, wd, expected", [
-    (0.5, 0.5, ["x: best lr 0.5 is at the top of [0.05, 0.5]; widen the range"]),
-    (0.05, 0.5, ["x: best lr 0.05 is at the bottom of [0.05, 0.5]; widen the range"]),
-    (0.05 * 10 ** 0.05, 0.5, ["x: best lr 0.0561 is at the bottom of [0.05, 0.5]; widen the range"]),  # 5% on the log scale
-    (0.05 * 10 ** 0.06, 0.06, []),  # 6% inside on the log scale, 6% inside on the linear one
-    (0.2, 1.0, ["x: best weight_decay 1 is at the top of [0, 1]; widen the range"]),
-    (0.2, 0.0, ["x: best weight_decay 0 is at the bottom of [0, 1]; widen the range"]),
-])
+@pytest.mark.parametrize(
+    "lr, wd, expected",
+    [
+        (0.5, 0.5, ["x: best lr 0.5 is at the top of [0.05, 0.5]; widen the range"]),
+        (0.05, 0.5, ["x: best lr 0.05 is at the bottom of [0.05, 0.5]; widen the range"]),
+        (
+            0.05 * 10**0.05,
+            0.5,
+            ["x: best lr 0.0561 is at the bottom of [0.05, 0.5]; widen the range"],
+        ),  # 5% on the log scale
+        (0.05 * 10**0.06, 0.06, []),  # 6% inside on the log scale, 6% inside on the linear one
+        (0.2, 1.0, ["x: best weight_decay 1 is at the top of [0, 1]; widen the range"]),
+        (0.2, 0.0, ["x: best weight_decay 0 is at the bottom of [0, 1]; widen the range"]),
+    ],
+)
 def test_boundary_warning_at_the_literal_edges_and_not_inside(lr, wd, expected):
     params = {"lr": lr, "weight_decay": wd, "schedule": "cosine", "steps": 3}
-    dists = {"lr": LR, "weight_decay": WD, "schedule": CategoricalDistribution(["cosine", "step"]),
-             "steps": IntDistribution(3, 3)}
+    dists = {
+        "lr": LR,
+        "weight_decay": WD,
+        "schedule": CategoricalDistribution(["cosine", "step"]),
+        "steps": IntDistribution(3, 3),
+    }
     assert boundary_warnings("x", params, dists) == expected
 
 
 def _simulate(shift: float, replicates: int, seeds: int, luck: float, rng: np.random.Generator) -> str:
     """One simulated study: test accuracy = 0.85 + search luck (sd ``luck``, one draw per replicate)
     + seed noise (sd 0.5 points)."""
+
     def arm(offset: float) -> list[list[float]]:
         return [list(0.85 + offset + rng.normal(0, luck) + rng.normal(0, 0.005, seeds)) for _ in range(replicates)]
 

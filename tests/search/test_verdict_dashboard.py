@@ -48,8 +48,9 @@ def served(tmp_path_factory):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = tmp_path_factory.mktemp("verdict-dash")
     url = f"sqlite:///{tmp / 'dv.db'}"
-    run_studies(load_spec(write_study(tmp, STUDY)), url, train_fn=EvalTrain(), progress=False,
-                validate=lambda c: dict(c))
+    run_studies(
+        load_spec(write_study(tmp, STUDY)), url, train_fn=EvalTrain(), progress=False, validate=lambda c: dict(c)
+    )
     server = make_server(url, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -72,7 +73,9 @@ def _study_id(server, name: str) -> int:
 def test_each_arm_carries_the_verdict_note_and_its_figure_is_served(served):
     server, url = served
     verdict = load_verdict(open_storage(url, heartbeat=False), "dv")
-    assert verdict.lines == ["sgd+lars vs sgd: +2.00 points [+1.55, +2.45]: LARS helps"]  # 0.8 + 0.002 k: sd 0.002, t(4)
+    assert verdict.lines == [
+        "sgd+lars vs sgd: +2.00 points [+1.55, +2.45]: LARS helps"
+    ]  # 0.8 + 0.002 k: sd 0.002, t(4)
     for arm in ("sgd", "sgd+lars"):
         detail = json.loads(_get(server, f"/api/studies/{_study_id(server, f'dv/{arm}')}"))
         assert verdict.lines[0] in detail["note"]["body"]
@@ -86,15 +89,26 @@ def test_each_arm_carries_the_verdict_note_and_its_figure_is_served(served):
 def test_headless_chromium_shows_the_verdict_and_saves_a_screenshot(served, tmp_path):
     server, _ = served
     page = f"{server.url}/studies/{_study_id(server, 'dv/sgd+lars')}/note"  # the study's note page
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-               f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+    ]
     dom = subprocess.run([*command, "--dump-dom", page], capture_output=True, text=True, timeout=60, check=True).stdout
     for text in ("Verdict of dv", "sgd+lars vs sgd: +2.00 points [+1.55, +2.45]: LARS helps", "test % [95% CI]"):
         assert text in dom, f"{text!r} not visible on the study page"
     assert "/artifacts/" in dom  # the figure is in the note
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-verdict.png"
-    subprocess.run([*command, f"--screenshot={shot}", "--window-size=1280,1400", page], capture_output=True,
-                   timeout=60, check=True)
+    subprocess.run(
+        [*command, f"--screenshot={shot}", "--window-size=1280,1400", page], capture_output=True, timeout=60, check=True
+    )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000

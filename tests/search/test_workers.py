@@ -14,16 +14,23 @@ import signal
 import threading
 import urllib.request
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from optuna.trial import TrialState
+from worker_harness import (
+    assert_exact_budget,
+    load_arm,
+    start_workers,
+    wait_all,
+    wait_for_file,
+    worker_env,
+    worker_logs,
+    write_study,
+)
 
 from search import workers as W
-from worker_harness import (
-    assert_exact_budget, load_arm, start_workers, wait_all, wait_for_file, worker_env, worker_logs, write_study,
-)  # fmt: skip
 
 
 # ------------------------------------------------------------------ units
@@ -31,7 +38,9 @@ def test_parse_gpus_accepts_indices_and_rejects_bad_lists():
     assert W.parse_gpus("0,1, 3") == ["0", "1", "3"]
     assert W.parse_gpus([2, 5]) == ["2", "5"]
     assert W.parse_gpus(None) is None
-    with pytest.raises(ValueError, match=r"--gpus must be a comma-separated list of GPU indices like 0,1,2, got '0,,1'"):
+    with pytest.raises(
+        ValueError, match=r"--gpus must be a comma-separated list of GPU indices like 0,1,2, got '0,,1'"
+    ):
         W.parse_gpus("0,,1")
     with pytest.raises(ValueError, match=r"--gpus must not repeat a GPU, got '1,1'"):
         W.parse_gpus("1,1")
@@ -60,7 +69,9 @@ def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path, monkeypat
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     study = write_study(tmp_path, trials=2)
     fake_python = tmp_path / "fake-python"
-    fake_python.write_text('#!/bin/sh\necho "$CUDA_VISIBLE_DEVICES $*" >> "$RECORD"\necho "$OMP_NUM_THREADS" >> "$RECORD.omp"\n')
+    fake_python.write_text(
+        '#!/bin/sh\necho "$CUDA_VISIBLE_DEVICES $*" >> "$RECORD"\necho "$OMP_NUM_THREADS" >> "$RECORD.omp"\n'
+    )
     fake_python.chmod(0o755)
     lines = []
     code = W.launch_workers(str(study), storage_url=f"sqlite:///{tmp_path}/x.db", gpus="1,3",
@@ -162,8 +173,9 @@ def test_optuna_dashboard_polling_live_sqlite_file_does_not_fail_workers(tmp_pat
     url = f"sqlite:///{tmp_path}/x.db"
     study = write_study(tmp_path, arms=("sgd",), trials=40)
     W._prepare(str(study), url)  # schema and studies exist before the dashboard opens the file
-    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(url), server_class=_ThreadedServer,
-                         handler_class=_QuietHandler)
+    server = make_server(
+        "127.0.0.1", 0, optuna_dashboard.wsgi(url), server_class=_ThreadedServer, handler_class=_QuietHandler
+    )
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     base = f"http://127.0.0.1:{server.server_port}"
@@ -209,10 +221,14 @@ def _run_worker_main(study: Path, url: str, tmp_path: Path, capsys, monkeypatch)
 
 def test_worker_with_bad_storage_url_exits_2_with_one_masked_line(tmp_path, capsys, monkeypatch):
     study = write_study(tmp_path, trials=2)
-    code, err = _run_worker_main(study, "postgresql+psycopg://lars:hunter2@127.0.0.1:1/lars", tmp_path, capsys, monkeypatch)
+    code, err = _run_worker_main(
+        study, "postgresql+psycopg://lars:hunter2@127.0.0.1:1/lars", tmp_path, capsys, monkeypatch
+    )
     assert code == W.EXIT_USER_ERROR
     assert len(err.strip().splitlines()) == 1
-    assert err.startswith("lars-search: error: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: ")
+    assert err.startswith(
+        "lars-search: error: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: "
+    )
     assert "hunter2" not in err
     assert not (tmp_path / "trials.log").exists()  # nothing trained
 
