@@ -448,14 +448,7 @@ def train_reusing_data() -> Callable[..., Result]:
         )
         if kept["key"] != key:
             kept["key"], kept["splits"] = None, None  # free the old data set before loading the next
-            kept["splits"] = load_splits(
-                config["dataset"],
-                val_size=config["val_size"],
-                n_train=config["n_train"],
-                data_dir=config["data_dir"],
-                device=device,
-                with_test=config["evaluate_test"],
-            )
+            kept["splits"] = _data_on(device, config, None)
             kept["key"] = key
         return train(config, report, data=kept["splits"])
 
