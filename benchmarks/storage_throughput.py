@@ -24,25 +24,7 @@ Run (about 3 minutes on 2 CPU cores)::
     python benchmarks/storage_throughput.py
     python benchmarks/storage_throughput.py --noop-trials 40 --overhead-trials 6 --no-postgres
 
-Measured 2026-11-26 on the development machine: x86_64, 2 CPU cores shared with other
-jobs (load average 2.4 at the start), Python 3.11.7, optuna 5.0.0, SQLAlchemy 2.1,
-psycopg 3.3, PostgreSQL 15 (fsync off, as the throwaway server runs), default options::
-
-    no-op objective     workers  trials  trials/s  steady/s
-    sqlite                    1      80      24.7      23.9
-    sqlite                    4      80      17.2      17.2
-    postgresql                1      80       7.6       8.0
-    postgresql                4      80      10.6      10.9
-
-    1-second objective  framework s/trial  bare s/trial  overhead
-    sqlite                          1.065         1.064      0.0 %
-    postgresql                      1.096         1.061      3.3 %
-
-With 2 cores, the client's Python (TPE sampling, SQLAlchemy) is the bottleneck of the
-no-op study, so 4 worker processes do not add throughput here; on a real study each
-trial trains for minutes and the storage traffic is noise. The figures move with the
-machine's load: an earlier run at load average 4.6 gave 4.2 % (SQLite) and 8.9 %
-(PostgreSQL) overhead, before claims and counts were reduced to one SQL statement.
+Measured figures: ``benchmarks/RESULTS.md`` (section Storage throughput).
 """
 
 from __future__ import annotations
