@@ -447,5 +447,32 @@ def format_compare(storage: Any, name: str) -> str:
         lines += ["", "failed/diverged trials by reason:"]
         for arm, reasons in failures.items():
             lines.append(f"  {arm}: " + ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())))
+    ratios = trust_ratio_table(verdict)
     ranges = range_lines(load_arms(storage, name))
-    return "\n".join(lines + ([""] + ranges if ranges else []))
+    return "\n".join(lines + ([""] + ratios if ratios else []) + ([""] + ranges if ranges else []))
+
+
+def trust_ratio_table(verdict: Verdict) -> list[str]:
+    """What LARS did in each LARS arm's incumbent (replicate 0): per layer, the median [min, max] of its
+    trust ratio over the last epoch it trained (``trust_ratio`` of the trial's history); [] without one."""
+    columns: dict[str, dict[str, list[float]]] = {}
+    for a in verdict.arms:
+        best = a.searches[0].best_trial if a.lars and a.searches else None
+        history = best.user_attrs.get("history") if best is not None else None
+        last = history[-1].get("trust_ratio") if isinstance(history, list) and history else None
+        if isinstance(last, dict) and last:
+            columns[f"{a.arm} #{best.number}"] = last
+    if not columns:
+        return []
+    layers = list(dict.fromkeys(layer for ratios in columns.values() for layer in ratios))
+    rows = []
+    for layer in layers:
+        cells = []
+        for ratios in columns.values():
+            summary = ratios.get(layer)
+            cells.append(f"{summary[1]:.3g} [{summary[0]:.3g}, {summary[2]:.3g}]" if summary else "-")
+        rows.append([layer, *cells])
+    return [
+        "trust ratios of each LARS arm's incumbent, last epoch (per layer: median [min, max] over its steps):",
+        format_table(["layer", *columns], rows),
+    ]

@@ -185,3 +185,20 @@ def test_an_arm_whose_trials_all_failed_gets_no_verdict_and_says_why():
     assert load_verdict(storage, "f").lines == [
         "sgd+lars vs sgd: no verdict (sgd+lars and sgd: no test result; every trial or evaluation run failed or diverged)"
     ]
+
+
+def test_compare_shows_the_trust_ratios_of_each_lars_incumbent(storage):
+    lars = optuna.load_study(study_name="r/sgd+lars", storage=storage)
+    ratios = {"features.0.weight": [0.1, 0.25, 0.5], "classifier.weight": [0.01, 0.0125, 0.02]}
+    history = [{"epoch": 1, "trust_ratio": {"features.0.weight": [9.0, 9.0, 9.0]}}, {"epoch": 2, "trust_ratio": ratios}]
+    add(lars, TrialState.COMPLETE, 0.95, history=history)  # the new incumbent, trial 2: its last epoch is shown
+    text = format_compare(storage, "r")
+    table = text[text.index("trust ratios of each LARS arm's incumbent") :].splitlines()[:5]
+    assert table == [
+        "trust ratios of each LARS arm's incumbent, last epoch (per layer: median [min, max] over its steps):",
+        "layer              sgd+lars #2",
+        "-----------------  -------------------",
+        "features.0.weight  0.25 [0.1, 0.5]",
+        "classifier.weight  0.0125 [0.01, 0.02]",
+    ]
+    assert "sgd #" not in text[text.index("trust ratios") :]  # a plain arm has no trust ratio
