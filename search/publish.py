@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import optuna
@@ -25,8 +26,9 @@ from search.report import Verdict, format_compare, format_verdict, load_arms, lo
 __all__ = ["publish_verdict", "artifact_store_for"]
 
 
-def _markdown(name: str, verdict: str, compare: str, figure: str | None) -> str:
-    body = [f"## Verdict of {name}", "", "```", verdict, "```", "", "### compare", "", "```", compare, "```"]
+def _markdown(name: str, compare: str, figure: str | None) -> str:
+    """The note: ``compare``'s text (the table, then the verdict, ranking and warnings), then the figure."""
+    body = [f"## Verdict of {name}", "", "```", compare, "```"]
     if figure:
         body += ["", f"![test accuracy per arm]({figure})"]
     return "\n".join(body)
@@ -45,15 +47,13 @@ def publish_verdict(storage: Any, name: str, *, figure_dir: str | None = None) -
     verdict = load_verdict(storage, name)
     compare = format_compare(storage, name)
     text = "\n".join(format_verdict(verdict))
-    import tempfile
-
     store = artifact_store_for(storage, figure_dir)
     with tempfile.TemporaryDirectory() as tmp:
         path = _draw_figure(storage, name, tmp) if store is not None else None
         for _arm, study in load_arms(storage, name):
             figure = _upload_figure(study, store, path) if path is not None else None
             study.set_user_attr("verdict", text)
-            save_note(study, _markdown(name, text, compare, figure))
+            save_note(study, _markdown(name, compare, figure))
     return verdict
 
 
