@@ -29,14 +29,14 @@ keeps its lr but not its lambda: its product is sampled in the found range.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import optuna
 
-from search.space import Auto, Choice, Fixed, Range
+from search.recipe import middle
+from search.space import Auto, Range
 from search.spec import Arm, SpecError, StudySpec
 
 __all__ = [
@@ -66,16 +66,6 @@ def needs_range_test(arm: Arm) -> bool:
     return isinstance(arm.space.params.get("lr"), Auto)
 
 
-def _middle(dim: Any) -> Any:
-    """A dimension's middle: a fixed value, the first choice, a range's (geometric, for log) midpoint."""
-    if isinstance(dim, Fixed):
-        return dim.value
-    if isinstance(dim, Choice):
-        return dim.choices[0]
-    middle = math.sqrt(dim.low * dim.high) if dim.log else (dim.low + dim.high) / 2
-    return round(middle) if dim.integer else middle
-
-
 def default_lr(spec: StudySpec, arm: Arm) -> Range:
     """The arm's default lr range, which its ``Auto`` holds (what a LARS arm's lr keeps under ``lr: auto``)."""
     auto = arm.space.params["lr"]
@@ -97,8 +87,8 @@ def reference_config(spec: StudySpec, arm: Arm, *, device: str | None = None) ->
         "schedule_params": {},
         "warmup_epochs": 0.0,
     }
-    config.update({k: _middle(d) for k, d in arm.space.params.items() if k not in ("lr", "warmup_epochs")})
-    config["lr"] = _middle(default_lr(spec, arm))
+    config.update({k: middle(d) for k, d in arm.space.params.items() if k not in ("lr", "warmup_epochs")})
+    config["lr"] = middle(default_lr(spec, arm))
     if device:
         config["device"] = device
     return config

@@ -45,7 +45,15 @@ from typing import Any
 from search.arms import Arm, SpecError, _int, _mapping
 from search.space import SPACE_KEYS, Auto, Choice, Dimension, Fixed, Range, why_not
 
-__all__ = ["FinalSpec", "RECIPE_KEYS", "needs_recipe_later", "published_recipe", "parse_final", "recipe_params"]
+__all__ = [
+    "FinalSpec",
+    "RECIPE_KEYS",
+    "middle",
+    "needs_recipe_later",
+    "published_recipe",
+    "parse_final",
+    "recipe_params",
+]
 
 RECIPE_KEYS = (*SPACE_KEYS, "schedule", "schedule_params")
 MAX_SEEDS = 999  # evaluation seeds are objective.seed + 1 + 1000 * replicate + k (search.evaluation)
@@ -125,7 +133,9 @@ def _inside(dim: Dimension, value: Any) -> bool:
     return dim.step is None or math.isclose((value - dim.low) / dim.step, round((value - dim.low) / dim.step))
 
 
-def _middle(dim: Dimension) -> Any:
+def middle(dim: Dimension) -> Any:
+    """A dimension's middle, as a value a trial can draw: the fixed value, the first choice, a range's
+    (geometric, for log) midpoint on its step grid."""
     if isinstance(dim, Fixed):
         return dim.value
     if isinstance(dim, Choice):
@@ -169,21 +179,21 @@ def recipe_params(
         if isinstance(dim, Range) and dim.per is not None:
             products.append((key, dim))
             continue
-        value = place(dim, recipe[key], key) if key in recipe else _middle(dim)
+        value = place(dim, recipe[key], key) if key in recipe else middle(dim)
         chosen[key] = value
         if not isinstance(dim, Fixed):
             params[key] = _encode(value)
     for key, dim in products:  # a range of key * per (search.space): the product is the Optuna param
         factor = chosen.get(dim.per, recipe.get(dim.per))
         value = recipe[key] * factor if key in recipe and factor is not None else None
-        params["*".join(sorted((key, dim.per)))] = place(dim, value, key) if value is not None else _middle(dim)
+        params["*".join(sorted((key, dim.per)))] = place(dim, value, key) if value is not None else middle(dim)
     kinds = space.schedule.choices if isinstance(space.schedule, Choice) else (space.schedule.value,)
     kind = place(space.schedule, recipe.get("schedule", kinds[0]), "schedule")
     if not isinstance(space.schedule, Fixed):
         params["schedule"] = kind
     given = recipe.get("schedule_params") or {}
     for pname, dim in space.schedule_params.get(kind, {}).items():
-        value = place(dim, given[pname], f"schedule_params.{pname}") if pname in given else _middle(dim)
+        value = place(dim, given[pname], f"schedule_params.{pname}") if pname in given else middle(dim)
         if not isinstance(dim, Fixed):
             params[f"schedule.{kind}.{pname}"] = _encode(value)
     return params
