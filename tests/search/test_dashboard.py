@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -15,12 +14,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+from browser import CHROMIUM, chromium
 
 from search.dashboard import DashboardError, make_server
 from search.storage import StorageError
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARMS = ("sgd", "sgd+lars", "adam+lars")
 NAME = "dash-demo"
 
@@ -100,24 +99,6 @@ def _get_json(server, path: str):
     root = server.url.removesuffix("/dashboard")
     with urllib.request.urlopen(root + path, timeout=10) as response:
         return json.loads(response.read())
-
-
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-extensions",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--virtual-time-budget=10000",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
 
 
 def test_make_server_binds_loopback_and_finds_every_arm(dashboard):
@@ -295,14 +276,14 @@ def test_port_out_of_range_is_rejected(port):
 @pytest.mark.slow  # about 2 s on idle cores, 10-15 s on busy ones
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_headless_chromium_shows_every_arm_and_saves_a_screenshot(dashboard, tmp_path):
-    dom = _chromium(tmp_path, "--dump-dom", dashboard.url).stdout
+    dom = chromium(tmp_path, "--dump-dom", dashboard.url).stdout
     for arm in ARMS:
         assert f"{NAME}/{arm}" in dom, f"study {NAME}/{arm} not rendered by the dashboard"
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-studies.png"
     if shot.exists():
         os.remove(shot)
-    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", dashboard.url)
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", dashboard.url)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 5000  # a rendered page, not a blank one
 
@@ -314,7 +295,7 @@ def test_headless_chromium_shows_trial_user_attrs(dashboard, tmp_path):
     studies = _get_json(dashboard, "/api/studies")["study_summaries"]
     study_id = next(s["study_id"] for s in studies if s["study_name"] == f"{NAME}/sgd+lars")
     page = f"{dashboard.url}/studies/{study_id}/trials?numbers=1,2"  # the last complete and the failed trial
-    dom = _chromium(tmp_path, "--dump-dom", page).stdout
+    dom = chromium(tmp_path, "--dump-dom", page).stdout
     for text in (
         "fail_reason",
         "diverged: training loss is nan at epoch 1",
@@ -326,7 +307,7 @@ def test_headless_chromium_shows_trial_user_attrs(dashboard, tmp_path):
     ):
         assert text in dom, f"{text!r} not shown on the trial page"
     ARTIFACTS.mkdir(exist_ok=True)
-    _chromium(tmp_path, f"--screenshot={ARTIFACTS / 'dashboard-trials.png'}", "--window-size=1280,900", page)
+    chromium(tmp_path, f"--screenshot={ARTIFACTS / 'dashboard-trials.png'}", "--window-size=1280,900", page)
 
 
 @pytest.mark.slow  # the CLI's error path imports objectives (torch, torchvision)

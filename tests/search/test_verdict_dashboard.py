@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import subprocess
 import threading
 import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
+from browser import CHROMIUM, chromium
 from search_fakes import FakeTrain, write_study
 
 from search.dashboard import make_server
@@ -21,7 +20,6 @@ from search.storage import open_storage
 from search.study import run_studies
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 STUDY = """\
 name: dv
@@ -89,26 +87,11 @@ def test_each_arm_carries_the_verdict_note_and_its_figure_is_served(served):
 def test_headless_chromium_shows_the_verdict_and_saves_a_screenshot(served, tmp_path):
     server, _ = served
     page = f"{server.url}/studies/{_study_id(server, 'dv/sgd+lars')}/note"  # the study's note page
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-extensions",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=10000",
-    ]
-    dom = subprocess.run([*command, "--dump-dom", page], capture_output=True, text=True, timeout=60, check=True).stdout
+    dom = chromium(tmp_path, "--dump-dom", page).stdout
     for text in ("Verdict of dv", "sgd+lars vs sgd: +2.00 points [+1.55, +2.45]: LARS helps", "test % [95% CI]"):
         assert text in dom, f"{text!r} not visible on the study page"
     assert "/artifacts/" in dom  # the figure is in the note
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-verdict.png"
-    subprocess.run(
-        [*command, f"--screenshot={shot}", "--window-size=1280,1400", page], capture_output=True, timeout=60, check=True
-    )
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,1400", page)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
