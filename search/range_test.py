@@ -22,8 +22,10 @@ every replicate searches the same range): an arm study that already holds ``lr_r
 (a resumed run, another worker) reuses it. Its cost, ``trial_epochs`` (steps taken /
 steps per epoch), is part of that search's compute (:func:`range_cost`). A curve with no
 usable range (the loss diverges at every lr tried, or never falls) stops the run with one
-:class:`RangeTestError` line saying what to try. Workers that start together before any
-has stored the range each run the test. A LARS arm's recipe trial (:mod:`search.recipe`)
+:class:`RangeTestError` line saying what to try. ``lars-search run --workers N`` runs the
+tests in its own process before the workers start (:func:`search.workers.launch_workers`),
+so they all read one stored range; workers started separately (``lars-search worker``, one
+per machine) at the same moment, before any has stored it, each run it. A LARS arm's recipe trial (:mod:`search.recipe`)
 keeps its lr but not its lambda: its product is sampled in the found range.
 """
 

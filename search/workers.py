@@ -125,8 +125,17 @@ def worker_command(
     return argv
 
 
-def _prepare(study_file: str, storage_url: str | None) -> tuple[Any, Any, str]:
-    """Open storage, parse the file, create/check every arm's study (raises on any problem)."""
+def _prepare(
+    study_file: str, storage_url: str | None, *, device: str | None = None, log: Callable[[str], None] = print
+) -> tuple[Any, Any, str]:
+    """Open storage, parse the file, create/check every arm's study (raises on any problem),
+    and run the ``lr: auto`` range tests the studies do not hold yet.
+
+    The range tests run here, once, before any worker starts: workers started together
+    would each run them (none finds the range stored yet), paying the cost several times
+    while the arm's compute counts it once. Each worker then reads the stored range.
+    """
+    from search.range_test import needs_range_test, resolve_ranges
     from search.spec import load_spec
     from search.storage import open_storage, resolve_storage_url
     from search.study import open_studies
@@ -134,7 +143,9 @@ def _prepare(study_file: str, storage_url: str | None) -> tuple[Any, Any, str]:
     spec = load_spec(study_file)
     url = resolve_storage_url(storage_url, spec)
     storage = open_storage(url)
-    open_studies(spec, storage, url=url)
+    studies = open_studies(spec, storage, url=url)
+    if any(needs_range_test(arm) for arm in spec.arms):
+        resolve_ranges(spec, studies, device=device, log=log)
     return spec, storage, url
 
 
@@ -231,8 +242,8 @@ def launch_workers(
         0 when every worker exited 0, else the first non-zero exit status.
 
     Raises:
-        search.storage.StorageError, search.spec.SpecError, search.study.SpecConflictError:
-            raised before any worker starts.
+        search.storage.StorageError, search.spec.SpecError, search.study.SpecConflictError,
+        search.range_test.RangeTestError: raised before any worker starts.
     """
     from search.storage import mask_url
 
@@ -240,7 +251,7 @@ def launch_workers(
     n_workers = _worker_count(n_workers, gpu_list)
     if gpu_list is not None:
         device = device or "cuda"
-    spec, _, url = _prepare(study_file, storage_url)  # the workers open their own connections
+    spec, _, url = _prepare(study_file, storage_url, device=device, log=log)  # workers open their own connections
     where = f" on GPUs {','.join(gpu_list)}" if gpu_list else ""
     log(f"{spec.name}: starting {n_workers} worker{'s' if n_workers != 1 else ''}{where} on {mask_url(url)}")
     argvs = [worker_command(study_file, url, worker_id=i, n_trials=n_trials, timeout=timeout, device=device,

@@ -170,3 +170,28 @@ def test_status_and_compare_show_the_found_range(sweeps):
     line = "  sgd+lars: lr range test: lr*trust_coefficient in [0.01, 1] (4 trial-epochs, 8 steps)"
     for text in (format_status(storage, "auto"), format_compare(storage, "auto")):
         assert "lr: auto (a range test before the search" in text and line in text.splitlines()
+
+
+@pytest.mark.slow
+def test_local_workers_read_one_range_test_run_before_they_start(sweeps, tmp_path):
+    """``run --workers 2``: the parent tests each auto arm once; workers started together do not
+    each run their own (they would pay the cost twice while the compute counts it once)."""
+    import yaml
+    from worker_harness import worker_env
+
+    from search import workers as W
+
+    study = tmp_path / "auto.yaml"
+    study.write_text(yaml.safe_dump({**SPEC, "budget": {"trials": 2}}))
+    url = f"sqlite:///{tmp_path}/auto.db"
+    lines = []
+    code = W.launch_workers(str(study), storage_url=url, n_workers=2, objective="fake_objective:train",
+                            env=worker_env(tmp_path), log=lines.append)  # fmt: skip
+    assert code == 0, lines
+    assert [c["lars"] for c, _ in sweeps] == [False, True]  # once per arm, in this process
+    starting = lines.index(f"auto: starting 2 workers on {url}")
+    tested = [i for i, line in enumerate(lines) if "lr range test:" in line]
+    assert len(tested) == 2 and max(tested) < starting, lines
+    storage = optuna.storages.RDBStorage(url)
+    for arm in ("sgd", "sgd+lars"):
+        assert optuna.load_study(study_name=f"auto/{arm}", storage=storage).user_attrs[RANGE_ATTR]["steps"] == 8
