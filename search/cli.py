@@ -30,7 +30,7 @@ from typing import Any
 
 from search.dashboard import DashboardError
 from search.plot import PlotError
-from search.report import StudyNotFoundError
+from search.report import StudyNotFoundError, plural
 from search.spec import SpecError
 from search.storage import StorageError
 from search.study import SpecConflictError
@@ -63,11 +63,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 arm``, ``2 arms``, ``1 study``, ``3 studies``."""
-    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from optuna.trial import FrozenTrial
 
-from search.report import StudyNotFoundError, Verdict, load_verdict
+from search.report import StudyNotFoundError, Verdict, load_verdict, plural
 
 __all__ = ["best_trial", "code_snippet", "export_text", "load_config_file"]
 
@@ -173,8 +173,8 @@ def export_text(
     test = result.test
     if test is not None and test.n:
         interval = f" [{100 * test.low:.2f}, {100 * test.high:.2f}]" if test.known else ""
-        test_text = (f"{100 * test.mean:.2f}%{interval} (95% interval; {verdict.replicates} replicate(s) x "
-                     f"{verdict.seeds} seed(s))")  # fmt: skip
+        runs = f"{plural(verdict.replicates, 'replicate')} x {plural(verdict.seeds, 'seed')}"
+        test_text = f"{100 * test.mean:.2f}%{interval} (95% interval; {runs})"
     else:
         test_text = "not evaluated yet"
     lines = [line for line in verdict.lines if line.startswith(f"{arm} vs ") or f" vs {arm}:" in line]

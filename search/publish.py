@@ -45,7 +45,7 @@ def publish_verdict(storage: Any, name: str, *, figure_dir: str | None = None) -
     from optuna_dashboard import save_note
 
     verdict = load_verdict(storage, name)
-    compare = format_compare(storage, name)
+    compare = format_compare(storage, name, verdict)
     text = "\n".join(format_verdict(verdict))
     store = artifact_store_for(storage, figure_dir)
     with tempfile.TemporaryDirectory() as tmp:

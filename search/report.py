@@ -392,11 +392,17 @@ def _arm_row(a: ArmResult) -> list[str]:
     ]  # fmt: skip
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 arm``, ``2 arms``, ``1 study``, ``3 studies``."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def format_verdict(verdict: Verdict) -> list[str]:
     """The verdict lines, ranking, warnings and notes (without the table)."""
     method = ("t interval over replicate means" if verdict.replicates >= 2
               else "t interval over seeds: training noise only, replicates: 2+ adds the search's luck")  # fmt: skip
-    lines = [f"verdict ({verdict.replicates} replicate(s) x {verdict.seeds} seed(s) per arm, 95% intervals, {method}):"]
+    runs = f"{plural(verdict.replicates, 'replicate')} x {plural(verdict.seeds, 'seed')} per arm"
+    lines = [f"verdict ({runs}, 95% intervals, {method}):"]
     lines += [f"  {line}" for line in verdict.lines] or ["  no LARS arm with a plain twin of the same optimizer"]
     if verdict.ranking:
         lines.append("ranking by test accuracy (ties: overlapping intervals):")
@@ -411,14 +417,17 @@ def format_verdict(verdict: Verdict) -> list[str]:
     return lines
 
 
-def format_compare(storage: Any, name: str) -> str:
-    """The arms table of ``name``, the verdict lines, the ranking and the warnings."""
-    verdict = load_verdict(storage, name)
+def format_compare(storage: Any, name: str, verdict: Verdict | None = None) -> str:
+    """The arms table of ``name``, the verdict lines, the ranking and the warnings.
+
+    ``verdict``: the one :func:`load_verdict` computed already, if the caller has it.
+    """
+    verdict = verdict or load_verdict(storage, name)
     headers = ["arm", "trials C/P/F", "best val %", "recipe val %", "tuning gain", "test % [95% CI]", "test runs",
                "trial-epochs", "seconds", "saved by pruning", "best trial"]  # fmt: skip
     lines = [
         f"compare {name}: final evaluation = each search's best trial (validation) retrained with "
-        f"{verdict.seeds} seed(s) on the test set; {verdict.replicates} search(es) per arm",
+        f"{plural(verdict.seeds, 'seed')} on the test set; {plural(verdict.replicates, 'search', 'searches')} per arm",
         format_table(headers, [_arm_row(a) for a in verdict.arms]),
         "",
         *format_verdict(verdict),

@@ -90,7 +90,7 @@ def test_export_header_makes_the_file_traceable(finished, tmp_path):
     assert header[1] == f"study: e   arm: sgd+lars ({chosen})   replicate: 0   trial: {study.best_trial.number}"
     assert header[2] == (
         f"test accuracy (final evaluation): {100 * test.mean:.2f}% [{100 * test.low:.2f}, "
-        f"{100 * test.high:.2f}] (95% interval; 1 replicate(s) x 3 seed(s))"
+        f"{100 * test.high:.2f}] (95% interval; 1 replicate x 3 seeds)"
     )
     assert header[3] == f"verdict: {verdict.lines[0]}" and header[3].startswith("verdict: sgd+lars vs sgd: ")
     assert header[4] == "data: fashion_mnist, n_train None, val_size 5000, batch_size 128, epochs 3"
