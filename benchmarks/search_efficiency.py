@@ -154,7 +154,8 @@ def _config_key(config: dict) -> str:
 def run_one(variant: str, seed: int, size: dict, args: argparse.Namespace, storage, deadline: float | None) -> None:
     """Run (or resume) one variant and seed: range tests first, then the search; test accuracies beside it."""
     from objectives.train import train_reusing_data  # late: pulls in the models
-    from search.study import open_studies, run_studies
+    from search.studies import open_studies
+    from search.study import run_studies
 
     spec = _spec(variant, seed, size, args.device)
     studies = open_studies(spec, storage)

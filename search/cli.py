@@ -33,7 +33,7 @@ from search.report import StudyNotFoundError
 from search.run_verbs import args_run, args_train, args_worker, cmd_run, cmd_train, cmd_worker, exit_code
 from search.spec import SpecError
 from search.storage import StorageError
-from search.study import SpecConflictError
+from search.studies import SpecConflictError
 from search.trial import Terminated, is_user_error
 from search.verbs import (
     PROG,

@@ -170,7 +170,7 @@ class Budget:
 class SamplerSpec:
     type: str = "tpe"
     seed: int = 0
-    n_startup_trials: int | None = None  # None: chosen from the budget (see search.study)
+    n_startup_trials: int | None = None  # None: chosen from the budget (see search.samplers)
     multivariate: bool = False
 
 
@@ -179,7 +179,7 @@ class PrunerSpec:
     type: str = "median"
     n_startup_trials: int | None = None  # None: chosen from the budget
     n_warmup_steps: int = 0  # epochs never judged, on top of each trial's own LR warm-up
-    interval_steps: int | None = None  # judge every N epochs; None: chosen from the epochs (see search.study)
+    interval_steps: int | None = None  # judge every N epochs; None: chosen from the epochs (see search.samplers)
     min_resource: int = 1
     reduction_factor: int = 3
 

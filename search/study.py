@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,6 @@ from typing import Any
 import optuna
 
 from search.budget import (
-    arm_lock,
     claim_trial,
     is_complete,
     slot_counts,  # slots, waiting and running in one SQL statement
@@ -46,38 +44,18 @@ from search.evaluation import (
     incumbent,
     open_evaluation,
     run_evaluation_trial,
-    search_study_name,
 )
 from search.publish import publish_verdict
 from search.range_test import resolve_ranges
-from search.recipe import needs_recipe_later, published_recipe, recipe_params
 from search.report import ArmStats, arm_stats
-from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
+from search.spec import Arm, StudySpec
 from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
+from search.studies import enqueue_recipe, open_studies, unit_key
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
-__all__ = [
-    "SpecConflictError",
-    "TrialOutcome",
-    "ArmStats",
-    "unit_key",
-    "build_sampler",
-    "build_pruner",
-    "default_sampler_startup",
-    "default_pruner_startup",
-    "default_pruner_interval",
-    "open_studies",
-    "run_trial",
-    "run_studies",
-    "resolve_storage_url",
-    "stored_spec",
-]
+__all__ = ["TrialOutcome", "ArmStats", "run_trial", "run_studies", "resolve_storage_url"]
 
 Log = Callable[[str], None]
-
-
-class SpecConflictError(ValueError):
-    """The study file disagrees with the studies already stored under its name."""
 
 
 # --------------------------------------------------------------------------- budget / storage
@@ -94,204 +72,6 @@ def _open(storage: Any) -> optuna.storages.BaseStorage:
 
         return open_storage(storage)
     return storage
-
-
-# --------------------------------------------------------------------------- sampler / pruner
-
-
-def default_sampler_startup(trials: int | None) -> int:
-    """Random trials before the model-based sampler starts: a third of the budget, 3 to 10."""
-    return 10 if trials is None else max(3, min(10, trials // 3))
-
-
-def default_pruner_startup(trials: int | None) -> int:
-    """Finished trials per arm before the median pruner judges: a fifth of the budget, 2 to 5."""
-    return 5 if trials is None else max(2, min(5, trials // 5))
-
-
-def default_pruner_interval(epochs: int) -> int:
-    """Epochs between the median pruner's judgements (Optuna's ``interval_steps``): a third of training.
-
-    With 10 epochs a trial is judged at epochs 3, 6 and 9 (and at 1 when its LR warm-up is
-    under one epoch: Optuna also judges the first report of the first interval), instead
-    of at every epoch.
-
-    Every judgement is a chance to cut a trial that climbs slowly while its lr is high, and
-    those include the best configs (high lr x lambda with a decaying schedule), which
-    overtake the rest only once the lr decays. Replayed on 22 stored random-search runs
-    (``benchmarks/pruner_replay.py``), judging every third epoch instead of every epoch
-    saved 1.97x instead of 2.27x of the compute and lost 0.39 instead of 0.72 points of the
-    run's best accuracy (the best trial survived in 16 of 22 runs instead of 13).
-    """
-    return max(1, epochs // 3)
-
-
-def build_sampler(spec: StudySpec, *, seed_offset: int = 0, trials: int | None = None) -> optuna.samplers.BaseSampler:
-    """The arm's sampler (same settings for every arm); ``seed_offset`` varies the stream per resume/worker."""
-    s = spec.sampler
-    seed = (s.seed + seed_offset) % 2**32
-    trials = spec.budget.trials if trials is None else trials
-    startup = s.n_startup_trials if s.n_startup_trials is not None else default_sampler_startup(trials)
-    if s.type == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=startup, multivariate=s.multivariate, group=s.multivariate
-        )
-    if s.type == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if s.type == "qmc":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.QMCSampler(seed=seed, scramble=True)
-    if s.type == "cmaes":
-        return optuna.samplers.CmaEsSampler(
-            seed=seed, n_startup_trials=startup, warn_independent_sampling=False,
-            independent_sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
-        )  # fmt: skip
-    if s.type == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
-    raise ValueError(f"sampler.type must be one of tpe, random, qmc, cmaes, gp, got {s.type!r}")
-
-
-def build_pruner(spec: StudySpec, *, trials: int | None = None) -> optuna.pruners.BasePruner:
-    """Median (default), Hyperband over epochs, or none.
-
-    The median pruner judges every ``interval_steps`` epochs (default
-    :func:`default_pruner_interval`). Its ``n_warmup_steps`` is the study's fixed floor; each trial's own
-    LR warm-up is handled per trial in :func:`run_trial` (it is a sampled value).
-    """
-    p = spec.pruner
-    trials = spec.budget.trials if trials is None else trials
-    if p.type == "median":
-        startup = p.n_startup_trials if p.n_startup_trials is not None else default_pruner_startup(trials)
-        interval = (
-            p.interval_steps if p.interval_steps is not None else default_pruner_interval(spec.objective["epochs"])
-        )
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=startup, n_warmup_steps=p.n_warmup_steps, interval_steps=interval
-        )
-    if p.type == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=p.min_resource, max_resource=spec.objective["epochs"], reduction_factor=p.reduction_factor
-        )
-    return optuna.pruners.NopPruner()
-
-
-# --------------------------------------------------------------------------- studies
-
-
-def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
-    """The study file stored with ``study_name`` (parsed), or None when no such study exists."""
-    try:
-        study_id = storage.get_study_id_from_name(study_name)
-    except KeyError:
-        return None
-    text = storage.get_study_user_attrs(study_id).get("study_file")
-    if text is None:
-        return None
-    return parse_spec(load_yaml(text, study_name), source=f"stored study file of {study_name!r}", text=text)
-
-
-def _first_difference(old: Any, new: Any, path: str) -> str | None:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            diff = _first_difference(
-                old.get(key, "<absent>"), new.get(key, "<absent>"), f"{path}.{key}" if path else str(key)
-            )
-            if diff:
-                return diff
-        return None
-    return None if old == new else f"{path} was {old!r}, now {new!r}"
-
-
-def _check_conflicts(spec: StudySpec, storage: Any, url: str) -> None:
-    from search.storage import mask_url
-
-    for arm in spec.arms:
-        name = spec.study_name(arm)
-        try:
-            old = stored_spec(storage, name)
-        except SpecError as exc:
-            raise SpecConflictError(
-                f"{spec.source}: stored study {name!r} in {mask_url(url)} has a study file that no longer "
-                f"validates ({exc.message}); use a new name"
-            ) from None
-        if old is None:
-            continue
-        try:
-            old_arm = old.arm(arm.name)
-        except KeyError:
-            raise SpecConflictError(
-                f"{spec.source}: stored study {name!r} in {mask_url(url)} has no arm {arm.name!r} in its study "
-                "file; use a new name"
-            ) from None
-        diff = _first_difference(old.identity(old_arm), spec.identity(arm), "")
-        if diff:
-            raise SpecConflictError(
-                f"{spec.source}: arm {arm.name!r} conflicts with the stored study {name!r} in {mask_url(url)}: "
-                f"{diff} (trials would not be comparable; use a new name or the original file)"
-            )
-
-
-def unit_key(arm: str, replicate: int) -> str:
-    """The key of one search in ``open_studies``/``run_studies`` results: ``sgd``, ``sgd/r1``, ..."""
-    return arm if replicate == 0 else f"{arm}/r{replicate}"
-
-
-def _enqueue_recipe(spec: StudySpec, arm: Arm, study: optuna.Study) -> None:
-    """Trial 0 of a new search is the arm's recipe (``search.recipe``), enqueued once under the arm's lock."""
-    recipe = spec.final.recipes.get(arm.name)
-    if recipe is None or needs_recipe_later(arm):
-        return  # no recipe, or lr: auto (enqueued by _prepare_run once the range test has set the range)
-    params, source = recipe
-    if source == "published":  # clamped into the arm's space as it is now (after a range test)
-        params = recipe_params(arm, published_recipe(arm.optimizer, arm.lars, spec.objective["epochs"]))
-    with arm_lock(study):
-        if not study.get_trials(deepcopy=False):
-            study.enqueue_trial(params, user_attrs={"recipe": source})
-
-
-def open_studies(
-    spec: StudySpec, storage: Any, *, worker_id: int | None = None, url: str = "<storage>"
-) -> dict[str, optuna.Study]:
-    """Create or load the search study of every arm and replicate, after checking for conflicts.
-
-    Keys are :func:`unit_key` (the arm's name for replicate 0); study names are
-    :func:`search.evaluation.search_study_name` (``<name>/<arm>``, ``<name>/<arm>/r1``, ...).
-    Nothing is written when the file conflicts with stored studies. A new study gets the
-    user attrs ``study_file`` (the YAML text), ``arm``, ``replicate`` and ``spec_version``,
-    and its recipe as trial 0 (:mod:`search.recipe`). Each search's sampler seed is
-    ``sampler.seed + len(existing trials) + 100003 * worker_id + 1000003 * replicate``
-    (mod 2**32), so a resumed or parallel run does not replay the same random
-    configurations and replicates are independent searches. Arms share the seed, so
-    their random start-up trials are largely paired: in trial k, parameters drawn in the
-    same order get the same quantile of each arm's own range (the quickstart drew lr
-    0.0647 in [0.01, 0.3] for SGD and 0.000647 in [1e-4, 3e-3] for RMSprop), which makes
-    the comparison of arms less noisy.
-    """
-    _check_conflicts(spec, storage, url)
-    studies = {}
-    for replicate in range(spec.final.replicates):
-        for arm in spec.arms:
-            name = search_study_name(spec.name, arm.name, replicate)
-            try:
-                existing = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
-            except KeyError:
-                existing = 0
-            offset = existing + 100003 * (worker_id or 0) + 1000003 * replicate
-            study = optuna.create_study(
-                storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-                sampler=build_sampler(spec, seed_offset=offset), pruner=build_pruner(spec),
-            )  # fmt: skip
-            if "study_file" not in study.user_attrs:
-                study.set_user_attr("study_file", spec.text)
-                study.set_user_attr("arm", arm.name)
-                if replicate:
-                    study.set_user_attr("replicate", replicate)
-                study.set_user_attr("spec_version", SPEC_VERSION)
-            if existing == 0:
-                _enqueue_recipe(spec, arm, study)
-            studies[unit_key(arm.name, replicate)] = study
-    return studies
 
 
 # --------------------------------------------------------------------------- the loop
@@ -360,7 +140,7 @@ def _prepare_run(spec, storage, *, n_trials, timeout, train_fn, validate, worker
     spec = resolve_ranges(spec, studies, device=device, log=log)  # lr: auto -> the range test's range
     for r in range(spec.final.replicates):  # recipes of lr: auto arms, now that their range is known
         for arm in spec.arms:
-            _enqueue_recipe(spec, arm, studies[unit_key(arm.name, r)])
+            enqueue_recipe(spec, arm, studies[unit_key(arm.name, r)])
     units = [_Unit(unit_key(a.name, r), a, r, studies[unit_key(a.name, r)])
              for r in range(spec.final.replicates) for a in spec.arms]  # fmt: skip
     return _Run(spec, storage, units, train_fn, validate or default_validate(), budget,

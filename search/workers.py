@@ -138,7 +138,7 @@ def _prepare(
     from search.range_test import needs_range_test, resolve_ranges
     from search.spec import load_spec
     from search.storage import open_storage, resolve_storage_url
-    from search.study import open_studies
+    from search.studies import open_studies
 
     spec = load_spec(study_file)
     url = resolve_storage_url(storage_url, spec)
@@ -242,7 +242,7 @@ def launch_workers(
         0 when every worker exited 0, else the first non-zero exit status.
 
     Raises:
-        search.storage.StorageError, search.spec.SpecError, search.study.SpecConflictError,
+        search.storage.StorageError, search.spec.SpecError, search.studies.SpecConflictError,
         search.range_test.RangeTestError: raised before any worker starts.
     """
     from search.storage import mask_url

@@ -21,7 +21,8 @@ from search.range_test import (
 from search.report import arm_stats
 from search.space import Auto, Range, suggest_config
 from search.spec import SpecError, parse_spec
-from search.study import open_studies, run_studies
+from search.studies import open_studies
+from search.study import run_studies
 
 SPEC = {
     "name": "auto",

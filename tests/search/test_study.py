@@ -10,18 +10,17 @@ import yaml
 from optuna.trial import TrialState
 from search_fakes import FakeTrain, lr_curve, write_study
 
-from search.spec import load_spec
-from search.storage import open_storage
-from search.study import (
-    SpecConflictError,
+from search.samplers import (
     build_pruner,
     build_sampler,
     default_pruner_interval,
     default_pruner_startup,
     default_sampler_startup,
-    open_studies,
-    run_studies,
 )
+from search.spec import load_spec
+from search.storage import open_storage
+from search.studies import SpecConflictError, open_studies
+from search.study import run_studies
 
 TWO_ARMS = """\
 name: s

@@ -1,0 +1,140 @@
+"""Create or load the Optuna studies of a study file: one per arm and replicate.
+
+A study file is stored with its studies (user attr ``study_file``); running a file whose
+arms differ from what is stored under the same name is refused before anything is
+written (:class:`SpecConflictError`), since the trials would not be comparable. A new
+search's trial 0 is its arm's published recipe (:mod:`search.recipe`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from search.budget import arm_lock
+from search.evaluation import search_study_name
+from search.recipe import needs_recipe_later, published_recipe, recipe_params
+from search.samplers import build_pruner, build_sampler
+from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
+
+__all__ = ["SpecConflictError", "stored_spec", "unit_key", "enqueue_recipe", "open_studies"]
+
+
+class SpecConflictError(ValueError):
+    """The study file disagrees with the studies already stored under its name."""
+
+
+def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
+    """The study file stored with ``study_name`` (parsed), or None when no such study exists."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return None
+    text = storage.get_study_user_attrs(study_id).get("study_file")
+    if text is None:
+        return None
+    return parse_spec(load_yaml(text, study_name), source=f"stored study file of {study_name!r}", text=text)
+
+
+def _first_difference(old: Any, new: Any, path: str) -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            diff = _first_difference(
+                old.get(key, "<absent>"), new.get(key, "<absent>"), f"{path}.{key}" if path else str(key)
+            )
+            if diff:
+                return diff
+        return None
+    return None if old == new else f"{path} was {old!r}, now {new!r}"
+
+
+def _check_conflicts(spec: StudySpec, storage: Any, url: str) -> None:
+    from search.storage import mask_url
+
+    for arm in spec.arms:
+        name = spec.study_name(arm)
+        try:
+            old = stored_spec(storage, name)
+        except SpecError as exc:
+            raise SpecConflictError(
+                f"{spec.source}: stored study {name!r} in {mask_url(url)} has a study file that no longer "
+                f"validates ({exc.message}); use a new name"
+            ) from None
+        if old is None:
+            continue
+        try:
+            old_arm = old.arm(arm.name)
+        except KeyError:
+            raise SpecConflictError(
+                f"{spec.source}: stored study {name!r} in {mask_url(url)} has no arm {arm.name!r} in its study "
+                "file; use a new name"
+            ) from None
+        diff = _first_difference(old.identity(old_arm), spec.identity(arm), "")
+        if diff:
+            raise SpecConflictError(
+                f"{spec.source}: arm {arm.name!r} conflicts with the stored study {name!r} in {mask_url(url)}: "
+                f"{diff} (trials would not be comparable; use a new name or the original file)"
+            )
+
+
+def unit_key(arm: str, replicate: int) -> str:
+    """The key of one search in ``open_studies``/``run_studies`` results: ``sgd``, ``sgd/r1``, ..."""
+    return arm if replicate == 0 else f"{arm}/r{replicate}"
+
+
+def enqueue_recipe(spec: StudySpec, arm: Arm, study: optuna.Study) -> None:
+    """Trial 0 of a new search is the arm's recipe (``search.recipe``), enqueued once under the arm's lock."""
+    recipe = spec.final.recipes.get(arm.name)
+    if recipe is None or needs_recipe_later(arm):
+        return  # no recipe, or lr: auto (enqueued by search.study's run once the range test has set the range)
+    params, source = recipe
+    if source == "published":  # clamped into the arm's space as it is now (after a range test)
+        params = recipe_params(arm, published_recipe(arm.optimizer, arm.lars, spec.objective["epochs"]))
+    with arm_lock(study):
+        if not study.get_trials(deepcopy=False):
+            study.enqueue_trial(params, user_attrs={"recipe": source})
+
+
+def open_studies(
+    spec: StudySpec, storage: Any, *, worker_id: int | None = None, url: str = "<storage>"
+) -> dict[str, optuna.Study]:
+    """Create or load the search study of every arm and replicate, after checking for conflicts.
+
+    Keys are :func:`unit_key` (the arm's name for replicate 0); study names are
+    :func:`search.evaluation.search_study_name` (``<name>/<arm>``, ``<name>/<arm>/r1``, ...).
+    Nothing is written when the file conflicts with stored studies. A new study gets the
+    user attrs ``study_file`` (the YAML text), ``arm``, ``replicate`` and ``spec_version``,
+    and its recipe as trial 0 (:mod:`search.recipe`). Each search's sampler seed is
+    ``sampler.seed + len(existing trials) + 100003 * worker_id + 1000003 * replicate``
+    (mod 2**32), so a resumed or parallel run does not replay the same random
+    configurations and replicates are independent searches. Arms share the seed, so
+    their random start-up trials are largely paired: in trial k, parameters drawn in the
+    same order get the same quantile of each arm's own range (the quickstart drew lr
+    0.0647 in [0.01, 0.3] for SGD and 0.000647 in [1e-4, 3e-3] for RMSprop), which makes
+    the comparison of arms less noisy.
+    """
+    _check_conflicts(spec, storage, url)
+    studies = {}
+    for replicate in range(spec.final.replicates):
+        for arm in spec.arms:
+            name = search_study_name(spec.name, arm.name, replicate)
+            try:
+                existing = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+            except KeyError:
+                existing = 0
+            offset = existing + 100003 * (worker_id or 0) + 1000003 * replicate
+            study = optuna.create_study(
+                storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+                sampler=build_sampler(spec, seed_offset=offset), pruner=build_pruner(spec),
+            )  # fmt: skip
+            if "study_file" not in study.user_attrs:
+                study.set_user_attr("study_file", spec.text)
+                study.set_user_attr("arm", arm.name)
+                if replicate:
+                    study.set_user_attr("replicate", replicate)
+                study.set_user_attr("spec_version", SPEC_VERSION)
+            if existing == 0:
+                enqueue_recipe(spec, arm, study)
+            studies[unit_key(arm.name, replicate)] = study
+    return studies
