@@ -67,8 +67,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import random
-import re
 import sqlite3
 import threading
 import time
@@ -80,11 +78,23 @@ from typing import Any, TypeVar
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
-from sqlalchemy.engine import make_url
 
 from search import optuna_internals
 from search.optuna_internals import rdb_backend
+from search.retry import is_transient_error, retry
+from search.storage_url import (
+    DEFAULT_STORAGE_URL,
+    StorageError,
+    default_storage_url,
+    mask_url,
+    normalise,
+    one_line,
+    resolve_storage_url,
+    sqlite_file,
+)
 
+# The URL rules (search.storage_url) and the retry loop (search.retry) are re-exported:
+# a storage is opened, named and retried through this module.
 __all__ = [
     "StorageError",
     "DEFAULT_STORAGE_URL",
@@ -103,192 +113,6 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-DEFAULT_STORAGE_URL = "sqlite:///lars-search.db"
-_SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
-
-
-class StorageError(Exception):
-    """A storage URL that cannot be used: one line, password masked."""
-
-
-# --------------------------------------------------------------------------- URLs
-def default_storage_url() -> str:
-    """``$LARS_SEARCH_STORAGE`` if set, else ``sqlite:///lars-search.db`` (in the cwd)."""
-    return os.environ.get("LARS_SEARCH_STORAGE") or DEFAULT_STORAGE_URL
-
-
-def resolve_storage_url(flag: str | None, spec: Any = None) -> str:
-    """``--storage`` flag, else the study file's ``storage``, else :func:`default_storage_url`."""
-    return flag or getattr(spec, "storage", None) or default_storage_url()
-
-
-def _is_in_memory(database: str | None) -> bool:
-    return not database or database == ":memory:" or database.startswith("file::memory:") or "mode=memory" in database
-
-
-def sqlite_file(url: str) -> str | None:
-    """The absolute path of a ``sqlite:///PATH`` URL's file; None for other databases.
-
-    Raises:
-        StorageError: the URL is malformed, or names an in-memory SQLite database.
-    """
-    parsed = _parse(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    if _is_in_memory(parsed.database):
-        raise StorageError(
-            f"storage URL {mask_url(url)!r} is an in-memory SQLite database, which workers cannot share and "
-            "a rerun cannot resume; use a file, e.g. sqlite:///lars-search.db"
-        )
-    database = parsed.database
-    if database.startswith("file:"):  # SQLite URI filename (uri=true)
-        database = urllib.parse.unquote(database[len("file:") :].split("?", 1)[0])
-    return os.path.abspath(database)
-
-
-_USERINFO = re.compile(r"(?P<head>://[^/@:\s]*):(?P<password>[^@/\s]*)@")
-_QUERY_SECRET = re.compile(r"(?P<key>[?&](?:password|passwd|pwd)=)[^&\s]*", re.IGNORECASE)
-
-
-def mask_url(url: str | None) -> str:
-    """``url`` with the password (userinfo or ``?password=``) replaced by ``***``.
-
-    >>> mask_url("postgresql+psycopg://lars:s3cret@db:5432/lars?sslmode=require")
-    'postgresql+psycopg://lars:***@db:5432/lars?sslmode=require'
-    """
-    if url is None:
-        return "None"
-    masked = _USERINFO.sub(lambda m: f"{m['head']}:***@", str(url))
-    return _QUERY_SECRET.sub(lambda m: f"{m['key']}***", masked)
-
-
-def _scrub(text: str, url: str) -> str:
-    """Remove every occurrence of ``url``'s password from ``text`` (error messages)."""
-    try:
-        password = make_url(url).password
-    except Exception:  # malformed URL: fall back to the regex mask
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
-    return mask_url(text)
-
-
-def one_line(error: BaseException, url: str) -> str:
-    """The first useful line of the innermost database error, ``url``'s password removed."""
-    inner: BaseException = error
-    while True:
-        nxt = getattr(inner, "orig", None) or inner.__cause__
-        if nxt is None or nxt is inner:
-            break
-        inner = nxt
-    lines = [ln.strip() for ln in str(inner).splitlines() if ln.strip()]
-    text = lines[0] if lines else type(inner).__name__
-    # psycopg puts the useful part ("password authentication failed ...") after FATAL:
-    for ln in lines:
-        if "FATAL" in ln or "failed" in ln.lower():
-            text = ln
-            break
-    return _scrub(text, url)
-
-
-def _parse(url: str) -> sqlalchemy.engine.URL:
-    try:
-        return make_url(url)
-    except Exception:
-        raise StorageError(
-            f"storage URL {mask_url(url)!r} is not a valid SQLAlchemy URL "
-            "(e.g. sqlite:///lars-search.db or postgresql+psycopg://user:password@host/db)"
-        ) from None
-
-
-def _normalise(url: str) -> tuple[str, sqlalchemy.engine.URL]:
-    """Parse ``url``; map ``postgres://`` and a bare ``postgresql://`` to an installed driver."""
-    parsed = _parse(url)
-    backend = parsed.get_backend_name()
-    if backend == "postgres":
-        parsed = parsed.set(drivername="postgresql" + parsed.drivername[len("postgres") :])
-        backend = "postgresql"
-    if backend not in _SUPPORTED_BACKENDS:
-        raise StorageError(
-            f"storage URL {mask_url(url)!r}: backend {backend!r} is not supported; "
-            f"use one of {', '.join(_SUPPORTED_BACKENDS)}"
-        )
-    if backend == "sqlite":
-        sqlite_file(url)  # rejects in-memory databases
-    if parsed.drivername == "postgresql":
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            parsed = parsed.set(drivername="postgresql+psycopg")
-    try:
-        parsed.get_dialect().import_dbapi()
-    except Exception:
-        extra = " (pip install 'lars-search[postgres]')" if backend == "postgresql" else ""
-        raise StorageError(
-            f"storage URL {mask_url(url)!r}: the database driver for {parsed.drivername!r} is not installed{extra}"
-        ) from None
-    return parsed.render_as_string(hide_password=False), parsed
-
-
-# ------------------------------------------------------------------ transient errors
-def is_transient_error(error: BaseException) -> bool:
-    """True for errors that a retry can cure: locks, lost connections, server restarts.
-
-    Walks the ``__cause__`` chain, since Optuna wraps SQLAlchemy errors in
-    ``StorageInternalError``. Integrity and data errors are not transient.
-    """
-    seen = set()
-    e: BaseException | None = error
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if "readonly database" in str(e):  # a read-only storage (open_reader) stays read-only
-            return False
-        if isinstance(e, sqlalchemy.exc.DBAPIError) and e.connection_invalidated:
-            return True
-        if isinstance(e, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
-            return True
-        if isinstance(e, sqlite3.OperationalError):
-            return True
-        if isinstance(e, sqlalchemy.exc.TimeoutError):  # pool exhausted
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-def retry(
-    fn: Callable[[], T],
-    *,
-    what: str,
-    url: str,
-    timeout: float,
-    retryable: Callable[[BaseException], bool] = is_transient_error,
-    on_retry: Callable[[], None] | None = None,
-    first_delay: float = 0.05,
-    max_delay: float = 2.0,
-) -> T:
-    """``fn()``, called again with jittered exponential back-off while it raises a retryable error.
-
-    The one retry loop of lars-search (storage calls, schema creation, trial claims). Each
-    retry is logged as a warning naming ``what`` and the storage (password masked);
-    ``on_retry`` runs before each wait. After ``timeout`` seconds the last error is raised.
-    """
-    deadline = time.monotonic() + timeout
-    delay = first_delay
-    while True:
-        try:
-            return fn()
-        except Exception as error:
-            if not retryable(error):
-                raise
-            if on_retry is not None:
-                on_retry()
-            if time.monotonic() >= deadline:
-                raise
-            _logger.warning("storage %s: %s failed (%s); retrying in %.2f s", mask_url(url), what,
-                            one_line(error, url), delay)  # fmt: skip
-            time.sleep(delay * (1.0 + random.random()))
-            delay = min(delay * 2.0, max_delay)
 
 
 # ------------------------------------------------------------------ the retrying storage
@@ -543,7 +367,7 @@ def open_storage(
             server, bad credentials, missing or unwritable directory, incompatible
             schema; one line, no password.
     """
-    url, parsed = _normalise(url or default_storage_url())
+    url, parsed = normalise(url or default_storage_url())
     engine_kwargs = _engine_kwargs(parsed, busy_timeout)
     kwargs = _heartbeat_kwargs(heartbeat_interval, grace_period, max_retry) if heartbeat else {}
     if parsed.get_backend_name() != "sqlite":
@@ -587,7 +411,7 @@ def open_reader(
         StorageError: as :func:`open_storage`, plus a missing file or a database without
             Optuna's tables; one line, no password.
     """
-    url, parsed = _normalise(url or default_storage_url())
+    url, parsed = normalise(url or default_storage_url())
     kwargs: dict[str, Any] = {"skip_table_creation": True}
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_file(url)

@@ -1,0 +1,83 @@
+"""The one retry loop of lars-search: storage calls, schema creation and trial claims.
+
+A transient error (a locked SQLite file past its busy timeout, a lost connection, a
+restarted PostgreSQL server) is retried with jittered exponential back-off; anything
+else is raised at once. See :mod:`search.storage` for why and where.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import sqlalchemy.exc
+
+from search.storage_url import mask_url, one_line
+
+__all__ = ["is_transient_error", "retry"]
+
+_logger = logging.getLogger("search.storage")
+T = TypeVar("T")
+
+
+def is_transient_error(error: BaseException) -> bool:
+    """True for errors that a retry can cure: locks, lost connections, server restarts.
+
+    Walks the ``__cause__`` chain, since Optuna wraps SQLAlchemy errors in
+    ``StorageInternalError``. Integrity and data errors are not transient.
+    """
+    seen = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if "readonly database" in str(e):  # a read-only storage (open_reader) stays read-only
+            return False
+        if isinstance(e, sqlalchemy.exc.DBAPIError) and e.connection_invalidated:
+            return True
+        if isinstance(e, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+        if isinstance(e, sqlite3.OperationalError):
+            return True
+        if isinstance(e, sqlalchemy.exc.TimeoutError):  # pool exhausted
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def retry(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    url: str,
+    timeout: float,
+    retryable: Callable[[BaseException], bool] = is_transient_error,
+    on_retry: Callable[[], None] | None = None,
+    first_delay: float = 0.05,
+    max_delay: float = 2.0,
+) -> T:
+    """``fn()``, called again with jittered exponential back-off while it raises a retryable error.
+
+    The one retry loop of lars-search (storage calls, schema creation, trial claims). Each
+    retry is logged as a warning naming ``what`` and the storage (password masked);
+    ``on_retry`` runs before each wait. After ``timeout`` seconds the last error is raised.
+    """
+    deadline = time.monotonic() + timeout
+    delay = first_delay
+    while True:
+        try:
+            return fn()
+        except Exception as error:
+            if not retryable(error):
+                raise
+            if on_retry is not None:
+                on_retry()
+            if time.monotonic() >= deadline:
+                raise
+            _logger.warning("storage %s: %s failed (%s); retrying in %.2f s", mask_url(url), what,
+                            one_line(error, url), delay)  # fmt: skip
+            time.sleep(delay * (1.0 + random.random()))
+            delay = min(delay * 2.0, max_delay)
