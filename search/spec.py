@@ -95,10 +95,10 @@ from search.arms import (
     _int,
     _mapping,
     _type_name,
-    check_with_objectives,
     default_space,
     parse_arm,
 )
+from search.draws import check_with_objectives
 from search.recipe import FinalSpec, parse_final
 from search.space import SPACE_KEYS
 
@@ -286,7 +286,7 @@ def _parse_objective(raw: Any, source: str) -> dict[str, Any]:
     """The fixed keys, each checked by objectives' own rule (the one ``lars-search train`` applies).
 
     The rules between keys (the data set's size, a full batch per epoch) are judged with
-    the arms, by :func:`search.arms.check_with_objectives`.
+    the arms, by :func:`search.draws.check_with_objectives`.
     """
     from objectives.config import RULES, ConfigError, check_value
 
