@@ -46,7 +46,7 @@ torch.cuda.get_device_name(0))"; nproc; } 2>&1 | tee -a "$log"
 step cuda_tests 200 "$python" -m pytest -q -p no:cacheprovider -rs -s \
     tests/lars/test_wrapper_cuda.py tests/objectives/test_objectives_train_cuda.py tests/search/test_gpu_run.py
 step quickstart 120 "$python" -m search.cli run studies/quickstart.yaml --storage "sqlite:///$out/quickstart.db"
-step optimizer_step 60 "$python" benchmarks/optimizer_step.py --device cuda --rounds 50 --no-bounds
+step optimizer_step 60 "$python" benchmarks/optimizer_step.py --device cuda --rounds 50
 step objective_throughput 90 "$python" benchmarks/objective_throughput.py --device cuda --width 1 \
     --n-train 50000 --val-size 5000 --batch-size 512 --rounds 3
 
