@@ -57,7 +57,7 @@ import yaml  # noqa: E402
 
 from search.plot import arm_curve  # noqa: E402
 from search.range_test import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
-from search.report import load_arms  # noqa: E402
+from search.results import load_arms  # noqa: E402
 from search.spec import parse_spec  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 

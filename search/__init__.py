@@ -8,14 +8,18 @@ Only this package imports optuna; ``lars`` and ``objectives`` know nothing of it
     run_studies(spec, "sqlite:///lars-search.db")      # round robin over the arms, then the final evaluation
 
 Modules: ``spec`` (study-file schema), ``arms`` (arms and their spaces, defaults),
-``space`` (dimensions, trial -> config), ``trial`` (one trial: report/prune, faults),
-``study`` (per-arm studies, samplers, pruners, the round-robin loop), ``recipe``
-(published recipes as trial 0; the ``evaluation``/``replicates``/``recipe`` keys),
+``draws`` (every config a trial can draw, checked up front), ``space`` (dimensions, trial
+-> config), ``trial`` (one trial: report/prune, faults), ``samplers`` (Optuna samplers and
+pruners), ``studies`` (per-arm studies, conflicts, the recipe as trial 0), ``study`` (the
+round-robin loop, then the final evaluation), ``recipe`` (published recipes; the
+``evaluation``/``replicates``/``recipe`` keys), ``range_test`` (``lr: auto``),
 ``evaluation`` (each incumbent retrained with fresh seeds on the test set), ``verdict``
-(the statistics), ``report`` (status/compare, the verdict read from the storage),
-``publish`` (the verdict as a study attr and dashboard note), ``export`` (the verdict's
-best config as YAML), ``cli`` (the ``lars-search`` command); ``storage``, ``budget``,
-``workers`` (shared storage, exact budgets, many workers); ``dashboard``, ``plot``.
+(the statistics), ``results`` (search statistics and the verdict read from the storage),
+``report`` (status/compare text), ``publish`` (the verdict as a study attr and dashboard
+note), ``export`` (the verdict's best config as YAML), ``cli`` (the ``lars-search``
+command; its verbs in ``run_verbs`` and ``verbs``); ``storage``, ``storage_url``,
+``retry``, ``budget``, ``workers`` (shared storage, exact budgets, many workers);
+``optuna_internals`` (the only use of Optuna's private names); ``dashboard``, ``plot``.
 """
 
 __all__: list[str] = []

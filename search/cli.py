@@ -29,7 +29,7 @@ from typing import Any
 
 from search.dashboard import DashboardError
 from search.plot import PlotError
-from search.report import StudyNotFoundError
+from search.results import StudyNotFoundError
 from search.run_verbs import args_run, args_train, args_worker, cmd_run, cmd_train, cmd_worker, exit_code
 from search.spec import SpecError
 from search.storage import StorageError

@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 from optuna.trial import FrozenTrial
 
-from search.report import StudyNotFoundError, Verdict, load_verdict, plural
+from search.report import plural
+from search.results import StudyNotFoundError, Verdict, load_verdict
 
 __all__ = ["best_trial", "code_snippet", "export_text", "load_config_file"]
 

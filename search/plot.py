@@ -4,7 +4,7 @@ For each arm (Optuna study ``<name>/<arm>``) the finished trials are taken in th
 their results became known (completion time, then trial number). Trial ``i`` spent
 
     e_i = epochs it trained (its ``history`` user attr, else its reported epochs,
-          ``len(trial.intermediate_values)``; :func:`search.report.epochs_run`)
+          ``len(trial.intermediate_values)``; :func:`search.results.epochs_run`)
 
 trial-epochs, whether it completed, was pruned or failed (the same count as the
 ``trial-epochs`` column of ``lars-search compare``), and the arm's curve is
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.report import epochs_run
+from search.results import epochs_run
 
 __all__ = ["ArmCurve", "PlotError", "arm_curve", "compare_curves", "plot_compare"]
 
@@ -66,7 +66,7 @@ class ArmCurve:
         arm: the arm name (``sgd+lars``), the part of the study name after ``<name>/``.
         numbers: Optuna trial numbers.
         states: ``"COMPLETE"``, ``"PRUNED"`` or ``"FAIL"``.
-        epochs: e_i, epochs the trial trained (:func:`search.report.epochs_run`).
+        epochs: e_i, epochs the trial trained (:func:`search.results.epochs_run`).
         compute: C_k, cumulative trial-epochs.
         values: the trial's accuracy (complete: its value; pruned: its last report; failed: None).
         best: B_k, best-so-far accuracy of complete trials (NaN before the first one).
@@ -131,7 +131,7 @@ def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dic
     Raises:
         PlotError: no study in the storage is named ``<name>/<arm>``.
     """
-    from search.report import StudyNotFoundError, load_arms
+    from search.results import StudyNotFoundError, load_arms
 
     opened = _open(storage)
     try:
@@ -189,7 +189,7 @@ def plot_compare(
     plt = _pyplot()
     storage = _open(storage)
     curves = compare_curves(storage, name)
-    from search.report import load_verdict
+    from search.results import load_verdict
 
     verdict = load_verdict(storage, name)
     fig, (ax, tax) = plt.subplots(1, 2, figsize=(14, 5.5), layout="constrained", width_ratios=(3, 2))

@@ -21,7 +21,8 @@ from typing import Any
 import optuna
 
 from search.optuna_internals import study_id_of
-from search.report import Verdict, format_compare, format_verdict, load_arms, load_verdict
+from search.report import format_compare, format_verdict
+from search.results import Verdict, load_arms, load_verdict
 
 __all__ = ["publish_verdict", "artifact_store_for"]
 

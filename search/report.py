@@ -1,4 +1,4 @@
-"""Status and compare tables and the verdict, read from the storage (nothing here trains).
+"""Status and compare tables and the verdict as text (the data: :mod:`search.results`; nothing here trains).
 
 ``compare`` answers "does LARS help?" (:mod:`search.verdict` for the method):
 
@@ -23,28 +23,15 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
-import yaml
-from optuna.trial import FrozenTrial, TrialState
-
-from search.evaluation import eval_seed, evaluation_result, incumbent, parse_study_name
-from search.range_test import range_cost, range_lines
-from search.spec import DEFAULT_ARMS
-from search.verdict import Interval, arm_interval, boundary_warnings, difference, pair_arms, ranking, verdict_line
+from search.range_test import range_lines
+from search.results import ArmResult, ArmStats, Verdict, arm_stats, load_arms, load_verdict, study_names
+from search.studies import unit_key
+from search.verdict import Interval
 
 __all__ = [
-    "StudyNotFoundError",
-    "ArmStats",
-    "ArmResult",
-    "Verdict",
-    "study_names",
-    "load_arms",
-    "arm_stats",
-    "epochs_run",
-    "load_verdict",
+    "plural",
     "format_table",
     "format_status",
     "format_compare",
@@ -52,267 +39,7 @@ __all__ = [
 ]
 
 
-class StudyNotFoundError(LookupError):
-    """No study of that name in the storage (the message lists the names there are)."""
-
-
-@dataclass
-class ArmStats:
-    """Counts, best trial and compute of one search (an arm in one replicate), as ``compare`` reads them.
-
-    ``ran_here``: search trials and evaluation runs of the ``run_studies`` call that returned it (0 in compare).
-    """
-
-    arm: str
-    study_name: str
-    complete: int = 0
-    pruned: int = 0
-    failed: int = 0
-    running: int = 0
-    best_value: float | None = None
-    best_trial: FrozenTrial | None = None
-    top5_median: float | None = None
-    trial_epochs: int = 0
-    range_epochs: float = 0.0  # the lr: auto range test's cost (search.range_test), part of the compute
-    seconds: float = 0.0
-    saved_epochs: int = 0
-    saved_seconds: float = 0.0
-    reasons: dict[str, int] = field(default_factory=dict)
-    recipe_value: float | None = None  # trial 0's validation accuracy when it is the recipe
-    ran_here: int = 0
-
-    @property
-    def trials(self) -> int:
-        return self.complete + self.pruned + self.failed
-
-    finished = trials
-
-    @property
-    def compute(self) -> float:
-        """Trial-epochs spent: the trials' and the range test's."""
-        return self.trial_epochs + self.range_epochs
-
-    @property
-    def saved_share(self) -> float:
-        """Share of the no-pruning cost that pruning saved, in trial-epochs."""
-        total = self.trial_epochs + self.saved_epochs
-        return self.saved_epochs / total if total else 0.0
-
-
-def study_names(storage: Any) -> dict[str, list[str]]:
-    """``{name: [arm, ...]}`` of every ``<name>/<arm>`` search study in the storage (replicate 0)."""
-    out: dict[str, list[str]] = {}
-    for study in storage.get_all_studies():
-        ref = parse_study_name(study.study_name)
-        if ref is not None and ref.replicate == 0 and not ref.evaluation:  # other Optuna studies are not ours
-            out.setdefault(ref.name, []).append(ref.arm)
-    return out
-
-
-def _arm_entries(text: str | None) -> list[tuple[str, str, bool]]:
-    """``(name, optimizer, lars)`` of each arm of a stored study file, in its order (names as parse_arm gives them)."""
-    try:
-        listed = (yaml.safe_load(text or "") or {}).get("arms") or list(DEFAULT_ARMS)
-    except (yaml.YAMLError, AttributeError):
-        return []
-    out = []
-    for raw in listed:
-        if isinstance(raw, str):
-            optimizer, _, suffix = raw.partition("+")
-            out.append((raw, optimizer, suffix == "lars"))
-        elif isinstance(raw, dict):
-            optimizer, lars = str(raw.get("optimizer", "")), raw.get("lars") is True
-            out.append((str(raw.get("name", f"{optimizer}+lars" if lars else optimizer)), optimizer, lars))
-    return out
-
-
-def load_arms(storage: Any, name: str) -> list[tuple[str, optuna.Study]]:
-    """The arm studies of ``name`` (replicate 0), in the order of their study file's ``arms``."""
-    names = study_names(storage)
-    if name not in names:
-        known = ", ".join(sorted(names)) or "none"
-        raise StudyNotFoundError(f"no study named {name!r} in the storage (studies there: {known})")
-    arms = names[name]
-    first = optuna.load_study(study_name=f"{name}/{arms[0]}", storage=storage)
-    order = {entry[0]: i for i, entry in enumerate(_arm_entries(first.user_attrs.get("study_file")))}
-    arms.sort(key=lambda a: (order.get(a, len(order)), a))
-    return [(arm, optuna.load_study(study_name=f"{name}/{arm}", storage=storage)) for arm in arms]
-
-
-def epochs_run(trial: FrozenTrial) -> int:
-    """Epochs a trial trained: its recorded history, else its reported steps."""
-    history = trial.user_attrs.get("history")
-    if isinstance(history, list):
-        return len(history)
-    return len(trial.intermediate_values)
-
-
-def arm_stats(arm: str, study: optuna.Study | list[FrozenTrial], study_name: str | None = None) -> ArmStats:
-    """Counts, best, median of the top five, recipe, compute spent and saved for one search."""
-    trials = study if isinstance(study, list) else study.get_trials(deepcopy=False)
-    s = ArmStats(arm, study_name or getattr(study, "study_name", arm))
-    if not isinstance(study, list):
-        s.range_epochs = range_cost(study)
-    values = []
-    for t in trials:
-        if t.state in (TrialState.RUNNING, TrialState.WAITING):
-            s.running += t.state == TrialState.RUNNING
-            continue
-        ran = epochs_run(t)
-        s.trial_epochs += ran
-        seconds = float(t.user_attrs.get("wall_time_s") or 0.0)
-        s.seconds += seconds
-        reason = t.user_attrs.get("fail_reason")
-        if t.state == TrialState.COMPLETE:
-            s.complete += 1
-            values.append(t.value)
-            if s.best_value is None or t.value > s.best_value:
-                s.best_value, s.best_trial = t.value, t
-            if "recipe" in t.user_attrs:
-                s.recipe_value = t.value
-        elif t.state == TrialState.PRUNED:
-            s.pruned += 1
-            planned = (t.user_attrs.get("config") or {}).get("epochs")
-            if "diverged_epoch" not in t.user_attrs and isinstance(planned, int) and planned > ran:
-                s.saved_epochs += planned - ran
-                if ran:
-                    s.saved_seconds += (planned - ran) * seconds / ran
-        elif t.state == TrialState.FAIL:
-            s.failed += 1
-        if reason and (t.state == TrialState.FAIL or "diverged_epoch" in t.user_attrs):
-            key = reason.split(":")[0]
-            s.reasons[key] = s.reasons.get(key, 0) + 1
-    if values:
-        s.top5_median = statistics.median(sorted(values, reverse=True)[:5])
-    return s
-
-
 # --------------------------------------------------------------------------- the verdict, read from the storage
-
-
-@dataclass
-class ArmResult:
-    """One arm over its replicates: ``searches[r]`` (ArmStats), ``evaluations[r]`` (EvalResult), ``test``."""
-
-    arm: str
-    optimizer: str
-    lars: bool
-    searches: list[ArmStats] = field(default_factory=list)
-    evaluations: list[Any] = field(default_factory=list)
-    test: Interval | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def values(self) -> list[list[float]]:
-        return [list(e.values.values()) for e in self.evaluations]
-
-    @property
-    def evaluated(self) -> bool:
-        return bool(self.evaluations) and all(e.done for e in self.evaluations)
-
-
-@dataclass
-class Verdict:
-    """Everything ``compare``, ``export`` and the dashboard note show (see :func:`load_verdict`)."""
-
-    name: str
-    seeds: int
-    replicates: int
-    arms: list[ArmResult]
-    lines: list[str] = field(default_factory=list)  # one per LARS arm and twin
-    ranking: list[tuple[int, str, list[str]]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # why a verdict is missing or partial
-    best_arm: str | None = None
-
-    def arm(self, name: str) -> ArmResult:
-        return next(a for a in self.arms if a.arm == name)
-
-
-def _settings(text: str | None) -> tuple[int, int, int]:
-    """``(evaluation seeds, replicates, objective seed)`` of a stored study file (defaults 3, 1, 0)."""
-    try:
-        data = yaml.safe_load(text or "") or {}
-        seeds = int((data.get("evaluation") or {}).get("seeds", 3))
-        return seeds, int(data.get("replicates", 1)), int((data.get("objective") or {}).get("seed", 0))
-    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
-        return 3, 1, 0
-
-
-def _label(arm: str, replicate: int) -> str:
-    return arm if replicate == 0 else f"{arm}/r{replicate}"
-
-
-def load_verdict(storage: Any, name: str) -> Verdict:
-    """Read every search and evaluation of ``name`` and compute the verdict (:mod:`search.verdict`)."""
-    arms = load_arms(storage, name)
-    text = arms[0][1].user_attrs.get("study_file")
-    seeds, replicates, base = _settings(text)
-    kinds = {n: (o, lr) for n, o, lr in _arm_entries(text)}
-    all_names = {s.study_name for s in storage.get_all_studies()}
-    results = []
-    for arm, study in arms:
-        optimizer, lars = kinds.get(arm, (arm.partition("+")[0], arm.endswith("+lars")))
-        result = ArmResult(arm, optimizer, lars)
-        for r in range(replicates):
-            search_name = f"{name}/{arm}" if r == 0 else f"{name}/{arm}/r{r}"
-            if search_name not in all_names:
-                continue
-            search = study if r == 0 else optuna.load_study(study_name=search_name, storage=storage)
-            trials = search.get_trials(deepcopy=False)
-            result.searches.append(arm_stats(arm, trials, search_name))
-            eval_trials = None
-            if f"{search_name}/eval" in all_names:
-                eval_trials = optuna.load_study(study_name=f"{search_name}/eval", storage=storage).get_trials(
-                    deepcopy=False
-                )
-            wanted = [eval_seed(base, r, k) for k in range(seeds)]
-            result.evaluations.append(evaluation_result(trials, eval_trials, wanted, r))
-            best = incumbent(trials)
-            if best is not None:
-                result.warnings += boundary_warnings(_label(arm, r), best.params, best.distributions)
-        result.test = arm_interval(result.values)
-        results.append(result)
-    verdict = Verdict(name, seeds, replicates, results)
-    _judge(verdict, kinds)
-    return verdict
-
-
-def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
-    by_arm = {a.arm: a for a in verdict.arms}
-    finished = {a.arm: [s.trials for s in a.searches] for a in verdict.arms}
-    counts = {tuple(v) for v in finished.values()}
-    unequal = len(counts) > 1
-    if unequal:
-        shown = ", ".join(f"{a} {'/'.join(map(str, v)) or 0}" for a, v in finished.items())
-        verdict.notes.append(f"arms have unequal finished trials ({shown}): not comparable yet; "
-                             "run the study again to give every arm its budget")  # fmt: skip
-    pending = [a.arm for a in verdict.arms if not a.evaluated and any(e.incumbent for e in a.evaluations)]
-    if pending:
-        verdict.notes.append(f"final evaluation not finished for {', '.join(pending)}: run the study again")
-    present = {a: kinds.get(a, (by_arm[a].optimizer, by_arm[a].lars)) for a in by_arm}
-    for lars_arm, plain_arm in pair_arms(present):
-        a, b = by_arm[lars_arm], by_arm[plain_arm]
-        if unequal and finished[lars_arm] != finished[plain_arm]:
-            verdict.lines.append(
-                f"{lars_arm} vs {plain_arm}: not comparable yet (finished trials "
-                f"{'/'.join(map(str, finished[lars_arm]))} vs {'/'.join(map(str, finished[plain_arm]))})"
-            )
-            continue
-        if not (a.evaluated and b.evaluated):
-            verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict yet (final evaluation not finished)")
-            continue
-        empty = [x.arm for x in (a, b) if not any(x.values)]
-        if empty:
-            verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict ({' and '.join(empty)}: no test result; "
-                                 "every trial or evaluation run failed or diverged)")  # fmt: skip
-            continue
-        edge = [x for x in (lars_arm, plain_arm) if by_arm[x].warnings]
-        provisional = f"{' and '.join(edge)} at the edge of the searched range" if edge else ""
-        verdict.lines.append(verdict_line(lars_arm, plain_arm, difference(a.values, b.values), provisional=provisional))
-    done = {a.arm: a.test for a in verdict.arms if a.evaluated and a.test is not None and a.test.n > 0}
-    verdict.ranking = ranking(done)
-    if verdict.ranking and not unequal:
-        verdict.best_arm = verdict.ranking[0][1]
 
 
 # --------------------------------------------------------------------------- tables
@@ -437,7 +164,7 @@ def format_compare(storage: Any, name: str, verdict: Verdict | None = None) -> s
         for a in verdict.arms:
             for s, e in zip(a.searches, a.evaluations):
                 test = statistics.fmean(e.values.values()) if e.values else None
-                rows.append([_label(a.arm, e.replicate), f"{s.complete}/{s.pruned}/{s.failed}", _pct(s.best_value),
+                rows.append([unit_key(a.arm, e.replicate), f"{s.complete}/{s.pruned}/{s.failed}", _pct(s.best_value),
                              _pct(test), f"{s.compute:g}", f"{s.seconds:.0f}", f"{e.seconds:.0f}"])  # fmt: skip
         lines += [
             "",

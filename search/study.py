@@ -47,7 +47,7 @@ from search.evaluation import (
 )
 from search.publish import publish_verdict
 from search.range_test import resolve_ranges
-from search.report import ArmStats, arm_stats
+from search.results import ArmStats, arm_stats
 from search.spec import Arm, StudySpec
 from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
 from search.studies import enqueue_recipe, open_studies, unit_key
@@ -301,7 +301,7 @@ def run_studies(
             has its budget; False for benchmarks that measure the search alone.
 
     Returns:
-        :func:`unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.report.ArmStats` of that
+        :func:`unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.results.ArmStats` of that
         search (counts over the whole stored study, and ``ran_here``: search trials and
         evaluation runs this call ran).
         When every evaluation is done, the verdict is stored on the arms' studies

@@ -11,7 +11,7 @@ from search_fakes import FakeTrain, write_study
 
 from search.cli import main
 from search.evaluation import StudyRef, eval_seed, parse_study_name
-from search.report import load_verdict
+from search.results import load_verdict
 from search.spec import SpecError, load_spec
 from search.storage import open_storage
 from search.study import run_studies

@@ -61,7 +61,7 @@ def test_export_then_train_reproduces_the_exported_config_exactly(tmp_path, fini
 
 
 def test_export_follows_the_verdicts_best_arm_by_default(finished, capsys):
-    from search.report import load_verdict
+    from search.results import load_verdict
 
     assert main(["export", "e", "--storage", finished]) == 0
     text = capsys.readouterr().out
@@ -77,7 +77,7 @@ def test_export_follows_the_verdicts_best_arm_by_default(finished, capsys):
 
 def test_export_header_makes_the_file_traceable(finished, tmp_path):
     from search.export import export_text
-    from search.report import load_verdict
+    from search.results import load_verdict
 
     storage = open_storage(finished, heartbeat=False)
     verdict = load_verdict(storage, "e")

@@ -133,7 +133,7 @@ def test_test_accuracy_panel_shows_each_seed_and_the_mean_with_its_interval(stor
     import matplotlib.pyplot as plt
 
     from search.plot import _plot_test
-    from search.report import load_verdict
+    from search.results import load_verdict
 
     _evaluate(storage, "sgd", 2, [0.80, 0.81, 0.82])  # incumbents: sgd trial 2 (0.8), sgd+lars trial 1 (0.9)
     _evaluate(storage, "sgd+lars", 1, [0.88, 0.90, 0.92])

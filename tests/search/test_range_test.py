@@ -18,7 +18,7 @@ from search.range_test import (
     reference_config,
     resolve_ranges,
 )
-from search.report import arm_stats
+from search.results import arm_stats
 from search.space import Auto, Range, suggest_config
 from search.spec import SpecError, parse_spec
 from search.studies import open_studies

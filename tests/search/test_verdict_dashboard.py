@@ -14,7 +14,7 @@ from browser import CHROMIUM, chromium
 from search_fakes import FakeTrain, write_study
 
 from search.dashboard import make_server
-from search.report import load_verdict
+from search.results import load_verdict
 from search.spec import load_spec
 from search.storage import open_storage
 from search.study import run_studies
