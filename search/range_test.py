@@ -25,8 +25,9 @@ usable range (the loss diverges at every lr tried, or never falls) stops the run
 :class:`RangeTestError` line saying what to try. ``lars-search run --workers N`` runs the
 tests in its own process before the workers start (:func:`search.workers.launch_workers`),
 so they all read one stored range; workers started separately (``lars-search worker``, one
-per machine) at the same moment, before any has stored it, each run it. A LARS arm's recipe trial (:mod:`search.recipe`)
-keeps its lr but not its lambda: its product is sampled in the found range.
+per machine) at the same moment, before any has stored it, each run it. A LARS arm's
+recipe trial (:mod:`search.recipe`) keeps its lr and its lr * lambda, clamped into the
+found range: its lambda is the recipe's unless the found range excludes that product.
 """
 
 from __future__ import annotations

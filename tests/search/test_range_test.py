@@ -196,3 +196,14 @@ def test_local_workers_read_one_range_test_run_before_they_start(sweeps, tmp_pat
     storage = optuna.storages.RDBStorage(url)
     for arm in ("sgd", "sgd+lars"):
         assert optuna.load_study(study_name=f"auto/{arm}", storage=storage).user_attrs[RANGE_ATTR]["steps"] == 8
+
+
+def test_a_lars_arms_recipe_keeps_its_lr_and_lambda_when_their_product_is_in_the_found_range(sweeps):
+    storage = optuna.storages.InMemoryStorage()
+    fake = FakeTrain()
+    run_studies(parse_spec({**SPEC, "budget": {"trials": 1}}), storage, train_fn=fake, progress=False)
+    [recipe] = optuna.load_study(study_name="auto/sgd+lars", storage=storage).trials
+    assert recipe.user_attrs["recipe"] == "published"
+    assert recipe.params["lr"] == 10.0 and recipe.params["lr*trust_coefficient"] == pytest.approx(0.01)  # in [0.01, 1]
+    lars = [c for c in fake.calls if c["lars"] and not c["evaluate_test"]]
+    assert (lars[0]["lr"], lars[0]["trust_coefficient"]) == (10.0, pytest.approx(1e-3))  # the published lambda
