@@ -38,8 +38,6 @@ __all__ = [
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
-
-
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
