@@ -189,15 +189,17 @@ def format_compare(storage: Any, name: str, verdict: Verdict | None = None) -> s
 
 
 def trust_ratio_table(verdict: Verdict) -> list[str]:
-    """What LARS did in each LARS arm's incumbent (replicate 0): per layer, the median [min, max] of its
-    trust ratio over the last epoch it trained (``trust_ratio`` of the trial's history); [] without one."""
+    """What LARS did in each LARS arm's incumbents, one column per replicate (``sgd+lars #11``,
+    ``sgd+lars/r1 #4``): per layer, the median [min, max] of its trust ratio over the last epoch it
+    trained (``trust_ratio`` of the trial's history); [] without one."""
     columns: dict[str, dict[str, list[float]]] = {}
     for a in verdict.arms:
-        best = a.searches[0].best_trial if a.lars and a.searches else None
-        history = best.user_attrs.get("history") if best is not None else None
-        last = history[-1].get("trust_ratio") if isinstance(history, list) and history else None
-        if isinstance(last, dict) and last:
-            columns[f"{a.arm} #{best.number}"] = last
+        for replicate, search in enumerate(a.searches if a.lars else []):
+            best = search.best_trial
+            history = best.user_attrs.get("history") if best is not None else None
+            last = history[-1].get("trust_ratio") if isinstance(history, list) and history else None
+            if isinstance(last, dict) and last:
+                columns[f"{unit_key(a.arm, replicate)} #{best.number}"] = last
     if not columns:
         return []
     layers = list(dict.fromkeys(layer for ratios in columns.values() for layer in ratios))

@@ -196,3 +196,20 @@ def test_compare_shows_the_trust_ratios_of_each_lars_incumbent(storage):
         "classifier.weight  0.0125 [0.01, 0.02]",
     ]
     assert "sgd #" not in text[text.index("trust ratios") :]  # a plain arm has no trust ratio
+
+
+def test_the_trust_ratio_table_has_a_column_per_replicates_incumbent():
+    from types import SimpleNamespace as NS
+
+    from search.report import trust_ratio_table
+
+    def search(number, median):
+        history = [{"epoch": 1, "trust_ratio": {"w": [median / 2, median, median * 2]}}]
+        return NS(best_trial=NS(number=number, user_attrs={"history": history}))
+
+    plain = NS(arm="sgd", lars=False, searches=[search(3, 9.0)])
+    lars = NS(arm="sgd+lars", lars=True, searches=[search(11, 0.5), search(4, 1.0), NS(best_trial=None)])
+    assert trust_ratio_table(NS(arms=[plain, lars])) == [
+        "trust ratios of each LARS arm's incumbent, last epoch (per layer: median [min, max] over its steps):",
+        "layer  sgd+lars #11   sgd+lars/r1 #4\n-----  -------------  --------------\nw      0.5 [0.25, 1]  1 [0.5, 2]",
+    ]
