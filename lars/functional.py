@@ -104,18 +104,23 @@ def scale_gradients(
     ]
 
 
+def _single_tensor_ratio(w, g, lr, trust_coefficient, weight_decay, eps, clip):
+    """The reference paths' factor of one tensor (:func:`lars.trust_ratio.local_lr` on its norms)."""
+    return local_lr(
+        tensor_norms([w], foreach=False)[0],
+        tensor_norms([g], foreach=False)[0],
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay,
+        eps=eps,
+        clip=clip,
+    )
+
+
 def _single_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient, eps, weight_decay, clip, start):
     rates = []
     for w, g, x in zip(params, grads, out):
-        r = local_lr(
-            tensor_norms([w], foreach=False)[0],
-            tensor_norms([g], foreach=False)[0],
-            lr=lr,
-            trust_coefficient=trust_coefficient,
-            weight_decay=weight_decay,
-            eps=eps,
-            clip=clip,
-        )
+        r = _single_tensor_ratio(w, g, lr, trust_coefficient, weight_decay, eps, clip)
         if start != 0:
             x.copy_(torch.lerp(w * start, g, r.to(x.dtype)))
         else:
@@ -200,15 +205,7 @@ def _single_tensor_paper_momentum(
 ):
     rates = []
     for i, (w, g) in enumerate(zip(params, grads)):
-        r = local_lr(
-            tensor_norms([w], foreach=False)[0],
-            tensor_norms([g], foreach=False)[0],
-            lr=lr,
-            trust_coefficient=trust_coefficient,
-            weight_decay=weight_decay,
-            eps=eps,
-            clip=clip,
-        )
+        r = _single_tensor_ratio(w, g, lr, trust_coefficient, weight_decay, eps, clip)
         d = (sign * g + weight_decay * w) * (lr * r).to(w.dtype)
         if momentum != 0:
             if buffers[i] is None:

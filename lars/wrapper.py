@@ -41,6 +41,16 @@ _REFUSED = {
 }
 
 
+def _ratio_settings(group: dict[str, Any]) -> dict[str, Any]:
+    """The group's keys every LARS operation reads: α, λ, ε and LARC clipping."""
+    return {
+        "lr": group["lr"],
+        "trust_coefficient": group["lars_trust_coefficient"],
+        "eps": group["lars_eps"],
+        "clip": group["lars_clip"],
+    }
+
+
 class LARS(Optimizer):
     r"""Layer-wise Adaptive Rate Scaling around any torch optimizer.
 
@@ -317,12 +327,9 @@ class LARS(Optimizer):
                         params,
                         grads,
                         out,
-                        lr=group["lr"],
-                        trust_coefficient=group["lars_trust_coefficient"],
-                        eps=group["lars_eps"],
+                        **_ratio_settings(group),
                         weight_decay=group.get("weight_decay", 0.0),
                         decoupled=bool(group.get("decoupled_weight_decay", False)),
-                        clip=group["lars_clip"],
                         maximize=bool(group.get("maximize", False)),
                         foreach=self.foreach,
                     )
@@ -339,10 +346,7 @@ class LARS(Optimizer):
                 params,
                 saved,
                 norms,
-                lr=group["lr"],
-                trust_coefficient=group["lars_trust_coefficient"],
-                eps=group["lars_eps"],
-                clip=group["lars_clip"],
+                **_ratio_settings(group),
                 foreach=self.foreach,
                 workspace=self._workspace,
             )
@@ -357,11 +361,8 @@ class LARS(Optimizer):
             params,
             [p.grad for p in params],
             buffers,
-            lr=group["lr"],
-            trust_coefficient=group["lars_trust_coefficient"],
-            eps=group["lars_eps"],
+            **_ratio_settings(group),
             weight_decay=group.get("weight_decay", 0.0),
-            clip=group["lars_clip"],
             momentum=momentum,
             dampening=group.get("dampening", 0.0),
             nesterov=bool(group.get("nesterov", False)),
