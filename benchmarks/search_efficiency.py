@@ -25,6 +25,7 @@ Run::
     python benchmarks/search_efficiency.py                      # full: 5 seeds x 40 trials x 2 arms x (a), (b)
     python benchmarks/search_efficiency.py --size smoke         # minutes, end to end
     python benchmarks/search_efficiency.py --run a --seeds 1 --first-seed 3   # part of it, in another process
+    python benchmarks/search_efficiency.py --run b --seeds 1 --first-seed 4 --arm adam+lars   # one arm of it
     python benchmarks/search_efficiency.py --a tpe --b random   # other variants of VARIANTS
     python benchmarks/search_efficiency.py --analyse-only       # the figures of stored runs
 
@@ -123,8 +124,12 @@ def _tag(size: dict, device: str) -> str:
     )
 
 
-def study_data(variant: str, seed: int, size: dict, device: str) -> dict:
-    """The study file of one run: the objective, both arms, the budget, the seed, the variant's overrides."""
+def study_data(variant: str, seed: int, size: dict, device: str, arms: list[str] | None = None) -> dict:
+    """The study file of one run: the objective, the arms (both by default), the budget, the seed, the overrides.
+
+    Each arm is its own Optuna study and seed, so a run of one arm (``arms=["adam+lars"]``)
+    stores the same trials as that arm of a run of both, and is read back with them.
+    """
     base = {
         "name": f"efficiency-{variant}-s{seed}-{_tag(size, device)}",
         "objective": {
@@ -134,15 +139,15 @@ def study_data(variant: str, seed: int, size: dict, device: str) -> dict:
             "device": device,
             **{k: size[k] for k in ("width", "n_train", "val_size", "epochs", "batch_size")},
         },
-        "arms": list(ARMS),
+        "arms": list(arms or ARMS),
         "budget": {"trials": size["trials"]},
         "sampler": {"type": "tpe", "seed": seed},
     }
     return _merge(base, VARIANTS[variant])
 
 
-def _spec(variant: str, seed: int, size: dict, device: str):
-    data = study_data(variant, seed, size, device)
+def _spec(variant: str, seed: int, size: dict, device: str, arms: list[str] | None = None):
+    data = study_data(variant, seed, size, device, arms)
     return parse_spec(data, source=f"<benchmark {variant}>", text=yaml.safe_dump(data, sort_keys=False))
 
 
@@ -157,7 +162,7 @@ def run_one(variant: str, seed: int, size: dict, args: argparse.Namespace, stora
     from search.studies import open_studies
     from search.study import run_studies
 
-    spec = _spec(variant, seed, size, args.device)
+    spec = _spec(variant, seed, size, args.device, [args.arm] if args.arm else None)
     studies = open_studies(spec, storage)
     for arm in spec.arms:
         if needs_range_test(arm):
@@ -332,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="run both variants (default), or one of them, e.g. in parallel processes",
     )
+    parser.add_argument("--arm", choices=ARMS, help="run this arm only (default: both), e.g. to balance processes")
     parser.add_argument("--seeds", type=int, help="sampler seeds per variant (default: the size's)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run are FIRST_SEED .. FIRST_SEED+SEEDS-1")
     parser.add_argument("--trials", type=int, help="trials per arm and run (default: the size's)")
@@ -363,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.first_seed, args.first_seed + size["seeds"]):  # pairs first: a deadline leaves whole pairs
         for variant in (args.a, args.b):
             stored = read_runs(variant, seed, size, args.device, storage)
-            done = stored and all(len(r.curve.states) >= r.budget for r in stored)
+            done = stored and all(len(r.curve.states) >= r.budget for r in stored if args.arm in (None, r.arm))
+            done = done and (args.arm is None or any(r.arm == args.arm for r in stored))
             if not (args.analyse_only or variant not in variants or done):
                 if deadline is not None and time.time() >= deadline:
                     print(f"# time limit reached: {variant}/s{seed} not run", flush=True)

@@ -121,3 +121,20 @@ def test_every_variant_is_a_valid_study_file_over_the_wide_default_space():
     assert se.study_data("defaults", 0, se.SIZES["smoke"], "cpu")["space"] == {"lr": "auto"}
     assert "space" not in se.study_data("random", 0, se.SIZES["smoke"], "cpu")  # the wide default space
     assert se.study_data("random", 0, se.SIZES["smoke"], "cpu")["recipe"] is False  # random search from trial 0
+
+
+def test_a_run_of_one_arm_writes_the_same_study_as_that_arm_of_a_run_of_both(tmp_path):
+    import optuna
+
+    from search.studies import open_studies
+
+    se = _load_benchmark()
+    size = se.SIZES["smoke"]
+    one = se._spec("defaults", 4, size, "cpu", ["adam+lars"])
+    both = se._spec("defaults", 4, size, "cpu")
+    assert [a.name for a in one.arms] == ["adam+lars"] and one.name == both.name
+    assert one.study_name(one.arm("adam+lars")) == both.study_name(both.arm("adam+lars"))
+    assert one.identity(one.arm("adam+lars")) == both.identity(both.arm("adam+lars"))
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'e.db'}")
+    open_studies(one, storage)
+    assert set(open_studies(both, storage)) == {"sgd+lars", "adam+lars"}  # no conflict with the one-arm file
