@@ -369,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.first_seed, args.first_seed + size["seeds"]):  # pairs first: a deadline leaves whole pairs
         for variant in (args.a, args.b):
             stored = read_runs(variant, seed, size, args.device, storage)
-            done = stored and all(len(r.curve.states) >= r.budget for r in stored if args.arm in (None, r.arm))
-            done = done and (args.arm is None or any(r.arm == args.arm for r in stored))
+            asked = [r for r in stored if args.arm in (None, r.arm)]
+            done = bool(asked) and all(len(r.curve.states) >= r.budget for r in asked)
             if not (args.analyse_only or variant not in variants or done):
                 if deadline is not None and time.time() >= deadline:
                     print(f"# time limit reached: {variant}/s{seed} not run", flush=True)
