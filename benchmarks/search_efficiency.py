@@ -265,6 +265,16 @@ def print_report(runs: list[ea.Run], a: str, b: str, size: dict, args: argparse.
         print(f"  {ea.ratio_line(summary)}")
         for tolerance in (0.005, 0.02):
             print(f"  at {100 * tolerance:.1f} points: {ea.ratio_line(ea.summarise(mine, a, b, tolerance))}")
+        print(
+            f"  noise: one trial's validation accuracy at G on {size['val_size']:,} images has a standard error of "
+            f"{100 * ea.standard_error(summary['best_all'], size['val_size']):.1f} points"
+        )
+        handed = ea.summarise([ea.tested(r) for r in mine], a, b, to_target=ea.settled_compute_to_target)
+        print(
+            f"the same on what a run hands back: its incumbent's test accuracy, from when it stays within "
+            f"{100 * ea.TOLERANCE:.0f} point of the best final one (G_test = {handed['best_all']:.4f}):"
+        )
+        print(f"  {ea.ratio_line(handed)}")
         rows = ea.equal_compute(mine, a, b)
         if rows:
             print("equal compute (the smaller total of the two runs): incumbents' validation / test accuracy")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,31 @@ def test_equal_compute_compares_the_incumbents_where_both_runs_got():
     (row,) = ea.equal_compute(runs, "a", "b")
     assert row["compute"] == 20 and row["val"] == {"a": 0.85, "b": 0.84}
     assert row["test"] == {"a": 0.83, "b": 0.82}
+
+
+def test_settled_cost_is_from_when_the_curve_stays_at_the_target_to_the_end():
+    curve = ArmCurve("a", [0, 1, 2, 3], ["COMPLETE"] * 4, [10] * 4, [10, 20, 30, 40], [0] * 4, [0.81, 0.79, 0.80, 0.82])
+    assert ea.compute_to_target(curve, 0.80) == (10, True)  # first touch
+    assert ea.settled_compute_to_target(curve, 0.80) == (30, True)  # it fell below at 20: from 30 on
+    assert ea.settled_compute_to_target(curve, 0.815) == (40, True)
+    dropped = replace(curve, best=[0.81, 0.82, 0.83, 0.79])
+    assert ea.settled_compute_to_target(dropped, 0.80) == (40, False)  # ends below: censored at the total
+    unknown = replace(curve, best=[NAN, 0.85, 0.85, 0.85])
+    assert ea.settled_compute_to_target(unknown, 0.80) == (20, True)
+
+
+def test_tested_runs_compare_what_each_run_hands_back_on_test():
+    runs = [
+        _run("a", 0, [0.80, 0.85], [12, 20], test={0: 0.79, 1: 0.83}),
+        _run("b", 0, [0.70, 0.84, 0.86], [10, 60, 80], test={0: 0.69, 1: 0.82, 2: 0.81}),
+    ]
+    tested = [ea.tested(r) for r in runs]
+    assert tested[1].curve.best == [0.69, 0.82, 0.81] and tested[1].best == 0.81  # the last incumbent's test
+    s = ea.summarise(tested, "a", "b", to_target=ea.settled_compute_to_target)
+    assert s["best_all"] == 0.83 and s["target"] == pytest.approx(0.82)
+    assert s["cost"][("a", 0)] == (20, True) and s["cost"][("b", 0)] == (80, False)
+    assert s["ratios"] == [4.0] and s["bounds"] == [">="]
+    assert ea.standard_error(0.85, 1000) == pytest.approx(0.011291589790636213)
 
 
 def _load_benchmark():
