@@ -61,8 +61,9 @@ from search.range_test import RANGE_ATTR, needs_range_test, range_cost, range_te
 from search.results import load_arms  # noqa: E402
 from search.spec import parse_spec  # noqa: E402
 from search.storage import open_storage  # noqa: E402
+from search.trial import Terminated, interrupt_signals  # noqa: E402
 
-__all__ = ["ARMS", "SIZES", "VARIANTS", "study_data", "read_runs", "main"]
+__all__ = ["ARMS", "SIZES", "VARIANTS", "study_data", "read_runs", "main", "interruptible_main"]
 
 ARMS = ["sgd+lars", "adam+lars"]
 TEST_ATTR = "incumbent_test"
@@ -406,5 +407,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def interruptible_main(argv: list[str] | None = None) -> int:
+    """:func:`main`, with Ctrl-C and SIGTERM (also in a background job) ending it in one line."""
+    with interrupt_signals():
+        try:
+            return main(argv)
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated)
+            print(
+                f"# {'terminated' if terminated else 'interrupted'}: finished trials are stored, the running one "
+                "is marked FAIL and retried; the same command resumes",
+                file=sys.stderr,
+            )
+            return 143 if terminated else 130
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(interruptible_main())

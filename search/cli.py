@@ -18,13 +18,10 @@ From Python (tests, other tools): ``search.cli.main(["status"]) -> int``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import sys
-import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from search.dashboard import DashboardError
@@ -34,7 +31,7 @@ from search.run_verbs import args_run, args_train, args_worker, cmd_run, cmd_tra
 from search.spec import SpecError
 from search.storage import StorageError
 from search.studies import SpecConflictError
-from search.trial import Terminated, is_user_error
+from search.trial import Terminated, interrupt_signals, is_user_error
 from search.verbs import (
     PROG,
     UserError,
@@ -173,26 +170,6 @@ def _quiet_libraries(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format=f"{PROG}: %(message)s")
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def _signal_handlers() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt whatever this process inherited (a shell's background job
-    starts with SIGINT ignored), and SIGTERM is handled as Ctrl-C (:class:`search.trial.Terminated`)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}  # fmt: skip
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _error_line(exc: BaseException) -> str:
     data_not_found = getattr(sys.modules.get("objectives.data"), "DataNotFoundError", ())  # loaded if raised
     if isinstance(exc, data_not_found):  # where it looked and how to get it: keep every line
@@ -212,7 +189,7 @@ def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> 
         return 1
     args.train_fn = train_fn
     debug = args.debug
-    with _signal_handlers():
+    with interrupt_signals():
         try:
             _quiet_libraries(debug)
             return args.func(args)

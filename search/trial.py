@@ -56,7 +56,7 @@ from search.space import suggest_config, warmup_epochs_of
 from search.spec import Arm, StudySpec
 
 __all__ = ["TrialOutcome", "TrainFn", "Terminated", "run_trial", "default_validate", "is_user_error", "enqueue_retry",
-           "signals_deferred"]  # fmt: skip
+           "interrupt_signals", "signals_deferred"]  # fmt: skip
 
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, Any]], None]], Any]
 Validate = Callable[[dict[str, Any]], dict[str, Any]]
@@ -131,6 +131,26 @@ _WHY_PRUNED = {
     "median": "below the median of earlier trials at that epoch",
     "hyperband": "not among the best of its Hyperband bracket at that epoch",
 }
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def interrupt_signals() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt whatever this process inherited (a shell's background job
+    starts with SIGINT ignored), and SIGTERM is handled as Ctrl-C (:class:`Terminated`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}  # fmt: skip
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -164,3 +166,22 @@ def test_a_run_of_one_arm_writes_the_same_study_as_that_arm_of_a_run_of_both(tmp
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'e.db'}")
     open_studies(one, storage)
     assert set(open_studies(both, storage)) == {"sgd+lars", "adam+lars"}  # no conflict with the one-arm file
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_stopped_benchmark_says_so_in_one_line_even_with_sigint_ignored(monkeypatch, capsys, sig, code, word):
+    se = _load_benchmark()
+
+    def stopped(argv):  # the signal arrives while main runs, e.g. in a background job that ignores SIGINT
+        os.kill(os.getpid(), sig)
+        raise AssertionError("the signal did not interrupt")
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        monkeypatch.setattr(se, "main", stopped)
+        assert se.interruptible_main([]) == code
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # what the process had is restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert err.startswith(f"# {word}: finished trials are stored") and err.count("\n") == 1
