@@ -6,7 +6,8 @@ An arm whose space says ``lr: auto`` gets its lr range from :mod:`objectives.lr_
     config  = reference_config(spec, arm)     the objective, the arm, every other dimension at its
                                               middle (log ranges: geometric), schedule constant
     sweep   = lr_sweep(config)                STEPS steps, step scale LOW -> HIGH exponentially
-    found   = pick_range(sweep)               [steepest fall of the smoothed loss, its divergence]
+    found   = pick_range(sweep)               [steepest fall or a tenth of the lowest smoothed
+                                              loss, the lowest smoothed loss]
     study.set_user_attr("lr_range", {"low", "high", "trial_epochs", "of", "steps"})
     plain arm:  lr                = Range(low, high, log)
     LARS arm:   lr * trust_coeff. = Range(low, high, log)     sampled as "lr*trust_coefficient",

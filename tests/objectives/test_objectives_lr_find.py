@@ -20,21 +20,40 @@ def test_smooth_is_the_debiased_moving_average():
     assert smooth_centred([4.0, 2.0, 1.0], 0.5) == pytest.approx([3.292517, 2.349206, 12 / 7])
 
 
-def test_range_runs_from_the_steepest_fall_to_where_the_loss_diverges():
+def test_range_runs_from_the_steepest_fall_to_where_the_loss_is_lowest():
     losses = [2.3, 2.2, 1.9, 1.1, 0.9, 0.8, 5.0, math.nan]
     # unsmoothed: 5.0 > 4 x 0.8 stops the curve at k=6; lowest at k=5; slopes over log(scale) (central):
     # k=0 -0.1/L (one-sided), k=1 -0.4/2L, k=2 -1.1/2L, k=3 -1.0/2L, k=4 -0.3/2L -> steepest k=2
     found = pick_range(DECADES, losses, smoothing=0.0)
     assert (found.steepest, found.lowest, found.diverged) == (2, 5, 6)
-    assert (found.low, found.high) == (1e-4, 1.0)
+    assert (found.low, found.high) == (1e-4, 1e-1)  # not up to where it diverges (1.0)
 
 
-def test_the_range_ends_where_the_loss_climbs_back_above_its_start():
+def test_the_sweep_diverges_where_the_loss_climbs_back_above_its_start():
     losses = [2.3, 2.2, 1.9, 1.1, 0.9, 1.8, 2.4, 3.0]  # 2.4 > 2.3 at k=6, before any 4x stop
     found = pick_range(DECADES, losses, smoothing=0.0)
     assert (found.steepest, found.lowest, found.diverged) == (2, 4, 6)
-    assert (found.low, found.high) == (1e-4, 1.0)
-    assert pick_range(DECADES[:6], losses[:6], smoothing=0.0).high == 1e-1  # never diverged: the last step
+    assert (found.low, found.high) == (1e-4, 1e-2)
+    never = pick_range(DECADES[:5], losses[:5], smoothing=0.0)  # still falling at the last step
+    assert (never.lowest, never.diverged, never.high) == (4, 4, 1e-2)
+
+
+QUARTERS = [10.0 ** (k / 4 - 3) for k in range(9)]  # 1e-3 .. 1e-1, four steps a decade
+
+
+def test_range_starts_a_decade_below_its_end_when_the_steepest_fall_is_closer():
+    losses = [2.3, 2.3, 2.3, 2.3, 2.3, 2.3, 1.5, 1.0, 4.0]
+    # lowest k=7 (10^-1.25); slopes (central, over log steps of L/4): k=5 -0.8, k=6 -1.3 -> steepest k=6
+    # (10^-1.5), less than a decade below: the range starts at a tenth of 10^-1.25
+    found = pick_range(QUARTERS, losses, smoothing=0.0)
+    assert (found.steepest, found.lowest, found.diverged) == (6, 7, 8)
+    assert found.low == pytest.approx(10**-2.25) and found.high == pytest.approx(10**-1.25)
+
+
+def test_range_does_not_start_below_the_first_scale_swept():
+    found = pick_range(QUARTERS[:4], [2.3, 1.0, 0.5, 4.0], smoothing=0.0)  # lowest k=2 (10^-2.5)
+    assert (found.steepest, found.lowest) == (0, 2)
+    assert found.low == 1e-3 and found.high == pytest.approx(10**-2.5)  # a tenth would be 10^-3.5
 
 
 def test_range_on_a_smoothed_curve():
@@ -45,7 +64,7 @@ def test_range_on_a_smoothed_curve():
     logs = smooth_centred([math.log(x) for x in [4.0, 2.0, 1.0, 1.0, 8.0]], 0.5)
     assert [math.exp(x) for x in logs] == pytest.approx([2.870678, 2.015134, 1.560872, 1.666611, 3.198553], abs=1e-6)
     found = pick_range(scales, [4.0, 2.0, 1.0, 1.0, 8.0], smoothing=0.5)
-    assert (found.low, found.high, found.steepest, found.lowest, found.diverged) == (1e-3, 10.0, 0, 2, 4)
+    assert (found.low, found.high, found.steepest, found.lowest, found.diverged) == (1e-3, 1e-1, 0, 2, 4)
 
 
 def test_a_loss_that_rises_from_the_first_step_is_diverged_at_every_lr():
@@ -129,8 +148,9 @@ def test_a_real_sweep_on_fashion_mnist_finds_a_range_and_stops_where_it_diverges
     assert sweep.trial_epochs == len(sweep.losses) / 9
     assert sweep.losses[0] == pytest.approx(math.log(10), abs=0.1)  # a 10-class guess at first
     found = pick_range(sweep.scales, sweep.losses)
-    assert 1e-3 < found.low < found.high < 10.0  # LARS's relative step: where the loss falls and where it diverges
-    assert found.high == sweep.scales[found.diverged] and found.lowest < found.diverged
+    assert 1e-3 < found.low < found.high < 10.0  # LARS's relative step: a decade up to where the loss is lowest
+    assert found.high == sweep.scales[found.lowest] < sweep.scales[found.diverged]
+    assert found.low == min(sweep.scales[found.steepest], found.high / 10)
 
 
 def test_a_loss_that_diverges_late_without_falling_says_the_sweep_is_too_short():

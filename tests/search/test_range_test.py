@@ -45,7 +45,7 @@ SPEC = {
     "budget": {"trials": 3},
 }
 SCALES = [10.0 ** (k - 6) for k in range(8)]  # 1e-6 .. 10
-LOSSES = [2.3, 2.3, 2.2, 2.0, 1.4, 0.9, 2.5, 9.0]  # steepest at k=4 (1e-2), lowest k=5, above 2.3 at k=6 (1)
+LOSSES = [2.3, 2.3, 2.2, 2.0, 1.4, 0.9, 2.5, 9.0]  # steepest at k=4 (1e-2), lowest k=5 (1e-1): [1e-2, 1e-1]
 
 
 @pytest.fixture
@@ -87,15 +87,15 @@ def test_range_is_tested_once_per_arm_stored_and_resolved(sweeps, capsys):
     resolved = resolve_ranges(spec, studies)
     assert len(sweeps) == 2
     plain, lars = (studies[a].user_attrs[RANGE_ATTR] for a in ("sgd", "sgd+lars"))
-    assert plain == {"low": 1e-2, "high": 1.0, "trial_epochs": 4.0, "of": "lr", "steps": 8}
+    assert plain == {"low": 1e-2, "high": 1e-1, "trial_epochs": 4.0, "of": "lr", "steps": 8}
     assert lars == {**plain, "of": "lr*trust_coefficient"}
-    assert resolved.arm("sgd").space.params["lr"] == Range(1e-2, 1.0, log=True)
+    assert resolved.arm("sgd").space.params["lr"] == Range(1e-2, 1e-1, log=True)
     lars_space = resolved.arm("sgd+lars").space.params
-    assert lars_space["trust_coefficient"] == Range(1e-2, 1.0, log=True, per="lr")  # lr * lambda, found
+    assert lars_space["trust_coefficient"] == Range(1e-2, 1e-1, log=True, per="lr")  # lr * lambda, found
     assert lars_space["lr"] == default_lr(spec, spec.arm("sgd+lars"))  # the lr of biases and batch norm
     assert capsys.readouterr().out.splitlines() == [
-        "auto/sgd: lr range test: lr in [0.01, 1] (4 trial-epochs, 8 steps)",
-        "auto/sgd+lars: lr range test: lr*trust_coefficient in [0.01, 1] (4 trial-epochs, 8 steps)",
+        "auto/sgd: lr range test: lr in [0.01, 0.1] (4 trial-epochs, 8 steps)",
+        "auto/sgd+lars: lr range test: lr*trust_coefficient in [0.01, 0.1] (4 trial-epochs, 8 steps)",
     ]
     assert range_cost(studies["sgd"]) == 4.0
     stats = arm_stats("sgd", studies["sgd"])  # the recipe is enqueued, nothing has trained yet
@@ -150,8 +150,8 @@ def test_run_studies_tests_the_range_then_samples_inside_it(sweeps):
     plain = [c for c in searched if not c["lars"]]
     lars = [c for c in searched if c["lars"]]
     assert len(plain) == len(lars) == 3
-    assert all(1e-2 <= c["lr"] <= 1.0 for c in plain)
-    assert all(1e-2 <= c["lr"] * c["trust_coefficient"] <= 1.0 + 1e-12 for c in lars)
+    assert all(1e-2 <= c["lr"] <= 1e-1 for c in plain)
+    assert all(1e-2 <= c["lr"] * c["trust_coefficient"] <= 1e-1 + 1e-12 for c in lars)
     lr = default_lr(parse_spec(SPEC), parse_spec(SPEC).arm("sgd+lars"))
     assert all(lr.low <= c["lr"] <= lr.high for c in lars)
 
@@ -168,7 +168,7 @@ def test_status_and_compare_show_the_found_range(sweeps):
 
     storage = optuna.storages.InMemoryStorage()
     run_studies(parse_spec(SPEC), storage, train_fn=FakeTrain(), progress=False)
-    line = "  sgd+lars: lr range test: lr*trust_coefficient in [0.01, 1] (4 trial-epochs, 8 steps)"
+    line = "  sgd+lars: lr range test: lr*trust_coefficient in [0.01, 0.1] (4 trial-epochs, 8 steps)"
     for text in (format_status(storage, "auto"), format_compare(storage, "auto")):
         assert "lr: auto (a range test before the search" in text and line in text.splitlines()
 
@@ -204,6 +204,6 @@ def test_a_lars_arms_recipe_keeps_its_lr_and_lambda_when_their_product_is_in_the
     run_studies(parse_spec({**SPEC, "budget": {"trials": 1}}), storage, train_fn=fake, progress=False)
     [recipe] = optuna.load_study(study_name="auto/sgd+lars", storage=storage).trials
     assert recipe.user_attrs["recipe"] == "published"
-    assert recipe.params["lr"] == 10.0 and recipe.params["lr*trust_coefficient"] == pytest.approx(0.01)  # in [0.01, 1]
+    assert recipe.params["lr"] == 10.0 and recipe.params["lr*trust_coefficient"] == pytest.approx(0.01)  # in range
     lars = [c for c in fake.calls if c["lars"] and not c["evaluate_test"]]
     assert (lars[0]["lr"], lars[0]["trust_coefficient"]) == (10.0, pytest.approx(1e-3))  # the published lambda
