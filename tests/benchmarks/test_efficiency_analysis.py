@@ -1,12 +1,8 @@
-"""benchmarks/efficiency_analysis.py: a run's cost, its incumbents and their test accuracy, exactly;
-benchmarks/search_efficiency.py: every variant is a valid study file."""
+"""benchmarks/efficiency_analysis.py: a run's cost, its incumbents and their test accuracy, exactly."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -129,59 +125,3 @@ def test_tested_runs_compare_what_each_run_hands_back_on_test():
     assert s["cost"][("a", 0)] == (20, True) and s["cost"][("b", 0)] == (80, False)
     assert s["ratios"] == [4.0] and s["bounds"] == [">="]
     assert ea.standard_error(0.85, 1000) == pytest.approx(0.011291589790636213)
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("search_efficiency", BENCHMARKS / "search_efficiency.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_every_variant_is_a_valid_study_file_over_the_wide_default_space():
-    se = _load_benchmark()
-    for variant in se.VARIANTS:
-        for size in se.SIZES.values():
-            spec = se._spec(variant, 3, size, "cpu")
-            assert [a.name for a in spec.arms] == ["sgd+lars", "adam+lars"] and spec.sampler.seed == 3
-    assert se.study_data("random", 0, se.SIZES["smoke"], "cpu")["sampler"] == {"type": "random", "seed": 0}
-    assert se.study_data("defaults", 0, se.SIZES["smoke"], "cpu")["space"] == {"lr": "auto"}
-    assert "space" not in se.study_data("random", 0, se.SIZES["smoke"], "cpu")  # the wide default space
-    assert se.study_data("random", 0, se.SIZES["smoke"], "cpu")["recipe"] is False  # random search from trial 0
-
-
-def test_a_run_of_one_arm_writes_the_same_study_as_that_arm_of_a_run_of_both(tmp_path):
-    import optuna
-
-    from search.studies import open_studies
-
-    se = _load_benchmark()
-    size = se.SIZES["smoke"]
-    one = se._spec("defaults", 4, size, "cpu", ["adam+lars"])
-    both = se._spec("defaults", 4, size, "cpu")
-    assert [a.name for a in one.arms] == ["adam+lars"] and one.name == both.name
-    assert one.study_name(one.arm("adam+lars")) == both.study_name(both.arm("adam+lars"))
-    assert one.identity(one.arm("adam+lars")) == both.identity(both.arm("adam+lars"))
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'e.db'}")
-    open_studies(one, storage)
-    assert set(open_studies(both, storage)) == {"sgd+lars", "adam+lars"}  # no conflict with the one-arm file
-
-
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
-def test_a_stopped_benchmark_says_so_in_one_line_even_with_sigint_ignored(monkeypatch, capsys, sig, code, word):
-    se = _load_benchmark()
-
-    def stopped(argv):  # the signal arrives while main runs, e.g. in a background job that ignores SIGINT
-        os.kill(os.getpid(), sig)
-        raise AssertionError("the signal did not interrupt")
-
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        monkeypatch.setattr(se, "main", stopped)
-        assert se.interruptible_main([]) == code
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # what the process had is restored
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    err = capsys.readouterr().err
-    assert err.startswith(f"# {word}: finished trials are stored") and err.count("\n") == 1
