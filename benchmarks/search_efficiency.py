@@ -13,10 +13,11 @@ overrides of the study file (:data:`VARIANTS`), by default
 
 each over several sampler seeds. Every trial trains with the same training seed, and the
 benchmark (not the search) measures each complete trial's test accuracy on all 10,000
-test images (kept in the study's user attrs ``incumbent_test``; the search never sees
-it). The figures (:mod:`efficiency_analysis`): compute to get within 1 point of the best
-validation accuracy any run of the arm found, (b)/(a) per seed (target >= 3); the test
-accuracy of both runs' incumbents at equal compute; and what diverged trials cost.
+test images (stored at once in the arm study's user attr ``incumbent_test/<config digest>``;
+the search never sees it). The figures (:mod:`efficiency_analysis`): compute to get within
+1 point of the best validation accuracy any run of the arm found, (b)/(a) per seed (target
+>= 3), and the same on the incumbents' test accuracy; the test accuracy of both runs'
+incumbents at equal compute; and what diverged trials cost.
 Compute counts the range test and every epoch of a diverged trial. Measured figures are
 in ``benchmarks/RESULTS.md``.
 
