@@ -63,6 +63,7 @@ from search.cli import USER_ERRORS  # noqa: E402
 from search.plot import arm_curve  # noqa: E402
 from search.range_test import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
 from search.results import load_arms  # noqa: E402
+from search.run_verbs import exit_code  # noqa: E402
 from search.spec import parse_spec  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 from search.trial import Terminated, interrupt_signals  # noqa: E402
@@ -213,16 +214,16 @@ def run_one(variant: str, seed: int, size: dict, args: argparse.Namespace, stora
     )  # the benchmark tests every complete trial itself
 
 
-def backfill_tests(variant: str, seed: int, size: dict, args: argparse.Namespace, storage) -> int:
-    """Test the incumbents of a stored run that have no test accuracy (a run killed before 2026-12-02 lost
-    them); returns how many. Training is deterministic, so the retrained validation accuracy must match."""
+def backfill_tests(runs: list[ea.Run], variant: str, seed: int, size: dict, args: argparse.Namespace, storage) -> int:
+    """Test the incumbents of stored ``runs`` (of ``variant`` and ``seed``) that have no test accuracy (a run
+    killed before 2026-12-02 lost them); stores each and adds it to ``run.test``; returns how many.
+    Training is deterministic, so the retrained validation accuracy must match the stored one."""
     from objectives.train import train_reusing_data
 
+    studies = dict(load_arms(storage, _spec(variant, seed, size, args.device).name))
     train, done = None, 0
-    for run in read_runs(variant, seed, size, args.device, storage):
-        if args.arm not in (None, run.arm):
-            continue
-        study = dict(load_arms(storage, _spec(variant, seed, size, args.device).name))[run.arm]
+    for run in runs:
+        study = studies[run.arm]
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
         for k in ea.incumbents(run.curve):
             trial = trials[run.curve.numbers[k]]
@@ -236,6 +237,7 @@ def backfill_tests(variant: str, seed: int, size: dict, args: argparse.Namespace
                       f"{result.val_accuracy:.4f}, stored {trial.value:.4f}: its test accuracy is not kept")  # fmt: skip
                 continue
             study.set_user_attr(tested_attr(config), result.test_accuracy)
+            run.test[trial.number] = result.test_accuracy
             done += 1
     return done
 
@@ -425,12 +427,11 @@ def main(argv: list[str] | None = None) -> int:
             asked = [r for r in stored if args.arm in (None, r.arm)]
             done = bool(asked) and all(len(r.curve.states) >= r.budget for r in asked)
             if done and variant in variants and not args.analyse_only:
-                tested = backfill_tests(variant, seed, size, args, storage)
+                tested = backfill_tests(asked, variant, seed, size, args, storage)
                 if tested:
                     print(
                         f"# {variant} seed {seed}: tested {tested} incumbent(s) that had no test accuracy", flush=True
                     )
-                    stored = read_runs(variant, seed, size, args.device, storage)
             if not (args.analyse_only or variant not in variants or done):
                 if deadline is not None and time.time() >= deadline:
                     print(f"# time limit reached: {variant}/s{seed} not run", flush=True)
@@ -465,13 +466,12 @@ def interruptible_main(argv: list[str] | None = None) -> int:
             print(f"search_efficiency: error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as exc:
-            terminated = isinstance(exc, Terminated)
             print(
-                f"# {'terminated' if terminated else 'interrupted'}: finished trials are stored, the running one "
-                "is marked FAIL and retried; the same command resumes",
+                f"# {'terminated' if isinstance(exc, Terminated) else 'interrupted'}: finished trials are stored, "
+                "the running one is marked FAIL and retried; the same command resumes",
                 file=sys.stderr,
             )
-            return 143 if terminated else 130
+            return exit_code(exc)
 
 
 if __name__ == "__main__":

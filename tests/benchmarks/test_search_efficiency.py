@@ -109,12 +109,14 @@ def test_backfill_tests_the_incumbents_that_lost_their_test_accuracy(tmp_path, m
         return SimpleNamespace(val_accuracy=val - (0.01 if config["lr"] == 0.1 else 0.0), test_accuracy=val - 0.02)
 
     monkeypatch.setattr(importlib.import_module("objectives.train"), "train_reusing_data", lambda: train)
-    args = SimpleNamespace(device="cpu", arm=None)
-    assert se.backfill_tests("random", 0, se.SIZES["smoke"], args, storage) == 1
+    args, size = SimpleNamespace(device="cpu", arm=None), se.SIZES["smoke"]
+    runs = [r for r in se.read_runs("random", 0, size, "cpu", storage) if r.arm == "sgd+lars"]
+    assert se.backfill_tests(runs, "random", 0, size, args, storage) == 1
     assert trained == [0.1, 0.30000000000000004]
     # trial 0 retrained to another validation accuracy (0.49, not 0.5): not kept; trial 2 is
     assert se.test_accuracies(study) == {2: pytest.approx(0.68)}
-    assert se.backfill_tests("random", 0, se.SIZES["smoke"], args, storage) == 0  # trial 0 is tried again
+    assert runs[0].test == {2: pytest.approx(0.68)}  # the runs in hand are updated too
+    assert se.backfill_tests(runs, "random", 0, size, args, storage) == 0  # trial 0 is tried again
     assert trained == [0.1, 0.30000000000000004, 0.1]
 
 
