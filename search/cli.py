@@ -18,7 +18,9 @@ From Python (tests, other tools): ``search.cli.main(["status"]) -> int``.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
+import platform
 import sys
 import warnings
 from collections.abc import Callable
@@ -45,7 +47,7 @@ from search.verbs import (
     cmd_status,
 )
 
-__all__ = ["COMMANDS", "main", "build_parser", "UserError", "USER_ERRORS"]
+__all__ = ["COMMANDS", "main", "build_parser", "versions", "UserError", "USER_ERRORS"]
 
 ENV_HELP = """environment:
   LARS_SEARCH_STORAGE  default storage URL when neither --storage nor the study file's
@@ -126,6 +128,33 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
 }
 
 
+# What a result depends on, in the order --version prints them (read from the installed metadata: no import of torch).
+VERSIONED = ("lars-search", "torch", "torchvision", "optuna", "optuna-dashboard", "scipy", "sqlalchemy")
+
+
+def versions() -> str:
+    """``lars-search 0.1.0, torch 2.14.1, ..., Python 3.11.7``: the installed distributions a figure depends on."""
+
+    def version(distribution: str) -> str:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    return ", ".join(f"{d} {version(d)}" for d in VERSIONED) + f", Python {platform.python_version()}"
+
+
+class _PrintVersions(argparse.Action):
+    """``--version``: like argparse's own, but reads the versions only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(versions())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     def common_flags(parser: argparse.ArgumentParser, default: Any) -> None:
         parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
@@ -143,12 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"""{ENV_HELP}
 
 examples:
-  lars-search run studies/quickstart.yaml      # six arms on a Fashion-MNIST subset, ~2 min on 2 CPU cores
+  lars-search run studies/quickstart.yaml      # six arms on a Fashion-MNIST subset, ~5 min on 2 CPU cores
   lars-search compare quickstart
   lars-search export quickstart -o best.yaml && lars-search train best.yaml --seeds 3""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common_flags(parser, False)
+    parser.add_argument("--version", action=_PrintVersions, help="show the versions in use and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (fn, add_args, examples) in COMMANDS.items():
         doc = (fn.__doc__ or "").strip().splitlines()[0]

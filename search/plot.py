@@ -27,7 +27,7 @@ Beside it, a second panel shows each arm's final evaluation (:mod:`search.evalua
 every seed's test accuracy as a point (replicates side by side) and the mean with its
 95% interval (:mod:`search.verdict`) as a bar.
 
-Needs matplotlib (``pip install 'lars-search[plot]'``); it renders with the Agg backend.
+It renders with matplotlib's Agg backend (no display needed).
 
 Example::
 
@@ -142,12 +142,8 @@ def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dic
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise PlotError(
-            "plotting needs matplotlib: pip install 'lars-search[plot]' (or pip install matplotlib)"
-        ) from exc
+    import matplotlib  # a dependency; imported here because compare without --plot does not need it
+
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
@@ -182,7 +178,7 @@ def plot_compare(
         the plotted series, ``{arm: ArmCurve}`` (see :func:`compare_curves`).
 
     Raises:
-        PlotError: matplotlib is missing, the SQLite file does not exist, or no arm of
+        PlotError: the SQLite file does not exist, or no arm of
             ``name`` is in the storage.
         search.storage.StorageError: the storage URL cannot be opened (one line, password masked).
     """

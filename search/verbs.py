@@ -73,7 +73,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     storage, _ = _open_reader(args)
     print(format_compare(storage, args.name))
     if args.plot:
-        from search.plot import plot_compare  # raises PlotError naming the extra if matplotlib is missing
+        from search.plot import plot_compare
 
         plot_compare(storage, args.name, args.plot)
         say(args, f"wrote {args.plot}")

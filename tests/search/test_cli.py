@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
+import platform
 import re
 import signal
 import sqlite3
@@ -53,6 +55,17 @@ def test_top_level_help_names_the_environment_variables_and_examples(tmp_path):
     assert done.returncode == 0
     for text in ("LARS_SEARCH_STORAGE", "LARS_SEARCH_DATA", "lars-search run studies/quickstart.yaml", *COMMANDS):
         assert text in done.stdout
+
+
+def test_version_names_the_installed_torch_and_optuna(tmp_path):
+    done = cli("--version", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    expected = ", ".join(
+        f"{d} {importlib.metadata.version(d)}"
+        for d in ("lars-search", "torch", "torchvision", "optuna", "optuna-dashboard")
+    )
+    assert done.stdout.startswith(f"{expected}, scipy {importlib.metadata.version('scipy')}, "), done.stdout
+    assert done.stdout.endswith(f", Python {platform.python_version()}\n")
 
 
 @pytest.mark.parametrize("verb", list(COMMANDS))
@@ -258,7 +271,6 @@ def test_train_rejects_a_broken_config_file_in_one_line(tmp_path, capsys):
 
 
 def test_compare_plot_writes_the_picture(tmp_path, capsys):
-    pytest.importorskip("matplotlib", reason="--plot needs matplotlib (the [plot] extra)")
     db = f"sqlite:///{tmp_path / 'p.db'}"
     assert main(["run", str(write_study(tmp_path, FAKE_STUDY)), "--storage", db, "-q"], train_fn=FakeTrain()) == 0
     png = tmp_path / "compare.png"
