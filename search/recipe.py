@@ -202,7 +202,7 @@ def recipe_params(
 # --------------------------------------------------------------------------- the study-file keys
 
 
-def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> dict:
+def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str, lr_factor: Any = None) -> dict:
     recipes: dict[str, tuple[dict[str, Any], str] | None] = {}
     if raw is False:
         return {arm.name: None for arm in arms}
@@ -215,6 +215,8 @@ def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> 
                 raise SpecError(source, f"recipe.{key}", f"no such arm; arms: {', '.join(names)}")
     for arm in arms:
         published = published_recipe(arm.optimizer, arm.lars, epochs)
+        factor = lr_factor(arm.optimizer) if lr_factor is not None else 1.0
+        published["lr"] *= factor  # a recipe is written for the reference batch (search.batch_axis)
         given = own.get(arm.name, True)
         if given is False:
             recipes[arm.name] = None
@@ -233,6 +235,8 @@ def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> 
         if "schedule_params" in data:
             _mapping(data["schedule_params"], source, f"{where}.schedule_params")
         merged = {**published, **data}
+        if "lr" in data:
+            merged["lr"] = data["lr"] * factor
         if "schedule" in data and data["schedule"] != published["schedule"]:
             merged["schedule_params"] = dict(data.get("schedule_params") or {})
         strict = tuple(k for k in data if k != "schedule_params")
@@ -242,8 +246,11 @@ def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> 
     return recipes
 
 
-def parse_final(data: dict, arms: tuple[Arm, ...], epochs: int, source: str) -> FinalSpec:
-    """``evaluation``, ``replicates`` and ``recipe`` of a study file; raises :class:`SpecError`."""
+def parse_final(data: dict, arms: tuple[Arm, ...], epochs: int, source: str, *, lr_factor: Any = None) -> FinalSpec:
+    """``evaluation``, ``replicates`` and ``recipe`` of a study file; raises :class:`SpecError`.
+
+    ``lr_factor(optimizer)``: what a recipe's lr is multiplied by (a value of a batch-size axis).
+    """
     evaluation = _mapping(data.get("evaluation") or {}, source, "evaluation")
     for key in evaluation:
         if key != "seeds":
@@ -255,4 +262,5 @@ def parse_final(data: dict, arms: tuple[Arm, ...], epochs: int, source: str) -> 
     raw = data.get("recipe", True)
     if not isinstance(raw, (bool, dict)) and raw is not None:
         raise SpecError(source, "recipe", f"must be true, false or a mapping of arm -> recipe, got {raw!r}")
-    return FinalSpec(seeds=seeds, replicates=replicates, recipes=_parse_recipe(raw, arms, epochs, source))
+    recipes = _parse_recipe(raw, arms, epochs, source, lr_factor)
+    return FinalSpec(seeds=seeds, replicates=replicates, recipes=recipes)

@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,7 @@ from search.arms import (
     default_space,
     parse_arm,
 )
+from search.batch_axis import AxisSpec, axis_study_name, lr_factor, parse_axis, scale_dimension
 from search.draws import check_with_objectives
 from search.recipe import FinalSpec, parse_final
 from search.space import SPACE_KEYS
@@ -148,7 +149,8 @@ TOP_KEYS = (
     "evaluation",
     "replicates",
     "recipe",
-)  # the last three: search.recipe.parse_final
+    "axis",
+)  # evaluation, replicates, recipe: search.recipe.parse_final; axis: search.batch_axis
 # objectives config keys a study fixes for all arms; the rest come from the arm and the space.
 OBJECTIVE_KEYS = (
     "dataset", "data_dir", "n_train", "val_size", "model", "width", "epochs", "batch_size",
@@ -199,6 +201,12 @@ class StudySpec:
     text: str = ""
     source: str = "<study>"
     final: FinalSpec = field(default_factory=FinalSpec)  # evaluation, replicates, recipe (search.recipe)
+    axis: AxisSpec | None = None  # the batch-size axis (search.batch_axis)
+    per_batch: tuple[StudySpec, ...] = ()  # with an axis: one study per batch size, in axis order
+
+    def runs(self) -> tuple[StudySpec, ...]:
+        """The studies a run of this file trains: one per axis value, or the study itself."""
+        return self.per_batch or (self,)
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
@@ -381,8 +389,37 @@ def _parse_pruner(raw: Any, source: str, epochs: int) -> PrunerSpec:
     return PrunerSpec(**out)
 
 
-def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySpec:
-    """Validate a loaded study file (a mapping) into a :class:`StudySpec`; raises :class:`SpecError`."""
+def _scale_lr(arm: Arm, factor: float) -> Arm:
+    params = dict(arm.space.params)
+    if "lr" in params:
+        params["lr"] = scale_dimension(params["lr"], factor)
+    return replace(arm, space=replace(arm.space, params=params))
+
+
+def _per_batch(data: dict, axis: AxisSpec, source: str, text: str) -> tuple[StudySpec, ...]:
+    """One study per batch size: the file with that batch and its lrs scaled (:mod:`search.batch_axis`)."""
+    specs = []
+    for batch in axis.batch_sizes:
+        one = {k: v for k, v in data.items() if k != "axis"}
+        one["name"] = axis_study_name(data["name"], batch)
+        one["objective"] = {**data["objective"], "batch_size": batch}
+
+        def factor(optimizer: str, batch: int = batch) -> float:
+            return lr_factor(axis.lr_scaling, optimizer, batch, axis.reference)
+
+        try:
+            specs.append(parse_spec(one, source=source, text=text, _lr_factor=factor))
+        except SpecError as exc:
+            where = f"{exc.key}: " if exc.key and exc.key != "objective.batch_size" else ""
+            raise SpecError(source, "axis.batch_size", f"at batch size {batch}: {where}{exc.message}") from None
+    return tuple(specs)
+
+
+def parse_spec(data: Any, *, source: str = "<study>", text: str = "", _lr_factor: Any = None) -> StudySpec:
+    """Validate a loaded study file (a mapping) into a :class:`StudySpec`; raises :class:`SpecError`.
+
+    ``_lr_factor(optimizer)``: what every lr of an arm is multiplied by (one value of a batch-size axis).
+    """
     if not isinstance(data, dict):
         raise SpecError(source, "", f"a study file must be a YAML mapping, got {_type_name(data)}")
     _check_keys(data, TOP_KEYS, source, "")
@@ -401,6 +438,8 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
     if not isinstance(arms_raw, list) or not arms_raw:
         raise SpecError(source, "arms", f"must be a non-empty list, got {_got(arms_raw)}")
     arms = tuple(parse_arm(raw, i, shared, objective, source) for i, raw in enumerate(arms_raw))
+    if _lr_factor is not None:
+        arms = tuple(_scale_lr(arm, _lr_factor(arm.optimizer)) for arm in arms)
     names = [a.name for a in arms]
     for arm_name in names:
         if names.count(arm_name) > 1:
@@ -412,6 +451,12 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
     if storage is not None and (not isinstance(storage, str) or "://" not in storage):
         raise SpecError(source, "storage", f"must be an SQLAlchemy URL like sqlite:///lars-search.db, got {storage!r}")
     description = data.get("description") or ""
+    axis = None
+    if data.get("axis") is not None:
+        from objectives.config import DEFAULT_CONFIG
+
+        axis = parse_axis(data["axis"], source, objective.get("batch_size", DEFAULT_CONFIG["batch_size"]))
+    text = text or yaml.safe_dump(data, sort_keys=False)  # a spec built in code is stored too
     return StudySpec(
         name=name,
         objective=objective,
@@ -421,9 +466,11 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
         pruner=_parse_pruner(data.get("pruner"), source, epochs),
         storage=storage,
         description=str(description),
-        text=text or yaml.safe_dump(data, sort_keys=False),  # a spec built in code is stored too
+        text=text,
         source=source,
-        final=parse_final(data, arms, epochs, source),
+        final=parse_final(data, arms, epochs, source, lr_factor=_lr_factor),
+        axis=axis,
+        per_batch=_per_batch(data, axis, source, text) if axis else (),
     )
 
 

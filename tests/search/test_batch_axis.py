@@ -1,0 +1,200 @@
+"""The batch-size axis: the lr scaling rule, the critical batch size, and the axis in a study file."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from search_fakes import write_study
+
+from search.batch_axis import (
+    CriticalBatch,
+    axis_study_name,
+    critical_batch_size,
+    lr_factor,
+    scale_dimension,
+    scaling_power,
+)
+from search.space import Auto, Choice, Fixed, Range
+from search.spec import SpecError, load_spec
+
+AXIS_STUDY = """\
+name: ax
+objective: {dataset: fashion_mnist, epochs: 2, n_train: 2000, val_size: 500, batch_size: 128, width: 0.125}
+arms: [sgd, sgd+lars, adam, adam+lars]
+space: {lr: {low: 0.01, high: 1.0, log: true}, trust_coefficient: 0.01, warmup_epochs: 0.0, schedule: cosine}
+axis: {batch_size: [1024, 64, 256]}
+"""
+
+
+# --------------------------------------------------------------------------- the lr rule
+
+
+@pytest.mark.parametrize(
+    ("rule", "optimizer", "power"),
+    [
+        ("auto", "sgd", 1.0),
+        ("auto", "adam", 0.5),
+        ("auto", "adamw", 0.5),
+        ("auto", "rmsprop", 0.5),
+        ("auto", "adagrad", 0.5),
+        ("linear", "adam", 1.0),
+        ("sqrt", "sgd", 0.5),
+        ("none", "sgd", 0.0),
+    ],
+)
+def test_scaling_power_per_rule_and_optimizer(rule, optimizer, power):
+    assert scaling_power(rule, optimizer) == power
+
+
+@pytest.mark.parametrize(
+    ("rule", "optimizer", "batch", "factor"),
+    [
+        ("auto", "sgd", 1024, 8.0),  # linear: 1024 / 128
+        ("auto", "sgd", 64, 0.5),
+        ("auto", "adam", 512, 2.0),  # square root of 4
+        ("auto", "rmsprop", 32, 0.5),  # square root of 1/4
+        ("auto", "adam", 128, 1.0),  # the reference batch itself
+        ("none", "sgd", 4096, 1.0),
+        ("sqrt", "sgd", 2048, 4.0),
+    ],
+)
+def test_lr_factor_at_literal_batch_sizes(rule, optimizer, batch, factor):
+    assert lr_factor(rule, optimizer, batch, 128) == factor
+
+
+def test_an_unknown_rule_or_a_batch_below_one_is_refused():
+    with pytest.raises(ValueError, match=r"lr_scaling must be one of auto, linear, sqrt, none, got 'cube'"):
+        scaling_power("cube", "sgd")
+    with pytest.raises(ValueError, match=r"batch sizes must be >= 1, got batch_size=0, reference=128"):
+        lr_factor("auto", "sgd", 0, 128)
+
+
+def test_every_form_of_an_lr_dimension_scales_and_auto_is_left_to_its_range_test():
+    assert scale_dimension(Fixed(0.1), 4.0) == Fixed(0.4)
+    assert scale_dimension(Choice((0.01, 0.1)), 2.0) == Choice((0.02, 0.2))
+    assert scale_dimension(Range(0.01, 1.0, log=True), 8.0) == Range(0.08, 8.0, log=True)
+    assert scale_dimension(Range(0.5, 1.5, step=0.25), 2.0) == Range(1.0, 3.0, step=0.5)
+    auto = Auto(1e-3, 10.0)
+    assert scale_dimension(auto, 8.0) is auto
+
+
+def test_axis_study_names_carry_the_batch():
+    assert axis_study_name("fmnist-axis", 1024) == "fmnist-axis-b1024"
+
+
+# --------------------------------------------------------------------------- the critical batch size
+
+NAN = math.nan
+
+
+@pytest.mark.parametrize(
+    ("drops", "expected", "text"),
+    [
+        # the drop's interval at 256 is within 1 point, at 1024 surely beyond it
+        ([(64, 0, 0), (256, -0.5, 0.8), (1024, 1.2, 3.0)], CriticalBatch("determined", 256, 1024), "256"),
+        # every batch surely within: at least the largest
+        (
+            [(64, 0, 0), (256, -0.5, 0.8), (1024, -1.0, 0.9)],
+            CriticalBatch("not reached", 1024),
+            ">= 1024 (not reached)",
+        ),
+        # 256 unclear (its interval holds the tolerance), 1024 surely beyond
+        (
+            [(64, 0, 0), (256, 0.2, 2.4), (1024, 1.5, 4.0)],
+            CriticalBatch("undetermined", 64, 1024),
+            "undetermined: >= 64, < 1024",
+        ),
+        # 1024 unclear and the axis ends there
+        (
+            [(64, 0, 0), (256, -0.2, 0.9), (1024, -0.4, 2.0)],
+            CriticalBatch("undetermined", 256, None),
+            "undetermined: >= 256, past the axis",
+        ),
+        # a batch without results is unclear, never kept
+        ([(64, 0, 0), (256, NAN, NAN), (1024, 2.0, 3.0)], CriticalBatch("undetermined", 64, 1024), None),
+        # an interval ending exactly at the tolerance is within it
+        ([(64, 0, 0), (128, 0.0, 1.0)], CriticalBatch("not reached", 128), None),
+        # the first batch above the smallest already surely lost
+        ([(64, 0, 0), (128, 1.01, 2.0), (256, -1.0, 0.5)], CriticalBatch("determined", 64, 128), "64"),
+    ],
+)
+def test_critical_batch_size_against_hand_computed_cases(drops, expected, text):
+    found = critical_batch_size(drops, tolerance=1.0)
+    assert found == expected
+    if text is not None:
+        assert found.describe() == text
+
+
+def test_critical_batch_size_without_data_and_out_of_order():
+    assert critical_batch_size([], 1.0) == CriticalBatch("no data")
+    with pytest.raises(ValueError, match=r"drops must be in increasing batch order, got batches \[256, 64\]"):
+        critical_batch_size([(256, 0, 0), (64, 0, 1)], 1.0)
+
+
+# --------------------------------------------------------------------------- the axis in a study file
+
+
+def test_an_axis_study_runs_one_study_per_batch_with_its_lr_ranges_and_recipes_scaled(tmp_path):
+    spec = load_spec(write_study(tmp_path, AXIS_STUDY))
+    assert spec.axis.batch_sizes == (64, 256, 1024) and spec.axis.reference == 128
+    assert (spec.axis.lr_scaling, spec.axis.tolerance) == ("auto", 1.0)
+    runs = spec.runs()
+    assert [s.name for s in runs] == ["ax-b64", "ax-b256", "ax-b1024"]
+    assert [s.objective["batch_size"] for s in runs] == [64, 256, 1024]
+    b64, _, b1024 = runs
+    assert b1024.arm("sgd").space.params["lr"] == Range(0.08, 8.0, log=True)  # linear: x8
+    assert b1024.arm("sgd+lars").space.params["lr"] == Range(0.08, 8.0, log=True)  # the twin's range
+    assert b64.arm("sgd").space.params["lr"] == Range(0.005, 0.5, log=True)  # x1/2
+    adam = b1024.arm("adam+lars").space.params["lr"]
+    assert (adam.low, adam.high) == pytest.approx((0.01 * 8**0.5, 8**0.5))  # square root: x2.83
+    # recipes scale too: SGD's published 0.1 -> 0.8 at 1024; SGD+LARS's 10 -> 80, clamped to the top 8.0
+    assert b1024.final.recipes["sgd"][0]["lr"] == pytest.approx(0.8)
+    assert b1024.final.recipes["sgd+lars"][0]["lr"] == pytest.approx(8.0)
+    assert b64.final.recipes["sgd"][0]["lr"] == pytest.approx(0.05)
+    # everything else is the file's, and each study stores the file as written
+    assert all(s.text == spec.text and s.arms[0].space.params["weight_decay"] for s in runs)
+    assert spec.runs() != (spec,) and load_spec(write_study(tmp_path, AXIS_STUDY.replace("axis:", "#"))).runs()
+
+
+def test_lr_scaling_none_keeps_every_range(tmp_path):
+    spec = load_spec(write_study(tmp_path, AXIS_STUDY.replace("[1024, 64, 256]}", "[64, 1024], lr_scaling: none}")))
+    assert {s.arm("sgd").space.params["lr"] for s in spec.runs()} == {Range(0.01, 1.0, log=True)}
+
+
+def test_a_study_file_recipe_is_scaled_like_the_space(tmp_path):
+    text = AXIS_STUDY + "recipe: {sgd: {lr: 0.2}}\n"
+    b64, b256, b1024 = load_spec(write_study(tmp_path, text)).runs()
+    assert [s.final.recipes["sgd"][0]["lr"] for s in (b64, b256, b1024)] == pytest.approx([0.1, 0.4, 1.6])
+    assert b1024.final.recipes["sgd"][1] == "study file"
+
+
+def _axis_error(tmp_path, axis: str) -> str:
+    path = write_study(tmp_path, AXIS_STUDY.replace("axis: {batch_size: [1024, 64, 256]}", f"axis: {axis}"))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    return message[len(f"{path}: ") :]
+
+
+@pytest.mark.parametrize(
+    ("axis", "message"),
+    [
+        ("[64, 128]", "axis: must be a mapping, got list [64, 128]"),
+        ("{epochs: [1, 2]}", "axis.epochs: unknown key; an axis runs over batch_size (allowed: batch_size, "),
+        ("{lr_scaling: linear}", "axis.batch_size: required (a list of batch sizes, e.g. [64, 256, 1024])"),
+        ("{batch_size: [64]}", "axis.batch_size: must be a list of at least 2 distinct integers >= 2, got list [64]"),
+        ("{batch_size: [64, 64]}", "axis.batch_size: must be a list of at least 2 distinct integers >= 2, got list"),
+        ("{batch_size: [64, 96.5]}", "axis.batch_size: must be a list of at least 2 distinct integers >= 2, got list"),
+        ("{batch_size: 64}", "axis.batch_size: must be a list of at least 2 distinct integers >= 2, got int 64"),
+        ("{batch_size: [64, 128], lr_scaling: cube}", "axis.lr_scaling: must be one of auto, linear, sqrt, none, "),
+        ("{batch_size: [64, 128], tolerance: 0}", "axis.tolerance: must be points of accuracy in (0, 100), got int 0"),
+        (
+            "{batch_size: [64, 4096]}",
+            "axis.batch_size: at batch size 4096: objective.n_train: config key 'n_train' must be >= batch_size (4096)",
+        ),
+    ],
+)
+def test_a_bad_axis_is_one_line_naming_file_and_key(tmp_path, axis, message):
+    assert _axis_error(tmp_path, axis).startswith(message)
