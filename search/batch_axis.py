@@ -47,6 +47,7 @@ __all__ = [
     "axis_study_name",
     "CriticalBatch",
     "critical_batch_size",
+    "compare_critical",
     "AxisSpec",
     "parse_axis",
     "scale_dimension",
@@ -198,3 +199,22 @@ def scale_dimension(dim: object, factor: float) -> object:
         step = dim.step * factor if dim.step is not None else None
         return replace(dim, low=dim.low * factor, high=dim.high * factor, step=step)
     raise TypeError(f"not a dimension: {dim!r}")
+
+
+def compare_critical(lars: CriticalBatch, plain: CriticalBatch) -> str:
+    """Whether LARS extends the critical batch size of its plain twin, judged on both sides' certainty.
+
+    Extends: LARS surely keeps a batch that the plain arm surely loses. Shortens: the reverse.
+    The same: both determined at one batch. Otherwise it cannot be told at this budget.
+    """
+    if "no data" in (lars.status, plain.status):
+        return "cannot tell yet (no data)"
+    if plain.upper is not None and lars.batch is not None and lars.batch >= plain.upper:
+        return "LARS extends it"
+    if lars.upper is not None and plain.batch is not None and plain.batch >= lars.upper:
+        return "LARS shortens it"
+    if lars.status == plain.status == "determined" and lars.batch == plain.batch:
+        return "the same"
+    if lars.status == plain.status == "not reached":
+        return "neither reached on this axis"
+    return "cannot tell at this budget"

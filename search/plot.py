@@ -47,7 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.results import epochs_run
 
-__all__ = ["ArmCurve", "PlotError", "arm_curve", "compare_curves", "plot_compare"]
+__all__ = ["ArmCurve", "PlotError", "arm_curve", "compare_curves", "plot_compare", "plot_axis"]
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # one colour per optimizer of the registry, in its order (sgd blue, rmsprop green, adam red, ...)
@@ -286,3 +286,59 @@ def _plot_history(plt, storage, name: str, curves: dict[str, ArmCurve], path) ->
         ax.figure.savefig(path, dpi=120)
     finally:
         plt.close(ax.figure)
+
+
+def plot_axis(
+    storage: optuna.storages.BaseStorage | str, name: str, axis: object, path: str | os.PathLike
+) -> dict[str, list[tuple[int, float, float, float]]]:
+    """Test accuracy against batch size per arm, with 95% intervals, on a log (base 2) x axis.
+
+    One line per arm over the axis values whose final evaluation is done (dashed plain, solid LARS,
+    twins in one colour, as in :func:`plot_compare`); the tolerance band of the critical batch size
+    is drawn below each arm's accuracy at the smallest batch.
+
+    Returns:
+        ``{arm: [(batch, mean, low, high), ...]}``, the plotted points (NaN bounds: no interval).
+    """
+    from search.axis_report import load_axis
+
+    plt = _pyplot()
+    storage = _open(storage)
+    result = load_axis(storage, name, axis)
+    series: dict[str, list[tuple[int, float, float, float]]] = {}
+    fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
+    try:
+        for index, (arm, _, _) in enumerate(result.arms):
+            points = []
+            for batch, verdict in result.verdicts.items():
+                found = [a for a in (verdict.arms if verdict else []) if a.arm == arm and a.evaluated and a.test]
+                if found and found[0].test.n > 0:
+                    t = found[0].test
+                    points.append((batch, t.mean, t.low, t.high))
+            series[arm] = points
+            if not points:
+                continue
+            style = _style(arm, index)
+            xs, means = [p[0] for p in points], [p[1] for p in points]
+            err = [[m - (lo if math.isfinite(lo) else m) for _, m, lo, _ in points],
+                   [(hi if math.isfinite(hi) else m) - m for _, m, _, hi in points]]  # fmt: skip
+            ax.errorbar(xs, means, yerr=err, capsize=4, marker="o", linewidth=2, label=arm, **style)
+            if points[0][0] == axis.batch_sizes[0]:
+                ax.axhline(points[0][1] - axis.tolerance / 100, color=style["color"], alpha=0.25, linewidth=1)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(axis.batch_sizes), [str(b) for b in axis.batch_sizes])
+        ax.set_xlabel("batch size (log scale)")
+        ax.set_ylabel("test accuracy (final evaluation), mean and 95% interval")
+        ax.set_title(
+            f"{name}: test accuracy against batch size (thin lines: {axis.tolerance:g} point below batch "
+            f"{axis.batch_sizes[0]})"
+        )
+        ax.grid(True, alpha=0.3)
+        if any(series.values()):
+            ax.legend(loc="best", fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "no final evaluation yet", ha="center", va="center", transform=ax.transAxes)
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return series

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -142,18 +143,44 @@ def _run_header(args: argparse.Namespace, spec: Any, url: str) -> str:
 
 
 def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: Callable | None = None) -> int:
-    """Run the study loop in this process (one worker), then print the compare table."""
-    from search.report import format_compare
+    """Run the study loop in this process (one worker), then print the compare table.
+
+    A study file with a batch-size axis runs its studies one batch size after another (smallest first),
+    each printing its own compare table, then the axis table (:mod:`search.axis_report`).
+    """
     from search.storage import open_storage
-    from search.study import run_studies
 
     storage = open_storage(url)
+    total = args.timeout or spec.budget.timeout
+    deadline = time.monotonic() + total if total else None  # one limit for the whole run, axis or not
+    for one in spec.runs():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            say(args, f"timeout reached before {one.name}; run the same command again to resume")
+            break
+        status = _run_one(args, one, url, storage, train_fn, timeout=left)
+        if status:
+            return status
+    if spec.axis:
+        from search.axis_report import format_axis
+
+        print()
+        print(format_axis(storage, spec.name, spec.axis))
+    return 0
+
+
+def _run_one(
+    args: argparse.Namespace, spec: Any, url: str, storage: Any, train_fn: Callable | None, *, timeout: float | None
+) -> int:
+    from search.report import format_compare
+    from search.study import run_studies
+
     budget = args.n_trials or spec.budget.trials
     say(args, _run_header(args, spec, url))
     met = _budget_met(spec, storage, budget)
     try:
         summary = run_studies(
-            spec, storage, n_trials=args.n_trials, timeout=args.timeout, device=args.device, train_fn=train_fn,
+            spec, storage, n_trials=args.n_trials, timeout=timeout, device=args.device, train_fn=train_fn,
             progress=not args.quiet and not met, log=None if args.quiet else print, storage_url=url,
         )  # fmt: skip
     except KeyboardInterrupt as exc:
@@ -197,8 +224,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout=args.timeout, device=args.device, log=lambda line: print(line, flush=True),
     )  # fmt: skip
     if status == 0:
-        print()
-        print(format_compare(open_reader(url), spec.name))
+        for one in spec.runs():
+            print()
+            print(format_compare(open_reader(url), one.name))
+        if spec.axis:
+            from search.axis_report import format_axis
+
+            print()
+            print(format_axis(open_reader(url), spec.name, spec.axis))
     return status
 
 

@@ -34,7 +34,9 @@ def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
     text = storage.get_study_user_attrs(study_id).get("study_file")
     if text is None:
         return None
-    return parse_spec(load_yaml(text, study_name), source=f"stored study file of {study_name!r}", text=text)
+    spec = parse_spec(load_yaml(text, study_name), source=f"stored study file of {study_name!r}", text=text)
+    # a study of a batch-size axis stores the whole file: its own batch's spec is the one named like it
+    return next((s for s in spec.per_batch if study_name.startswith(f"{s.name}/")), spec)
 
 
 def _first_difference(old: Any, new: Any, path: str) -> str | None:

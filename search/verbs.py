@@ -71,11 +71,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.plot:
         _check_plot_path(args.plot)
     storage, _ = _open_reader(args)
-    print(format_compare(storage, args.name))
-    if args.plot:
-        from search.plot import plot_compare
+    from search.axis_report import find_axis, format_axis
 
-        plot_compare(storage, args.name, args.plot)
+    axis = find_axis(storage, args.name)
+    print(format_axis(storage, args.name, axis) if axis else format_compare(storage, args.name))
+    if args.plot:
+        from search.plot import plot_axis, plot_compare
+
+        if axis:
+            plot_axis(storage, args.name, axis, args.plot)
+        else:
+            plot_compare(storage, args.name, args.plot)
         say(args, f"wrote {args.plot}")
     return 0
 

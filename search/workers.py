@@ -338,11 +338,20 @@ def run_worker(
             zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 40_000
         )  # sampler seed offset 100003*id must stay < 2**32
     prefix = f"[worker {worker_id}] "
-    return run_studies(
-        spec, storage, n_trials=n_trials, timeout=timeout, device=device, train_fn=train_fn,
-        validate=validate, progress=False, worker_id=worker_id, storage_url=storage_url,
-        log=lambda line: log(prefix + line), poll_s=_poll_seconds(storage),
-    )  # fmt: skip
+    summary: dict[str, Any] = {}
+    total = timeout or spec.budget.timeout
+    deadline = time.monotonic() + total if total else None
+    for one in spec.runs():  # a batch-size axis: its studies one after another, as `run` does
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        stats = run_studies(
+            one, storage, n_trials=n_trials, timeout=left, device=device, train_fn=train_fn,
+            validate=validate, progress=False, worker_id=worker_id, storage_url=storage_url,
+            log=lambda line: log(prefix + line), poll_s=_poll_seconds(storage),
+        )  # fmt: skip
+        summary.update({f"{one.name}/{k}" if spec.axis else k: v for k, v in stats.items()})
+    return summary
 
 
 def _poll_seconds(storage: Any) -> float:

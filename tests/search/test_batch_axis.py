@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from search_fakes import write_study
 from search.batch_axis import (
     CriticalBatch,
     axis_study_name,
+    compare_critical,
     critical_batch_size,
     lr_factor,
     scale_dimension,
@@ -198,3 +200,129 @@ def _axis_error(tmp_path, axis: str) -> str:
 )
 def test_a_bad_axis_is_one_line_naming_file_and_key(tmp_path, axis, message):
     assert _axis_error(tmp_path, axis).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("lars", "plain", "expected"),
+    [
+        (CriticalBatch("not reached", 1024), CriticalBatch("determined", 256, 1024), "LARS extends it"),
+        (CriticalBatch("determined", 1024, 4096), CriticalBatch("undetermined", 64, 1024), "LARS extends it"),
+        (CriticalBatch("determined", 64, 256), CriticalBatch("determined", 256, 1024), "LARS shortens it"),
+        (CriticalBatch("determined", 256, 1024), CriticalBatch("determined", 256, 1024), "the same"),
+        (CriticalBatch("not reached", 1024), CriticalBatch("not reached", 1024), "neither reached on this axis"),
+        # the plain arm may lose 1024 or not: LARS keeping it says nothing yet
+        (CriticalBatch("not reached", 1024), CriticalBatch("undetermined", 256, None), "cannot tell at this budget"),
+        (
+            CriticalBatch("undetermined", 256, None),
+            CriticalBatch("determined", 256, 1024),
+            "cannot tell at this budget",
+        ),
+        (CriticalBatch("no data"), CriticalBatch("determined", 256, 1024), "cannot tell yet (no data)"),
+    ],
+)
+def test_whether_lars_extends_the_critical_batch_size(lars, plain, expected):
+    assert compare_critical(lars, plain) == expected
+
+
+# --------------------------------------------------------------------------- run, resume, compare, plot
+
+FAKE_AXIS = """\
+name: ax
+objective: {epochs: 2, batch_size: 128}
+arms: [sgd, sgd+lars]
+space: {lr: {low: 0.01, high: 0.1, log: true}, warmup_epochs: 0.0, schedule: cosine}
+budget: {trials: 2}
+pruner: none
+replicates: 2
+evaluation: {seeds: 2}
+axis: {batch_size: [64, 256, 1024], tolerance: 2.0}
+"""
+
+
+class _AxisTrain:
+    """The fakes' trainer with a test accuracy near the validation one: seed noise of at most 0.4 points."""
+
+    def __init__(self, curve):
+        from search_fakes import FakeTrain
+
+        self.inner = FakeTrain(curve)
+        self.calls = self.inner.calls
+
+    def __call__(self, config, report=None):
+        result = self.inner(config, report)
+        if result.test_accuracy is None or result.val_accuracy is None:
+            return result
+        return dataclasses.replace(result, test_accuracy=result.val_accuracy - 0.001 * (config["seed"] % 5))
+
+
+def _batch_curve(config, epoch):
+    """Plain SGD loses 3 points per quadrupling of the batch above 64; SGD+LARS loses nothing. The best lr
+    grows linearly with the batch (10**-1.5 at 128), as the axis scales the searched range."""
+    lost = 0.0 if config["lars"] else 0.03 * math.log(config["batch_size"] / 64, 4)
+    best = 10**-1.5 * config["batch_size"] / 128
+    return 0.9 - lost - 0.1 * abs(math.log10(config["lr"] / best)) - 0.3 * 0.5**epoch
+
+
+def test_an_axis_run_trains_each_batch_and_compare_shows_the_axis(tmp_path, capsys):
+    from search.cli import main
+
+    db = f"sqlite:///{tmp_path / 'ax.db'}"
+    path = write_study(tmp_path, FAKE_AXIS)
+    train = _AxisTrain(_batch_curve)
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=train) == 0
+    # per batch: 2 arms x 2 replicates x 2 trials, then 2 arms x 2 replicates x 2 seeds
+    assert [c["batch_size"] for c in train.calls].count(64) == 16
+    assert {c["batch_size"] for c in train.calls} == {64, 256, 1024}
+    # the lr ranges scale linearly for SGD: every lr drawn at 1024 is in [0.08, 0.8]
+    assert all(0.08 <= c["lr"] <= 0.8 for c in train.calls if c["batch_size"] == 1024)
+    out = capsys.readouterr().out
+    assert "compare ax-b64: final evaluation" in out and "compare ax-b1024: final evaluation" in out
+    assert "compare ax: batch-size axis 64, 256, 1024" in out
+    capsys.readouterr()
+    assert main(["compare", "ax", "--storage", db]) == 0
+    text = capsys.readouterr().out
+    assert text == out[out.index("compare ax: batch-size axis") :]
+    rows = {line.split()[0]: line for line in text.splitlines() if line[:1].isdigit()}
+    assert set(rows) == {"64", "256", "1024"}
+    assert "critical batch size (largest batch whose test accuracy stays within 2 points of batch 64's" in text
+    assert "  batch 1024: sgd+lars vs sgd: " in text
+
+
+def test_an_interrupted_axis_run_resumes_without_retraining_finished_batches(tmp_path, capsys):
+    from search.cli import main
+
+    db = f"sqlite:///{tmp_path / 'ax.db'}"
+    path = write_study(tmp_path, FAKE_AXIS)
+
+    def stop_at_1024(config, epoch):
+        if config["batch_size"] == 1024:
+            raise KeyboardInterrupt
+        return _batch_curve(config, epoch)
+
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=_AxisTrain(stop_at_1024)) == 130
+    capsys.readouterr()
+    assert main(["compare", "ax", "--storage", db]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("1024 ")]
+    assert rows and "not run yet" not in rows[0]  # its studies exist; no result yet
+    resumed = _AxisTrain(_batch_curve)
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=resumed) == 0
+    assert {c["batch_size"] for c in resumed.calls} == {1024}  # 64 and 256 kept, not retrained
+
+
+def test_compare_plot_of_an_axis_draws_accuracy_against_batch(tmp_path, capsys):
+    from search.cli import main
+    from search.plot import plot_axis
+    from search.spec import load_spec
+    from search.storage import open_storage
+
+    db = f"sqlite:///{tmp_path / 'ax.db'}"
+    path = write_study(tmp_path, FAKE_AXIS)
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=_AxisTrain(_batch_curve)) == 0
+    png = tmp_path / "axis.png"
+    assert main(["compare", "ax", "--storage", db, "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    series = plot_axis(open_storage(db, heartbeat=False), "ax", load_spec(path).axis, tmp_path / "again.png")
+    assert [b for b, *_ in series["sgd"]] == [64, 256, 1024] == [b for b, *_ in series["sgd+lars"]]
+    # the fake's plain arm loses 3 points per quadrupling; its LARS twin loses none
+    sgd = [m for _, m, _, _ in series["sgd"]]
+    assert sgd[0] - sgd[2] == pytest.approx(0.06, abs=0.02)
