@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial
 
 from search.report import plural
 from search.results import StudyNotFoundError, Verdict, load_verdict
+from search.verdict import clip
 
 __all__ = ["best_trial", "code_snippet", "export_text", "load_config_file"]
 
@@ -166,9 +167,13 @@ def export_text(
     result = verdict.arm(arm)
     test = result.test
     if test is not None and test.n:
-        interval = f" [{100 * test.low:.2f}, {100 * test.high:.2f}]" if test.known else ""
+        shown, clipped = clip(test)
+        interval = f" [{100 * shown.low:.2f}, {100 * shown.high:.2f}]" if test.known else ""
         runs = f"{plural(verdict.replicates, 'replicate')} x {plural(verdict.seeds, 'seed')}"
-        test_text = f"{100 * test.mean:.2f}%{interval} (95% interval; {runs})"
+        kind = "95% interval, clipped to [0, 100]" if clipped else "95% interval"
+        if verdict.replicates < 2 and test.known:
+            kind += ", training noise only"
+        test_text = f"{100 * test.mean:.2f}%{interval} ({kind}; {runs})"
     else:
         test_text = "not evaluated yet"
     lines = [line for line in verdict.lines if line.startswith(f"{arm} vs ") or f" vs {arm}:" in line]
