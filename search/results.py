@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.evaluation import eval_seed, evaluation_result, incumbent, parse_study_name
 from search.range_test import range_cost
 from search.spec import DEFAULT_ARMS
-from search.studies import unit_key
+from search.studies import stored_final, unit_key
 from search.verdict import (
     Interval,
     arm_interval,
@@ -234,24 +234,19 @@ class Verdict:
         return next(a for a in self.arms if a.arm == name)
 
 
-def _settings(text: str | None) -> tuple[int, int, int]:
-    """``(evaluation seeds, replicates, objective seed)`` of a stored study file (defaults 3, 1, 0)."""
+def _objective_seed(text: str | None) -> int:
+    """``objective.seed`` of a stored study file (default 0)."""
     try:
-        data = yaml.safe_load(text or "") or {}
-        seeds = int((data.get("evaluation") or {}).get("seeds", 3))
-        return seeds, int(data.get("replicates", 1)), int((data.get("objective") or {}).get("seed", 0))
+        return int(((yaml.safe_load(text or "") or {}).get("objective") or {}).get("seed", 0))
     except (yaml.YAMLError, AttributeError, TypeError, ValueError):
-        return 3, 1, 0
+        return 0
 
 
 def final_settings(study: optuna.Study) -> tuple[int, int, int]:
     """``(evaluation seeds, replicates, objective seed)`` of a study file's runs, read from its first arm's study:
     the user attr ``final`` (the latest run's values, :func:`search.studies.open_studies`), else its study file."""
-    seeds, replicates, base = _settings(study.user_attrs.get("study_file"))
-    final = study.user_attrs.get("final")
-    if isinstance(final, dict):
-        seeds, replicates = int(final.get("seeds", seeds)), int(final.get("replicates", replicates))
-    return seeds, replicates, base
+    seeds, replicates = stored_final(study.user_attrs)
+    return seeds, replicates, _objective_seed(study.user_attrs.get("study_file"))
 
 
 def load_verdict(storage: Any, name: str) -> Verdict:

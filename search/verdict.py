@@ -248,10 +248,11 @@ def replicates_for(delta: float, sd: float, power: float = POWER, alpha: float =
 
 
 def clip(interval: Interval, low: float = 0.0, high: float = 1.0) -> tuple[Interval, bool]:
-    """``interval`` with its ends clipped to the possible range [low, high], and whether an end was clipped."""
+    """``interval`` with its ends clipped to the possible range [low, high] (never past its own mean), and
+    whether an end was clipped."""
     if not interval.known:
         return interval, False
-    lo, hi = max(interval.low, low), min(interval.high, high)
+    lo, hi = max(interval.low, min(low, interval.mean)), min(interval.high, max(high, interval.mean))
     clipped = (lo, hi) != (interval.low, interval.high)
     return Interval(interval.mean, lo, hi, interval.n, interval.se, interval.df, interval.sd), clipped
 

@@ -284,3 +284,28 @@ def test_the_trust_ratio_table_has_a_column_per_replicates_incumbent():
         "trust ratios of each LARS arm's incumbent, last epoch (per layer: median [min, max] over its steps):",
         "layer  sgd+lars #11   sgd+lars/r1 #4\n-----  -------------  --------------\nw      0.5 [0.25, 1]  1 [0.5, 2]",
     ]
+
+
+def test_the_lines_as_a_family_and_holms_word_on_a_claim():
+    from scipy import stats
+
+    from search.results import _family
+    from search.verdict import Interval
+
+    def line(d, se, df=4):
+        half = stats.t.ppf(0.975, df) * se
+        return Interval(d, d - half, d + half, 3, se=se, df=df, sd=se)
+
+    # t = 3 at 4 df: p = 0.0399 (helps at 95% each: 0.03 - 2.776 * 0.01 > 0), but above Holm's 0.05 / 2
+    judged = {("sgd+lars", "sgd"): line(0.03, 0.01), ("adam+lars", "adam"): line(0.001, 0.01)}
+    assert _family(judged) == [
+        "2 LARS-vs-plain lines, each a per-comparison 95% interval: with no true difference anywhere, up to 10% "
+        "of studies would show at least one helps/hurts",
+        "Holm-adjusted (family-wise 5%): LARS helps some optimizer: not established (smallest p 0.0399 > 0.025)",
+    ]
+    # t = 5 at 4 df: p = 0.00749 <= 0.025
+    judged[("sgd+lars", "sgd")] = line(0.05, 0.01)
+    assert _family(judged)[1] == (
+        "Holm-adjusted (family-wise 5%): LARS helps some optimizer: holds, by sgd+lars vs sgd (p 0.00749 <= 0.025)"
+    )
+    assert _family({("sgd+lars", "sgd"): line(0.05, 0.01)}) == []  # one line is no family
