@@ -186,7 +186,8 @@ def export_text(
         f"study: {name}   arm: {arm} ({chosen})   replicate: {replicate}   trial: {trial.number}",
         f"test accuracy (final evaluation): {test_text}",
     ]
-    header += [f"verdict: {line}" for line in lines] or ["verdict: no LARS-vs-plain line for this arm"]
+    label = "verdict" if verdict.replicates >= 2 else "measured"  # one replicate: no verdict (search.verdict)
+    header += [f"{label}: {line}" for line in lines] or [f"{label}: no LARS-vs-plain line for this arm"]
     header += [
         f"data: {config.get('dataset')}, n_train {config.get('n_train')}, val_size {config.get('val_size')}, "
         f"batch_size {config.get('batch_size')}, epochs {config.get('epochs')}",
