@@ -151,6 +151,8 @@ def format_verdict(verdict: Verdict) -> list[str]:
     if verdict.power:
         lines.append("power (two-sided 5% test, from the observed spread of replicate means):")
         lines += [f"  {line}" for line in verdict.power]
+    elif verdict.replicates < 2 and verdict.lines:
+        lines.append("power: not known with one replicate (the spread between searches is not measured)")
     if verdict.ranking:
         if verdict.replicates >= 2:
             lines.append("ranking by test accuracy (rank: 1 + the arms ahead by the pairwise 95% interval; "

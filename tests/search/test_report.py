@@ -149,6 +149,9 @@ def test_verdict_numbers_by_hand(storage):
         "not the search's luck; no verdict on the arms with one replicate):"
     )
     assert "  1. sgd+lars 84.00 [81.52, 86.48]" in lines
+    assert lines[lines.index(f"  {measured}") + 1] == (
+        "power: not known with one replicate (the spread between searches is not measured)"
+    )
     assert not any(w in line for line in lines for w in ("LARS helps", "LARS hurts", "no detectable difference"))
 
 
