@@ -183,8 +183,10 @@ def difference(a: list[list[float]], b: list[list[float]], replicates: int) -> I
 
 def p_value(diff: Interval) -> float:
     """Two-sided p-value of the pooled t test behind ``diff``: ``2 * t.sf(|d| / se, df)`` (NaN without one)."""
-    if not diff.known or not diff.se > 0:
-        return math.nan if not diff.known else (0.0 if diff.mean != 0 else 1.0)
+    if not diff.known:
+        return math.nan
+    if diff.se == 0:  # every unit equal within each arm
+        return 0.0 if diff.mean != 0 else 1.0
     return float(2 * stats.t.sf(abs(diff.mean) / diff.se, diff.df))
 
 
