@@ -6,10 +6,10 @@
   accuracy and the trial that reached it; the recipe's (trial 0's) validation accuracy
   and what tuning gained over it; test accuracy of the final evaluation, mean and 95%
   interval over replicate means (one replicate: over its seeds, training noise only);
-  compute spent (trial-epochs and seconds, search and evaluation) and saved by pruning (for every trial stopped by the pruner, the
-  epochs it did not run, ``config.epochs - epochs_run``, in trial-epochs, as a share of
-  what the arm would have spent without pruning, and in seconds estimated from the
-  trial's own seconds per epoch);
+  compute spent (trial-epochs and seconds, search and evaluation) and saved by pruning
+  (for every trial stopped by the pruner, the epochs it did not run, ``config.epochs -
+  epochs_run``, in trial-epochs, as a share of what the arm would have spent without
+  pruning, and in seconds estimated from the trial's own seconds per epoch);
 * one verdict line per LARS arm against its plain twin (one replicate: what was measured, no
   verdict), the family and power lines, the ranking with ties, boundary
   warnings (an incumbent at the edge of a searched range), and arms that are not
