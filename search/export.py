@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial
 
 from search.report import plural
 from search.results import StudyNotFoundError, Verdict, load_verdict
+from search.verdict import clip
 
 __all__ = ["best_trial", "code_snippet", "export_text", "load_config_file"]
 
@@ -166,9 +167,13 @@ def export_text(
     result = verdict.arm(arm)
     test = result.test
     if test is not None and test.n:
-        interval = f" [{100 * test.low:.2f}, {100 * test.high:.2f}]" if test.known else ""
+        shown, clipped = clip(test)
+        interval = f" [{100 * shown.low:.2f}, {100 * shown.high:.2f}]" if test.known else ""
         runs = f"{plural(verdict.replicates, 'replicate')} x {plural(verdict.seeds, 'seed')}"
-        test_text = f"{100 * test.mean:.2f}%{interval} (95% interval; {runs})"
+        kind = "95% interval, clipped to [0, 100]" if clipped else "95% interval"
+        if verdict.replicates < 2 and test.known:
+            kind += ", training noise only"
+        test_text = f"{100 * test.mean:.2f}%{interval} ({kind}; {runs})"
     else:
         test_text = "not evaluated yet"
     lines = [line for line in verdict.lines if line.startswith(f"{arm} vs ") or f" vs {arm}:" in line]
@@ -181,7 +186,8 @@ def export_text(
         f"study: {name}   arm: {arm} ({chosen})   replicate: {replicate}   trial: {trial.number}",
         f"test accuracy (final evaluation): {test_text}",
     ]
-    header += [f"verdict: {line}" for line in lines] or ["verdict: no LARS-vs-plain line for this arm"]
+    label = "verdict" if verdict.replicates >= 2 else "measured"  # one replicate: no verdict (search.verdict)
+    header += [f"{label}: {line}" for line in lines] or [f"{label}: no LARS-vs-plain line for this arm"]
     header += [
         f"data: {config.get('dataset')}, n_train {config.get('n_train')}, val_size {config.get('val_size')}, "
         f"batch_size {config.get('batch_size')}, epochs {config.get('epochs')}",

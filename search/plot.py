@@ -250,7 +250,11 @@ def _legend(arm: str, curve: ArmCurve) -> str:
 
 
 def _plot_test(ax, verdict) -> None:
-    """Test accuracy per arm: each seed a point (replicates side by side), mean and 95% interval as a bar."""
+    """Test accuracy per arm: each seed a point (replicates side by side), mean and 95% interval as a bar
+    (clipped to the possible [0, 1], and the title says so)."""
+    from search.verdict import clip
+
+    clipped = False
     for x, result in enumerate(verdict.arms):
         style = _style(result.arm, x)
         for r, values in enumerate(result.values):
@@ -258,13 +262,17 @@ def _plot_test(ax, verdict) -> None:
             ax.scatter(offsets, values, s=16, color=style["color"], alpha=0.6, zorder=3)
         test = result.test
         if test is not None and test.n > 0:
-            err = [[test.mean - test.low], [test.high - test.mean]] if test.known else None
+            shown, was_clipped = clip(test)  # an interval end beyond [0, 1] is drawn at the end
+            clipped |= was_clipped
+            err = [[test.mean - shown.low], [shown.high - test.mean]] if test.known else None
             ax.errorbar(
                 [x + 0.25], [test.mean], yerr=err, fmt="o", color=style["color"], capsize=5, markersize=6, zorder=4
             )
     ax.set_xticks(range(len(verdict.arms)), [a.arm for a in verdict.arms], rotation=30, ha="right")
     ax.set_ylabel("test accuracy (final evaluation)")
-    ax.set_title("test accuracy: seeds (points), mean and 95% interval (bar)")
+    ax.set_title(
+        "test accuracy: seeds (points), mean and 95% interval (bar" + (", clipped to [0, 1])" if clipped else ")")
+    )
     ax.grid(True, axis="y", alpha=0.3)
     if not any(result.values for result in verdict.arms):
         ax.text(0.5, 0.5, "no final evaluation yet", ha="center", va="center", transform=ax.transAxes)

@@ -10,12 +10,19 @@
   (Optuna's ``FileSystemArtifactStore``), which ``lars-search dashboard`` serves, so the
   figure renders inside the note.
 
-``run`` calls it when every final evaluation is done; ``compare`` and the dashboard only read.
+The note is Markdown, not a code block: each table of ``compare`` becomes a Markdown table,
+its indented lines (verdict lines, ranking, warnings) a list of plain text, the other lines
+paragraphs (:func:`to_markdown`). ``run`` calls :func:`publish_verdict` when every final
+evaluation is done, and :func:`mark_outdated` before it trains anything more: a note
+written before the arms changed says so in its title and first line until the next
+verdict replaces it. ``compare`` and the dashboard only read.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
+import time
 from typing import Any
 
 import optuna
@@ -24,15 +31,83 @@ from search.optuna_internals import study_id_of
 from search.report import format_compare, format_verdict
 from search.results import Verdict, load_arms, load_verdict
 
-__all__ = ["publish_verdict", "artifact_store_for"]
+__all__ = ["publish_verdict", "mark_outdated", "to_markdown", "artifact_store_for"]
+
+VERDICT_ATTR = "verdict"
+OUTDATED = "outdated: "  # how the user attr ``verdict`` of an outdated note begins
+
+
+def _escape(text: str, *, start: bool = True) -> str:
+    """``text`` as literal Markdown text: a backslash before ``\\ ` * _ < > |``, and, where the text starts a
+    block (``start``), before a leading ``#`` and the dot of a leading ``1.`` (else a heading or a list)."""
+    text = re.sub(r"([\\`*_<>|])", r"\\\1", text)
+    return re.sub(r"^(\d+)\.|^#", lambda m: f"{m.group(1)}\\." if m.group(1) else "\\#", text) if start else text
+
+
+def _table(lines: list[str]) -> list[str]:
+    """A :func:`search.report.format_table` block (header, dashes, rows) as a Markdown table; columns are
+    where the dashes line's runs are."""
+    spans = [m.span() for m in re.finditer(r"-+", lines[1])]
+
+    def cells(line: str) -> list[str]:
+        ends = [s for s, _ in spans[1:]] + [len(line)]
+        return [_escape(line[start:end].strip(), start=False) or " " for (start, _), end in zip(spans, ends)]
+
+    rows = [cells(lines[0]), ["---"] * len(spans)] + [cells(line) for line in lines[2:]]
+    return ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def to_markdown(text: str) -> list[str]:
+    """``compare``'s text as Markdown lines: tables (a line, then one of dashes, up to a blank line) as
+    Markdown tables, indented lines as list items, other lines as paragraphs; all text escaped."""
+    lines, out, i = text.splitlines(), [], 0
+    while i < len(lines):
+        line = lines[i]
+        if i + 1 < len(lines) and re.fullmatch(r"-+(  -+)*", lines[i + 1]):
+            end = next((j for j in range(i + 2, len(lines)) if not lines[j].strip()), len(lines))
+            out += ["", *_table(lines[i:end]), ""]
+            i = end
+            continue
+        if line.startswith("  "):
+            if out and out[-1] and not out[-1].startswith("- "):
+                out.append("")
+            out.append(f"- {_escape(line.strip())}")
+        elif line.strip():
+            out += ["", _escape(line)]
+        i += 1
+    return out
 
 
 def _markdown(name: str, compare: str, figure: str | None) -> str:
-    """The note: ``compare``'s text (the table, then the verdict, ranking and warnings), then the figure."""
-    body = [f"## Verdict of {name}", "", "```", compare, "```"]
+    """The note: ``compare``'s text as Markdown (:func:`to_markdown`), then the figure."""
+    body = [f"## Verdict of {name}", *to_markdown(compare)]
     if figure:
         body += ["", f"![test accuracy per arm]({figure})"]
     return "\n".join(body)
+
+
+def mark_outdated(storage: Any, name: str) -> int:
+    """Mark every arm's verdict note of ``name`` outdated (a run is about to change the arms); returns how many.
+
+    The note's title and first line say so and keep the old verdict below (no figure); the user attr
+    ``verdict`` starts with ``outdated: ``. :func:`publish_verdict` replaces both.
+    """
+    from optuna_dashboard import save_note
+
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    marked = 0
+    for _arm, study in load_arms(storage, name):
+        text = study.user_attrs.get(VERDICT_ATTR)
+        if not isinstance(text, str) or text.startswith(OUTDATED):
+            continue
+        why = (f"a run started {when} changes the arms (more trials or evaluation runs); this note is rewritten "
+               f"when every final evaluation is done; the current numbers: lars-search compare {name}")  # fmt: skip
+        study.set_user_attr(VERDICT_ATTR, f"{OUTDATED}{why}\n{text}")
+        body = [f"## Verdict of {name}: outdated", "", f"**Outdated**: {_escape(why)}.", "",
+                "The outdated verdict:", *to_markdown(text)]  # fmt: skip
+        save_note(study, "\n".join(body))
+        marked += 1
+    return marked
 
 
 def publish_verdict(storage: Any, name: str, *, figure_dir: str | None = None) -> Verdict:
@@ -53,7 +128,7 @@ def publish_verdict(storage: Any, name: str, *, figure_dir: str | None = None) -
         path = _draw_figure(storage, name, tmp) if store is not None else None
         for _arm, study in load_arms(storage, name):
             figure = _upload_figure(study, store, path) if path is not None else None
-            study.set_user_attr("verdict", text)
+            study.set_user_attr(VERDICT_ATTR, text)
             save_note(study, _markdown(name, compare, figure))
     return verdict
 

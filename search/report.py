@@ -5,12 +5,13 @@
 * per arm: trials complete / pruned / failed (over every replicate); the best validation
   accuracy and the trial that reached it; the recipe's (trial 0's) validation accuracy
   and what tuning gained over it; test accuracy of the final evaluation, mean and 95%
-  interval over replicates x seeds; compute spent (trial-epochs and seconds, search
-  and evaluation) and saved by pruning (for every trial stopped by the pruner, the
-  epochs it did not run, ``config.epochs - epochs_run``, in trial-epochs, as a share of
-  what the arm would have spent without pruning, and in seconds estimated from the
-  trial's own seconds per epoch);
-* one verdict line per LARS arm against its plain twin, the ranking with ties, boundary
+  interval over replicate means (one replicate: over its seeds, training noise only);
+  compute spent (trial-epochs and seconds, search and evaluation) and saved by pruning
+  (for every trial stopped by the pruner, the epochs it did not run, ``config.epochs -
+  epochs_run``, in trial-epochs, as a share of what the arm would have spent without
+  pruning, and in seconds estimated from the trial's own seconds per epoch);
+* one verdict line per LARS arm against its plain twin (one replicate: what was measured, no
+  verdict), the family and power lines, the ranking with ties, boundary
   warnings (an incumbent at the edge of a searched range), and arms that are not
   comparable yet (unequal finished trials, evaluation not finished);
 * with replicates, compute per replicate.
@@ -28,7 +29,7 @@ from typing import Any
 from search.range_test import range_lines
 from search.results import ArmResult, ArmStats, Verdict, arm_stats, load_arms, load_verdict, study_names
 from search.studies import unit_key
-from search.verdict import Interval
+from search.verdict import Interval, clip
 
 __all__ = [
     "plural",
@@ -89,11 +90,13 @@ def _best_params(s: ArmStats) -> str:
 
 
 def _interval_text(i: Interval | None) -> str:
+    """``81.00 [78.52, 83.48]``; ends beyond the possible [0, 100]% are shown clipped and marked ``(clipped)``."""
     if i is None or i.n == 0:
         return "-"
     if not i.known:
         return f"{100 * i.mean:.2f}"
-    return f"{100 * i.mean:.2f} [{100 * i.low:.2f}, {100 * i.high:.2f}]"
+    shown, clipped = clip(i)
+    return f"{100 * i.mean:.2f} [{100 * shown.low:.2f}, {100 * shown.high:.2f}]" + (" (clipped)" if clipped else "")
 
 
 def _arm_row(a: ArmResult) -> list[str]:
@@ -124,15 +127,40 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
+def _design(verdict: Verdict) -> str:
+    """``2 replicates x 12 trials x 3 seeds per arm`` (trials: finished per search)."""
+    return (f"{plural(verdict.replicates, 'replicate')} x {plural(verdict.trials, 'trial')} x "
+            f"{plural(verdict.seeds, 'seed')} per arm")  # fmt: skip
+
+
 def format_verdict(verdict: Verdict) -> list[str]:
-    """The verdict lines, ranking, warnings and notes (without the table)."""
-    method = ("t interval over replicate means" if verdict.replicates >= 2
-              else "t interval over seeds: training noise only, replicates: 2+ adds the search's luck")  # fmt: skip
-    runs = f"{plural(verdict.replicates, 'replicate')} x {plural(verdict.seeds, 'seed')} per arm"
-    lines = [f"verdict ({runs}, 95% intervals, {method}):"]
+    """The verdict lines, family, power, ranking, warnings and notes (without the table).
+
+    With one replicate the header and every line say what was measured (training noise
+    between two incumbents) and give no verdict on the arms (:func:`search.verdict.verdict_line`).
+    """
+    if verdict.replicates >= 2:
+        lines = [f"verdict ({_design(verdict)}; per-comparison 95% t intervals over replicate means; "
+                 "an interval end beyond the possible range is shown clipped):"]  # fmt: skip
+    else:
+        lines = [f"measured ({_design(verdict)}; 95% t intervals over seeds cover training noise only, not the "
+                 "search's luck; no verdict on the arms with one replicate):"]  # fmt: skip
     lines += [f"  {line}" for line in verdict.lines] or ["  no LARS arm with a plain twin of the same optimizer"]
+    if verdict.family:
+        lines.append("the lines as a family:")
+        lines += [f"  {line}" for line in verdict.family]
+    if verdict.power:
+        lines.append("power (two-sided 5% test, from the observed spread of replicate means):")
+        lines += [f"  {line}" for line in verdict.power]
+    elif verdict.replicates < 2 and verdict.lines:
+        lines.append("power: not known with one replicate (the spread between searches is not measured)")
     if verdict.ranking:
-        lines.append("ranking by test accuracy (ties: overlapping intervals):")
+        if verdict.replicates >= 2:
+            lines.append("ranking by test accuracy (rank: 1 + the arms ahead by the pairwise 95% interval; "
+                         "tied: the pairwise interval holds 0):")  # fmt: skip
+        else:
+            lines.append("incumbents by test accuracy (training noise only, not a ranking of the arms; "
+                         "tied: the pairwise interval over seeds holds 0 or there is none):")  # fmt: skip
         for rank, arm, tied in verdict.ranking:
             tail = f" (tied with {', '.join(tied)})" if tied else ""
             lines.append(f"  {rank}. {arm} {_interval_text(verdict.arm(arm).test)}{tail}")

@@ -20,8 +20,20 @@ from optuna.trial import FrozenTrial, TrialState
 from search.evaluation import eval_seed, evaluation_result, incumbent, parse_study_name
 from search.range_test import range_cost
 from search.spec import DEFAULT_ARMS
-from search.studies import unit_key
-from search.verdict import Interval, arm_interval, boundary_warnings, difference, pair_arms, ranking, verdict_line
+from search.studies import stored_final, unit_key
+from search.verdict import (
+    Interval,
+    arm_interval,
+    boundary_warnings,
+    detectable_difference,
+    difference,
+    holm,
+    p_value,
+    pair_arms,
+    ranking,
+    replicates_for,
+    verdict_line,
+)
 
 __all__ = [
     "StudyNotFoundError",
@@ -33,6 +45,7 @@ __all__ = [
     "arm_stats",
     "epochs_run",
     "load_verdict",
+    "final_settings",
 ]
 
 
@@ -194,7 +207,12 @@ class ArmResult:
 
 @dataclass
 class Verdict:
-    """Everything ``compare``, ``export`` and the dashboard note show (see :func:`load_verdict`)."""
+    """Everything ``compare``, ``export`` and the dashboard note show (see :func:`load_verdict`).
+
+    ``family``: what the LARS-vs-plain lines claim together (per-comparison 95%, Holm);
+    ``power``: per line with an interval, the 80%-power detectable difference and the
+    replicates that would detect 1 point (:mod:`search.verdict`).
+    """
 
     name: str
     seeds: int
@@ -204,26 +222,38 @@ class Verdict:
     ranking: list[tuple[int, str, list[str]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # why a verdict is missing or partial
     best_arm: str | None = None
+    family: list[str] = field(default_factory=list)
+    power: list[str] = field(default_factory=list)
+
+    @property
+    def trials(self) -> int:
+        """Finished trials per search (the most any search has), for the design line."""
+        return max((s.trials for a in self.arms for s in a.searches), default=0)
 
     def arm(self, name: str) -> ArmResult:
         return next(a for a in self.arms if a.arm == name)
 
 
-def _settings(text: str | None) -> tuple[int, int, int]:
-    """``(evaluation seeds, replicates, objective seed)`` of a stored study file (defaults 3, 1, 0)."""
+def _objective_seed(text: str | None) -> int:
+    """``objective.seed`` of a stored study file (default 0)."""
     try:
-        data = yaml.safe_load(text or "") or {}
-        seeds = int((data.get("evaluation") or {}).get("seeds", 3))
-        return seeds, int(data.get("replicates", 1)), int((data.get("objective") or {}).get("seed", 0))
+        return int(((yaml.safe_load(text or "") or {}).get("objective") or {}).get("seed", 0))
     except (yaml.YAMLError, AttributeError, TypeError, ValueError):
-        return 3, 1, 0
+        return 0
+
+
+def final_settings(study: optuna.Study) -> tuple[int, int, int]:
+    """``(evaluation seeds, replicates, objective seed)`` of a study file's runs, read from its first arm's study:
+    the user attr ``final`` (the latest run's values, :func:`search.studies.open_studies`), else its study file."""
+    seeds, replicates = stored_final(study.user_attrs)
+    return seeds, replicates, _objective_seed(study.user_attrs.get("study_file"))
 
 
 def load_verdict(storage: Any, name: str) -> Verdict:
     """Read every search and evaluation of ``name`` and compute the verdict (:mod:`search.verdict`)."""
     arms = load_arms(storage, name)
     text = arms[0][1].user_attrs.get("study_file")
-    seeds, replicates, base = _settings(text)
+    seeds, replicates, base = final_settings(arms[0][1])
     kinds = {n: (o, lr) for n, o, lr in _arm_entries(text)}
     all_names = {s.study_name for s in storage.get_all_studies()}
     results = []
@@ -247,7 +277,7 @@ def load_verdict(storage: Any, name: str) -> Verdict:
             best = incumbent(trials)
             if best is not None:
                 result.warnings += boundary_warnings(unit_key(arm, r), best.params, best.distributions)
-        result.test = arm_interval(result.values)
+        result.test = arm_interval(result.values, replicates)
         results.append(result)
     verdict = Verdict(name, seeds, replicates, results)
     _judge(verdict, kinds)
@@ -267,6 +297,7 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
     if pending:
         verdict.notes.append(f"final evaluation not finished for {', '.join(pending)}: run the study again")
     present = {a: kinds.get(a, (by_arm[a].optimizer, by_arm[a].lars)) for a in by_arm}
+    judged: dict[tuple[str, str], Interval] = {}
     for lars_arm, plain_arm in pair_arms(present):
         a, b = by_arm[lars_arm], by_arm[plain_arm]
         if unequal and finished[lars_arm] != finished[plain_arm]:
@@ -285,8 +316,62 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
             continue
         edge = [x for x in (lars_arm, plain_arm) if by_arm[x].warnings]
         provisional = f"{' and '.join(edge)} at the edge of the searched range" if edge else ""
-        verdict.lines.append(verdict_line(lars_arm, plain_arm, difference(a.values, b.values), provisional=provisional))
-    done = {a.arm: a.test for a in verdict.arms if a.evaluated and a.test is not None and a.test.n > 0}
-    verdict.ranking = ranking(done)
+        diff = difference(a.values, b.values, verdict.replicates)
+        verdict.lines.append(verdict_line(lars_arm, plain_arm, diff, replicates=verdict.replicates,
+                                          seeds=verdict.seeds, provisional=provisional))  # fmt: skip
+        if verdict.replicates >= 2 and diff.known:
+            judged[(lars_arm, plain_arm)] = diff
+    verdict.notes += _missing(verdict)
+    verdict.family = _family(judged)
+    verdict.power = [_power_line(pair, d, verdict.seeds) for pair, d in judged.items()]
+    done = {a.arm: a.values for a in verdict.arms if a.evaluated and a.test is not None and a.test.n > 0}
+    verdict.ranking = ranking(done, verdict.replicates)
     if verdict.ranking and not unequal:
         verdict.best_arm = verdict.ranking[0][1]
+
+
+def _missing(verdict: Verdict) -> list[str]:
+    """One note per replicate whose final evaluation is done without a result: left out, never replaced by seeds."""
+    if verdict.replicates < 2:
+        return []
+    gone = [unit_key(a.arm, e.replicate) for a in verdict.arms for e in a.evaluations if e.done and not e.values]
+    if not gone:
+        return []
+    return [f"missing replicates (no test result: no complete trial, or every evaluation run failed): "
+            f"{', '.join(gone)}; their arms' intervals use the other replicates' means"]  # fmt: skip
+
+
+def _family(judged: dict[tuple[str, str], Interval]) -> list[str]:
+    """The LARS-vs-plain lines as a family: per-comparison 95%, and Holm's word on any helps/hurts claim."""
+    m = len(judged)
+    if m < 2:
+        return []
+    out = [f"{m} LARS-vs-plain lines, each a per-comparison 95% interval: with no true difference anywhere, "
+           f"up to {100 * (1 - 0.95**m):.0f}% of studies would show at least one helps/hurts"]  # fmt: skip
+    p = {pair: p_value(d) for pair, d in judged.items()}
+    kept = holm({f"{la} vs {pa}": v for (la, pa), v in p.items()})
+    for word, claims in (("helps", [k for k, d in judged.items() if d.low > 0]),
+                         ("hurts", [k for k, d in judged.items() if d.high < 0])):  # fmt: skip
+        if not claims:
+            continue
+        held = [f"{la} vs {pa} (p {p[(la, pa)]:.3g} <= {kept[f'{la} vs {pa}']:.3g})" for la, pa in claims
+                if f"{la} vs {pa}" in kept]  # fmt: skip
+        if held:
+            out.append(f"Holm-adjusted (family-wise 5%): LARS {word} some optimizer: holds, by {', '.join(held)}")
+        else:
+            smallest = min(p[c] for c in claims)
+            out.append(f"Holm-adjusted (family-wise 5%): LARS {word} some optimizer: not established "
+                       f"(smallest p {smallest:.3g} > {0.05 / m:.3g})")  # fmt: skip
+    return out
+
+
+def _power_line(pair: tuple[str, str], diff: Interval, seeds: int) -> str:
+    """``sgd+lars vs sgd: 80% power at +-3.73 points (SD of a replicate mean 0.66 points, 2 + 2 replicates); ...``"""
+    n = diff.df + 2  # n_a + n_b; diff.n is the smaller of the two
+    n_a = diff.n
+    delta = detectable_difference(diff.sd, n_a, n - n_a)
+    need = replicates_for(0.01, diff.sd)
+    needed = f"about {need} replicates per arm" if need is not None else "more than 10000 replicates per arm"
+    return (f"{pair[0]} vs {pair[1]}: 80% power to detect +-{100 * delta:.2f} points or more (SD of a replicate "
+            f"mean {100 * diff.sd:.2f} points, {n - n_a} + {n_a} replicates); 1 point would need {needed} "
+            f"at {seeds} seed{'s' if seeds != 1 else ''} each")  # fmt: skip

@@ -4,6 +4,13 @@ A study file is stored with its studies (user attr ``study_file``); running a fi
 arms differ from what is stored under the same name is refused before anything is
 written (:class:`SpecConflictError`), since the trials would not be comparable. A new
 search's trial 0 is its arm's published recipe (:mod:`search.recipe`).
+
+``replicates`` and ``evaluation.seeds`` may be raised between runs of one name (more
+searches, more seeds per incumbent: the usual way to sharpen a verdict): the new values
+are stored on every arm's study (user attr ``final``, :func:`stored_final`) and compare,
+the verdict, the note and export read them from there. Lowering either is refused
+before anything is written: finished searches or seeds would silently drop out of the
+verdict (and choosing which to keep after seeing them is selective reporting).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+import yaml
 
 from search.budget import arm_lock
 from search.evaluation import search_study_name
@@ -18,7 +26,9 @@ from search.recipe import needs_recipe_later, published_recipe, recipe_params
 from search.samplers import build_pruner, build_sampler
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
 
-__all__ = ["SpecConflictError", "stored_spec", "unit_key", "enqueue_recipe", "open_studies"]
+__all__ = ["SpecConflictError", "stored_spec", "stored_final", "unit_key", "enqueue_recipe", "open_studies"]
+
+FINAL_ATTR = "final"  # {"seeds": K, "replicates": R}: the latest run's, where they differ from the study file's
 
 
 class SpecConflictError(ValueError):
@@ -37,6 +47,47 @@ def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
     spec = parse_spec(load_yaml(text, study_name), source=f"stored study file of {study_name!r}", text=text)
     # a study of a batch-size axis stores the whole file: its own batch's spec is the one named like it
     return next((s for s in spec.per_batch if study_name.startswith(f"{s.name}/")), spec)
+
+
+def stored_final(attrs: dict[str, Any]) -> tuple[int, int]:
+    """``(evaluation seeds, replicates)`` of a study file's latest run, from an arm study's user attrs:
+    ``final`` when a run raised them, else the stored ``study_file``'s (defaults 3 and 1)."""
+    final = attrs.get(FINAL_ATTR)
+    if isinstance(final, dict):
+        return int(final["seeds"]), int(final["replicates"])
+    try:
+        data = yaml.safe_load(attrs.get("study_file") or "") or {}
+        return int((data.get("evaluation") or {}).get("seeds", 3)), int(data.get("replicates", 1))
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+        return 3, 1
+
+
+def _check_final(spec: StudySpec, storage: Any, url: str) -> None:
+    """Refuse lowering ``replicates`` or ``evaluation.seeds`` below what a run of this name used (raising is fine)."""
+    from search.storage import mask_url
+
+    for arm in spec.arms:
+        name = spec.study_name(arm)
+        try:
+            attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+        except KeyError:
+            continue
+        seeds, replicates = stored_final(attrs)
+        for key, old, new in (("replicates", replicates, spec.final.replicates),
+                              ("evaluation.seeds", seeds, spec.final.seeds)):  # fmt: skip
+            if new < old:
+                raise SpecConflictError(
+                    f"{spec.source}: {key} is {new}, but the stored study {name!r} in {mask_url(url)} ran with "
+                    f"{old}; lowering it would leave finished runs out of the verdict (use {key}: {old} or more, "
+                    "or a new name)"
+                )
+
+
+def _record_final(spec: StudySpec, study: optuna.Study) -> None:
+    """Store this run's seeds and replicates on an arm's study where they differ from what it holds."""
+    wanted = (spec.final.seeds, spec.final.replicates)
+    if stored_final(study.user_attrs) != wanted:
+        study.set_user_attr(FINAL_ATTR, {"seeds": wanted[0], "replicates": wanted[1]})
 
 
 def _first_difference(old: Any, new: Any, path: str) -> str | None:
@@ -117,6 +168,7 @@ def open_studies(
     the comparison of arms less noisy.
     """
     _check_conflicts(spec, storage, url)
+    _check_final(spec, storage, url)
     studies = {}
     for replicate in range(spec.final.replicates):
         for arm in spec.arms:
@@ -136,6 +188,8 @@ def open_studies(
                 if replicate:
                     study.set_user_attr("replicate", replicate)
                 study.set_user_attr("spec_version", SPEC_VERSION)
+            if replicate == 0:
+                _record_final(spec, study)
             if existing == 0:
                 enqueue_recipe(spec, arm, study)
             studies[unit_key(arm.name, replicate)] = study

@@ -45,7 +45,7 @@ from search.evaluation import (
     open_evaluation,
     run_evaluation_trial,
 )
-from search.publish import publish_verdict
+from search.publish import mark_outdated, publish_verdict
 from search.range_test import resolve_ranges
 from search.results import ArmStats, arm_stats
 from search.spec import Arm, StudySpec
@@ -110,6 +110,7 @@ class _Run:
     log: Log | None
     bar: Any = None
     ran: dict[str, int] = field(default_factory=dict)
+    marked: bool = False  # an earlier verdict note was marked outdated (search.publish.mark_outdated)
 
     def say(self, line: str) -> None:
         if self.bar is not None:
@@ -192,7 +193,15 @@ def _next_evaluation(run: _Run, *, ignore_budget: bool = False) -> tuple[_Unit, 
     return None
 
 
+def _mark_outdated_once(run: _Run) -> None:
+    """Before this call's first trial or evaluation run: an earlier verdict note no longer describes the arms."""
+    if not run.marked:
+        run.marked = True
+        mark_outdated(run.storage, run.spec.name)
+
+
 def _run_search_trial(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None:
+    _mark_outdated_once(run)
     if run.bar is not None:
         run.bar.set_postfix_str(f"{unit.key} #{trial.number}")
     outcome = run_trial(unit.study, trial, unit.arm, run.spec, train_fn=run.train_fn, device=run.device,
@@ -207,6 +216,7 @@ def _run_search_trial(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None
 
 
 def _run_evaluation(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None:
+    _mark_outdated_once(run)
     if run.bar is not None:
         run.bar.set_postfix_str(f"{unit.key} final evaluation")
     state, value, reason, seconds = run_evaluation_trial(

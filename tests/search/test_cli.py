@@ -111,7 +111,8 @@ def test_fake_study_run_status_compare(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "study c: 2 arms (sgd, adam+lars), 2 trials per arm" in out
     assert out.count("c/sgd trial ") == 2 and out.count("c/adam+lars trial ") == 2
-    assert "compare c: final evaluation" in out and "\nverdict (" in out and "winner: " not in out  # issue 12
+    assert "compare c: final evaluation" in out and "winner: " not in out  # issue 12
+    assert "\nmeasured (1 replicate x " in out  # one replicate: no verdict (issue 23)
     assert main(["status", "c", "--storage", db]) == 0
     status = capsys.readouterr().out.splitlines()
     assert [line.split()[:4] for line in status[3:]] == [["sgd", "2", "0", "0"], ["adam+lars", "2", "0", "0"]]
@@ -148,7 +149,7 @@ def test_end_to_end_on_a_tiny_real_objective(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
     assert "compare tiny: final evaluation = each search's best trial (validation) retrained with " in run.stdout
-    assert "\nverdict (" in run.stdout  # issue 12
+    assert "\nmeasured (1 replicate x " in run.stdout  # issue 12; one replicate: no verdict (issue 23)
     status = cli("status", "--storage", db, cwd=tmp_path)
     assert status.returncode == 0
     rows = [line.split() for line in status.stdout.splitlines()[3:]]

@@ -90,9 +90,14 @@ def test_export_header_makes_the_file_traceable(finished, tmp_path):
     assert header[1] == f"study: e   arm: sgd+lars ({chosen})   replicate: 0   trial: {study.best_trial.number}"
     assert header[2] == (
         f"test accuracy (final evaluation): {100 * test.mean:.2f}% [{100 * test.low:.2f}, "
-        f"{100 * test.high:.2f}] (95% interval; 1 replicate x 3 seeds)"
+        f"{100 * test.high:.2f}] (95% interval, training noise only; 1 replicate x 3 seeds)"
     )
-    assert header[3] == f"verdict: {verdict.lines[0]}" and header[3].startswith("verdict: sgd+lars vs sgd: ")
+    assert header[3] == f"measured: {verdict.lines[0]}" and header[3].startswith("measured: sgd+lars vs sgd: ")
+    # one replicate: the same measured line as compare and the note, no verdict word
+    assert header[3].endswith(
+        "the search's luck is not covered: no verdict on the arms (replicates: 2 or more for one)"
+    )
+    assert not any(word in header[3] for word in ("helps", "hurts", "no detectable difference"))
     assert header[4] == "data: fashion_mnist, n_train None, val_size 5000, batch_size 128, epochs 3"
     assert header[5].startswith("lars-search ") and ", git commit " in header[5]
     assert header[6] == "from storage sqlite:///e.db"

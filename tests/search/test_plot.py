@@ -150,6 +150,27 @@ def test_test_accuracy_panel_shows_each_seed_and_the_mean_with_its_interval(stor
         plt.close(fig)
 
 
+def test_an_interval_beyond_the_possible_range_is_drawn_clipped_and_says_so(storage):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from search.plot import _plot_test
+    from search.results import load_verdict
+
+    _evaluate(storage, "sgd", 2, [0.10, 0.50, 0.90])  # 0.5 +- 4.302653 * 0.4 / sqrt(3) = [-0.494, 1.494]
+    _evaluate(storage, "sgd+lars", 1, [0.88, 0.90, 0.92])
+    fig, ax = plt.subplots()
+    try:
+        _plot_test(ax, load_verdict(optuna.storages.RDBStorage(storage), "demo"))
+        ends = [round(float(line.get_ydata()[0]), 4) for line in ax.lines]
+        assert ends[:3] == [0.5, 0.0, 1.0]
+        assert ax.get_title().endswith("(bar, clipped to [0, 1])")
+    finally:
+        plt.close(fig)
+
+
 def test_an_arm_without_a_complete_trial_says_so_in_the_legend(tmp_path):
     from search.plot import _legend
 

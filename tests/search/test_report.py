@@ -69,15 +69,15 @@ def test_arm_stats_count_compute_spent_and_saved(storage):
     assert s.reasons == {"ValueError": 1, "diverged": 1}
 
 
-def evaluate(storage, arm, number, values, seeds=(1, 2, 3)):
-    """The final evaluation of ``r/<arm>``: incumbent ``number`` retrained, one test accuracy per seed."""
-    study = optuna.create_study(storage=storage, study_name=f"r/{arm}/eval", direction="maximize")
+def evaluate(storage, arm, number, values, seeds=(1, 2, 3), name="r", state=TrialState.COMPLETE):
+    """The final evaluation of ``<name>/<arm>``: incumbent ``number`` retrained, one test accuracy per seed."""
+    study = optuna.create_study(storage=storage, study_name=f"{name}/{arm}/eval", direction="maximize")
     dists = {"incumbent_trial": IntDistribution(0, 2**31 - 1), "seed": IntDistribution(0, 2**31 - 1)}
     for seed, value in zip(seeds, values):
         study.add_trial(
             create_trial(
-                state=TrialState.COMPLETE,
-                value=value,
+                state=state,
+                value=value if state == TrialState.COMPLETE else None,
                 distributions=dists,
                 params={"incumbent_trial": number, "seed": seed},
                 user_attrs={"wall_time_s": 2.0},
@@ -130,15 +130,82 @@ def test_verdict_numbers_by_hand(storage):
     # mean 0.81, sd 0.01, n 3: 0.81 +- t(0.975, 2) 0.01 / sqrt(3) = 0.81 +- 4.302653 * 0.0057735
     assert (sgd.mean, sgd.n) == (pytest.approx(0.81), 3)
     assert (sgd.low, sgd.high) == (pytest.approx(0.81 - 0.0248414, abs=1e-6), pytest.approx(0.81 + 0.0248414, abs=1e-6))
-    # Welch: d = 0.03, se = sqrt(2 * 0.01**2 / 3) = 0.0081650, df = 4, t(0.975, 4) = 2.776445
-    assert verdict.lines == ["sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps"]
-    assert [(rank, arm) for rank, arm, _ in verdict.ranking] == [(1, "sgd+lars"), (1, "sgd")]
+    # pooled: d = 0.03, se = sqrt(0.01**2 * 2 / 3) = 0.0081650, df = 4, t(0.975, 4) = 2.776445: [+0.73, +5.27];
+    # one replicate: that is training noise between two incumbents, so no verdict word
+    measured = ("sgd+lars vs sgd: the two incumbents differ by +3.00 points [+0.73, +5.27] in training noise "
+                "(3 seeds each); the search's luck is not covered: no verdict on the arms (replicates: 2 or more "
+                "for one)")  # fmt: skip
+    assert verdict.lines == [measured]
+    assert verdict.power == [] and verdict.family == []  # nothing about the arms with one replicate
+    # the pairwise interval over seeds lies above 0: sgd+lars is ahead of sgd in training noise
+    assert verdict.ranking == [(1, "sgd+lars", []), (2, "sgd", [])]
     assert verdict.best_arm == "sgd+lars"
     lines = format_compare(storage, "r").splitlines()
     row = next(line for line in lines if line.startswith("sgd  "))
     assert "81.00 [78.52, 83.48]" in row and row.split()[8] == "3" and row.split()[10] == "75"  # 69 s + 3 x 2 s
-    assert "  sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps" in lines
-    assert "  1. sgd+lars 84.00 [81.52, 86.48] (tied with sgd)" in lines
+    assert f"  {measured}" in lines
+    assert lines[lines.index(f"  {measured}") - 1] == (
+        "measured (1 replicate x 9 trials x 3 seeds per arm; 95% t intervals over seeds cover training noise only, "
+        "not the search's luck; no verdict on the arms with one replicate):"
+    )
+    assert "  1. sgd+lars 84.00 [81.52, 86.48]" in lines
+    assert lines[lines.index(f"  {measured}") + 1] == (
+        "power: not known with one replicate (the spread between searches is not measured)"
+    )
+    assert not any(w in line for line in lines for w in ("LARS helps", "LARS hurts", "no detectable difference"))
+
+
+def two_replicates(storage, sgd_r1_state=TrialState.COMPLETE, lars_lr=0.1):
+    """Study ``t``: sgd and sgd+lars, 2 replicates x 1 trial x 2 seeds, evaluated by hand."""
+    text = yaml.safe_dump({"name": "t", "objective": {"epochs": 4}, "arms": ["sgd", "sgd+lars"], "replicates": 2,
+                           "evaluation": {"seeds": 2}})  # fmt: skip
+    results = {"sgd": ([0.80, 0.82], [0.83, 0.83]), "sgd+lars": ([0.85, 0.87], [0.88, 0.88])}
+    for arm, per_replicate in results.items():
+        for r, values in enumerate(per_replicate):
+            name = f"t/{arm}" if r == 0 else f"t/{arm}/r1"
+            study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+            study.set_user_attr("study_file", text)
+            add(study, TrialState.COMPLETE, 0.9, lr=lars_lr if arm == "sgd+lars" else 0.1)
+            state = sgd_r1_state if (arm, r) == ("sgd", 1) else TrialState.COMPLETE
+            seeds = (1, 2) if r == 0 else (1001, 1002)
+            evaluate(storage, arm if r == 0 else f"{arm}/r1", 0, values, seeds=seeds, name="t", state=state)
+
+
+def test_verdict_with_two_replicates_by_hand():
+    storage = optuna.storages.InMemoryStorage()
+    two_replicates(storage)
+    verdict = load_verdict(storage, "t")
+    # units: sgd 0.81, 0.83; sgd+lars 0.86, 0.88 (replicate means). d = 0.05; s_p^2 = (2e-4 + 2e-4) / 2,
+    # s_p = 0.0141421 = se (sqrt(1/2 + 1/2) = 1); t(0.975, 2) = 4.302653: half 0.0608492 -> [-1.08, +11.08]
+    assert verdict.lines == ["sgd+lars vs sgd: +5.00 points [-1.08, +11.08]: no detectable difference at this budget"]
+    # power: non-central t, df 2, ncp 5.65349 -> 5.65349 * 1.41421 points = 8.00; 1 point needs 33 per arm
+    assert verdict.power == [
+        "sgd+lars vs sgd: 80% power to detect +-8.00 points or more (SD of a replicate mean 1.41 points, "
+        "2 + 2 replicates); 1 point would need about 33 replicates per arm at 2 seeds each"
+    ]
+    assert verdict.ranking == [(1, "sgd+lars", ["sgd"]), (1, "sgd", ["sgd+lars"])]
+    lines = format_compare(storage, "t").splitlines()
+    assert (
+        "verdict (2 replicates x 1 trial x 2 seeds per arm; per-comparison 95% t intervals over replicate means; "
+        "an interval end beyond the possible range is shown clipped):"
+    ) in lines
+    # sgd: 0.82 +- 12.706205 * 0.0141421 / sqrt(2) = 0.82 +- 0.127062: [69.29, 94.71]
+    assert "  1. sgd 82.00 [69.29, 94.71] (tied with sgd+lars)" in lines
+
+
+def test_a_replicate_without_results_is_reported_missing_not_replaced_by_seeds():
+    storage = optuna.storages.InMemoryStorage()
+    two_replicates(storage, sgd_r1_state=TrialState.FAIL)  # every evaluation run of sgd/r1 failed
+    verdict = load_verdict(storage, "t")
+    sgd = verdict.arm("sgd").test
+    assert (sgd.mean, sgd.n, sgd.known) == (pytest.approx(0.81), 1, False)  # one replicate mean, not 2 seeds
+    assert verdict.lines == [
+        "sgd+lars vs sgd: +6.00 points: not enough replicates with results for an interval"
+    ]  # 0.87 - 0.81
+    assert verdict.notes == [
+        "missing replicates (no test result: no complete trial, or every evaluation run failed): sgd/r1; "
+        "their arms' intervals use the other replicates' means"
+    ]
 
 
 def test_status_lists_every_arm_and_ignores_other_studies(storage):
@@ -163,8 +230,15 @@ def test_incumbent_at_the_edge_warns_and_marks_its_verdict_lines_provisional(sto
     evaluate(storage, "sgd+lars", 2, [0.83, 0.84, 0.85])
     lines = format_compare(storage, "r").splitlines()
     assert "  sgd+lars: best lr 1 is at the top of [0.0001, 1]; widen the range" in lines
+    assert not any("provisional" in line for line in lines)  # one replicate: no verdict to be provisional
+
+
+def test_a_verdict_at_the_edge_is_provisional():
+    storage = optuna.storages.InMemoryStorage()
+    two_replicates(storage, lars_lr=1.0)  # sgd+lars's incumbents at the top of lr's [1e-4, 1]
+    lines = format_compare(storage, "t").splitlines()
     assert (
-        "  sgd+lars vs sgd: +3.00 points [+0.73, +5.27]: LARS helps "
+        "  sgd+lars vs sgd: +5.00 points [-1.08, +11.08]: no detectable difference at this budget "
         "(provisional: sgd+lars at the edge of the searched range)"
     ) in lines
 
@@ -213,3 +287,28 @@ def test_the_trust_ratio_table_has_a_column_per_replicates_incumbent():
         "trust ratios of each LARS arm's incumbent, last epoch (per layer: median [min, max] over its steps):",
         "layer  sgd+lars #11   sgd+lars/r1 #4\n-----  -------------  --------------\nw      0.5 [0.25, 1]  1 [0.5, 2]",
     ]
+
+
+def test_the_lines_as_a_family_and_holms_word_on_a_claim():
+    from scipy import stats
+
+    from search.results import _family
+    from search.verdict import Interval
+
+    def line(d, se, df=4):
+        half = stats.t.ppf(0.975, df) * se
+        return Interval(d, d - half, d + half, 3, se=se, df=df, sd=se)
+
+    # t = 3 at 4 df: p = 0.0399 (helps at 95% each: 0.03 - 2.776 * 0.01 > 0), but above Holm's 0.05 / 2
+    judged = {("sgd+lars", "sgd"): line(0.03, 0.01), ("adam+lars", "adam"): line(0.001, 0.01)}
+    assert _family(judged) == [
+        "2 LARS-vs-plain lines, each a per-comparison 95% interval: with no true difference anywhere, up to 10% "
+        "of studies would show at least one helps/hurts",
+        "Holm-adjusted (family-wise 5%): LARS helps some optimizer: not established (smallest p 0.0399 > 0.025)",
+    ]
+    # t = 5 at 4 df: p = 0.00749 <= 0.025
+    judged[("sgd+lars", "sgd")] = line(0.05, 0.01)
+    assert _family(judged)[1] == (
+        "Holm-adjusted (family-wise 5%): LARS helps some optimizer: holds, by sgd+lars vs sgd (p 0.00749 <= 0.025)"
+    )
+    assert _family({("sgd+lars", "sgd"): line(0.05, 0.01)}) == []  # one line is no family

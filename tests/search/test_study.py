@@ -317,3 +317,51 @@ def test_a_spec_built_in_code_is_stored_and_resumes(tmp_path, db):
     assert yaml.safe_load(study.user_attrs["study_file"]) == data
     run_studies(parse_spec(data), db, n_trials=2, train_fn=FakeTrain(), progress=False, evaluate=False)  # no conflict
     assert len(load(db, "s/sgd").trials) == 2
+
+
+def test_raised_replicates_and_seeds_are_used_everywhere(tmp_path, db):
+    from search.export import export_text
+    from search.report import format_compare
+    from search.results import load_verdict
+
+    first = TWO_ARMS.replace("budget: {trials: 3}", "budget: {trials: 2}\nevaluation: {seeds: 2}")
+    run_studies(load_spec(write_study(tmp_path, first)), db, train_fn=FakeTrain(), progress=False)
+    raised = first.replace("evaluation: {seeds: 2}", "evaluation: {seeds: 3}\nreplicates: 2")
+    fake = FakeTrain()
+    run_studies(load_spec(write_study(tmp_path, raised, "raised.yaml")), db, train_fn=fake, progress=False)
+    # the new replicate's searches and evaluations (2 trials + 3 seeds per arm), one more seed per old incumbent
+    assert len(fake.calls) == 2 * (2 + 3) + 2 * 1
+    storage = open_storage(db, heartbeat=False)
+    verdict = load_verdict(storage, "s")
+    assert (verdict.replicates, verdict.seeds) == (2, 3)
+    assert [[len(v) for v in a.values] for a in verdict.arms] == [[3, 3], [3, 3]]
+    assert verdict.lines[0].startswith("sgd+lars vs sgd: ") and "no verdict on the arms" not in verdict.lines[0]
+    assert "\nverdict (2 replicates x 2 trials x 3 seeds per arm;" in format_compare(storage, "s")
+    note = load(db, "s/sgd").user_attrs["verdict"]
+    assert note.startswith("verdict (2 replicates x 2 trials x 3 seeds per arm;")
+    test_line = next(line for line in export_text(storage, "s", "sgd").splitlines() if "final evaluation" in line)
+    assert test_line.endswith("; 2 replicates x 3 seeds)")
+
+
+def test_lowered_replicates_or_seeds_are_refused_before_anything_is_written(tmp_path, db):
+    first = TWO_ARMS.replace("budget: {trials: 3}", "budget: {trials: 1}\nevaluation: {seeds: 2}\nreplicates: 2")
+    run_studies(load_spec(write_study(tmp_path, first)), db, train_fn=FakeTrain(), progress=False)
+    storage = open_storage(db, heartbeat=False)
+
+    def snapshot():
+        return {s.study_name: (len(storage.get_all_trials(storage.get_study_id_from_name(s.study_name))),
+                               s.user_attrs) for s in storage.get_all_studies()}  # fmt: skip
+
+    before = snapshot()
+    for old, new, key in (("replicates: 2", "replicates: 1", "replicates"),
+                          ("seeds: 2", "seeds: 1", "evaluation.seeds")):  # fmt: skip
+        lowered = load_spec(write_study(tmp_path, first.replace(old, new), "lowered.yaml"))
+        fake = FakeTrain()
+        with pytest.raises(
+            SpecConflictError,
+            match=rf"lowered\.yaml: {key} is 1, but the stored study 's/sgd' in sqlite:///.* ran with 2; lowering "
+            rf"it would leave finished runs out of the verdict \(use {key}: 2 or more, or a new name\)$",
+        ):
+            run_studies(lowered, db, train_fn=fake, progress=False)
+        assert fake.calls == []
+        assert snapshot() == before  # storage untouched
