@@ -81,14 +81,18 @@ def load_axis(storage: Any, name: str, axis: AxisSpec) -> AxisResult:
                 seen.append((a.arm, a.optimizer, a.lars))
     result.arms = seen
     smallest = verdicts[axis.batch_sizes[0]]
+    replicates = min((v.replicates for v in verdicts.values() if v), default=1)
     for arm, _, _ in seen:
         base = _values(smallest, arm)
         drops = []
         for batch in axis.batch_sizes:
             values = _values(verdicts[batch], arm)
             nothing = Interval(math.nan, math.nan, math.nan, 0)
-            drops.append((batch, difference(base, values) if any(base) and any(values) else nothing))
+            drops.append((batch, difference(base, values, replicates) if any(base) and any(values) else nothing))
         result.drops[arm] = drops
+        if replicates < 2:  # seeds alone do not cover the searches' luck: no claim about the arm
+            result.critical[arm] = CriticalBatch("one replicate")
+            continue
         # in points, as the tolerance is written; the smallest batch is kept by definition
         points = [(b, 100 * d.low, 100 * d.high) for b, d in drops[1:]]
         result.critical[arm] = critical_batch_size([(axis.batch_sizes[0], 0.0, 0.0), *points], axis.tolerance)
@@ -102,17 +106,9 @@ def _values(verdict: Verdict | None, arm: str) -> list[list[float]]:
     return result.values if result.evaluated else []
 
 
-def _cell(i: Interval | None) -> str:
-    if i is None or i.n == 0 or not math.isfinite(i.mean):
-        return "-"
-    if not i.known:
-        return f"{100 * i.mean:.2f}"
-    return f"{100 * i.mean:.2f} [{100 * i.low:.2f}, {100 * i.high:.2f}]"
-
-
 def format_axis(storage: Any, name: str, axis: AxisSpec) -> str:
     """The axis as text: test accuracy per batch and arm, verdict lines per batch, critical batch sizes."""
-    from search.report import format_table
+    from search.report import format_table, interval_text
 
     result = load_axis(storage, name, axis)
     arms = [a for a, _, _ in result.arms]
@@ -128,7 +124,7 @@ def format_axis(storage: Any, name: str, axis: AxisSpec) -> str:
             rows.append([str(batch)] + ["not run yet"] * len(arms))
             continue
         by_arm = {a.arm: a for a in verdict.arms}
-        rows.append([str(batch)] + [_cell(by_arm[a].test if a in by_arm else None) for a in arms])
+        rows.append([str(batch)] + [interval_text(by_arm[a].test if a in by_arm else None) for a in arms])
     lines.append(format_table(["batch", *arms], rows))
     lines += ["", "verdict per batch size (LARS minus plain, test points):"]
     for batch in axis.batch_sizes:

@@ -93,7 +93,8 @@ class CriticalBatch:
 
     ``status`` is ``"determined"`` (``batch`` kept, the next batch lost), ``"undetermined"``
     (``batch`` the last surely kept, ``upper`` the first surely lost, or None past the axis),
-    ``"not reached"`` (every batch kept: at least ``batch``), or ``"no data"``.
+    ``"not reached"`` (every batch kept: at least ``batch``), ``"one replicate"`` (not judged: one search
+    per arm and batch cannot tell the arm from the search's luck), or ``"no data"``.
     """
 
     status: str
@@ -108,6 +109,8 @@ class CriticalBatch:
         if self.status == "undetermined":
             above = f"< {self.upper}" if self.upper is not None else "past the axis"
             return f"undetermined: >= {self.batch}, {above}" if self.batch is not None else f"undetermined: {above}"
+        if self.status == "one replicate":
+            return "not judged with one replicate (replicates: 2 or more)"
         return "no data"
 
 
@@ -209,6 +212,8 @@ def compare_critical(lars: CriticalBatch, plain: CriticalBatch) -> str:
     """
     if "no data" in (lars.status, plain.status):
         return "cannot tell yet (no data)"
+    if "one replicate" in (lars.status, plain.status):
+        return "not judged with one replicate"
     if plain.upper is not None and lars.batch is not None and lars.batch >= plain.upper:
         return "LARS extends it"
     if lars.upper is not None and plain.batch is not None and plain.batch >= lars.upper:

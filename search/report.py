@@ -34,6 +34,7 @@ from search.verdict import Interval, clip
 __all__ = [
     "plural",
     "format_table",
+    "interval_text",
     "format_status",
     "format_compare",
     "format_verdict",
@@ -89,7 +90,7 @@ def _best_params(s: ArmStats) -> str:
     return f"#{s.best_trial.number} {params}".strip()
 
 
-def _interval_text(i: Interval | None) -> str:
+def interval_text(i: Interval | None) -> str:
     """``81.00 [78.52, 83.48]``; ends beyond the possible [0, 100]% are shown clipped and marked ``(clipped)``."""
     if i is None or i.n == 0:
         return "-"
@@ -117,7 +118,7 @@ def _arm_row(a: ArmResult) -> list[str]:
     seconds = sum(s.seconds for s in a.searches) + sum(e.seconds for e in a.evaluations)
     return [
         a.arm, f"{complete}/{pruned}/{failed}", _pct(best.best_value if best else None), recipe, gain,
-        _interval_text(a.test), str(runs), f"{sum(s.compute for s in a.searches):g}", f"{seconds:.0f}", saved,
+        interval_text(a.test), str(runs), f"{sum(s.compute for s in a.searches):g}", f"{seconds:.0f}", saved,
         _best_params(best) if best else "-",
     ]  # fmt: skip
 
@@ -163,7 +164,7 @@ def format_verdict(verdict: Verdict) -> list[str]:
                          "tied: the pairwise interval over seeds holds 0 or there is none):")  # fmt: skip
         for rank, arm, tied in verdict.ranking:
             tail = f" (tied with {', '.join(tied)})" if tied else ""
-            lines.append(f"  {rank}. {arm} {_interval_text(verdict.arm(arm).test)}{tail}")
+            lines.append(f"  {rank}. {arm} {interval_text(verdict.arm(arm).test)}{tail}")
     warnings = [w for a in verdict.arms for w in a.warnings]
     if warnings:
         lines.append("boundary warnings (incumbent in the outer 5% of a searched range):")

@@ -326,3 +326,9 @@ def test_compare_plot_of_an_axis_draws_accuracy_against_batch(tmp_path, capsys):
     # the fake's plain arm loses 3 points per quadrupling; its LARS twin loses none
     sgd = [m for _, m, _, _ in series["sgd"]]
     assert sgd[0] - sgd[2] == pytest.approx(0.06, abs=0.02)
+
+
+def test_one_replicate_judges_no_critical_batch_size():
+    one = CriticalBatch("one replicate")
+    assert one.describe() == "not judged with one replicate (replicates: 2 or more)"
+    assert compare_critical(one, CriticalBatch("determined", 256, 1024)) == "not judged with one replicate"
