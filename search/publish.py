@@ -31,7 +31,7 @@ from search.optuna_internals import study_id_of
 from search.report import format_compare, format_verdict
 from search.results import Verdict, load_arms, load_verdict
 
-__all__ = ["publish_verdict", "mark_outdated", "to_markdown", "artifact_store_for"]
+__all__ = ["publish_verdict", "publish_axis", "mark_outdated", "to_markdown", "artifact_store_for"]
 
 VERDICT_ATTR = "verdict"
 OUTDATED = "outdated: "  # how the user attr ``verdict`` of an outdated note begins
@@ -78,11 +78,17 @@ def to_markdown(text: str) -> list[str]:
     return out
 
 
-def _markdown(name: str, compare: str, figure: str | None) -> str:
-    """The note: ``compare``'s text as Markdown (:func:`to_markdown`), then the figure."""
+def _markdown(name: str, compare: str, figure: str | None, axis: tuple[str, str, str | None] | None = None) -> str:
+    """The note: ``compare``'s text as Markdown (:func:`to_markdown`), then the figure; then, for a study of
+    a batch-size axis, the axis's own table and figure (``axis``: its name, text and figure URL)."""
     body = [f"## Verdict of {name}", *to_markdown(compare)]
     if figure:
         body += ["", f"![test accuracy per arm]({figure})"]
+    if axis is not None:
+        axis_name, text, axis_figure = axis
+        body += ["", f"## Batch-size axis of {axis_name}", *to_markdown(text)]
+        if axis_figure:
+            body += ["", f"![test accuracy against batch size]({axis_figure})"]
     return "\n".join(body)
 
 
@@ -110,13 +116,16 @@ def mark_outdated(storage: Any, name: str) -> int:
     return marked
 
 
-def publish_verdict(storage: Any, name: str, *, figure_dir: str | None = None) -> Verdict:
+def publish_verdict(
+    storage: Any, name: str, *, figure_dir: str | None = None, axis: tuple[str, str, str | None] | None = None
+) -> Verdict:
     """Store the verdict on every arm's study: user attr ``verdict`` (its lines) and a dashboard note.
 
     The note is Markdown (optuna-dashboard's ``save_note``) holding the compare table and
     the verdict. For a SQLite storage ``x.db`` the plot of :func:`search.plot.plot_compare`
     is uploaded as a study artifact to ``x.db-artifacts/`` (``figure_dir`` overrides) and
-    shown in the note; ``lars-search dashboard`` serves that artifact store.
+    shown in the note; ``lars-search dashboard`` serves that artifact store. ``axis``: the
+    name, text and figure file of the batch-size axis this study belongs to (:func:`publish_axis`).
     """
     from optuna_dashboard import save_note
 
@@ -128,9 +137,38 @@ def publish_verdict(storage: Any, name: str, *, figure_dir: str | None = None) -
         path = _draw_figure(storage, name, tmp) if store is not None else None
         for _arm, study in load_arms(storage, name):
             figure = _upload_figure(study, store, path) if path is not None else None
+            shown = None
+            if axis is not None:
+                axis_figure = axis[2] and store is not None and _upload_figure(study, store, axis[2])
+                shown = (axis[0], axis[1], axis_figure or None)
             study.set_user_attr(VERDICT_ATTR, text)
-            save_note(study, _markdown(name, compare, figure))
+            save_note(study, _markdown(name, compare, figure, shown))
     return verdict
+
+
+def publish_axis(storage: Any, name: str, axis: Any, *, figure_dir: str | None = None) -> int:
+    """Rewrite the note of every arm of every batch of axis ``name`` with the axis table and figure below its
+    own verdict (:mod:`search.axis_report`); returns how many batch studies it wrote. ``run`` calls it when
+    every batch's final evaluation is done."""
+    import os
+
+    from search.axis_report import format_axis
+    from search.batch_axis import axis_study_name
+    from search.plot import plot_axis
+    from search.results import StudyNotFoundError
+
+    text = format_axis(storage, name, axis)
+    written = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"{name}-axis.png")
+        plot_axis(storage, name, axis, path)
+        for batch in axis.batch_sizes:
+            try:
+                publish_verdict(storage, axis_study_name(name, batch), figure_dir=figure_dir, axis=(name, text, path))
+            except StudyNotFoundError:
+                continue
+            written += 1
+    return written
 
 
 def artifact_store_for(storage: Any, directory: str | None = None, *, create: bool = True) -> Any:

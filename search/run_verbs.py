@@ -162,11 +162,22 @@ def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: C
         if status:
             return status
     if spec.axis:
+        _publish_axis(storage, spec)
         from search.axis_report import format_axis
 
         print()
         print(format_axis(storage, spec.name, spec.axis))
     return 0
+
+
+def _publish_axis(storage: Any, spec: Any) -> None:
+    """The axis table and figure in every batch's dashboard note, once every batch has its verdict."""
+    from search.axis_report import load_axis
+    from search.publish import publish_axis
+
+    verdicts = load_axis(storage, spec.name, spec.axis).verdicts.values()
+    if all(v is not None and all(a.evaluated for a in v.arms) for v in verdicts):
+        publish_axis(storage, spec.name, spec.axis)
 
 
 def _run_one(
@@ -229,7 +240,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(format_compare(open_reader(url), one.name))
         if spec.axis:
             from search.axis_report import format_axis
+            from search.storage import open_storage
 
+            _publish_axis(open_storage(url), spec)
             print()
             print(format_axis(open_reader(url), spec.name, spec.axis))
     return status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import optuna
 import pytest
 from search_fakes import write_study
 
@@ -286,6 +287,17 @@ def test_an_axis_run_trains_each_batch_and_compare_shows_the_axis(tmp_path, caps
     assert set(rows) == {"64", "256", "1024"}
     assert "critical batch size (largest batch whose test accuracy stays within 2 points of batch 64's" in text
     assert "  batch 1024: sgd+lars vs sgd: " in text
+    # every arm's dashboard note of every batch shows its own verdict, then the axis table and figure
+    from optuna_dashboard import get_note
+
+    from search.storage import open_storage
+
+    storage = open_storage(db, heartbeat=False)
+    for batch in (64, 1024):
+        note = get_note(optuna.load_study(study_name=f"ax-b{batch}/sgd+lars", storage=storage))
+        assert note.startswith(f"## Verdict of ax-b{batch}\n")
+        assert "\n## Batch-size axis of ax\n" in note and "| batch | sgd | sgd+lars |" in note
+        assert "![test accuracy against batch size](/artifacts/" in note
 
 
 def test_an_interrupted_axis_run_resumes_without_retraining_finished_batches(tmp_path, capsys):
