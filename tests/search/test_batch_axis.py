@@ -344,3 +344,14 @@ def test_one_replicate_judges_no_critical_batch_size():
     one = CriticalBatch("one replicate")
     assert one.describe() == "not judged with one replicate (replicates: 2 or more)"
     assert compare_critical(one, CriticalBatch("determined", 256, 1024)) == "not judged with one replicate"
+
+
+def test_the_shipped_axis_study_scales_sgd_linearly_from_batch_128():
+    from pathlib import Path
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "studies" / "fashion-mnist-batch-axis.yaml")
+    assert [s.name for s in spec.runs()] == [f"fashion-mnist-batch-axis-b{b}" for b in (64, 256, 1024, 2048)]
+    b64, _, b1024, _ = spec.runs()
+    assert b64.arm("sgd").space.params["lr"] == Range(5e-4, 0.25, log=True)
+    assert b1024.arm("sgd+lars").space.params["lr"] == Range(0.08, 16.0, log=True)
+    assert (spec.final.replicates, spec.final.seeds, spec.budget.trials) == (5, 1, 6)
