@@ -13,8 +13,10 @@ How: the wrapper is made with ``functools.wraps``, so the class's bare step is
 ``type(base).step.__wrapped__``; :func:`step_base` calls it between the base's instance
 hooks, in the profiler range torch would open. This is the one place LARS leans on how
 torch builds ``Optimizer.step`` (``hooked``, ``__wrapped__``, the instance's hook dicts
-``_optimizer_step_pre_hooks``/``_post_hooks`` and ``_optimizer_step_code``);
-``tests/lars/test_step_hooks.py`` fails, naming what changed, when torch changes it.
+``_optimizer_step_pre_hooks``/``_post_hooks``, ``_optimizer_step_code``, and an LR
+scheduler's step mark on the base); ``tests/lars/test_optimizer_info.py`` (the hook tests)
+fails, naming what changed, when torch changes it. Any other instance-level replacement
+of ``base.step`` is bypassed: wrap or hook the LARS optimizer instead.
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ def step_base(optimizer: Optimizer, bare: Callable[..., Any] | None = None) -> A
                 args, kwargs = result
         out = step(*args, **kwargs)
         optimizer._optimizer_step_code()
+        # An LR scheduler built on the base itself wraps the instance's ``step`` to mark it
+        # stepped (torch.optim.lr_scheduler: ``_wrapped_by_lr_sched``, ``_opt_called``); the
+        # bare step bypasses that wrapper, so set the mark as it would (else the scheduler
+        # warns that it stepped before the optimizer).
+        if getattr(vars(optimizer).get("step"), "_wrapped_by_lr_sched", False):
+            optimizer._opt_called = True
         for hook in optimizer._optimizer_step_post_hooks.values():
             hook(optimizer, args, kwargs)
     return out

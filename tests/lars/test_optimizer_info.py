@@ -270,6 +270,23 @@ def test_torch_still_wraps_optimizer_step_the_way_lars_relies_on():
     assert _torch_step.bare_step(base) is step.__wrapped__
 
 
+def test_lr_scheduler_built_on_the_base_sees_it_stepped():
+    # torch's schedulers mark the optimizer they were built on as stepped through an
+    # instance-level wrapper of step(), which the bare step bypasses; step_base sets the mark.
+    w = torch.nn.Parameter(torch.ones(2, 2))
+    w.grad = torch.ones(2, 2)
+    base = torch.optim.SGD([w], lr=0.1)
+    opt = LARS(base)
+    sched = torch.optim.lr_scheduler.StepLR(base, step_size=1, gamma=0.5)
+    assert getattr(base.step, "_wrapped_by_lr_sched", False), "lr_scheduler no longer marks step()"
+    opt.step()
+    assert base._opt_called is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched.step()
+    assert opt.param_groups[0]["lr"] == 0.05
+
+
 def test_an_unwrapped_step_is_a_loud_error(monkeypatch):
     class Bare(torch.optim.SGD):
         pass
