@@ -21,6 +21,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from lars import LARS, _torch_step
+from lars import functional as F
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +126,26 @@ def test_complex_parameter_steps_as_its_real_view(info, foreach):
             torch.testing.assert_close(torch.view_as_real(pc.detach()), pr.detach(), rtol=1e-15, atol=0)
         else:
             assert torch.equal(torch.view_as_real(pc.detach()), pr.detach())
+
+
+@FOREACH
+@pytest.mark.parametrize("trust_coefficient", [0.02, 0.1], ids=["r<0.5", "r>0.5"])  # lerp's two formulas
+@pytest.mark.parametrize("scale", [F.scale_gradients, F.scale_decayed_gradients], ids=["lerp", "decayed"])
+def test_gradient_mode_arithmetic_on_complex_is_its_real_views_bit_for_bit(scale, trust_coefficient, foreach):
+    # Issue 27 found the reference path's complex lerp one ulp off the real view's (torch's
+    # complex lerp has one formula, the real one two); both paths use real views now.
+    cplx = make_params(torch.complex64)
+    grads = [torch.randn(p.shape, dtype=torch.complex64, generator=torch.Generator().manual_seed(2)) for p in cplx]
+    real, real_grads = [torch.view_as_real(p.detach()) for p in cplx], [torch.view_as_real(g) for g in grads]
+    kw = dict(lr=0.5, trust_coefficient=trust_coefficient, eps=1e-8, weight_decay=5e-2, clip=False, foreach=foreach)
+    if scale is F.scale_gradients:
+        kw["decoupled"] = False
+    out_c, out_r = [torch.empty_like(g) for g in grads], [torch.empty_like(g) for g in real_grads]
+    rates_c = torch.cat([r for _, r in scale([p.detach() for p in cplx], grads, out_c, **kw)])
+    rates_r = torch.cat([r for _, r in scale(real, real_grads, out_r, **kw)])
+    assert torch.equal(rates_c, rates_r)
+    for c, r in zip(out_c, out_r):
+        assert torch.equal(torch.view_as_real(c), r)
 
 
 def test_paper_form_on_complex_tensors_without_momentum_keeps_no_buffer():
