@@ -3,14 +3,16 @@
 # own time limit so that a slow step cannot eat the others:
 #   1. the CUDA tests (lars on device tensors, bf16/channels_last/compile training, run --gpus 0)
 #   2. the quickstart study on the GPU (wall time, compare table)
-#   3. optimizer step time on CUDA (LARS vs fused SGD / fused Adam)
-#   4. objective throughput on CUDA (train() vs a bare loop, full-width VGG-16)
-#   5. the search-efficiency benchmark (benchmarks/gpu_efficiency.sh: one process per sampler
+#   3. optimizer step time on CUDA (LARS vs fused SGD / fused Adam; goal <= 1.5x)
+#   4. training-step time on CUDA (forward + backward + step of VGG-16 at width 0.125 and 1,
+#      LARS(SGD/Adam fused) vs SGD/Adam fused; goal <= 1.05; issue 27)
+#   5. objective throughput on CUDA (train() vs a bare loop, full-width VGG-16)
+#   6. the search-efficiency benchmark (benchmarks/gpu_efficiency.sh: one process per sampler
 #      seed and method sharing the GPU, validation on $VAL_SIZE images, default 10000)
 #
 #   benchmarks/gpu_check.sh OUTDIR [TOTAL_SECONDS] [SEEDS]
 #
-# TOTAL_SECONDS (default 480) bounds the whole script: step 5 gets what steps 1-4 left.
+# TOTAL_SECONDS (default 480) bounds the whole script: step 6 gets what steps 1-5 left.
 #
 # Needs the Python packages of pyproject.toml and Fashion-MNIST (see objectives.data for the
 # places looked). Logs go to OUTDIR/gpu_check.log; the efficiency database and figure beside it.
@@ -47,6 +49,7 @@ step cuda_tests 200 "$python" -m pytest -q -p no:cacheprovider -rs -s \
     tests/lars/test_wrapper_cuda.py tests/objectives/test_objectives_train_cuda.py tests/search/test_gpu_run.py
 step quickstart 120 "$python" -m search.cli run studies/quickstart.yaml --storage "sqlite:///$out/quickstart.db"
 step optimizer_step 60 "$python" benchmarks/optimizer_step.py --device cuda --rounds 50
+step train_step 90 "$python" benchmarks/train_step.py --device cuda --widths 0.125 1 --rounds 50 --warmup 5
 step objective_throughput 90 "$python" benchmarks/objective_throughput.py --device cuda --width 1 \
     --n-train 50000 --val-size 5000 --batch-size 512 --rounds 3
 

@@ -14,10 +14,11 @@ excluded), the same groups for every variant; gradients are fixed random tensors
 Bases: SGD(lr 0.1, momentum 0.9) and Adam(lr 1e-3), ``fused=True``, LARS with its
 defaults (gradient mode for SGD, update mode for Adam). "Extra MB" is what LARS keeps
 beyond the base's state (one work tensor per adapted parameter, a CPU scratch area).
-The last lines print each LARS variant's ratio to its fused base, the figure the
-target (at most 2.0x) is about. A last table (:func:`lower_bounds`) times, pass by
-pass, the least work any design within issue #13's rules must do, and the ratio that
-leaves: the floor under the target on this machine.
+The last lines print each LARS variant's ratio to its fused base: on a GPU the goal is
+at most 1.5x; the CPU target of 2.0x is retired (issue 27), since the last table
+(:func:`lower_bounds`), which times pass by pass the least work any design within issue
+#13's rules must do, puts the floor above it on the CPU. What counts on the CPU is the
+training step (``benchmarks/train_step.py``).
 Measured figures live in ``benchmarks/RESULTS.md`` ("Optimizer step").
 
     python benchmarks/optimizer_step.py --sets resnet50                 # default threads
@@ -166,7 +167,7 @@ def run_set(name, rounds, warmup, weight_decay, device):
             f"{state_bytes(opt) / 2**20:>10.1f}{extra_bytes(opt) / 2**20:>10.1f}"
         )
     for label, (ratio, cpu_ratio) in ratios.items():
-        print(f"  LARS/fused-base ratio, {label}: {ratio:.2f}x wall, {cpu_ratio:.2f}x cpu (target <= 2.00x)")
+        print(f"  LARS/fused-base ratio, {label}: {ratio:.2f}x wall, {cpu_ratio:.2f}x cpu (GPU goal <= 1.50x)")
     return medians
 
 
@@ -230,7 +231,7 @@ def lower_bounds(name, rounds, weight_decay, device):
     )
     print(
         f"  lower bound, gradient mode (SGD): {gradient / ms['SGD fused step']:.2f}x the fused step; "
-        f"update mode (Adam): {update / ms['Adam fused step']:.2f}x (target <= 2.00x)"
+        f"update mode (Adam): {update / ms['Adam fused step']:.2f}x (the retired CPU target was 2.00x)"
     )
 
 

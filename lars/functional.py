@@ -10,7 +10,8 @@ The fast path runs over *chunks* of each list: on the CPU about ``CPU_CHUNK_NUME
 elements at a time, so that the passes over a chunk after its first read find it in
 cache (the norms of ``w`` and ``g``, then the scaled gradient, all within one chunk);
 elsewhere one chunk per dtype, since a GPU pays per kernel launch rather than per pass.
-The chunks change the order of the work, never the math.
+The chunks change the order of the work, never the math. Both paths work on complex
+tensors through their real views (``torch.view_as_real``).
 
 The three operations, for one tensor ``w`` with gradient ``g`` in a group with learning
 rate α, weight decay β, trust coefficient λ and ε (see :mod:`lars.trust_ratio`):
@@ -24,6 +25,12 @@ rate α, weight decay β, trust coefficient λ and ε (see :mod:`lars.trust_rati
       X = r·g                                                (decoupled decay, or β = 0)
 
   (with ``maximize`` the base negates X before adding β·w, so ``X = lerp(β·w, g, r)``);
+  for bfloat16/float16 tensors, whose ``X`` would cancel against the base's ``+ β·w``,
+  :func:`scale_decayed_gradients` hands over the whole direction instead and the base
+  steps with its L2 decay off::
+
+      X = r·(g + β·w)        (g + β·w with the base's own add; maximize: r·(g − β·w))
+
 * gradient mode, the paper's momentum form (:func:`paper_momentum_step`, SGD's
   hyperparameters, LARS steps the tensor itself)::
 
@@ -53,6 +60,7 @@ from .trust_ratio import local_lr, tensor_norms, update_factor
 __all__ = [
     "CPU_CHUNK_NUMEL",
     "scale_gradients",
+    "scale_decayed_gradients",
     "paper_momentum_step",
     "save_weights",
     "rescale_updates",
@@ -97,7 +105,7 @@ def scale_gradients(
         start=decay if maximize else -decay,
     )
     if not foreach:
-        return [(params, _single_tensor_scale_gradients(params, grads, out, **kw))]
+        return [(params, _single_tensor_scale_gradients(*map(_real, (params, grads, out)), **kw))]
     return [
         (chunk_params, _multi_tensor_scale_gradients(*map(_real, (chunk_params, chunk_grads, chunk_out)), **kw))
         for chunk_params, chunk_grads, chunk_out in _chunks(params, grads, out)
@@ -150,6 +158,73 @@ def _multi_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient, 
     return rates
 
 
+def scale_decayed_gradients(
+    params: list[Tensor],
+    grads: list[Tensor],
+    out: list[Tensor],
+    *,
+    lr: float | Tensor,
+    trust_coefficient: float,
+    eps: float,
+    weight_decay: float,
+    clip: bool,
+    maximize: bool = False,
+    foreach: bool = True,
+) -> list[tuple[list[Tensor], Tensor]]:
+    """Write into ``out`` the whole direction ``X = r·(g + β·w)``, for a base whose L2
+    decay is off during its step: the form for bfloat16 and float16 tensors.
+
+    Why: :func:`scale_gradients` hands the base ``X = r·g + (r − 1)·β·w`` and the base
+    adds ``β·w`` back. When ``β‖w‖`` dominates ``‖g‖`` (β ≫ λ, so r is small), ``X`` is
+    nearly ``−β·w`` and the sum cancels: ``X`` rounded to bfloat16 carries an error of
+    about ``2⁻⁹·|β·w|`` against a result of size ``r·|β·w|`` (β 5e-2, λ 1e-3: the
+    step direction 15-18% off). Here nothing cancels: ``g + β·w`` is the base's own
+    sum (the same ``add`` with ``alpha=β`` in the parameter's dtype, so at ``r = 1``
+    ``X`` is what the base would have computed, bit for bit) and the product with
+    ``r`` rounds once more. With ``maximize`` the base negates ``X``, so
+    ``X = r·(g − β·w)``. Returns ``(params, rates)`` pairs as :func:`scale_gradients`.
+    """
+    kw = dict(
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        eps=eps,
+        weight_decay=weight_decay,
+        clip=clip,
+        decay=-weight_decay if maximize else weight_decay,
+    )
+    if not foreach:
+        return [(params, _single_tensor_scale_decayed(*map(_real, (params, grads, out)), **kw))]
+    return [
+        (chunk_params, _multi_tensor_scale_decayed(*map(_real, (chunk_params, chunk_grads, chunk_out)), **kw))
+        for chunk_params, chunk_grads, chunk_out in _chunks(params, grads, out)
+    ]
+
+
+def _single_tensor_scale_decayed(params, grads, out, *, lr, trust_coefficient, eps, weight_decay, clip, decay):
+    rates = []
+    for w, g, x in zip(params, grads, out):
+        r = _single_tensor_ratio(w, g, lr, trust_coefficient, weight_decay, eps, clip)
+        x.copy_(g.add(w, alpha=decay).mul_(r.to(x.dtype)))
+        rates.append(r)
+    return torch.stack(rates)
+
+
+def _multi_tensor_scale_decayed(params, grads, out, *, lr, trust_coefficient, eps, weight_decay, clip, decay):
+    rates = local_lr(
+        tensor_norms(params),
+        tensor_norms(grads),
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay,
+        eps=eps,
+        clip=clip,
+    )
+    torch._foreach_copy_(out, grads)
+    torch._foreach_add_(out, params, alpha=decay)
+    torch._foreach_mul_(out, rates.to(out[0].dtype).unbind())
+    return rates
+
+
 # ---- gradient mode, the paper's momentum form -----------------------------------------
 
 
@@ -187,16 +262,15 @@ def paper_momentum_step(
         sign=-1.0 if maximize else 1.0,
     )
     if not foreach:
-        rates = _single_tensor_paper_momentum(params, grads, momentum_buffers, **kw)
-        return [(params, rates)], momentum_buffers
+        real_buffers = _real_or_none(momentum_buffers)
+        rates = _single_tensor_paper_momentum(_real(params), _real(grads), real_buffers, **kw)
+        return [(params, rates)], _complex_like(params, real_buffers)
     pairs, buffers = [], []
     for chunk_params, chunk_grads, chunk_buffers in _chunks(params, grads, momentum_buffers):
-        real_buffers = [None if b is None else _real([b])[0] for b in chunk_buffers]
+        real_buffers = _real_or_none(chunk_buffers)
         rates = _multi_tensor_paper_momentum(_real(chunk_params), _real(chunk_grads), real_buffers, **kw)
         pairs.append((chunk_params, rates))
-        buffers.extend(
-            b if not p.is_complex() else torch.view_as_complex(b) for p, b in zip(chunk_params, real_buffers)
-        )
+        buffers.extend(_complex_like(chunk_params, real_buffers))
     return pairs, buffers
 
 
@@ -293,7 +367,7 @@ def rescale_updates(
     """
     kw = dict(lr=lr, trust_coefficient=trust_coefficient, eps=eps, clip=clip)
     if not foreach:
-        return [(params, _single_tensor_rescale(params, saved, weight_norms, **kw))]
+        return [(params, _single_tensor_rescale(_real(params), _real(saved), weight_norms, **kw))]
     pairs, start = [], 0
     for chunk_params, chunk_saved in _chunks(params, saved):
         end = start + len(chunk_params)
@@ -352,9 +426,21 @@ def _scratch_views(tensors: list[Tensor], workspace: dict[Any, Tensor] | None) -
 
 
 def _real(tensors: list[Tensor]) -> list[Tensor]:
-    """Complex tensors as their real views: the factors are real, and the CPU compiler's
-    foreach kernels take no complex tensors (an Inductor assertion in torch 2.14)."""
+    """Complex tensors as their real views, on both paths: the factors are real, the two
+    paths then do the same real arithmetic (a complex ``lerp`` rounds unlike its real
+    view's), and the CPU compiler's foreach kernels take no complex tensors (an Inductor
+    assertion in torch 2.14)."""
     return [torch.view_as_real(t) if t.is_complex() else t for t in tensors]
+
+
+def _real_or_none(tensors: list[Tensor | None]) -> list[Tensor | None]:
+    """:func:`_real` over a list of momentum buffers, where None (not started) stays None."""
+    return [None if t is None else _real([t])[0] for t in tensors]
+
+
+def _complex_like(params: list[Tensor], buffers: list[Tensor | None]) -> list[Tensor | None]:
+    """Real-view buffers back in their parameter's dtype (None stays None: no momentum)."""
+    return [torch.view_as_complex(b) if b is not None and p.is_complex() else b for p, b in zip(params, buffers)]
 
 
 # ---- chunks -------------------------------------------------------------------------------

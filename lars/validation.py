@@ -73,6 +73,9 @@ def check_group(group: dict[str, Any], index: int, *, base: torch.optim.Optimize
     for key in ("lars_clip", "lars_exclude"):
         if not isinstance(group[key], bool):
             raise TypeError(f"{where}: {key} must be a bool, got {group[key]!r}")
+    lr = group.get("lr")
+    if isinstance(lr, torch.Tensor) and lr.numel() != 1:
+        raise ValueError(f"{where}: a tensor lr must have 1 element, got shape {tuple(lr.shape)}")
     weight_decay = group.get("weight_decay", 0.0)
     if not (isinstance(weight_decay, (int, float)) and 0.0 <= weight_decay < math.inf):
         raise ValueError(f"{where}: weight_decay must be a finite number >= 0, got {weight_decay!r}")

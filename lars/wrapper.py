@@ -10,6 +10,8 @@ base steps the real parameters with its own lr and weight decay: at a trust rati
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from . import _torch_step
 from . import functional as F
 from .validation import (
     GROUP_KEYS,
@@ -41,10 +44,20 @@ _REFUSED = {
 }
 
 
+# Parameter dtypes whose L2 decay LARS folds into the direction it hands the base
+# (gradient mode, torch's momentum form): see F.scale_decayed_gradients.
+_HALF = (torch.bfloat16, torch.float16)
+
+
 def _ratio_settings(group: dict[str, Any]) -> dict[str, Any]:
-    """The group's keys every LARS operation reads: α, λ, ε and LARC clipping."""
+    """The group's keys every LARS operation reads: α, λ, ε and LARC clipping.
+
+    A tensor lr of any 1-element shape is taken as 0-d, as torch's optimizers take it
+    (``(1, 1)`` times the 1-D ratios would broadcast to ``(1, n)``).
+    """
+    lr = group["lr"]
     return {
-        "lr": group["lr"],
+        "lr": lr.reshape(()) if isinstance(lr, Tensor) and lr.dim() != 0 else lr,
         "trust_coefficient": group["lars_trust_coefficient"],
         "eps": group["lars_eps"],
         "clip": group["lars_clip"],
@@ -66,6 +79,11 @@ class LARS(Optimizer):
 
       The base optimizer is handed, as ``p.grad`` for its step, the tensor ``X``
       that its own weight decay turns into ``r·(g + β·w)`` (``X = r·g + (r−1)·β·w``).
+      For a group whose adapted tensors are all bfloat16/float16 and whose decay is
+      L2, that ``X`` would cancel against the base's ``+ β·w`` (β ≫ λ: the direction
+      15-18% off in bfloat16), so the base gets ``X = r·(g + β·w)`` whole, summed with
+      its own ``add``, and steps with that group's weight decay at 0 (its hooks, which
+      run outside that moment, still see β). At ``r = 1`` both are the base's own step.
       Default for ``SGD`` and ``ASGD``. Two momentum forms (``momentum_form``):
 
       - ``"torch"`` (default): torch.optim.SGD's ``v ← μv + r(g + βw); w ← w − α·v``,
@@ -74,7 +92,8 @@ class LARS(Optimizer):
         the paper, MLPerf's reference and optax write it. Needs a ``torch.optim.SGD``
         base, whose momentum, dampening, Nesterov and maximize it uses; LARS steps
         these tensors itself (SGD's buffer cannot hold lr) and keeps the buffer in
-        ``state[p]["lars_momentum_buffer"]``.
+        ``state[p]["lars_momentum_buffer"]`` (no state entry at all without momentum).
+        A ``fused=True`` SGD base is unused there; LARS warns at construction.
 
       The two differ only while α changes: a warm-up or decay reweights the past in
       the paper's form (each gradient keeps the lr of its own step) but not in torch's
@@ -130,6 +149,15 @@ class LARS(Optimizer):
       ``torch._foreach_*`` over each group's tensors, with the ratios as device tensors
       (no ``.item()``, no host synchronisation) and, on the CPU, over cache-sized
       chunks. Both compile with ``torch.compile(opt.step)``.
+    * torch's global step hooks (``torch.optim.optimizer.register_optimizer_step_pre_hook``
+      and ``_post_hook``) fire once per LARS step, around it, with the caller's
+      gradients; the base steps through its bare ``step`` between its own instance
+      hooks (:mod:`lars._torch_step`, the one place that relies on how torch wraps
+      ``Optimizer.step``).
+    * ``lr`` may be a float or a 1-element tensor of any shape (``()``, ``(1,)``,
+      ``(1, 1)``), taken as 0-d as torch's optimizers take it.
+    * Complex parameters are stepped as their real views (``torch.view_as_real``) on
+      both paths.
     * ``trust_ratios()`` returns the factors of the latest step; keeping them costs
       nothing beyond references to tensors the step computed anyway.
 
@@ -223,12 +251,14 @@ class LARS(Optimizer):
             filled = self._filled(param_group)
             check_group({**self.optimizer.defaults, **filled}, index, base=self.optimizer)
             param_group.update(filled)
+            _warn_unused_fused(param_group, index, self.optimizer)
             return
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         filled = self._filled(param_group)
         check_group({**self.optimizer.defaults, **filled}, len(groups), base=self.optimizer)
         self.optimizer.add_param_group(filled if filled is not param_group else param_group)
+        _warn_unused_fused(groups[-1], len(groups) - 1, self.optimizer)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load into the base optimizer, then share its new ``state``/``param_groups``."""
@@ -309,6 +339,7 @@ class LARS(Optimizer):
         ratios: list[tuple[list[Tensor], Tensor]] = []
         updates = []
         swapped: list[tuple[Tensor, Tensor | None]] = []
+        folded: list[dict[str, Any]] = []  # groups handed r·(g + β·w) whole
         try:
             for group, params in jobs:
                 if group["lars_mode"] == "update":
@@ -323,20 +354,33 @@ class LARS(Optimizer):
                 else:
                     grads = [p.grad for p in params]
                     out = self._work_tensors(params, grads)
-                    ratios += F.scale_gradients(
-                        params,
-                        grads,
-                        out,
-                        **_ratio_settings(group),
-                        weight_decay=group.get("weight_decay", 0.0),
-                        decoupled=bool(group.get("decoupled_weight_decay", False)),
-                        maximize=bool(group.get("maximize", False)),
-                        foreach=self.foreach,
-                    )
+                    decoupled = bool(group.get("decoupled_weight_decay", False))
+                    weight_decay = group.get("weight_decay", 0.0)
+                    common = dict(maximize=bool(group.get("maximize", False)), foreach=self.foreach)
+                    if weight_decay != 0 and not decoupled and all(p.dtype in _HALF for p in params):
+                        ratios += F.scale_decayed_gradients(
+                            params, grads, out, **_ratio_settings(group), weight_decay=weight_decay, **common
+                        )
+                        folded.append(group)
+                    else:
+                        ratios += F.scale_gradients(
+                            params,
+                            grads,
+                            out,
+                            **_ratio_settings(group),
+                            weight_decay=weight_decay,
+                            decoupled=decoupled,
+                            **common,
+                        )
                     for p, x in zip(params, out):
                         swapped.append((p, p.grad))
                         p.grad = x
-            self.optimizer.step()
+            # The base steps through its bare step between its own hooks: torch's global
+            # step hooks fired once already, around this LARS step (lars/_torch_step.py).
+            bare = _torch_step.bare_step(self.optimizer)
+            if folded:
+                bare = functools.partial(_without_weight_decay, folded, bare)
+            _torch_step.step_base(self.optimizer, bare)
         finally:
             for p, grad in reversed(swapped):
                 p.grad = grad
@@ -356,7 +400,8 @@ class LARS(Optimizer):
     def _paper_step(self, group: dict[str, Any], params: list[Tensor]) -> list:
         """Gradient mode, the paper's momentum form, on SGD's hyperparameters."""
         momentum = group.get("momentum", 0.0)
-        buffers = [self.state[p].get("lars_momentum_buffer") for p in params]
+        # state.get: without momentum no parameter gets a state entry, not even an empty one
+        buffers = [self.state.get(p, {}).get("lars_momentum_buffer") for p in params]
         ratios, buffers = F.paper_momentum_step(
             params,
             [p.grad for p in params],
@@ -373,3 +418,27 @@ class LARS(Optimizer):
             for p, buffer in zip(params, buffers):
                 self.state[p]["lars_momentum_buffer"] = buffer
         return ratios
+
+
+def _without_weight_decay(groups: list[dict[str, Any]], bare: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run the base's bare step with ``groups``' L2 decay off (LARS handed them the whole
+    direction ``r·(g + β·w)``); the base's hooks, outside this call, see the group's β."""
+    saved = [group["weight_decay"] for group in groups]
+    for group in groups:
+        group["weight_decay"] = 0.0
+    try:
+        return bare(*args, **kwargs)
+    finally:
+        for group, weight_decay in zip(groups, saved):
+            group["weight_decay"] = weight_decay
+
+
+def _warn_unused_fused(group: dict[str, Any], index: int, base: Optimizer) -> None:
+    """The paper's momentum form steps its tensors itself, so the base's fused kernel is unused."""
+    if group.get("fused") and group["lars_momentum_form"] == "paper" and not group["lars_exclude"]:
+        warnings.warn(
+            f"param group {index}: fused=True on the {type(base).__name__} base is unused under "
+            f"lars_momentum_form 'paper' (LARS steps these tensors itself, with torch._foreach_* ops)",
+            UserWarning,
+            stacklevel=3,
+        )
