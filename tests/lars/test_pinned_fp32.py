@@ -103,6 +103,15 @@ def compute(name):
     return run_amp(name[4:]) if name.startswith("amp-") else run_case(name)
 
 
+# Where the digests were recorded: torch's kernels round differently with another vector width or build.
+PINNED_ON = ("2.14.1", "AVX512")
+
+
+def _build() -> tuple[str, str]:
+    return torch.__version__.split("+")[0], torch.backends.cpu.get_cpu_capability()
+
+
+@pytest.mark.skipif(_build() != PINNED_ON, reason=f"digests recorded with torch {PINNED_ON[0]} on {PINNED_ON[1]}")
 @pytest.mark.parametrize("name", list(PINNED))
 def test_float32_step_is_bit_for_bit_as_pinned(name):
     assert compute(name) == PINNED[name]
