@@ -1,6 +1,8 @@
 """Create or load the Optuna studies of a study file: one per arm and replicate.
 
-A study file is stored with its studies (user attr ``study_file``); running a file whose
+A study file is stored with its studies (user attr ``study_file``, every URL password
+masked: whoever reads the database or its dashboard reads it; a run also masks one that
+an earlier version stored); running a file whose
 arms differ from what is stored under the same name is refused before anything is
 written (:class:`SpecConflictError`), since the trials would not be comparable. A new
 search's trial 0 is its arm's published recipe (:mod:`search.recipe`).
@@ -17,6 +19,7 @@ from search.evaluation import search_study_name
 from search.recipe import needs_recipe_later, published_recipe, recipe_params
 from search.samplers import build_pruner, build_sampler
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
+from search.storage_url import mask_text
 
 __all__ = ["SpecConflictError", "stored_spec", "unit_key", "enqueue_recipe", "open_studies"]
 
@@ -78,6 +81,16 @@ def _check_conflicts(spec: StudySpec, storage: Any, url: str) -> None:
             )
 
 
+def _storage_of(text: str) -> str | None:
+    """The ``storage`` URL a stored study file names (None if it names none or does not parse)."""
+    try:
+        data = load_yaml(text, "<stored study file>")
+    except SpecError:
+        return None
+    storage = data.get("storage") if isinstance(data, dict) else None
+    return storage if isinstance(storage, str) else None
+
+
 def unit_key(arm: str, replicate: int) -> str:
     """The key of one search in ``open_studies``/``run_studies`` results: ``sgd``, ``sgd/r1``, ..."""
     return arm if replicate == 0 else f"{arm}/r{replicate}"
@@ -128,12 +141,15 @@ def open_studies(
                 storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                 sampler=build_sampler(spec, seed_offset=offset), pruner=build_pruner(spec),
             )  # fmt: skip
-            if "study_file" not in study.user_attrs:
-                study.set_user_attr("study_file", spec.text)
+            stored = study.user_attrs.get("study_file")
+            if stored is None:
+                study.set_user_attr("study_file", mask_text(spec.text, spec.storage))
                 study.set_user_attr("arm", arm.name)
                 if replicate:
                     study.set_user_attr("replicate", replicate)
                 study.set_user_attr("spec_version", SPEC_VERSION)
+            elif mask_text(stored, spec.storage, _storage_of(stored)) != stored:  # stored by an earlier version
+                study.set_user_attr("study_file", mask_text(stored, spec.storage, _storage_of(stored)))
             if existing == 0:
                 enqueue_recipe(spec, arm, study)
             studies[unit_key(arm.name, replicate)] = study
