@@ -9,6 +9,7 @@ overrides, the data set, the device) is checked before any trial starts.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -206,6 +207,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run one worker of a study on a shared storage (start one per machine or GPU)."""
     from search.workers import load_objective, run_worker
 
+    if args.storage_env is not None:  # a launched worker: the URL is not on its command line (`ps`)
+        if args.storage is not None:
+            raise UserError("give --storage or --storage-env, not both")
+        args.storage = os.environ.get(args.storage_env)
+        if not args.storage:
+            raise UserError(f"--storage-env {args.storage_env}: that environment variable is not set or empty")
     if args.worker_id is not None and args.worker_id < 0:
         raise UserError(f"--worker-id must be an integer >= 0, got {args.worker_id}")
     try:
@@ -305,6 +312,7 @@ def args_worker(p: argparse.ArgumentParser) -> None:
         "--worker-id", type=int, metavar="I", help="varies the sampler seed per worker (default: from host and pid)"
     )
     p.add_argument("--objective", help=argparse.SUPPRESS)  # module:function replacing objectives.train (tests)
+    p.add_argument("--storage-env", metavar="VAR", help=argparse.SUPPRESS)  # the storage URL's variable (run --workers)
 
 
 def args_train(p: argparse.ArgumentParser) -> None:
