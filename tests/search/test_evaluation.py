@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 
 import optuna
 import pytest
@@ -113,7 +115,7 @@ def test_ctrl_c_in_the_final_evaluation_resumes_without_redoing_finished_seeds(t
     assert done == [6]  # seed 6 finished, seed 7 was interrupted
     trials = load(db, "ev/sgd/eval").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
-    assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C) during epoch 1"  # as a search trial's
     again = EvalTrain()
     run_studies(spec, db, train_fn=again, progress=False, validate=identity)
     runs = [(c["optimizer"], c["lars"], c["seed"]) for c in again.calls]
@@ -121,6 +123,40 @@ def test_ctrl_c_in_the_final_evaluation_resumes_without_redoing_finished_seeds(t
     trials = load(db, "ev/sgd/eval").trials
     assert sorted(t.params["seed"] for t in trials if t.state == TrialState.COMPLETE) == [6, 7, 8]
     assert len(trials) == 4  # the retry ran in the interrupted seed's slot; nothing twice
+
+
+def test_a_second_ctrl_c_while_an_evaluation_seed_is_recorded_loses_no_seed(tmp_path, db, monkeypatch, capsys):
+    """#26 item 3: the seed ended FAIL without a retry, and no rerun ever trained it again."""
+    path = write_study(tmp_path, STUDY.replace("arms: [sgd, sgd+lars]", "arms: [sgd]"))
+    calls = {"eval": 0}
+
+    class Interrupting(EvalTrain):
+        def __call__(self, config, report=None):
+            if config.get("evaluate_test"):
+                calls["eval"] += 1
+                if calls["eval"] == 2:
+                    raise KeyboardInterrupt  # the first Ctrl-C, in seed 7
+            return super().__call__(config, report)
+
+    tell = optuna.Study.tell
+
+    def tell_during_second_ctrl_c(self, *args, **kwargs):
+        if kwargs.get("state") == TrialState.FAIL and self.study_name.endswith("/eval"):
+            os.kill(os.getpid(), signal.SIGINT)  # the second one, while the interrupted seed is recorded
+        return tell(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "tell", tell_during_second_ctrl_c)
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=Interrupting()) == 130
+    monkeypatch.setattr(optuna.Study, "tell", tell)
+    assert "Traceback" not in capsys.readouterr().err
+    trials = load(db, "ev/sgd/eval").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
+    assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C) during epoch 1"
+    again = EvalTrain()
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=again) == 0
+    assert sorted(c["seed"] for c in again.calls) == [7, 8]
+    trials = load(db, "ev/sgd/eval").trials
+    assert sorted(t.params["seed"] for t in trials if t.state == TrialState.COMPLETE) == [6, 7, 8]
 
 
 def test_recipe_is_trial_0_of_every_arm_and_replicate(tmp_path, db):
