@@ -33,7 +33,10 @@ The published recipes (DESIGN.md, "Published recipes"):
 
 The recipe is enqueued with ``study.enqueue_trial`` when an arm's study is created, so it
 is trial 0 of each arm and replicate (user attr ``recipe``: ``"published"`` or
-``"study file"``); ``compare`` shows what tuning gained over it.
+``"study file"``; ``recipe_clamped``: what the clamp into the space moved, one line per
+range); ``compare`` shows what tuning gained over it. An ``lr: auto`` arm's recipe, the
+study file's own included, is enqueued once the range test has set its range, clamped
+into it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from search.space import SPACE_KEYS, Auto, Choice, Dimension, Fixed, Range, why_
 __all__ = [
     "FinalSpec",
     "RECIPE_KEYS",
+    "clamp_notes",
     "middle",
     "needs_recipe_later",
     "published_recipe",
@@ -64,12 +68,15 @@ class FinalSpec:
     """``seeds`` (evaluation.seeds), ``replicates`` and per-arm recipe params (None: no recipe).
 
     ``recipes[arm]`` is ``(params, source)``: the Optuna params of the recipe trial and
-    ``"published"`` or ``"study file"``.
+    ``"published"`` or ``"study file"``; ``configs[arm]``: a study file's own recipe as a
+    partial config (the published recipe's keys where it names none), from which an
+    ``lr: auto`` arm's params are made once its range is known.
     """
 
     seeds: int = 3
     replicates: int = 1
     recipes: dict[str, tuple[dict[str, Any], str] | None] = field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 _COSINE = {"schedule": "cosine", "schedule_params": {"final_lr_ratio": 0.0}, "warmup_epochs": 0.0}
@@ -199,13 +206,38 @@ def recipe_params(
     return params
 
 
+def clamp_notes(arm: Arm, recipe: dict[str, Any], params: dict[str, Any], *, tested: bool = False) -> list[str]:
+    """One line per searched range that ``recipe`` (a partial config) lies outside of, as
+    :func:`recipe_params` clamped it into ``params``: ``"lr 0.5 clamped to 0.1 (the top of the
+    searched [0.01, 0.1])"``; ``tested``: the lr ranges came from the arm's range test."""
+    notes = []
+    for key, dim in arm.space.params.items():
+        if not isinstance(dim, Range) or isinstance(dim, Auto) or key not in recipe:
+            continue
+        name, wanted = key, recipe[key]
+        if dim.per is not None:
+            factor = params.get(dim.per, recipe.get(dim.per))
+            if factor is None:
+                continue
+            name, wanted = "*".join(sorted((key, dim.per))), recipe[key] * factor
+        got = params.get(name)
+        if got is None or isinstance(wanted, bool) or not isinstance(wanted, (int, float)):
+            continue
+        if not dim.low <= wanted <= dim.high:
+            where = "the range test's" if tested and name in ("lr", "lr*trust_coefficient") else "the searched"
+            notes.append(f"{name} {wanted:.3g} clamped to {got:.3g} (the {'top' if wanted > dim.high else 'bottom'} "
+                         f"of {where} [{dim.low:.3g}, {dim.high:.3g}])")  # fmt: skip
+    return notes
+
+
 # --------------------------------------------------------------------------- the study-file keys
 
 
-def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> dict:
+def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> tuple[dict, dict]:
     recipes: dict[str, tuple[dict[str, Any], str] | None] = {}
+    configs: dict[str, dict[str, Any]] = {}
     if raw is False:
-        return {arm.name: None for arm in arms}
+        return {arm.name: None for arm in arms}, configs
     own: dict = {}
     if raw is not True and raw is not None:
         own = _mapping(raw, source, "recipe")
@@ -239,7 +271,8 @@ def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> 
         strict += tuple(f"schedule_params.{p}" for p in data.get("schedule_params") or {})
         params = recipe_params(arm, merged, strict=strict, source=source, where=where)
         recipes[arm.name] = (params, "study file")
-    return recipes
+        configs[arm.name] = merged
+    return recipes, configs
 
 
 def parse_final(data: dict, arms: tuple[Arm, ...], epochs: int, source: str) -> FinalSpec:
@@ -255,4 +288,5 @@ def parse_final(data: dict, arms: tuple[Arm, ...], epochs: int, source: str) -> 
     raw = data.get("recipe", True)
     if not isinstance(raw, (bool, dict)) and raw is not None:
         raise SpecError(source, "recipe", f"must be true, false or a mapping of arm -> recipe, got {raw!r}")
-    return FinalSpec(seeds=seeds, replicates=replicates, recipes=_parse_recipe(raw, arms, epochs, source))
+    recipes, configs = _parse_recipe(raw, arms, epochs, source)
+    return FinalSpec(seeds=seeds, replicates=replicates, recipes=recipes, configs=configs)

@@ -10,13 +10,14 @@ search's trial 0 is its arm's published recipe (:mod:`search.recipe`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import optuna
 
 from search.budget import arm_lock
 from search.evaluation import search_study_name
-from search.recipe import needs_recipe_later, published_recipe, recipe_params
+from search.recipe import clamp_notes, needs_recipe_later, published_recipe, recipe_params
 from search.samplers import build_pruner, build_sampler
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
 from search.storage_url import mask_text
@@ -96,17 +97,31 @@ def unit_key(arm: str, replicate: int) -> str:
     return arm if replicate == 0 else f"{arm}/r{replicate}"
 
 
-def enqueue_recipe(spec: StudySpec, arm: Arm, study: optuna.Study) -> None:
-    """Trial 0 of a new search is the arm's recipe (``search.recipe``), enqueued once under the arm's lock."""
+def enqueue_recipe(
+    spec: StudySpec, arm: Arm, study: optuna.Study, *, tested: bool = False, log: Callable[[str], None] | None = None
+) -> None:
+    """Trial 0 of a new search is the arm's recipe (``search.recipe``), enqueued once under the arm's lock.
+
+    The recipe is clamped into the arm's space as it is now (after a range test); what the
+    clamp moved is stored in the trial's user attr ``recipe_clamped`` and said to ``log``
+    (``tested``: the arm's lr range came from its range test).
+    """
     recipe = spec.final.recipes.get(arm.name)
     if recipe is None or needs_recipe_later(arm):
         return  # no recipe, or lr: auto (enqueued by search.study's run once the range test has set the range)
-    params, source = recipe
-    if source == "published":  # clamped into the arm's space as it is now (after a range test)
-        params = recipe_params(arm, published_recipe(arm.optimizer, arm.lars, spec.objective["epochs"]))
+    source = recipe[1]
+    if source == "published":
+        config = published_recipe(arm.optimizer, arm.lars, spec.objective["epochs"])
+    else:  # the file's own values were checked against the space when it was read; an lr: auto range is new
+        config = spec.final.configs[arm.name]
+    params = recipe_params(arm, config)
+    notes = clamp_notes(arm, config, params, tested=tested)
     with arm_lock(study):
-        if not study.get_trials(deepcopy=False):
-            study.enqueue_trial(params, user_attrs={"recipe": source})
+        if study.get_trials(deepcopy=False):
+            return
+        study.enqueue_trial(params, user_attrs={"recipe": source, **({"recipe_clamped": notes} if notes else {})})
+    for note in notes if log is not None else ():
+        log(f"{study.study_name}: recipe ({source}): {note}")
 
 
 def open_studies(

@@ -207,3 +207,22 @@ def test_a_lars_arms_recipe_keeps_its_lr_and_lambda_when_their_product_is_in_the
     assert recipe.params["lr"] == 10.0 and recipe.params["lr*trust_coefficient"] == pytest.approx(0.01)  # in range
     lars = [c for c in fake.calls if c["lars"] and not c["evaluate_test"]]
     assert (lars[0]["lr"], lars[0]["trust_coefficient"]) == (10.0, pytest.approx(1e-3))  # the published lambda
+
+
+def test_a_study_files_own_recipe_is_trial_0_of_an_lr_auto_arm_clamped_into_the_found_range(sweeps):
+    """#26 item 4: the file's recipe lr was dropped (trial 0 trained a random draw labelled `study file`)."""
+    recipe = {"sgd": {"lr": 0.05}, "sgd+lars": {"lr": 2.0, "trust_coefficient": 0.1}}
+    storage = optuna.storages.InMemoryStorage()
+    fake, lines = FakeTrain(), []
+    spec = parse_spec({**SPEC, "budget": {"trials": 1}, "recipe": recipe})
+    run_studies(spec, storage, train_fn=fake, progress=False, log=lines.append)
+    searched = [c for c in fake.calls if not c["evaluate_test"]]
+    plain, lars = (next(c for c in searched if c["lars"] is flag) for flag in (False, True))
+    assert plain["lr"] == 0.05  # inside the found [0.01, 0.1]: trained as written
+    assert lars["lr"] == 2.0 and lars["lr"] * lars["trust_coefficient"] == pytest.approx(0.1)  # 0.2 -> the top, 0.1
+    sgd, sgd_lars = (optuna.load_study(study_name=f"auto/{a}", storage=storage).trials[0] for a in ("sgd", "sgd+lars"))
+    assert sgd.user_attrs["recipe"] == sgd_lars.user_attrs["recipe"] == "study file"
+    assert "recipe_clamped" not in sgd.user_attrs
+    note = "lr*trust_coefficient 0.2 clamped to 0.1 (the top of the range test's [0.01, 0.1])"
+    assert sgd_lars.user_attrs["recipe_clamped"] == [note]
+    assert f"auto/sgd+lars: recipe (study file): {note}" in lines
