@@ -237,6 +237,7 @@ def load_verdict(storage: Any, name: str) -> Verdict:
             search = study if r == 0 else optuna.load_study(study_name=search_name, storage=storage)
             trials = search.get_trials(deepcopy=False)
             result.searches.append(arm_stats(arm, trials, search_name))
+            result.searches[-1].range_epochs = range_cost(search)  # part of the compute (lr: auto)
             eval_trials = None
             if f"{search_name}/eval" in all_names:
                 eval_trials = optuna.load_study(study_name=f"{search_name}/eval", storage=storage).get_trials(

@@ -226,3 +226,18 @@ def test_a_study_files_own_recipe_is_trial_0_of_an_lr_auto_arm_clamped_into_the_
     note = "lr*trust_coefficient 0.2 clamped to 0.1 (the top of the range test's [0.01, 0.1])"
     assert sgd_lars.user_attrs["recipe_clamped"] == [note]
     assert f"auto/sgd+lars: recipe (study file): {note}" in lines
+
+
+def test_compare_and_the_plot_count_the_range_test_in_the_arms_compute(sweeps):
+    """#26 item 5: compare's trial-epochs column and the plot's x axis left the range test out."""
+    from search.plot import compare_curves
+    from search.results import load_verdict
+
+    storage = optuna.storages.InMemoryStorage()
+    run_studies(parse_spec({**SPEC, "budget": {"trials": 2}}), storage, train_fn=FakeTrain(), progress=False)
+    verdict = load_verdict(storage, "auto")
+    for arm in ("sgd", "sgd+lars"):
+        [search] = verdict.arm(arm).searches
+        assert (search.trial_epochs, search.range_epochs, search.compute) == (4, 4.0, 8.0)  # 2 trials x 2 + 8 steps / 2
+        curve = compare_curves(storage, "auto")[arm]
+        assert curve.start == 4.0 and curve.compute == [6.0, 8.0]  # the search starts after the range test
