@@ -12,8 +12,9 @@ A recipe is a partial config in ``objectives`` terms (``lr``, ``momentum``, ``ne
 ``weight_decay``, ``trust_coefficient``, ``lars_eps``, ``lars_mode``, ``lars_clip``,
 ``warmup_epochs``, ``schedule``, ``schedule_params``). The published recipe of an arm is
 clamped into its space (a range's ends, a choice's nearest value, a fixed value wins);
-a recipe the study file gives must lie inside the arm's space, else the file is
-rejected with one line naming the key. Keys a given recipe leaves out come from the
+a recipe the study file gives must lie inside the arm's space, and each of its keys must
+be one the recipe trial trains (a key of the arm's space, a parameter of the schedule it
+trains), else the file is rejected with one line naming the key. Keys a given recipe leaves out come from the
 published recipe.
 
 The published recipes (DESIGN.md, "Published recipes"):
@@ -41,6 +42,7 @@ into it.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -233,6 +235,26 @@ def clamp_notes(arm: Arm, recipe: dict[str, Any], params: dict[str, Any], *, tes
 # --------------------------------------------------------------------------- the study-file keys
 
 
+def _check_trained(arm: Arm, data: dict, params: dict[str, Any], source: str, where: str) -> None:
+    """Every key of a study file's recipe must be one its trial trains, as a value outside the space must
+    be inside it: a key of the arm's space, a parameter of the schedule the recipe trains."""
+    space = arm.space
+    for key in data:
+        if key in SPACE_KEYS and key not in space.params:
+            raise SpecError(
+                source, f"{where}.{key}", f"not in arm {arm.name!r}'s space, so no trial trains it (the config default "
+                f"holds); add it to the space (e.g. space: {{{key}: {json.dumps(data[key])}}}) or leave it out of the recipe",
+            )  # fmt: skip
+    kind = params.get("schedule", getattr(space.schedule, "value", None))
+    own = space.schedule_params.get(kind, {})
+    for name in data.get("schedule_params") or {}:
+        if name not in own:
+            raise SpecError(
+                source, f"{where}.schedule_params.{name}", f"not a parameter of schedule {kind!r}, which the recipe "
+                f"trains (its parameters: {', '.join(own) or 'none'})",
+            )  # fmt: skip
+
+
 def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> tuple[dict, dict]:
     recipes: dict[str, tuple[dict[str, Any], str] | None] = {}
     configs: dict[str, dict[str, Any]] = {}
@@ -270,6 +292,7 @@ def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str) -> 
         strict = tuple(k for k in data if k != "schedule_params")
         strict += tuple(f"schedule_params.{p}" for p in data.get("schedule_params") or {})
         params = recipe_params(arm, merged, strict=strict, source=source, where=where)
+        _check_trained(arm, data, params, source, where)
         recipes[arm.name] = (params, "study file")
         configs[arm.name] = merged
     return recipes, configs

@@ -198,6 +198,16 @@ def test_a_study_files_own_recipe_and_recipe_false(tmp_path, db):
             "recipe.sgd.trust_coefficient: does not apply to this arm (LARS arms only)",
         ),
         ("recipe: {adam: {lr: 0.01}}\n", "recipe.adam: no such arm; arms: sgd, sgd+lars"),
+        (  # #26 item 8: trained nesterov: False without a word
+            "recipe: {sgd: {lr: 0.05, nesterov: true}}\n",
+            "recipe.sgd.nesterov: not in arm 'sgd''s space, so no trial trains it (the config default holds); "
+            "add it to the space (e.g. space: {nesterov: true}) or leave it out of the recipe",
+        ),
+        (  # #26 item 8: trained no schedule params without a word
+            "recipe: {sgd: {schedule: constant, schedule_params: {final_lr_ratio: 0.5}}}\n",
+            "recipe.sgd.schedule_params.final_lr_ratio: not a parameter of schedule 'constant', which the recipe "
+            "trains (its parameters: none)",
+        ),
         ("recipe: 3\n", "recipe: must be true, false or a mapping of arm -> recipe, got 3"),
     ],
 )
