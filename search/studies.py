@@ -2,10 +2,11 @@
 
 A study file is stored with its studies (user attr ``study_file``, every URL password
 masked: whoever reads the database or its dashboard reads it; a run also masks one that
-an earlier version stored); running a file whose
-arms differ from what is stored under the same name is refused before anything is
-written (:class:`SpecConflictError`), since the trials would not be comparable. A new
-search's trial 0 is its arm's published recipe (:mod:`search.recipe`).
+an earlier version stored). Running a file whose arms differ from what is stored under
+the same name is refused before anything is written (:class:`SpecConflictError`), since
+the trials would not be comparable; so is a file whose objective differs from that of
+arms another file stored under the name. A new search's trial 0 is its arm's published
+recipe (:mod:`search.recipe`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import optuna
 
 from search.budget import arm_lock
-from search.evaluation import search_study_name
+from search.evaluation import parse_study_name, search_study_name
 from search.recipe import clamp_notes, needs_recipe_later, published_recipe, recipe_params
 from search.samplers import build_pruner, build_sampler
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
@@ -79,6 +80,33 @@ def _check_conflicts(spec: StudySpec, storage: Any, url: str) -> None:
             raise SpecConflictError(
                 f"{spec.source}: arm {arm.name!r} conflicts with the stored study {name!r} in {mask_url(url)}: "
                 f"{diff} (trials would not be comparable; use a new name or the original file)"
+            )
+    _check_other_arms(spec, storage, url)
+
+
+def _check_other_arms(spec: StudySpec, storage: Any, url: str) -> None:
+    """Arms stored under the name that this file does not have must share its objective (another file's
+    arms on another objective would be ranked beside these as if comparable)."""
+    from search.storage import mask_url
+
+    ours = {arm.name for arm in spec.arms}
+    for stored in storage.get_all_studies():
+        ref = parse_study_name(stored.study_name)
+        if ref is None or ref.name != spec.name or ref.evaluation or ref.replicate or ref.arm in ours:
+            continue
+        try:
+            old = stored_spec(storage, stored.study_name)
+        except SpecError:
+            old = None
+        if old is None or not old.arms:
+            continue
+        diff = _first_difference(old.identity(old.arms[0])["objective"], spec.identity(spec.arms[0])["objective"],
+                                 "objective")  # fmt: skip
+        if diff:
+            raise SpecConflictError(
+                f"{spec.source}: name {spec.name!r} is taken in {mask_url(url)} by another study file (stored with "
+                f"{stored.study_name!r}), and {diff} (the arms' trials would not be comparable; use a new name or "
+                "the original file)"
             )
 
 

@@ -87,3 +87,24 @@ def test_a_later_run_masks_a_password_an_earlier_version_stored(tmp_path):
     run_studies(spec, url, train_fn=FakeTrain(), progress=False, validate=_identity)
     assert PASSWORD not in _dump(db)
     assert PASSWORD not in _served(url)
+
+
+def test_a_second_study_file_with_the_same_name_and_another_objective_is_refused(tmp_path, capsys):
+    """#26 item 6: file B (other arms, 3 epochs) joined file A's studies (1 epoch) without a word."""
+    from search.cli import main
+
+    a = write_study(tmp_path, "name: same\nobjective: {epochs: 1}\narms: [sgd]\nbudget: {trials: 1}\n", "a.yaml")
+    b = write_study(tmp_path, "name: same\nobjective: {epochs: 3}\narms: [adam]\nbudget: {trials: 1}\n", "b.yaml")
+    db = f"sqlite:///{tmp_path / 'same.db'}"
+    assert main(["run", str(a), "--storage", db, "-q"], train_fn=FakeTrain()) == 0
+    capsys.readouterr()
+    assert main(["run", str(b), "--storage", db, "-q"], train_fn=FakeTrain()) == 2
+    assert capsys.readouterr().err == (
+        f"lars-search: error: {b}: name 'same' is taken in {db} by another study file (stored with 'same/sgd'), "
+        "and objective.epochs was 1, now 3 (the arms' trials would not be comparable; use a new name or the "
+        "original file)\n"
+    )
+    names = {s.study_name for s in open_storage(db, heartbeat=False).get_all_studies()}
+    assert names == {"same/sgd", "same/sgd/eval"}
+    c = write_study(tmp_path, "name: same\nobjective: {epochs: 1}\narms: [adam]\nbudget: {trials: 1}\n", "c.yaml")
+    assert main(["run", str(c), "--storage", db, "-q"], train_fn=FakeTrain()) == 0  # same objective: an arm added
