@@ -251,11 +251,30 @@ def load_verdict(storage: Any, name: str) -> Verdict:
         result.test = arm_interval(result.values)
         results.append(result)
     verdict = Verdict(name, seeds, replicates, results)
-    _judge(verdict, kinds)
+    _judge(verdict, kinds, _budget_trials(text))
     return verdict
 
 
-def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
+def _budget_trials(text: str | None) -> int | None:
+    """``budget.trials`` of a stored study file (its default, 20, unless only a timeout is given)."""
+    try:
+        budget = (yaml.safe_load(text or "") or {}).get("budget") or {}
+        trials = budget.get("trials", None if "timeout" in budget else 20)
+        return trials if isinstance(trials, int) else None
+    except (yaml.YAMLError, AttributeError):
+        return None
+
+
+def _rerun_advice(finished: dict[str, list[int]], budget: int | None) -> str:
+    """What makes unequal arms equal: a plain rerun, or ``--n-trials N`` when the file's budget is already met."""
+    most = max((n for counts in finished.values() for n in counts), default=0)
+    if budget is None or most <= budget:
+        return "run the study again to give every arm its budget"
+    return (f"run the study again with --n-trials {most} to give every arm {most} finished trials "
+            f"(the study file's budget.trials, {budget}, is met)")  # fmt: skip
+
+
+def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]], budget: int | None = None) -> None:
     by_arm = {a.arm: a for a in verdict.arms}
     finished = {a.arm: [s.trials for s in a.searches] for a in verdict.arms}
     counts = {tuple(v) for v in finished.values()}
@@ -263,7 +282,7 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
     if unequal:
         shown = ", ".join(f"{a} {'/'.join(map(str, v)) or 0}" for a, v in finished.items())
         verdict.notes.append(f"arms have unequal finished trials ({shown}): not comparable yet; "
-                             "run the study again to give every arm its budget")  # fmt: skip
+                             f"{_rerun_advice(finished, budget)}")  # fmt: skip
     pending = [a.arm for a in verdict.arms if not a.evaluated and any(e.incumbent for e in a.evaluations)]
     if pending:
         verdict.notes.append(f"final evaluation not finished for {', '.join(pending)}: run the study again")

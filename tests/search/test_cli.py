@@ -454,3 +454,24 @@ def test_train_with_one_seed_shows_no_spread(tmp_path, capsys):
     assert main(["train", str(config), "--seeds", "1", "-q"], train_fn=FakeTrain()) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert re.fullmatch(r"test accuracy: \d+\.\d\d% over 1 seed \(validation \d+\.\d\d%\)", last), last
+
+
+def test_after_n_trials_above_the_files_budget_the_advice_names_the_n_trials_that_will_work(tmp_path, capsys):
+    """#26 item 7: "run the study again" was followed literally, and the rerun trained nothing."""
+    path = write_study(tmp_path, FAKE_STUDY)  # budget: {trials: 2}
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain()) == 0
+
+    def slow(config, epoch):
+        time.sleep(0.6)
+        return lr_curve(config, epoch)
+
+    capsys.readouterr()
+    # the timeout ends the run after sgd's third trial: sgd 3, adam+lars 2
+    assert main(["run", str(path), "--storage", db, "-q", "--n-trials", "3", "--timeout", "0.5"],
+                train_fn=FakeTrain(slow)) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert (
+        "note: arms have unequal finished trials (sgd 3, adam+lars 2): not comparable yet; run the study again "
+        "with --n-trials 3 to give every arm 3 finished trials (the study file's budget.trials, 2, is met)"
+    ) in out.splitlines()
