@@ -56,7 +56,7 @@ def _open_reader(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Per arm: trials complete / pruned / failed / running and the best validation accuracy."""
+    """Per arm and replicate: trials complete / pruned / failed / running, best validation accuracy, test seeds done."""
     from search.report import format_status
 
     storage, _ = _open_reader(args)

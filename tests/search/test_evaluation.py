@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from unittest.mock import ANY
 
 import optuna
 import pytest
@@ -254,3 +255,18 @@ def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it()
     lars = replace(lars, space=replace(lars.space, params=found))
     params = recipe_params(lars, published_recipe("sgd", True, 4))
     assert params["lr"] == 10.0 and params["lr*trust_coefficient"] == pytest.approx(0.01)  # 10 x 1e-3
+
+
+def test_status_shows_every_replicate_and_the_final_evaluations_progress(tmp_path, db):
+    """#26 item 9: status showed replicate 0 only (`complete 2` per arm where compare said 4) and no evaluation."""
+    from search.report import format_status
+
+    spec = load_spec(write_study(tmp_path, STUDY + "replicates: 2\n"))
+    run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity, evaluate=False)
+    storage = open_storage(db, heartbeat=False)
+    rows = [line.split() for line in format_status(storage, "ev").splitlines()[3:]]
+    assert rows == [[arm, "3", "0", "0", "0", ANY, "0/3"] for arm in ("sgd", "sgd/r1", "sgd+lars", "sgd+lars/r1")]
+    assert format_status(storage, "ev").splitlines()[1].split()[-3:] == ["test", "seeds", "done/asked"]
+    run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity)
+    rows = [line.split() for line in format_status(storage, "ev").splitlines()[3:]]
+    assert [row[-1] for row in rows] == ["3/3"] * 4
