@@ -61,14 +61,14 @@ def prepare_run(args: argparse.Namespace) -> tuple[Any, str]:
 
     Nothing touches the database here.
     """
-    from search.spec import load_spec
+    from search.spec import TIMEOUT_RULE, load_spec
     from search.storage import resolve_storage_url, sqlite_file
 
     spec = load_spec(args.study)
     if args.n_trials is not None and args.n_trials < 1:
         raise UserError(f"--n-trials must be a positive integer (trials per arm), got {args.n_trials}")
-    if args.timeout is not None and not args.timeout >= 0:
-        raise UserError(f"--timeout must be >= 0 seconds, got {args.timeout}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UserError(f"--timeout {TIMEOUT_RULE}, got {args.timeout:g}")
     url = resolve_storage_url(args.storage, spec)
     sqlite_file(url)  # a malformed or in-memory URL fails now, before any data is read
     return spec, url

@@ -104,6 +104,7 @@ from search.space import SPACE_KEYS
 
 __all__ = [
     "SPEC_VERSION",
+    "TIMEOUT_RULE",
     "DEFAULT_ARMS",
     "SAMPLERS",
     "PRUNERS",
@@ -154,6 +155,8 @@ OBJECTIVE_KEYS = (
     "dataset", "data_dir", "n_train", "val_size", "model", "width", "epochs", "batch_size",
     "seed", "device", "precision", "compile",
 )  # fmt: skip
+# the rule of budget.timeout, --timeout and run_studies(timeout=...)
+TIMEOUT_RULE = "must be > 0 seconds (0 would run nothing; leave it out for no limit)"
 # objective keys that change how a trial runs, not what it measures (free to change on resume)
 RUNTIME_KEYS = ("device", "data_dir", "compile")
 
@@ -313,9 +316,7 @@ def _parse_budget(raw: Any, source: str) -> Budget:
             raise SpecError(source, "budget.trials", f"must be a positive integer (trials per arm), got {trials!r}")
     timeout = parse_duration(data.get("timeout"), source, "budget.timeout")
     if timeout == 0:
-        raise SpecError(
-            source, "budget.timeout", "must be > 0 seconds (0 would run nothing; leave it out for no limit)"
-        )
+        raise SpecError(source, "budget.timeout", TIMEOUT_RULE)
     return Budget(trials=trials, timeout=timeout)
 
 

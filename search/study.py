@@ -48,7 +48,7 @@ from search.evaluation import (
 from search.publish import publish_verdict
 from search.range_test import needs_range_test, resolve_ranges
 from search.results import ArmStats, arm_stats
-from search.spec import Arm, StudySpec
+from search.spec import TIMEOUT_RULE, Arm, StudySpec
 from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
 from search.studies import enqueue_recipe, open_studies, unit_key
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
@@ -127,8 +127,8 @@ def _prepare_run(spec, storage, *, n_trials, timeout, train_fn, validate, worker
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
         raise ValueError(f"n_trials must be a positive integer, got {budget!r}")
     limit = timeout if timeout is not None else spec.budget.timeout
-    if limit is not None and not limit >= 0:
-        raise ValueError(f"timeout must be >= 0 seconds, got {limit!r}")
+    if limit is not None and not limit > 0:
+        raise ValueError(f"timeout {TIMEOUT_RULE}, got {limit!r}")
     if isinstance(storage, str) or storage is None:
         storage_url = storage_url or storage or resolve_storage_url(None, spec)
         storage = _open(storage_url)

@@ -84,6 +84,12 @@ def test_bad_overrides_and_unknown_storage_are_one_line(tmp_path, capsys):
     assert (
         capsys.readouterr().err == "lars-search: error: --n-trials must be a positive integer (trials per arm), got 0\n"
     )
+    # #26 item 10: --timeout 0 ran nothing and exited 0; the study file's budget.timeout: 0 is refused with a reason
+    assert main(["run", str(path), "--timeout", "0", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
+    assert capsys.readouterr().err == (
+        "lars-search: error: --timeout must be > 0 seconds (0 would run nothing; leave it out for no limit), got 0\n"
+    )
+    assert not (tmp_path / "x.db").exists()
     assert main(["status", "--storage", "nosuchdb://user:secret@host/db"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "secret" not in err and err.startswith("lars-search: error: storage URL")
