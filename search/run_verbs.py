@@ -261,12 +261,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: {exc}") from None
     if args.seeds < 1:
         raise UserError(f"--seeds must be a positive integer, got {args.seeds}")
+    if args.first_seed is not None and args.first_seed < 0:
+        raise UserError(f"--first-seed must be an integer >= 0, got {args.first_seed}")
     train_fn = args.train_fn
     if train_fn is None:  # every seed trains on the same data: read it once
         from objectives import train_reusing_data
 
         train_fn = train_reusing_data()
-    base = int(config.get("seed", 0))
+    base = int(config.get("seed", 0)) if args.first_seed is None else args.first_seed
     tests, vals = [], []
     for seed in range(base, base + args.seeds):
         cfg = train_config(config, seed, device=args.device, progress=not args.quiet)
@@ -318,4 +320,8 @@ def args_worker(p: argparse.ArgumentParser) -> None:
 def args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG.yaml", help="a config, e.g. written by `lars-search export`")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="runs with seeds seed, seed+1, ... (default 3)")
+    p.add_argument(
+        "--first-seed", type=int, metavar="S",
+        help="the first seed (default: the config's `seed`); an export names the final evaluation's",
+    )  # fmt: skip
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device (overrides the config's)")

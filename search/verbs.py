@@ -97,11 +97,11 @@ def _check_plot_path(path: str) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the best trial's config as YAML that `lars-search train` reproduces, with a lars code snippet."""
-    from search.export import export_text
+    from search.export import export_document
     from search.storage import mask_url
 
     storage, url = _open_reader(args)
-    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url), output=args.output)
+    text, command = export_document(storage, args.name, args.arm, storage_label=mask_url(url), output=args.output)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -110,7 +110,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f.write(text)
         except OSError as exc:
             raise UserError(f"-o {args.output}: cannot write ({exc.strerror or exc})") from None
-        say(args, f"wrote {args.output}; reproduce with: {PROG} train {args.output} --seeds 3")
+        say(args, f"wrote {args.output}; reproduce with: {command}")
     return 0
 
 
