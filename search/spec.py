@@ -390,7 +390,7 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "") -> StudySp
     if "name" not in data:
         raise SpecError(source, "name", "required (studies are stored as <name>/<arm>)")
     name = data["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise SpecError(source, "name", f"must be letters, digits and _.+- (no '/'), got {name!r}")
     if "objective" not in data:
         raise SpecError(source, "objective", "required (at least objective.epochs)")
