@@ -255,6 +255,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: cannot read the config file ({exc.strerror or exc})") from None
     except ValueError as exc:  # not a mapping, or invalid YAML
         raise UserError(str(exc).splitlines()[0]) from None
+    if "name" in config and "objective" in config:
+        raise UserError(
+            f"{args.config}: a study file (it has `name` and `objective`), not a config; run it with "
+            f"`{PROG} run {args.config}`, or train the config `{PROG} export {config['name']} -o best.yaml` writes"
+        )
     try:
         validate_config(config)
     except ConfigError as exc:

@@ -481,3 +481,13 @@ def test_after_n_trials_above_the_files_budget_the_advice_names_the_n_trials_tha
         "note: arms have unequal finished trials (sgd 3, adam+lars 2): not comparable yet; run the study again "
         "with --n-trials 3 to give every arm 3 finished trials (the study file's budget.trials, 2, is met)"
     ) in out.splitlines()
+
+
+def test_train_given_a_study_file_says_so_and_what_to_run(tmp_path, capsys):
+    """#26 item 13: it said "config key 'name' is not a known key"."""
+    path = write_study(tmp_path, FAKE_STUDY)
+    assert main(["train", str(path)], train_fn=FakeTrain()) == 2
+    assert capsys.readouterr().err == (
+        f"lars-search: error: {path}: a study file (it has `name` and `objective`), not a config; run it with "
+        f"`lars-search run {path}`, or train the config `lars-search export c -o best.yaml` writes\n"
+    )
