@@ -491,3 +491,17 @@ def test_train_given_a_study_file_says_so_and_what_to_run(tmp_path, capsys):
         f"lars-search: error: {path}: a study file (it has `name` and `objective`), not a config; run it with "
         f"`lars-search run {path}`, or train the config `lars-search export c -o best.yaml` writes\n"
     )
+
+
+def test_compare_into_a_closed_pipe_exits_quietly(tmp_path):
+    """#26 item 13: `compare ... | head` ended with `internal error: BrokenPipeError`."""
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    assert main(["run", str(write_study(tmp_path, FAKE_STUDY)), "--storage", db, "-q"], train_fn=FakeTrain()) == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader (head) has gone: every write fails with EPIPE
+    try:
+        done = subprocess.run(["lars-search", "compare", "c", "--storage", db], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")  # 128 + SIGPIPE, as a shell reports a reader gone
