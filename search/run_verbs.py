@@ -103,7 +103,9 @@ def _interrupted_message(url: str, exc: KeyboardInterrupt, who: str = "") -> str
     from search.storage import mask_url
 
     what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-    return (f"{PROG}: {who}{what}; the running trial was marked FAIL, finished trials are kept in {mask_url(url)}; "
+    notes = getattr(exc, "__notes__", None)  # where it was, when no trial was running (search.range_test)
+    where = f" {notes[-1]};" if notes else "; the running trial was marked FAIL,"
+    return (f"{PROG}: {who}{what}{where} finished trials are kept in {mask_url(url)}; "
             "run the same command again to resume")  # fmt: skip
 
 

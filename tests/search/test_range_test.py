@@ -241,3 +241,23 @@ def test_compare_and_the_plot_count_the_range_test_in_the_arms_compute(sweeps):
         assert (search.trial_epochs, search.range_epochs, search.compute) == (4, 4.0, 8.0)  # 2 trials x 2 + 8 steps / 2
         curve = compare_curves(storage, "auto")[arm]
         assert curve.start == 4.0 and curve.compute == [6.0, 8.0]  # the search starts after the range test
+
+
+def test_ctrl_c_during_the_range_test_does_not_claim_a_trial_was_marked_fail(tmp_path, monkeypatch, capsys):
+    """#26 item 13: it said "the running trial was marked FAIL" when no trial had started."""
+    import yaml
+
+    from search.cli import main
+
+    def interrupted_sweep(config, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lr_find, "lr_sweep", interrupted_sweep)
+    study = tmp_path / "auto.yaml"
+    study.write_text(yaml.safe_dump(SPEC))
+    db = f"sqlite:///{tmp_path}/auto.db"
+    assert main(["run", str(study), "--storage", db, "-q"], train_fn=FakeTrain()) == 130
+    assert capsys.readouterr().err == (
+        "lars-search: interrupted during the lr range test of auto/sgd (no trial was running; the next run tests "
+        f"it again); finished trials are kept in {db}; run the same command again to resume\n"
+    )
