@@ -182,6 +182,7 @@ class ArmResult:
     evaluations: list[Any] = field(default_factory=list)
     test: Interval | None = None
     warnings: list[str] = field(default_factory=list)
+    recipe_edges: int = 0  # warnings about an edge where the recipe trial was clamped (search.recipe.clamp_notes)
 
     @property
     def values(self) -> list[list[float]]:
@@ -247,12 +248,25 @@ def load_verdict(storage: Any, name: str) -> Verdict:
             result.evaluations.append(evaluation_result(trials, eval_trials, wanted, r))
             best = incumbent(trials)
             if best is not None:
-                result.warnings += boundary_warnings(unit_key(arm, r), best.params, best.distributions)
+                own, clamped = _edge_warnings(unit_key(arm, r), best)
+                result.warnings += own + clamped
+                result.recipe_edges += len(clamped)
         result.test = arm_interval(result.values)
         results.append(result)
     verdict = Verdict(name, seeds, replicates, results)
     _judge(verdict, kinds, _budget_trials(text))
     return verdict
+
+
+def _edge_warnings(label: str, best: FrozenTrial) -> tuple[list[str], list[str]]:
+    """Boundary warnings of an incumbent: ``(the search's, those where the recipe trial was clamped)``."""
+    clamped = {note.split(" ", 1)[0] for note in best.user_attrs.get("recipe_clamped") or []}
+    dists = best.distributions
+    own = boundary_warnings(label, best.params, {n: d for n, d in dists.items() if n not in clamped})
+    recipe = boundary_warnings(label, best.params, {n: d for n, d in dists.items() if n in clamped})
+    said = (f", where the recipe (trial {best.number}) was clamped, not a finding of the search; widen the range "
+            "to try the recipe's own value")  # fmt: skip
+    return own, [w.replace("; widen the range", said) for w in recipe]
 
 
 def _budget_trials(text: str | None) -> int | None:
@@ -272,6 +286,18 @@ def _rerun_advice(finished: dict[str, list[int]], budget: int | None) -> str:
         return "run the study again to give every arm its budget"
     return (f"run the study again with --n-trials {most} to give every arm {most} finished trials "
             f"(the study file's budget.trials, {budget}, is met)")  # fmt: skip
+
+
+def _provisional(edge: list[str], by_arm: dict[str, ArmResult]) -> str:
+    """Why a verdict line is provisional: arms whose incumbent the search found at an edge, and arms whose
+    only edges are where their recipe trial was clamped."""
+    clamped = [x for x in edge if by_arm[x].recipe_edges == len(by_arm[x].warnings)]
+    found = [x for x in edge if x not in clamped]
+    parts = [f"{' and '.join(found)} at the edge of the searched range"] if found else []
+    if clamped:
+        whose = "its recipe was" if len(clamped) == 1 else "their recipes were"
+        parts.append(f"{' and '.join(clamped)} at the edge where {whose} clamped, not found by the search")
+    return "; ".join(parts)
 
 
 def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]], budget: int | None = None) -> None:
@@ -304,7 +330,7 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]], budget: int | N
                                  "every trial or evaluation run failed or diverged)")  # fmt: skip
             continue
         edge = [x for x in (lars_arm, plain_arm) if by_arm[x].warnings]
-        provisional = f"{' and '.join(edge)} at the edge of the searched range" if edge else ""
+        provisional = _provisional(edge, by_arm)
         verdict.lines.append(verdict_line(lars_arm, plain_arm, difference(a.values, b.values), provisional=provisional))
     done = {a.arm: a.test for a in verdict.arms if a.evaluated and a.test is not None and a.test.n > 0}
     verdict.ranking = ranking(done)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 from unittest.mock import ANY
@@ -270,3 +271,26 @@ def test_status_shows_every_replicate_and_the_final_evaluations_progress(tmp_pat
     run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity)
     rows = [line.split() for line in format_status(storage, "ev").splitlines()[3:]]
     assert [row[-1] for row in rows] == ["3/3"] * 4
+
+
+def test_an_edge_the_recipes_clamp_put_there_is_said_to_be_the_recipes(tmp_path, db):
+    """#26 item 13: the published LARS recipe clamped onto lr's top made every verdict it won "provisional"
+    as if the search had found the edge."""
+    from search.report import format_compare
+
+    def recipe_wins(config, epoch):  # sgd+lars: its recipe trial (lr 10 clamped to 1.0) is the incumbent
+        if config["lars"]:
+            return 0.95 if config["lr"] == 1.0 else 0.5
+        return 0.9 - 0.1 * abs(math.log10(config["lr"]) + 1.5)
+
+    spec = load_spec(write_study(tmp_path, STUDY))
+    run_studies(spec, db, train_fn=EvalTrain(recipe_wins), progress=False, validate=identity)
+    trial = load(db, "ev/sgd+lars").trials[0]
+    assert trial.user_attrs["recipe_clamped"] == ["lr 10 clamped to 1 (the top of the searched [0.001, 1])"]
+    lines = format_compare(open_storage(db, heartbeat=False), "ev").splitlines()
+    assert (
+        "  sgd+lars: best lr 1 is at the top of [0.001, 1], where the recipe (trial 0) was clamped, not a finding "
+        "of the search; widen the range to try the recipe's own value"
+    ) in lines
+    [line] = [x for x in lines if x.startswith("  sgd+lars vs sgd: ")]
+    assert "sgd+lars at the edge where its recipe was clamped, not found by the search)" in line
