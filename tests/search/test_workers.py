@@ -71,7 +71,7 @@ def test_the_storage_url_reaches_workers_through_the_environment_not_argv(tmp_pa
     url = f"sqlite:///{tmp_path}/x.db"
     fake_python = tmp_path / "fake-python"
     fake_python.write_text(
-        '#!/bin/sh\ntr "\\0" " " < /proc/$$/cmdline >> "$RECORD"; echo >> "$RECORD"\n'
+        '#!/bin/sh\nline=$(tr "\\0" " " < /proc/$$/cmdline)\necho "$line" >> "$RECORD"\n'  # one write per worker
         f'echo "${W.STORAGE_ENV}" >> "$RECORD.env"\n'
     )
     fake_python.chmod(0o755)
