@@ -53,7 +53,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # fullmatch: "$" would let a final newline through
 
 
 class SpecError(ValueError):
@@ -411,6 +411,6 @@ def parse_arm(raw: Any, i: int, shared: dict, objective: dict[str, Any], source:
 
     if optimizer not in OPTIMIZERS:
         raise SpecError(source, where, f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise SpecError(source, f"{where}.name", f"must be letters, digits and _.+- (no '/'), got {name!r}")
     return Arm(name, optimizer, lars, _parse_space(shared, own, optimizer, lars, objective, source, f"{where}.space"))

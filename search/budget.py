@@ -331,11 +331,27 @@ def _announce_silent_trials(study: optuna.Study, backend: optuna.storages.RDBSto
         )  # fmt: skip
 
 
+def _say_why_stale(study: optuna.Study, backend: optuna.storages.RDBStorage) -> None:
+    """Give every RUNNING trial silent for longer than the grace period its ``fail_reason``, before
+    ``fail_stale_trials`` fails it (a finished trial's attrs can no longer be set).
+
+    Judged on the database's clock, as Optuna judges staleness a moment later: a trial found
+    stale here is stale there too.
+    """
+    now, running = internals.running_heartbeats(backend, internals.study_id_of(study))
+    for trial_id, _, beat in running:
+        silent = None if beat is None else (now - beat).total_seconds()
+        if silent is not None and silent > _grace(backend):
+            backend.set_trial_user_attr(trial_id, "fail_reason", f"no heartbeat for {silent:.0f} s: its worker "
+                                        "stopped (killed, or its machine lost); retried")  # fmt: skip
+
+
 def _claim_locked(study: optuna.Study, budget: int) -> optuna.trial.Trial | None:
     backend = _backend(study)
     heartbeat = backend is not None and backend.get_heartbeat_interval() is not None
     with arm_lock(study):
         if heartbeat and _healthy_for_grace(backend) and _stale_check_due(study, backend):
+            _say_why_stale(study, backend)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import os
 import platform
 import sys
 import warnings
@@ -207,6 +208,18 @@ def _error_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader has gone
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush finds no broken pipe either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (tests capture it)
+        pass
+
+
 def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> int:
     """Run the ``lars-search`` command line; returns the exit code.
 
@@ -228,6 +241,9 @@ def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> 
                 raise
             print(f"{PROG}: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}", file=sys.stderr)
             return exit_code(exc)
+        except BrokenPipeError:  # the reader went away (`compare ... | head`): nothing left to say
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
         except Exception as exc:  # noqa: BLE001 (one line for the user, traceback with --debug)
             if debug:
                 raise

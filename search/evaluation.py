@@ -34,7 +34,6 @@ With Optuna's public API::
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,20 +165,18 @@ def run_evaluation_trial(
 ) -> tuple[TrialState, float | None, str | None, float]:
     """Train one seed of the incumbent with the test set on; tell ``evaluation`` how it ended.
 
-    Returns ``(state, test accuracy, reason, seconds)``. Faults are handled as in
-    :func:`search.trial.run_trial`: an exception is FAIL with its reason (a user error
-    such as missing data propagates), a diverged run is FAIL ("diverged"), and Ctrl-C
-    is FAIL with a WAITING retry of the same seed enqueued before it propagates.
+    Returns ``(state, test accuracy, reason, seconds)``. The run goes through the same
+    lifecycle as a search trial (:func:`search.trial.run_and_tell`): an exception is FAIL
+    with its reason (a user error such as missing data gets a retry and propagates), a
+    diverged run is FAIL ("diverged"), and Ctrl-C or SIGTERM is FAIL with a WAITING retry of
+    the same seed, both recorded deaf to a second Ctrl-C, before the interrupt propagates.
     """
-    from search.trial import enqueue_retry, is_user_error
+    from search.trial import Ending, history_recorder, run_and_tell
 
-    start = time.perf_counter()
     number = trial.suggest_int("incumbent_trial", 0, 2**31 - 1)
     seed = trial.suggest_int("seed", 0, 2**31 - 1)
-    state, value, reason = TrialState.FAIL, None, None
-    interrupted: BaseException | None = None
-    propagate: BaseException | None = None
-    try:
+
+    def work(history: list[dict[str, Any]]) -> Ending:
         source = next(t for t in search.get_trials(deepcopy=False) if t.number == number)
         config = {**source.user_attrs["config"], "seed": seed, "evaluate_test": True, "progress": False}
         if device:
@@ -187,39 +184,20 @@ def run_evaluation_trial(
         if validate is not None:
             config = validate(config)
         trial.set_user_attr("config", config)
-        result = train_fn(config, None)
+        result = train_fn(config, history_recorder(history))
         test = getattr(result, "test_accuracy", None)
         if getattr(result, "diverged", False):
-            reason = f"diverged: non-finite loss at epoch {getattr(result, 'diverged_epoch', None)}"
-        elif not isinstance(test, (int, float)) or not math.isfinite(test):
-            reason = f"objective returned a non-finite test_accuracy {test!r}"
-        else:
-            state, value = TrialState.COMPLETE, float(test)
-            trial.set_user_attr("test_accuracy", value)
-            trial.set_user_attr("val_accuracy", getattr(result, "val_accuracy", None))
-    except KeyboardInterrupt as exc:
-        reason, interrupted = "interrupted (Ctrl-C)", exc
-    except Exception as exc:  # noqa: BLE001 (a fault of one seed must not stop the run)
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-        if is_user_error(exc):
-            propagate = exc
-    seconds = time.perf_counter() - start
-    try:
-        trial.set_user_attr("wall_time_s", seconds)
-        if reason:
-            trial.set_user_attr("fail_reason", reason)
-        evaluation.tell(trial, value, state=state, skip_if_finished=True)
-        if interrupted is not None:
-            enqueue_retry(evaluation, trial.number)
-    except BaseException:
-        if interrupted is None:
-            raise
-    if interrupted is not None:
-        raise interrupted
-    if propagate is not None:
-        raise propagate
-    return state, value, reason, seconds
+            return Ending(
+                TrialState.FAIL, reason=f"diverged: non-finite loss at epoch {getattr(result, 'diverged_epoch', None)}"
+            )
+        if not isinstance(test, (int, float)) or not math.isfinite(test):
+            return Ending(TrialState.FAIL, reason=f"objective returned a non-finite test_accuracy {test!r}")
+        trial.set_user_attr("test_accuracy", float(test))
+        trial.set_user_attr("val_accuracy", getattr(result, "val_accuracy", None))
+        return Ending(TrialState.COMPLETE, value=float(test))
+
+    ending, _, seconds = run_and_tell(evaluation, trial, work)
+    return ending.state, ending.value, ending.reason, seconds
 
 
 @dataclass

@@ -12,7 +12,8 @@ version and git commit, data set and sizes, the command that re-runs it) and sho
 build the same optimizer and schedule with ``lars`` in your own training code::
 
     lars-search export quickstart --arm sgd+lars -o best.yaml
-    lars-search train best.yaml --seeds 3
+    lars-search train best.yaml --seeds 3 --first-seed 1   # the final evaluation's seeds: its test accuracy
+    lars-search train best.yaml --seeds 1                  # the config's seed: the trial's validation accuracy
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from search.report import plural
 from search.results import StudyNotFoundError, Verdict, load_verdict
 from search.verdict import clip
 
-__all__ = ["best_trial", "code_snippet", "export_text", "load_config_file"]
+__all__ = ["best_trial", "code_snippet", "export_document", "export_text", "load_config_file", "train_command"]
 
 
 def _base(config: dict[str, Any]) -> str:
@@ -157,10 +158,27 @@ def _commit() -> str:
     return f"{head}+dirty" if dirty else head
 
 
+def train_command(path: str, seeds: int, first_seed: int) -> str:
+    """The ``lars-search train`` command that retrains an export with the seeds of its final evaluation."""
+    return f"lars-search train {path} --seeds {seeds} --first-seed {first_seed}"
+
+
 def export_text(
     storage: Any, name: str, arm: str | None = None, *, storage_label: str = "", output: str | None = None
 ) -> str:
     """The YAML document (comments + config) for the chosen trial of ``name`` (see the module docstring)."""
+    return export_document(storage, name, arm, storage_label=storage_label, output=output)[0]
+
+
+def export_document(
+    storage: Any, name: str, arm: str | None = None, *, storage_label: str = "", output: str | None = None
+) -> tuple[str, str]:
+    """``(the YAML document, the train command that reproduces its test accuracy)`` (see the module docstring).
+
+    The command retrains the trial with the seeds its final evaluation used
+    (:func:`search.evaluation.eval_seed`), not the search's seed the config holds.
+    """
+    from search.evaluation import eval_seed
 
     arm, trial, replicate, verdict = _choose(storage, name, arm)
     config = trial.user_attrs["config"]
@@ -180,6 +198,9 @@ def export_text(
     chosen = "the verdict's best arm" if arm == verdict.best_arm else "chosen with --arm"
     search_name = f"{name}/{arm}" if replicate == 0 else f"{name}/{arm}/r{replicate}"
     path = output if output not in (None, "-") else "THIS_FILE.yaml"
+    first = eval_seed(int(config.get("seed", 0)), replicate, 0)
+    command = train_command(path, verdict.seeds, first)
+    seeds = f"seeds {first}..{first + verdict.seeds - 1}" if verdict.seeds > 1 else f"seed {first}"
     header = [
         f"lars-search export: best trial of {search_name} (trial {trial.number}), "
         f"validation accuracy {100 * trial.value:.2f}%",
@@ -196,14 +217,14 @@ def export_text(
     if storage_label:
         header.append(f"from storage {storage_label}")
     header += [
-        f"Re-run (adds the test set, one run per seed):  lars-search train {path} --seeds {verdict.seeds}",
+        f"Re-run (the test set on, {seeds} of this trial's final evaluation):  {command}",
         "",
         "The same optimizer and schedule in your own training code:",
         "",
     ] + code_snippet(config).splitlines()
     comments = "\n".join(f"# {line}".rstrip() for line in header)
     body = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
-    return f"{comments}\n{body}"
+    return f"{comments}\n{body}", command
 
 
 def load_config_file(path: str) -> dict[str, Any]:

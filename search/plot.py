@@ -9,10 +9,12 @@ their results became known (completion time, then trial number). Trial ``i`` spe
 trial-epochs, whether it completed, was pruned or failed (the same count as the
 ``trial-epochs`` column of ``lars-search compare``), and the arm's curve is
 
-    C_k = e_1 + ... + e_k                                   (compute spent, trial-epochs)
+    C_k = R + e_1 + ... + e_k                               (compute spent, trial-epochs)
     B_k = max{ value_i : i <= k, trial i COMPLETE }         (best-so-far validation accuracy)
 
-drawn as a step line (B_k is undefined, and not drawn, before the first complete trial).
+where R is the arm's ``lr: auto`` range test (:func:`search.range_test.range_cost`, 0
+without one), which the arm's compute counts as ``compare`` does, drawn as a step line
+starting at R (B_k is undefined, and not drawn, before the first complete trial).
 Completed trials are dots at (C_k, value_k); pruned trials are crosses at (C_k, their
 last reported accuracy), so the compute pruning cut short is visible; failed trials are
 triangles on the x axis. Plain and LARS arms of the same base optimizer share a colour
@@ -67,18 +69,20 @@ class ArmCurve:
         numbers: Optuna trial numbers.
         states: ``"COMPLETE"``, ``"PRUNED"`` or ``"FAIL"``.
         epochs: e_i, epochs the trial trained (:func:`search.results.epochs_run`).
-        compute: C_k, cumulative trial-epochs.
+        compute: C_k, cumulative trial-epochs (the range test's included).
         values: the trial's accuracy (complete: its value; pruned: its last report; failed: None).
         best: B_k, best-so-far accuracy of complete trials (NaN before the first one).
+        start: R, the range test's trial-epochs, spent before the first trial.
     """
 
     arm: str
     numbers: list[int] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
     epochs: list[int] = field(default_factory=list)
-    compute: list[int] = field(default_factory=list)
+    compute: list[float] = field(default_factory=list)
     values: list[float | None] = field(default_factory=list)
     best: list[float] = field(default_factory=list)
+    start: float = 0.0
 
 
 def _completion_key(trial: FrozenTrial) -> tuple:
@@ -86,10 +90,10 @@ def _completion_key(trial: FrozenTrial) -> tuple:
     return (finished is None, finished or 0, trial.number)
 
 
-def arm_curve(arm: str, trials: list[FrozenTrial]) -> ArmCurve:
-    """The :class:`ArmCurve` of one arm's trials (unfinished trials are ignored)."""
-    curve = ArmCurve(arm=arm)
-    spent, best = 0, -math.inf
+def arm_curve(arm: str, trials: list[FrozenTrial], start: float = 0) -> ArmCurve:
+    """The :class:`ArmCurve` of one arm's trials (unfinished trials are ignored) after ``start`` trial-epochs."""
+    curve = ArmCurve(arm=arm, start=start)
+    spent, best = start, -math.inf
     for trial in sorted((t for t in trials if t.state in _FINISHED), key=_completion_key):
         epochs = epochs_run(trial)
         spent += epochs
@@ -138,7 +142,9 @@ def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dic
         arms = load_arms(opened, name)
     except StudyNotFoundError:
         raise PlotError(f"name {name!r}: no study named '{name}/<arm>' in the storage") from None
-    return {arm: arm_curve(arm, study.get_trials(deepcopy=False)) for arm, study in arms}
+    from search.range_test import range_cost
+
+    return {arm: arm_curve(arm, study.get_trials(deepcopy=False), range_cost(study)) for arm, study in arms}
 
 
 def _pyplot():
@@ -194,7 +200,7 @@ def plot_compare(
         for index, (arm, curve) in enumerate(curves.items()):
             style = _style(arm, index)
             ax.step(
-                [0, *curve.compute],
+                [curve.start, *curve.compute],
                 [math.nan, *curve.best],
                 where="post",
                 linewidth=2,

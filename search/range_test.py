@@ -119,7 +119,12 @@ def range_test(
     from objectives.lr_find import RangeNotFound, lr_sweep, pick_range  # late: pulls in torch
 
     name = "lr*lambda" if arm.lars else "lr"
-    sweep = lr_sweep(reference_config(spec, arm, device=device), data=data, low=LOW, high=HIGH, steps=steps)
+    try:
+        sweep = lr_sweep(reference_config(spec, arm, device=device), data=data, low=LOW, high=HIGH, steps=steps)
+    except KeyboardInterrupt as exc:  # what the CLI's interrupted line says instead of a FAIL trial
+        exc.add_note(f"during the lr range test of {spec.study_name(arm)} (no trial was running; the next run tests "
+                     "it again)")  # fmt: skip
+        raise
     try:
         found = pick_range(sweep.scales, sweep.losses, name=name)
     except RangeNotFound as exc:

@@ -12,8 +12,9 @@ A recipe is a partial config in ``objectives`` terms (``lr``, ``momentum``, ``ne
 ``weight_decay``, ``trust_coefficient``, ``lars_eps``, ``lars_mode``, ``lars_clip``,
 ``warmup_epochs``, ``schedule``, ``schedule_params``). The published recipe of an arm is
 clamped into its space (a range's ends, a choice's nearest value, a fixed value wins);
-a recipe the study file gives must lie inside the arm's space, else the file is
-rejected with one line naming the key. Keys a given recipe leaves out come from the
+a recipe the study file gives must lie inside the arm's space, and each of its keys must
+be one the recipe trial trains (a key of the arm's space, a parameter of the schedule it
+trains), else the file is rejected with one line naming the key. Keys a given recipe leaves out come from the
 published recipe.
 
 The published recipes (DESIGN.md, "Published recipes"):
@@ -33,11 +34,15 @@ The published recipes (DESIGN.md, "Published recipes"):
 
 The recipe is enqueued with ``study.enqueue_trial`` when an arm's study is created, so it
 is trial 0 of each arm and replicate (user attr ``recipe``: ``"published"`` or
-``"study file"``); ``compare`` shows what tuning gained over it.
+``"study file"``; ``recipe_clamped``: what the clamp into the space moved, one line per
+range); ``compare`` shows what tuning gained over it. An ``lr: auto`` arm's recipe, the
+study file's own included, is enqueued once the range test has set its range, clamped
+into it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +53,7 @@ from search.space import SPACE_KEYS, Auto, Choice, Dimension, Fixed, Range, why_
 __all__ = [
     "FinalSpec",
     "RECIPE_KEYS",
+    "clamp_notes",
     "middle",
     "needs_recipe_later",
     "published_recipe",
@@ -64,12 +70,15 @@ class FinalSpec:
     """``seeds`` (evaluation.seeds), ``replicates`` and per-arm recipe params (None: no recipe).
 
     ``recipes[arm]`` is ``(params, source)``: the Optuna params of the recipe trial and
-    ``"published"`` or ``"study file"``.
+    ``"published"`` or ``"study file"``; ``configs[arm]``: a study file's own recipe as a
+    partial config (the published recipe's keys where it names none), from which an
+    ``lr: auto`` arm's params are made once its range is known.
     """
 
     seeds: int = 3
     replicates: int = 1
     recipes: dict[str, tuple[dict[str, Any], str] | None] = field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 _COSINE = {"schedule": "cosine", "schedule_params": {"final_lr_ratio": 0.0}, "warmup_epochs": 0.0}
@@ -199,13 +208,60 @@ def recipe_params(
     return params
 
 
+def clamp_notes(arm: Arm, recipe: dict[str, Any], params: dict[str, Any], *, tested: bool = False) -> list[str]:
+    """One line per searched range that ``recipe`` (a partial config) lies outside of, as
+    :func:`recipe_params` clamped it into ``params``: ``"lr 0.5 clamped to 0.1 (the top of the
+    searched [0.01, 0.1])"``; ``tested``: the lr ranges came from the arm's range test."""
+    notes = []
+    for key, dim in arm.space.params.items():
+        if not isinstance(dim, Range) or isinstance(dim, Auto) or key not in recipe:
+            continue
+        name, wanted = key, recipe[key]
+        if dim.per is not None:
+            factor = params.get(dim.per, recipe.get(dim.per))
+            if factor is None:
+                continue
+            name, wanted = "*".join(sorted((key, dim.per))), recipe[key] * factor
+        got = params.get(name)
+        if got is None or isinstance(wanted, bool) or not isinstance(wanted, (int, float)):
+            continue
+        if not dim.low <= wanted <= dim.high:
+            where = "the range test's" if tested and name in ("lr", "lr*trust_coefficient") else "the searched"
+            notes.append(f"{name} {wanted:.3g} clamped to {got:.3g} (the {'top' if wanted > dim.high else 'bottom'} "
+                         f"of {where} [{dim.low:.3g}, {dim.high:.3g}])")  # fmt: skip
+    return notes
+
+
 # --------------------------------------------------------------------------- the study-file keys
 
 
-def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str, lr_factor: Any = None) -> dict:
+def _check_trained(arm: Arm, data: dict, params: dict[str, Any], source: str, where: str) -> None:
+    """Every key of a study file's recipe must be one its trial trains, as a value outside the space must
+    be inside it: a key of the arm's space, a parameter of the schedule the recipe trains."""
+    space = arm.space
+    for key in data:
+        if key in SPACE_KEYS and key not in space.params:
+            raise SpecError(
+                source, f"{where}.{key}", f"not in arm {arm.name!r}'s space, so no trial trains it (the config default "
+                f"holds); add it to the space (e.g. space: {{{key}: {json.dumps(data[key])}}}) or leave it out of the recipe",
+            )  # fmt: skip
+    kind = params.get("schedule", getattr(space.schedule, "value", None))
+    own = space.schedule_params.get(kind, {})
+    for name in data.get("schedule_params") or {}:
+        if name not in own:
+            raise SpecError(
+                source, f"{where}.schedule_params.{name}", f"not a parameter of schedule {kind!r}, which the recipe "
+                f"trains (its parameters: {', '.join(own) or 'none'})",
+            )  # fmt: skip
+
+
+def _parse_recipe(
+    raw: Any, arms: tuple[Arm, ...], epochs: int, source: str, lr_factor: Any = None
+) -> tuple[dict, dict]:
     recipes: dict[str, tuple[dict[str, Any], str] | None] = {}
+    configs: dict[str, dict[str, Any]] = {}
     if raw is False:
-        return {arm.name: None for arm in arms}
+        return {arm.name: None for arm in arms}, configs
     own: dict = {}
     if raw is not True and raw is not None:
         own = _mapping(raw, source, "recipe")
@@ -242,8 +298,10 @@ def _parse_recipe(raw: Any, arms: tuple[Arm, ...], epochs: int, source: str, lr_
         strict = tuple(k for k in data if k != "schedule_params")
         strict += tuple(f"schedule_params.{p}" for p in data.get("schedule_params") or {})
         params = recipe_params(arm, merged, strict=strict, source=source, where=where)
+        _check_trained(arm, data, params, source, where)
         recipes[arm.name] = (params, "study file")
-    return recipes
+        configs[arm.name] = merged
+    return recipes, configs
 
 
 def parse_final(data: dict, arms: tuple[Arm, ...], epochs: int, source: str, *, lr_factor: Any = None) -> FinalSpec:
@@ -262,5 +320,5 @@ def parse_final(data: dict, arms: tuple[Arm, ...], epochs: int, source: str, *, 
     raw = data.get("recipe", True)
     if not isinstance(raw, (bool, dict)) and raw is not None:
         raise SpecError(source, "recipe", f"must be true, false or a mapping of arm -> recipe, got {raw!r}")
-    recipes = _parse_recipe(raw, arms, epochs, source, lr_factor)
-    return FinalSpec(seeds=seeds, replicates=replicates, recipes=recipes)
+    recipes, configs = _parse_recipe(raw, arms, epochs, source, lr_factor)
+    return FinalSpec(seeds=seeds, replicates=replicates, recipes=recipes, configs=configs)

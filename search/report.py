@@ -27,7 +27,7 @@ import statistics
 from typing import Any
 
 from search.range_test import range_lines
-from search.results import ArmResult, ArmStats, Verdict, arm_stats, load_arms, load_verdict, study_names
+from search.results import ArmResult, ArmStats, Verdict, load_arms, load_verdict, study_names
 from search.studies import unit_key
 from search.verdict import Interval, clip
 
@@ -67,18 +67,30 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _seeds_done(e: Any, seeds: int) -> str:
+    """A search's final evaluation: seeds with a test result / seeds asked (``-`` before an incumbent)."""
+    if e.incumbent is None:
+        return "-"
+    return f"{len(e.values)}/{seeds}" + (f" ({e.failed} failed)" if e.failed else "")
+
+
 def format_status(storage: Any, name: str | None = None) -> str:
-    """Per arm: trials complete / pruned / failed / running and the best value, for one or all names."""
+    """Per search (every arm and replicate): trials complete / pruned / failed / running, the best value,
+    and the final evaluation's seeds done / asked, for one or all names."""
     names = [name] if name else sorted(study_names(storage))
     if not names:
         return "no studies in the storage yet (lars-search run STUDY.yaml creates them)"
     blocks = []
     for n in names:
         rows = []
-        for arm, study in load_arms(storage, n):
-            s = arm_stats(arm, study)
-            rows.append([arm, str(s.complete), str(s.pruned), str(s.failed), str(s.running), _pct(s.best_value)])
-        table = format_table(["arm", "complete", "pruned", "failed", "running", "best val acc %"], rows)
+        verdict = load_verdict(storage, n)
+        for a in verdict.arms:
+            for s, e in zip(a.searches, a.evaluations):
+                rows.append([unit_key(a.arm, e.replicate), str(s.complete), str(s.pruned), str(s.failed),
+                             str(s.running), _pct(s.best_value), _seeds_done(e, verdict.seeds)])  # fmt: skip
+        table = format_table(
+            ["arm", "complete", "pruned", "failed", "running", "best val acc %", "test seeds done/asked"], rows
+        )
         blocks.append("\n".join([n, table, *range_lines(load_arms(storage, n))]))
     return "\n\n".join(blocks)
 

@@ -195,6 +195,7 @@ class ArmResult:
     evaluations: list[Any] = field(default_factory=list)
     test: Interval | None = None
     warnings: list[str] = field(default_factory=list)
+    recipe_edges: int = 0  # warnings about an edge where the recipe trial was clamped (search.recipe.clamp_notes)
 
     @property
     def values(self) -> list[list[float]]:
@@ -267,6 +268,7 @@ def load_verdict(storage: Any, name: str) -> Verdict:
             search = study if r == 0 else optuna.load_study(study_name=search_name, storage=storage)
             trials = search.get_trials(deepcopy=False)
             result.searches.append(arm_stats(arm, trials, search_name))
+            result.searches[-1].range_epochs = range_cost(search)  # part of the compute (lr: auto)
             eval_trials = None
             if f"{search_name}/eval" in all_names:
                 eval_trials = optuna.load_study(study_name=f"{search_name}/eval", storage=storage).get_trials(
@@ -276,15 +278,59 @@ def load_verdict(storage: Any, name: str) -> Verdict:
             result.evaluations.append(evaluation_result(trials, eval_trials, wanted, r))
             best = incumbent(trials)
             if best is not None:
-                result.warnings += boundary_warnings(unit_key(arm, r), best.params, best.distributions)
+                own, clamped = _edge_warnings(unit_key(arm, r), best)
+                result.warnings += own + clamped
+                result.recipe_edges += len(clamped)
         result.test = arm_interval(result.values, replicates)
         results.append(result)
     verdict = Verdict(name, seeds, replicates, results)
-    _judge(verdict, kinds)
+    _judge(verdict, kinds, _budget_trials(text))
     return verdict
 
 
-def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
+def _edge_warnings(label: str, best: FrozenTrial) -> tuple[list[str], list[str]]:
+    """Boundary warnings of an incumbent: ``(the search's, those where the recipe trial was clamped)``."""
+    clamped = {note.split(" ", 1)[0] for note in best.user_attrs.get("recipe_clamped") or []}
+    dists = best.distributions
+    own = boundary_warnings(label, best.params, {n: d for n, d in dists.items() if n not in clamped})
+    recipe = boundary_warnings(label, best.params, {n: d for n, d in dists.items() if n in clamped})
+    said = (f", where the recipe (trial {best.number}) was clamped, not a finding of the search; widen the range "
+            "to try the recipe's own value")  # fmt: skip
+    return own, [w.replace("; widen the range", said) for w in recipe]
+
+
+def _budget_trials(text: str | None) -> int | None:
+    """``budget.trials`` of a stored study file (its default, 20, unless only a timeout is given)."""
+    try:
+        budget = (yaml.safe_load(text or "") or {}).get("budget") or {}
+        trials = budget.get("trials", None if "timeout" in budget else 20)
+        return trials if isinstance(trials, int) else None
+    except (yaml.YAMLError, AttributeError):
+        return None
+
+
+def _rerun_advice(finished: dict[str, list[int]], budget: int | None) -> str:
+    """What makes unequal arms equal: a plain rerun, or ``--n-trials N`` when the file's budget is already met."""
+    most = max((n for counts in finished.values() for n in counts), default=0)
+    if budget is None or most <= budget:
+        return "run the study again to give every arm its budget"
+    return (f"run the study again with --n-trials {most} to give every arm {most} finished trials "
+            f"(the study file's budget.trials, {budget}, is met)")  # fmt: skip
+
+
+def _provisional(edge: list[str], by_arm: dict[str, ArmResult]) -> str:
+    """Why a verdict line is provisional: arms whose incumbent the search found at an edge, and arms whose
+    only edges are where their recipe trial was clamped."""
+    clamped = [x for x in edge if by_arm[x].recipe_edges == len(by_arm[x].warnings)]
+    found = [x for x in edge if x not in clamped]
+    parts = [f"{' and '.join(found)} at the edge of the searched range"] if found else []
+    if clamped:
+        whose = "its recipe was" if len(clamped) == 1 else "their recipes were"
+        parts.append(f"{' and '.join(clamped)} at the edge where {whose} clamped, not found by the search")
+    return "; ".join(parts)
+
+
+def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]], budget: int | None = None) -> None:
     by_arm = {a.arm: a for a in verdict.arms}
     finished = {a.arm: [s.trials for s in a.searches] for a in verdict.arms}
     counts = {tuple(v) for v in finished.values()}
@@ -292,7 +338,7 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
     if unequal:
         shown = ", ".join(f"{a} {'/'.join(map(str, v)) or 0}" for a, v in finished.items())
         verdict.notes.append(f"arms have unequal finished trials ({shown}): not comparable yet; "
-                             "run the study again to give every arm its budget")  # fmt: skip
+                             f"{_rerun_advice(finished, budget)}")  # fmt: skip
     pending = [a.arm for a in verdict.arms if not a.evaluated and any(e.incumbent for e in a.evaluations)]
     if pending:
         verdict.notes.append(f"final evaluation not finished for {', '.join(pending)}: run the study again")
@@ -315,7 +361,7 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]]) -> None:
                                  "every trial or evaluation run failed or diverged)")  # fmt: skip
             continue
         edge = [x for x in (lars_arm, plain_arm) if by_arm[x].warnings]
-        provisional = f"{' and '.join(edge)} at the edge of the searched range" if edge else ""
+        provisional = _provisional(edge, by_arm)
         diff = difference(a.values, b.values, verdict.replicates)
         verdict.lines.append(verdict_line(lars_arm, plain_arm, diff, replicates=verdict.replicates,
                                           seeds=verdict.seeds, provisional=provisional))  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -22,6 +23,27 @@ __all__ = ["is_transient_error", "retry"]
 
 _logger = logging.getLogger("search.storage")
 T = TypeVar("T")
+
+# Storages (masked URL) that failed and have not answered since -> when the outage began.
+# One warning when an outage begins, one when the storage answers again, whichever calls
+# (of any thread of this process) meet it: a 20 s server restart logged 54 lines.
+_outages: dict[str, float] = {}
+_outages_lock = threading.Lock()
+
+
+def _outage_begins(label: str) -> bool:
+    with _outages_lock:
+        if label in _outages:
+            return False
+        _outages[label] = time.monotonic()
+        return True
+
+
+def _outage_ends(label: str) -> None:
+    with _outages_lock:
+        began = _outages.pop(label, None)
+    if began is not None:
+        _logger.warning("storage %s: answers again after %.1f s", label, time.monotonic() - began)
 
 
 def is_transient_error(error: BaseException) -> bool:
@@ -61,15 +83,18 @@ def retry(
 ) -> T:
     """``fn()``, called again with jittered exponential back-off while it raises a retryable error.
 
-    The one retry loop of lars-search (storage calls, schema creation, trial claims). Each
-    retry is logged as a warning naming ``what`` and the storage (password masked);
-    ``on_retry`` runs before each wait. After ``timeout`` seconds the last error is raised.
+    The one retry loop of lars-search (storage calls, schema creation, trial claims). An
+    outage is logged once when it begins (a warning naming ``what`` and the storage,
+    password masked) and once when the storage answers again, however many calls and
+    retries meet it; ``on_retry`` runs before each wait. After ``timeout`` seconds the last
+    error is raised.
     """
     deadline = time.monotonic() + timeout
     delay = first_delay
+    label = mask_url(url)
     while True:
         try:
-            return fn()
+            result = fn()
         except Exception as error:
             if not retryable(error):
                 raise
@@ -77,7 +102,11 @@ def retry(
                 on_retry()
             if time.monotonic() >= deadline:
                 raise
-            _logger.warning("storage %s: %s failed (%s); retrying in %.2f s", mask_url(url), what,
-                            one_line(error, url), delay)  # fmt: skip
+            if _outage_begins(label):
+                _logger.warning("storage %s: %s failed (%s); retrying for up to %.0f s, quietly until it answers",
+                                label, what, one_line(error, url), timeout)  # fmt: skip
             time.sleep(delay * (1.0 + random.random()))
             delay = min(delay * 2.0, max_delay)
+            continue
+        _outage_ends(label)
+        return result

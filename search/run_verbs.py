@@ -9,6 +9,7 @@ overrides, the data set, the device) is checked before any trial starts.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -61,14 +62,14 @@ def prepare_run(args: argparse.Namespace) -> tuple[Any, str]:
 
     Nothing touches the database here.
     """
-    from search.spec import load_spec
+    from search.spec import TIMEOUT_RULE, load_spec
     from search.storage import resolve_storage_url, sqlite_file
 
     spec = load_spec(args.study)
     if args.n_trials is not None and args.n_trials < 1:
         raise UserError(f"--n-trials must be a positive integer (trials per arm), got {args.n_trials}")
-    if args.timeout is not None and not args.timeout >= 0:
-        raise UserError(f"--timeout must be >= 0 seconds, got {args.timeout}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UserError(f"--timeout {TIMEOUT_RULE}, got {args.timeout:g}")
     url = resolve_storage_url(args.storage, spec)
     sqlite_file(url)  # a malformed or in-memory URL fails now, before any data is read
     return spec, url
@@ -103,7 +104,9 @@ def _interrupted_message(url: str, exc: KeyboardInterrupt, who: str = "") -> str
     from search.storage import mask_url
 
     what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-    return (f"{PROG}: {who}{what}; the running trial was marked FAIL, finished trials are kept in {mask_url(url)}; "
+    notes = getattr(exc, "__notes__", None)  # where it was, when no trial was running (search.range_test)
+    where = f" {notes[-1]};" if notes else "; the running trial was marked FAIL,"
+    return (f"{PROG}: {who}{what}{where} finished trials are kept in {mask_url(url)}; "
             "run the same command again to resume")  # fmt: skip
 
 
@@ -252,6 +255,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run one worker of a study on a shared storage (start one per machine or GPU)."""
     from search.workers import load_objective, run_worker
 
+    if args.storage_env is not None:  # a launched worker: the URL is not on its command line (`ps`)
+        if args.storage is not None:
+            raise UserError("give --storage or --storage-env, not both")
+        args.storage = os.environ.get(args.storage_env)
+        if not args.storage:
+            raise UserError(f"--storage-env {args.storage_env}: that environment variable is not set or empty")
     if args.worker_id is not None and args.worker_id < 0:
         raise UserError(f"--worker-id must be an integer >= 0, got {args.worker_id}")
     try:
@@ -294,18 +303,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: cannot read the config file ({exc.strerror or exc})") from None
     except ValueError as exc:  # not a mapping, or invalid YAML
         raise UserError(str(exc).splitlines()[0]) from None
+    if "name" in config and "objective" in config:
+        raise UserError(
+            f"{args.config}: a study file (it has `name` and `objective`), not a config; run it with "
+            f"`{PROG} run {args.config}`, or train the config `{PROG} export {config['name']} -o best.yaml` writes"
+        )
     try:
         validate_config(config)
     except ConfigError as exc:
         raise UserError(f"{args.config}: {exc}") from None
     if args.seeds < 1:
         raise UserError(f"--seeds must be a positive integer, got {args.seeds}")
+    if args.first_seed is not None and args.first_seed < 0:
+        raise UserError(f"--first-seed must be an integer >= 0, got {args.first_seed}")
     train_fn = args.train_fn
     if train_fn is None:  # every seed trains on the same data: read it once
         from objectives import train_reusing_data
 
         train_fn = train_reusing_data()
-    base = int(config.get("seed", 0))
+    base = int(config.get("seed", 0)) if args.first_seed is None else args.first_seed
     tests, vals = [], []
     for seed in range(base, base + args.seeds):
         cfg = train_config(config, seed, device=args.device, progress=not args.quiet)
@@ -351,9 +367,14 @@ def args_worker(p: argparse.ArgumentParser) -> None:
         "--worker-id", type=int, metavar="I", help="varies the sampler seed per worker (default: from host and pid)"
     )
     p.add_argument("--objective", help=argparse.SUPPRESS)  # module:function replacing objectives.train (tests)
+    p.add_argument("--storage-env", metavar="VAR", help=argparse.SUPPRESS)  # the storage URL's variable (run --workers)
 
 
 def args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG.yaml", help="a config, e.g. written by `lars-search export`")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="runs with seeds seed, seed+1, ... (default 3)")
+    p.add_argument(
+        "--first-seed", type=int, metavar="S",
+        help="the first seed (default: the config's `seed`); an export names the final evaluation's",
+    )  # fmt: skip
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device (overrides the config's)")

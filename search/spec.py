@@ -105,6 +105,7 @@ from search.space import SPACE_KEYS
 
 __all__ = [
     "SPEC_VERSION",
+    "TIMEOUT_RULE",
     "DEFAULT_ARMS",
     "SAMPLERS",
     "PRUNERS",
@@ -156,6 +157,8 @@ OBJECTIVE_KEYS = (
     "dataset", "data_dir", "n_train", "val_size", "model", "width", "epochs", "batch_size",
     "seed", "device", "precision", "compile",
 )  # fmt: skip
+# the rule of budget.timeout, --timeout and run_studies(timeout=...)
+TIMEOUT_RULE = "must be > 0 seconds (0 would run nothing; leave it out for no limit)"
 # objective keys that change how a trial runs, not what it measures (free to change on resume)
 RUNTIME_KEYS = ("device", "data_dir", "compile")
 
@@ -321,9 +324,7 @@ def _parse_budget(raw: Any, source: str) -> Budget:
             raise SpecError(source, "budget.trials", f"must be a positive integer (trials per arm), got {trials!r}")
     timeout = parse_duration(data.get("timeout"), source, "budget.timeout")
     if timeout == 0:
-        raise SpecError(
-            source, "budget.timeout", "must be > 0 seconds (0 would run nothing; leave it out for no limit)"
-        )
+        raise SpecError(source, "budget.timeout", TIMEOUT_RULE)
     return Budget(trials=trials, timeout=timeout)
 
 
@@ -426,7 +427,7 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "", _lr_factor
     if "name" not in data:
         raise SpecError(source, "name", "required (studies are stored as <name>/<arm>)")
     name = data["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise SpecError(source, "name", f"must be letters, digits and _.+- (no '/'), got {name!r}")
     if "objective" not in data:
         raise SpecError(source, "objective", "required (at least objective.epochs)")

@@ -24,6 +24,7 @@ __all__ = [
     "resolve_storage_url",
     "sqlite_file",
     "mask_url",
+    "mask_text",
     "one_line",
     "normalise",
 ]
@@ -87,6 +88,20 @@ def mask_url(url: str | None) -> str:
         return "None"
     masked = _USERINFO.sub(lambda m: f"{m['head']}:***@", str(url))
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}***", masked)
+
+
+def mask_text(text: str, *urls: str | None) -> str:
+    """``text`` (e.g. a study file) with every URL password masked, and each of ``urls``' passwords
+    removed wherever it appears: what may be stored or shown, since a storage is readable by
+    whoever reads the database or its dashboard.
+
+    >>> mask_text("storage: postgresql+psycopg://lars:s3cret@db/lars", "postgresql+psycopg://lars:s3cret@db/lars")
+    'storage: postgresql+psycopg://lars:***@db/lars'
+    """
+    for url in urls:
+        if url:
+            text = _scrub(text, url)
+    return mask_url(text)
 
 
 def _scrub(text: str, url: str) -> str:

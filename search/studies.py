@@ -1,9 +1,12 @@
 """Create or load the Optuna studies of a study file: one per arm and replicate.
 
-A study file is stored with its studies (user attr ``study_file``); running a file whose
-arms differ from what is stored under the same name is refused before anything is
-written (:class:`SpecConflictError`), since the trials would not be comparable. A new
-search's trial 0 is its arm's published recipe (:mod:`search.recipe`).
+A study file is stored with its studies (user attr ``study_file``, every URL password
+masked: whoever reads the database or its dashboard reads it; a run also masks one that
+an earlier version stored). Running a file whose arms differ from what is stored under
+the same name is refused before anything is written (:class:`SpecConflictError`), since
+the trials would not be comparable; so is a file whose objective differs from that of
+arms another file stored under the name. A new search's trial 0 is its arm's published
+recipe (:mod:`search.recipe`).
 
 ``replicates`` and ``evaluation.seeds`` may be raised between runs of one name (more
 searches, more seeds per incumbent: the usual way to sharpen a verdict): the new values
@@ -15,16 +18,18 @@ verdict (and choosing which to keep after seeing them is selective reporting).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import optuna
 import yaml
 
 from search.budget import arm_lock
-from search.evaluation import search_study_name
-from search.recipe import needs_recipe_later, published_recipe, recipe_params
+from search.evaluation import parse_study_name, search_study_name
+from search.recipe import clamp_notes, needs_recipe_later, published_recipe, recipe_params
 from search.samplers import build_pruner, build_sampler
 from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
+from search.storage_url import mask_text
 
 __all__ = ["SpecConflictError", "stored_spec", "stored_final", "unit_key", "enqueue_recipe", "open_studies"]
 
@@ -129,6 +134,43 @@ def _check_conflicts(spec: StudySpec, storage: Any, url: str) -> None:
                 f"{spec.source}: arm {arm.name!r} conflicts with the stored study {name!r} in {mask_url(url)}: "
                 f"{diff} (trials would not be comparable; use a new name or the original file)"
             )
+    _check_other_arms(spec, storage, url)
+
+
+def _check_other_arms(spec: StudySpec, storage: Any, url: str) -> None:
+    """Arms stored under the name that this file does not have must share its objective (another file's
+    arms on another objective would be ranked beside these as if comparable)."""
+    from search.storage import mask_url
+
+    ours = {arm.name for arm in spec.arms}
+    for stored in storage.get_all_studies():
+        ref = parse_study_name(stored.study_name)
+        if ref is None or ref.name != spec.name or ref.evaluation or ref.replicate or ref.arm in ours:
+            continue
+        try:
+            old = stored_spec(storage, stored.study_name)
+        except SpecError:
+            old = None
+        if old is None or not old.arms:
+            continue
+        diff = _first_difference(old.identity(old.arms[0])["objective"], spec.identity(spec.arms[0])["objective"],
+                                 "objective")  # fmt: skip
+        if diff:
+            raise SpecConflictError(
+                f"{spec.source}: name {spec.name!r} is taken in {mask_url(url)} by another study file (stored with "
+                f"{stored.study_name!r}), and {diff} (the arms' trials would not be comparable; use a new name or "
+                "the original file)"
+            )
+
+
+def _storage_of(text: str) -> str | None:
+    """The ``storage`` URL a stored study file names (None if it names none or does not parse)."""
+    try:
+        data = load_yaml(text, "<stored study file>")
+    except SpecError:
+        return None
+    storage = data.get("storage") if isinstance(data, dict) else None
+    return storage if isinstance(storage, str) else None
 
 
 def unit_key(arm: str, replicate: int) -> str:
@@ -136,17 +178,31 @@ def unit_key(arm: str, replicate: int) -> str:
     return arm if replicate == 0 else f"{arm}/r{replicate}"
 
 
-def enqueue_recipe(spec: StudySpec, arm: Arm, study: optuna.Study) -> None:
-    """Trial 0 of a new search is the arm's recipe (``search.recipe``), enqueued once under the arm's lock."""
+def enqueue_recipe(
+    spec: StudySpec, arm: Arm, study: optuna.Study, *, tested: bool = False, log: Callable[[str], None] | None = None
+) -> None:
+    """Trial 0 of a new search is the arm's recipe (``search.recipe``), enqueued once under the arm's lock.
+
+    The recipe is clamped into the arm's space as it is now (after a range test); what the
+    clamp moved is stored in the trial's user attr ``recipe_clamped`` and said to ``log``
+    (``tested``: the arm's lr range came from its range test).
+    """
     recipe = spec.final.recipes.get(arm.name)
     if recipe is None or needs_recipe_later(arm):
         return  # no recipe, or lr: auto (enqueued by search.study's run once the range test has set the range)
-    params, source = recipe
-    if source == "published":  # clamped into the arm's space as it is now (after a range test)
-        params = recipe_params(arm, published_recipe(arm.optimizer, arm.lars, spec.objective["epochs"]))
+    source = recipe[1]
+    if source == "published":
+        config = published_recipe(arm.optimizer, arm.lars, spec.objective["epochs"])
+    else:  # the file's own values were checked against the space when it was read; an lr: auto range is new
+        config = spec.final.configs[arm.name]
+    params = recipe_params(arm, config)
+    notes = clamp_notes(arm, config, params, tested=tested)
     with arm_lock(study):
-        if not study.get_trials(deepcopy=False):
-            study.enqueue_trial(params, user_attrs={"recipe": source})
+        if study.get_trials(deepcopy=False):
+            return
+        study.enqueue_trial(params, user_attrs={"recipe": source, **({"recipe_clamped": notes} if notes else {})})
+    for note in notes if log is not None else ():
+        log(f"{study.study_name}: recipe ({source}): {note}")
 
 
 def open_studies(
@@ -182,12 +238,15 @@ def open_studies(
                 storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                 sampler=build_sampler(spec, seed_offset=offset), pruner=build_pruner(spec),
             )  # fmt: skip
-            if "study_file" not in study.user_attrs:
-                study.set_user_attr("study_file", spec.text)
+            stored = study.user_attrs.get("study_file")
+            if stored is None:
+                study.set_user_attr("study_file", mask_text(spec.text, spec.storage))
                 study.set_user_attr("arm", arm.name)
                 if replicate:
                     study.set_user_attr("replicate", replicate)
                 study.set_user_attr("spec_version", SPEC_VERSION)
+            elif mask_text(stored, spec.storage, _storage_of(stored)) != stored:  # stored by an earlier version
+                study.set_user_attr("study_file", mask_text(stored, spec.storage, _storage_of(stored)))
             if replicate == 0:
                 _record_final(spec, study)
             if existing == 0:

@@ -46,9 +46,9 @@ from search.evaluation import (
     run_evaluation_trial,
 )
 from search.publish import mark_outdated, publish_verdict
-from search.range_test import resolve_ranges
+from search.range_test import needs_range_test, resolve_ranges
 from search.results import ArmStats, arm_stats
-from search.spec import Arm, StudySpec
+from search.spec import TIMEOUT_RULE, Arm, StudySpec
 from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
 from search.studies import enqueue_recipe, open_studies, unit_key
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
@@ -128,8 +128,8 @@ def _prepare_run(spec, storage, *, n_trials, timeout, train_fn, validate, worker
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
         raise ValueError(f"n_trials must be a positive integer, got {budget!r}")
     limit = timeout if timeout is not None else spec.budget.timeout
-    if limit is not None and not limit >= 0:
-        raise ValueError(f"timeout must be >= 0 seconds, got {limit!r}")
+    if limit is not None and not limit > 0:
+        raise ValueError(f"timeout {TIMEOUT_RULE}, got {limit!r}")
     if isinstance(storage, str) or storage is None:
         storage_url = storage_url or storage or resolve_storage_url(None, spec)
         storage = _open(storage_url)
@@ -138,10 +138,11 @@ def _prepare_run(spec, storage, *, n_trials, timeout, train_fn, validate, worker
 
         train_fn = train_reusing_data()
     studies = open_studies(spec, storage, worker_id=worker_id, url=storage_url or "<storage>")
+    tested = {arm.name for arm in spec.arms if needs_range_test(arm)}
     spec = resolve_ranges(spec, studies, device=device, log=log)  # lr: auto -> the range test's range
     for r in range(spec.final.replicates):  # recipes of lr: auto arms, now that their range is known
         for arm in spec.arms:
-            enqueue_recipe(spec, arm, studies[unit_key(arm.name, r)])
+            enqueue_recipe(spec, arm, studies[unit_key(arm.name, r)], tested=arm.name in tested, log=log)
     units = [_Unit(unit_key(a.name, r), a, r, studies[unit_key(a.name, r)])
              for r in range(spec.final.replicates) for a in spec.arms]  # fmt: skip
     return _Run(spec, storage, units, train_fn, validate or default_validate(), budget,

@@ -26,6 +26,10 @@ Faults inside a trial never stop the study:
   trials. Further Ctrl-Cs while those two writes run are ignored (:func:`signals_deferred`),
   so an impatient second Ctrl-C cannot lose the retry.
 
+Every final-evaluation seed (:func:`search.evaluation.run_evaluation_trial`) goes through
+the same lifecycle, :func:`run_and_tell`: the same FAIL reasons, the same retry, the same
+deafness to a second Ctrl-C.
+
 A trial that reported its last epoch is never PRUNED: the pruner is not asked then, and
 the finished result counts.
 
@@ -55,8 +59,8 @@ from optuna.trial import TrialState
 from search.space import suggest_config, warmup_epochs_of
 from search.spec import Arm, StudySpec
 
-__all__ = ["TrialOutcome", "TrainFn", "Terminated", "run_trial", "default_validate", "is_user_error", "enqueue_retry",
-           "interrupt_signals", "signals_deferred"]  # fmt: skip
+__all__ = ["TrialOutcome", "TrainFn", "Terminated", "Ending", "run_trial", "run_and_tell", "history_recorder",
+           "default_validate", "is_user_error", "enqueue_retry", "interrupt_signals", "signals_deferred"]  # fmt: skip
 
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, Any]], None]], Any]
 Validate = Callable[[dict[str, Any]], dict[str, Any]]
@@ -80,7 +84,9 @@ class TrialOutcome:
 
 
 @dataclass
-class _Ending:
+class Ending:
+    """How a run ended, as :func:`run_and_tell` tells the study: ``state``, ``value``, ``reason``."""
+
     state: TrialState
     value: float | None = None
     reason: str | None = None
@@ -208,6 +214,15 @@ def _config(trial: optuna.trial.Trial, arm: Arm, spec: StudySpec, device: str | 
     return config
 
 
+def history_recorder(history: list[dict[str, Any]]) -> Callable[[int, dict[str, Any]], None]:
+    """A ``report(epoch, metrics)`` that only appends ``{"epoch": epoch, **metrics}`` (JSON-safe) to ``history``."""
+
+    def record(epoch: int, metrics: dict[str, Any]) -> None:
+        history.append({"epoch": epoch, **_plain(metrics)})
+
+    return record
+
+
 def _reporter(trial: optuna.trial.Trial, spec: StudySpec, config: dict[str, Any],
               history: list[dict[str, Any]]) -> Callable[[int, dict[str, Any]], None]:  # fmt: skip
     """The ``report(epoch, metrics)`` callback: record, report, and prune only between warm-up and the last epoch.
@@ -220,8 +235,10 @@ def _reporter(trial: optuna.trial.Trial, spec: StudySpec, config: dict[str, Any]
     last = config.get("epochs")
     why = _WHY_PRUNED.get(spec.pruner.type, "judged weak by the pruner")
 
+    record = history_recorder(history)
+
     def report(epoch: int, metrics: dict[str, Any]) -> None:
-        history.append({"epoch": epoch, **_plain(metrics)})
+        record(epoch, metrics)
         accuracy = metrics.get("val_accuracy")
         if not _finite(accuracy):
             return
@@ -232,7 +249,7 @@ def _reporter(trial: optuna.trial.Trial, spec: StudySpec, config: dict[str, Any]
     return report
 
 
-def _train(trial: optuna.trial.Trial, config: dict[str, Any], report: Callable, train_fn: TrainFn) -> _Ending:
+def _train(trial: optuna.trial.Trial, config: dict[str, Any], report: Callable, train_fn: TrainFn) -> Ending:
     """Run the objective; its result as the trial's ending (diverged: PRUNED; non-finite: FAIL)."""
     result = train_fn(config, report)
     for attr in ("images_per_s", "device", "epochs_completed"):
@@ -241,23 +258,21 @@ def _train(trial: optuna.trial.Trial, config: dict[str, Any], report: Callable, 
     if getattr(result, "diverged", False):
         epoch = getattr(result, "diverged_epoch", None)
         trial.set_user_attr("diverged_epoch", epoch)
-        return _Ending(TrialState.PRUNED, reason=f"diverged: non-finite training loss at epoch {epoch}")
+        return Ending(TrialState.PRUNED, reason=f"diverged: non-finite training loss at epoch {epoch}")
     value = getattr(result, "val_accuracy", None)
     if not _finite(value):
-        return _Ending(TrialState.FAIL, reason=f"objective returned a non-finite val_accuracy {value!r}")
-    return _Ending(TrialState.COMPLETE, value=float(value))
+        return Ending(TrialState.FAIL, reason=f"objective returned a non-finite val_accuracy {value!r}")
+    return Ending(TrialState.COMPLETE, value=float(value))
 
 
-def _failure(exc: Exception) -> _Ending:
+def _failure(exc: Exception) -> Ending:
     """The ending of a trial whose objective raised ``exc`` (pruned, out of memory, or any fault)."""
     if isinstance(exc, optuna.TrialPruned):
-        return _Ending(TrialState.PRUNED, reason=str(exc) or "pruned")
+        return Ending(TrialState.PRUNED, reason=str(exc) or "pruned")
     if _is_oom(exc):
-        return _Ending(
-            TrialState.FAIL, reason=f"CUDA out of memory: {_first_line(exc) or type(exc).__name__}", oom=True
-        )
+        return Ending(TrialState.FAIL, reason=f"CUDA out of memory: {_first_line(exc) or type(exc).__name__}", oom=True)
     first = _first_line(exc)
-    return _Ending(TrialState.FAIL, reason=f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+    return Ending(TrialState.FAIL, reason=f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 
 
 def _release_cuda_memory() -> None:
@@ -268,7 +283,7 @@ def _release_cuda_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _tell(study: optuna.Study, trial: optuna.trial.Trial, ending: _Ending, history: list[dict[str, Any]],
+def _tell(study: optuna.Study, trial: optuna.trial.Trial, ending: Ending, history: list[dict[str, Any]],
           seconds: float) -> None:  # fmt: skip
     """Store the trial's timing, history and reason, then tell the study how it ended."""
     trial.set_user_attr("wall_time_s", seconds)
@@ -289,30 +304,31 @@ def _tell_interrupted(study: optuna.Study, trial: optuna.trial.Trial, exc: Keybo
     what = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
     with signals_deferred():
         try:
-            _tell(study, trial, _Ending(TrialState.FAIL, reason=f"interrupted ({what}) during epoch {epoch}"),
+            _tell(study, trial, Ending(TrialState.FAIL, reason=f"interrupted ({what}) during epoch {epoch}"),
                   history, seconds)  # fmt: skip
             enqueue_retry(study, trial.number)
         except Exception:  # noqa: BLE001 (the interrupt is what the caller must see)
             pass
 
 
-def run_trial(
-    study: optuna.Study,
-    trial: optuna.trial.Trial,
-    arm: Arm,
-    spec: StudySpec,
-    *,
-    train_fn: TrainFn,
-    device: str | None = None,
-    validate: Validate | None = None,
-) -> TrialOutcome:
-    """Train one trial and tell the study how it ended (see the module docstring for faults)."""
+def run_and_tell(
+    study: optuna.Study, trial: optuna.trial.Trial, work: Callable[[list[dict[str, Any]]], Ending]
+) -> tuple[Ending, list[dict[str, Any]], float]:
+    """The one lifecycle of a run that may be interrupted, fail or be retried: run ``work``, tell ``study``.
+
+    Every search trial (:func:`run_trial`) and every final-evaluation seed
+    (:func:`search.evaluation.run_evaluation_trial`) goes through here, so a fix to one is a
+    fix to both. ``work(history)`` trains (appending one dict per epoch to ``history``) and
+    returns its :class:`Ending`; the faults of the module docstring are handled here:
+    an exception is FAIL with its reason, Ctrl-C/SIGTERM is FAIL plus a WAITING retry
+    recorded deaf to further signals before the interrupt propagates, a user error is
+    FAIL plus a retry before it propagates. Returns ``(ending, history, seconds)``.
+    """
     start = time.perf_counter()
     history: list[dict[str, Any]] = []
     user_error: Exception | None = None
     try:
-        config = _config(trial, arm, spec, device, validate)
-        ending = _train(trial, config, _reporter(trial, spec, config, history), train_fn)
+        ending = work(history)
     except KeyboardInterrupt as exc:
         _tell_interrupted(study, trial, exc, history, time.perf_counter() - start)
         raise
@@ -330,4 +346,24 @@ def run_trial(
             _tell(study, trial, ending, history, seconds)
             enqueue_retry(study, trial.number)
         raise user_error
+    return ending, history, seconds
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.trial.Trial,
+    arm: Arm,
+    spec: StudySpec,
+    *,
+    train_fn: TrainFn,
+    device: str | None = None,
+    validate: Validate | None = None,
+) -> TrialOutcome:
+    """Train one trial and tell the study how it ended (see the module docstring for faults)."""
+
+    def work(history: list[dict[str, Any]]) -> Ending:
+        config = _config(trial, arm, spec, device, validate)
+        return _train(trial, config, _reporter(trial, spec, config, history), train_fn)
+
+    ending, history, seconds = run_and_tell(study, trial, work)
     return TrialOutcome(arm.name, trial.number, ending.state, ending.value, ending.reason, len(history), seconds)

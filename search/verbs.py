@@ -56,7 +56,7 @@ def _open_reader(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Per arm: trials complete / pruned / failed / running and the best validation accuracy."""
+    """Per arm and replicate: trials complete / pruned / failed / running, best validation accuracy, test seeds done."""
     from search.report import format_status
 
     storage, _ = _open_reader(args)
@@ -103,11 +103,11 @@ def _check_plot_path(path: str) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the best trial's config as YAML that `lars-search train` reproduces, with a lars code snippet."""
-    from search.export import export_text
+    from search.export import export_document
     from search.storage import mask_url
 
     storage, url = _open_reader(args)
-    text = export_text(storage, args.name, args.arm, storage_label=mask_url(url), output=args.output)
+    text, command = export_document(storage, args.name, args.arm, storage_label=mask_url(url), output=args.output)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -116,7 +116,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f.write(text)
         except OSError as exc:
             raise UserError(f"-o {args.output}: cannot write ({exc.strerror or exc})") from None
-        say(args, f"wrote {args.output}; reproduce with: {PROG} train {args.output} --seeds 3")
+        say(args, f"wrote {args.output}; reproduce with: {command}")
     return 0
 
 

@@ -17,9 +17,11 @@ once its heartbeat has expired. So the same command scales from one machine to m
    the workers never race to create tables on a fresh SQLite file (optuna#4621);
 2. create or load every arm's study and check the study file against the stored one
    (a conflicting file is an error here, with the database untouched);
-3. start the workers: ``python -m search.workers STUDY --storage URL --worker-id i ...``
+3. start the workers: ``python -m search.workers STUDY --storage-env VAR --worker-id i ...``
    (the ``lars-search worker`` verb), each with ``CUDA_VISIBLE_DEVICES`` set to its own
-   GPU when ``gpus`` is given (the worker then sees that GPU as ``cuda:0``);
+   GPU when ``gpus`` is given (the worker then sees that GPU as ``cuda:0``); the storage
+   URL reaches them in the environment variable ``VAR`` (:data:`STORAGE_ENV`), never on
+   the command line, which ``ps`` shows to every user of the machine;
 4. relay their output line by line, each line whole and tagged ``[worker i]``, so two
    workers' messages never share a line;
 5. wait for all of them; Ctrl-C reaches the whole process group, each worker marks its
@@ -55,6 +57,7 @@ from typing import IO, Any
 __all__ = [
     "cpu_threads_per_worker",
     "EXIT_USER_ERROR",
+    "STORAGE_ENV",
     "load_objective",
     "parse_gpus",
     "worker_command",
@@ -64,6 +67,7 @@ __all__ = [
 ]
 
 EXIT_USER_ERROR = 2  # as the lars-search CLI: a bad URL, study file or conflict
+STORAGE_ENV = "LARS_SEARCH_WORKER_STORAGE"  # the storage URL of a launched worker (`--storage-env`)
 
 
 def parse_gpus(text: str | Sequence[int | str] | None) -> list[str] | None:
@@ -102,7 +106,6 @@ def load_objective(spec: str | None) -> tuple[Callable[..., Any] | None, Callabl
 
 def worker_command(
     study_file: str,
-    storage_url: str,
     *,
     worker_id: int,
     n_trials: int | None = None,
@@ -111,8 +114,11 @@ def worker_command(
     objective: str | None = None,
     python: str = sys.executable,
 ) -> list[str]:
-    """The argv of one worker process (``python -m search.workers ...``, the ``worker`` verb)."""
-    argv = [python, "-m", "search.workers", str(study_file), "--storage", storage_url,
+    """The argv of one worker process (``python -m search.workers ...``, the ``worker`` verb).
+
+    The storage URL is not in it: the worker reads it from ``$STORAGE_ENV`` (``--storage-env``).
+    """
+    argv = [python, "-m", "search.workers", str(study_file), "--storage-env", STORAGE_ENV,
             "--worker-id", str(worker_id)]  # fmt: skip
     if n_trials is not None:
         argv += ["--n-trials", str(n_trials)]
@@ -169,13 +175,14 @@ def _worker_count(n_workers: int | None, gpu_list: list[str] | None) -> int:
     return n_workers
 
 
-def _worker_envs(n_workers: int, gpu_list: list[str] | None, env: dict[str, str] | None) -> list[dict[str, str]]:
-    """Each worker's environment: its own GPU, and the CPU cores shared out.
+def _worker_envs(n_workers: int, gpu_list: list[str] | None, env: dict[str, str] | None,
+                 storage_url: str) -> list[dict[str, str]]:  # fmt: skip
+    """Each worker's environment: the storage URL, its own GPU, and the CPU cores shared out.
 
     N CPU workers with torch's default of one intra-op thread per core oversubscribe the
     cores, and OpenMP threads spinning at barriers then make each step many times slower.
     """
-    base = {**os.environ, **(env or {})}
+    base = {**os.environ, **(env or {}), STORAGE_ENV: storage_url}
     base.setdefault("OMP_NUM_THREADS", str(cpu_threads_per_worker(n_workers)))
     base.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the parent as they are written
     return [{**base, **({"CUDA_VISIBLE_DEVICES": gpu_list[i]} if gpu_list else {})} for i in range(n_workers)]
@@ -254,12 +261,12 @@ def launch_workers(
     spec, _, url = _prepare(study_file, storage_url, device=device, log=log)  # workers open their own connections
     where = f" on GPUs {','.join(gpu_list)}" if gpu_list else ""
     log(f"{spec.name}: starting {n_workers} worker{'s' if n_workers != 1 else ''}{where} on {mask_url(url)}")
-    argvs = [worker_command(study_file, url, worker_id=i, n_trials=n_trials, timeout=timeout, device=device,
+    argvs = [worker_command(study_file, worker_id=i, n_trials=n_trials, timeout=timeout, device=device,
                             objective=objective, python=python) for i in range(n_workers)]  # fmt: skip
     procs: list[subprocess.Popen] = []
     relays: list[threading.Thread] = []
     try:
-        _start(argvs, _worker_envs(n_workers, gpu_list, env), stdout, log, procs, relays)
+        _start(argvs, _worker_envs(n_workers, gpu_list, env, url), stdout, log, procs, relays)
         status = _wait_all(procs, log)
     except KeyboardInterrupt as exc:
         from search.trial import Terminated

@@ -223,3 +223,18 @@ def test_a_silent_running_trial_is_named_with_when_it_will_be_retried(tmp_path, 
         r"failed and retried at about \d\d:\d\d:\d\d \(in 85 s\)",
         message,
     ), message
+
+
+@pytest.mark.parametrize("name", ["b/sgd", "b/sgd/eval"])
+def test_a_trial_failed_for_its_silent_heartbeat_says_why(tmp_path, name):
+    """#26 item 13: a kill -9'd evaluation seed (or search trial) was FAIL with no fail_reason."""
+    study = _study(f"sqlite:///{tmp_path}/x.db", name=name, heartbeat_interval=1, grace_period=2)
+    killed = B.claim_trial(study, 1)
+    killed.suggest_float("x", 0.0, 1.0)
+    _stop_heartbeat(killed)  # its worker "dies"
+    _age_heartbeats(study, 10)
+    assert B.claim_trial(study, 1) is not None  # the retry
+    failed = study.trials[0]
+    assert failed.state == TrialState.FAIL
+    assert re.fullmatch(r"no heartbeat for 1\d s: its worker stopped \(killed, or its machine lost\); retried",
+                        failed.user_attrs["fail_reason"])  # fmt: skip

@@ -97,6 +97,12 @@ def test_bad_overrides_and_unknown_storage_are_one_line(tmp_path, capsys):
     assert (
         capsys.readouterr().err == "lars-search: error: --n-trials must be a positive integer (trials per arm), got 0\n"
     )
+    # #26 item 10: --timeout 0 ran nothing and exited 0; the study file's budget.timeout: 0 is refused with a reason
+    assert main(["run", str(path), "--timeout", "0", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
+    assert capsys.readouterr().err == (
+        "lars-search: error: --timeout must be > 0 seconds (0 would run nothing; leave it out for no limit), got 0\n"
+    )
+    assert not (tmp_path / "x.db").exists()
     assert main(["status", "--storage", "nosuchdb://user:secret@host/db"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "secret" not in err and err.startswith("lars-search: error: storage URL")
@@ -467,3 +473,48 @@ def test_train_with_one_seed_shows_no_spread(tmp_path, capsys):
     assert main(["train", str(config), "--seeds", "1", "-q"], train_fn=FakeTrain()) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert re.fullmatch(r"test accuracy: \d+\.\d\d% over 1 seed \(validation \d+\.\d\d%\)", last), last
+
+
+def test_after_n_trials_above_the_files_budget_the_advice_names_the_n_trials_that_will_work(tmp_path, capsys):
+    """#26 item 7: "run the study again" was followed literally, and the rerun trained nothing."""
+    path = write_study(tmp_path, FAKE_STUDY)  # budget: {trials: 2}
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=FakeTrain()) == 0
+
+    def slow(config, epoch):
+        time.sleep(0.6)
+        return lr_curve(config, epoch)
+
+    capsys.readouterr()
+    # the timeout ends the run after sgd's third trial: sgd 3, adam+lars 2
+    assert main(["run", str(path), "--storage", db, "-q", "--n-trials", "3", "--timeout", "0.5"],
+                train_fn=FakeTrain(slow)) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert (
+        "note: arms have unequal finished trials (sgd 3, adam+lars 2): not comparable yet; run the study again "
+        "with --n-trials 3 to give every arm 3 finished trials (the study file's budget.trials, 2, is met)"
+    ) in out.splitlines()
+
+
+def test_train_given_a_study_file_says_so_and_what_to_run(tmp_path, capsys):
+    """#26 item 13: it said "config key 'name' is not a known key"."""
+    path = write_study(tmp_path, FAKE_STUDY)
+    assert main(["train", str(path)], train_fn=FakeTrain()) == 2
+    assert capsys.readouterr().err == (
+        f"lars-search: error: {path}: a study file (it has `name` and `objective`), not a config; run it with "
+        f"`lars-search run {path}`, or train the config `lars-search export c -o best.yaml` writes\n"
+    )
+
+
+def test_compare_into_a_closed_pipe_exits_quietly(tmp_path):
+    """#26 item 13: `compare ... | head` ended with `internal error: BrokenPipeError`."""
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    assert main(["run", str(write_study(tmp_path, FAKE_STUDY)), "--storage", db, "-q"], train_fn=FakeTrain()) == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader (head) has gone: every write fails with EPIPE
+    try:
+        done = subprocess.run(["lars-search", "compare", "c", "--storage", db], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")  # 128 + SIGPIPE, as a shell reports a reader gone

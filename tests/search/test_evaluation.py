@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import signal
+from unittest.mock import ANY
 
 import optuna
 import pytest
@@ -113,7 +117,7 @@ def test_ctrl_c_in_the_final_evaluation_resumes_without_redoing_finished_seeds(t
     assert done == [6]  # seed 6 finished, seed 7 was interrupted
     trials = load(db, "ev/sgd/eval").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
-    assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C) during epoch 1"  # as a search trial's
     again = EvalTrain()
     run_studies(spec, db, train_fn=again, progress=False, validate=identity)
     runs = [(c["optimizer"], c["lars"], c["seed"]) for c in again.calls]
@@ -121,6 +125,40 @@ def test_ctrl_c_in_the_final_evaluation_resumes_without_redoing_finished_seeds(t
     trials = load(db, "ev/sgd/eval").trials
     assert sorted(t.params["seed"] for t in trials if t.state == TrialState.COMPLETE) == [6, 7, 8]
     assert len(trials) == 4  # the retry ran in the interrupted seed's slot; nothing twice
+
+
+def test_a_second_ctrl_c_while_an_evaluation_seed_is_recorded_loses_no_seed(tmp_path, db, monkeypatch, capsys):
+    """#26 item 3: the seed ended FAIL without a retry, and no rerun ever trained it again."""
+    path = write_study(tmp_path, STUDY.replace("arms: [sgd, sgd+lars]", "arms: [sgd]"))
+    calls = {"eval": 0}
+
+    class Interrupting(EvalTrain):
+        def __call__(self, config, report=None):
+            if config.get("evaluate_test"):
+                calls["eval"] += 1
+                if calls["eval"] == 2:
+                    raise KeyboardInterrupt  # the first Ctrl-C, in seed 7
+            return super().__call__(config, report)
+
+    tell = optuna.Study.tell
+
+    def tell_during_second_ctrl_c(self, *args, **kwargs):
+        if kwargs.get("state") == TrialState.FAIL and self.study_name.endswith("/eval"):
+            os.kill(os.getpid(), signal.SIGINT)  # the second one, while the interrupted seed is recorded
+        return tell(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "tell", tell_during_second_ctrl_c)
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=Interrupting()) == 130
+    monkeypatch.setattr(optuna.Study, "tell", tell)
+    assert "Traceback" not in capsys.readouterr().err
+    trials = load(db, "ev/sgd/eval").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
+    assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C) during epoch 1"
+    again = EvalTrain()
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=again) == 0
+    assert sorted(c["seed"] for c in again.calls) == [7, 8]
+    trials = load(db, "ev/sgd/eval").trials
+    assert sorted(t.params["seed"] for t in trials if t.state == TrialState.COMPLETE) == [6, 7, 8]
 
 
 def test_recipe_is_trial_0_of_every_arm_and_replicate(tmp_path, db):
@@ -162,6 +200,16 @@ def test_a_study_files_own_recipe_and_recipe_false(tmp_path, db):
             "recipe.sgd.trust_coefficient: does not apply to this arm (LARS arms only)",
         ),
         ("recipe: {adam: {lr: 0.01}}\n", "recipe.adam: no such arm; arms: sgd, sgd+lars"),
+        (  # #26 item 8: trained nesterov: False without a word
+            "recipe: {sgd: {lr: 0.05, nesterov: true}}\n",
+            "recipe.sgd.nesterov: not in arm 'sgd''s space, so no trial trains it (the config default holds); "
+            "add it to the space (e.g. space: {nesterov: true}) or leave it out of the recipe",
+        ),
+        (  # #26 item 8: trained no schedule params without a word
+            "recipe: {sgd: {schedule: constant, schedule_params: {final_lr_ratio: 0.5}}}\n",
+            "recipe.sgd.schedule_params.final_lr_ratio: not a parameter of schedule 'constant', which the recipe "
+            "trains (its parameters: none)",
+        ),
         ("recipe: 3\n", "recipe: must be true, false or a mapping of arm -> recipe, got 3"),
     ],
 )
@@ -208,3 +256,41 @@ def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it()
     lars = replace(lars, space=replace(lars.space, params=found))
     params = recipe_params(lars, published_recipe("sgd", True, 4))
     assert params["lr"] == 10.0 and params["lr*trust_coefficient"] == pytest.approx(0.01)  # 10 x 1e-3
+
+
+def test_status_shows_every_replicate_and_the_final_evaluations_progress(tmp_path, db):
+    """#26 item 9: status showed replicate 0 only (`complete 2` per arm where compare said 4) and no evaluation."""
+    from search.report import format_status
+
+    spec = load_spec(write_study(tmp_path, STUDY + "replicates: 2\n"))
+    run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity, evaluate=False)
+    storage = open_storage(db, heartbeat=False)
+    rows = [line.split() for line in format_status(storage, "ev").splitlines()[3:]]
+    assert rows == [[arm, "3", "0", "0", "0", ANY, "0/3"] for arm in ("sgd", "sgd/r1", "sgd+lars", "sgd+lars/r1")]
+    assert format_status(storage, "ev").splitlines()[1].split()[-3:] == ["test", "seeds", "done/asked"]
+    run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity)
+    rows = [line.split() for line in format_status(storage, "ev").splitlines()[3:]]
+    assert [row[-1] for row in rows] == ["3/3"] * 4
+
+
+def test_an_edge_the_recipes_clamp_put_there_is_said_to_be_the_recipes(tmp_path, db):
+    """#26 item 13: the published LARS recipe clamped onto lr's top made every verdict it won "provisional"
+    as if the search had found the edge."""
+    from search.report import format_compare
+
+    def recipe_wins(config, epoch):  # sgd+lars: its recipe trial (lr 10 clamped to 1.0) is the incumbent
+        if config["lars"]:
+            return 0.95 if config["lr"] == 1.0 else 0.5
+        return 0.9 - 0.1 * abs(math.log10(config["lr"]) + 1.5)
+
+    spec = load_spec(write_study(tmp_path, STUDY))
+    run_studies(spec, db, train_fn=EvalTrain(recipe_wins), progress=False, validate=identity)
+    trial = load(db, "ev/sgd+lars").trials[0]
+    assert trial.user_attrs["recipe_clamped"] == ["lr 10 clamped to 1 (the top of the searched [0.001, 1])"]
+    lines = format_compare(open_storage(db, heartbeat=False), "ev").splitlines()
+    assert (
+        "  sgd+lars: best lr 1 is at the top of [0.001, 1], where the recipe (trial 0) was clamped, not a finding "
+        "of the search; widen the range to try the recipe's own value"
+    ) in lines
+    [line] = [x for x in lines if x.startswith("  sgd+lars vs sgd: ")]
+    assert "sgd+lars at the edge where its recipe was clamped, not found by the search)" in line

@@ -101,7 +101,10 @@ def test_export_header_makes_the_file_traceable(finished, tmp_path):
     assert header[4] == "data: fashion_mnist, n_train None, val_size 5000, batch_size 128, epochs 3"
     assert header[5].startswith("lars-search ") and ", git commit " in header[5]
     assert header[6] == "from storage sqlite:///e.db"
-    assert header[7] == f"Re-run (adds the test set, one run per seed):  lars-search train {out} --seeds 3"
+    assert header[7] == (
+        f"Re-run (the test set on, seeds 8..10 of this trial's final evaluation):  lars-search train {out} --seeds 3 "
+        "--first-seed 8"
+    )
 
 
 def test_export_of_a_study_whose_trials_all_diverged_says_so(tmp_path, capsys):
@@ -170,3 +173,16 @@ def test_snippet_builds_the_same_optimizer_and_schedule_as_objectives(overrides)
         ref_lrs.append(copy.deepcopy(ref_sched.get_last_lr()))
         ours.step(), ref.step(), our_sched.step(), ref_sched.step()
     assert lrs == ref_lrs
+
+
+def test_the_printed_train_command_reproduces_the_headers_test_accuracy(finished, tmp_path, capsys):
+    """#26 item 11: `--seeds 3` whatever the study's seeds, from the search's seed, not the evaluation's."""
+    out = tmp_path / "best.yaml"
+    assert main(["export", "e", "--arm", "sgd", "--storage", finished, "-o", str(out)]) == 0
+    command = f"lars-search train {out} --seeds 3 --first-seed 8"  # objective.seed 7: evaluation seeds 8, 9, 10
+    assert capsys.readouterr().out == f"wrote {out}; reproduce with: {command}\n"
+    header = [line[2:] for line in out.read_text().splitlines() if line.startswith("# ")]
+    assert header[7] == f"Re-run (the test set on, seeds 8..10 of this trial's final evaluation):  {command}"
+    shown = header[2].removeprefix("test accuracy (final evaluation): ").split("%")[0]
+    assert main(command.split()[1:], train_fn=FakeTrain()) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"test accuracy: {shown} +- ")

@@ -207,3 +207,57 @@ def test_a_lars_arms_recipe_keeps_its_lr_and_lambda_when_their_product_is_in_the
     assert recipe.params["lr"] == 10.0 and recipe.params["lr*trust_coefficient"] == pytest.approx(0.01)  # in range
     lars = [c for c in fake.calls if c["lars"] and not c["evaluate_test"]]
     assert (lars[0]["lr"], lars[0]["trust_coefficient"]) == (10.0, pytest.approx(1e-3))  # the published lambda
+
+
+def test_a_study_files_own_recipe_is_trial_0_of_an_lr_auto_arm_clamped_into_the_found_range(sweeps):
+    """#26 item 4: the file's recipe lr was dropped (trial 0 trained a random draw labelled `study file`)."""
+    recipe = {"sgd": {"lr": 0.05}, "sgd+lars": {"lr": 2.0, "trust_coefficient": 0.1}}
+    storage = optuna.storages.InMemoryStorage()
+    fake, lines = FakeTrain(), []
+    spec = parse_spec({**SPEC, "budget": {"trials": 1}, "recipe": recipe})
+    run_studies(spec, storage, train_fn=fake, progress=False, log=lines.append)
+    searched = [c for c in fake.calls if not c["evaluate_test"]]
+    plain, lars = (next(c for c in searched if c["lars"] is flag) for flag in (False, True))
+    assert plain["lr"] == 0.05  # inside the found [0.01, 0.1]: trained as written
+    assert lars["lr"] == 2.0 and lars["lr"] * lars["trust_coefficient"] == pytest.approx(0.1)  # 0.2 -> the top, 0.1
+    sgd, sgd_lars = (optuna.load_study(study_name=f"auto/{a}", storage=storage).trials[0] for a in ("sgd", "sgd+lars"))
+    assert sgd.user_attrs["recipe"] == sgd_lars.user_attrs["recipe"] == "study file"
+    assert "recipe_clamped" not in sgd.user_attrs
+    note = "lr*trust_coefficient 0.2 clamped to 0.1 (the top of the range test's [0.01, 0.1])"
+    assert sgd_lars.user_attrs["recipe_clamped"] == [note]
+    assert f"auto/sgd+lars: recipe (study file): {note}" in lines
+
+
+def test_compare_and_the_plot_count_the_range_test_in_the_arms_compute(sweeps):
+    """#26 item 5: compare's trial-epochs column and the plot's x axis left the range test out."""
+    from search.plot import compare_curves
+    from search.results import load_verdict
+
+    storage = optuna.storages.InMemoryStorage()
+    run_studies(parse_spec({**SPEC, "budget": {"trials": 2}}), storage, train_fn=FakeTrain(), progress=False)
+    verdict = load_verdict(storage, "auto")
+    for arm in ("sgd", "sgd+lars"):
+        [search] = verdict.arm(arm).searches
+        assert (search.trial_epochs, search.range_epochs, search.compute) == (4, 4.0, 8.0)  # 2 trials x 2 + 8 steps / 2
+        curve = compare_curves(storage, "auto")[arm]
+        assert curve.start == 4.0 and curve.compute == [6.0, 8.0]  # the search starts after the range test
+
+
+def test_ctrl_c_during_the_range_test_does_not_claim_a_trial_was_marked_fail(tmp_path, monkeypatch, capsys):
+    """#26 item 13: it said "the running trial was marked FAIL" when no trial had started."""
+    import yaml
+
+    from search.cli import main
+
+    def interrupted_sweep(config, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lr_find, "lr_sweep", interrupted_sweep)
+    study = tmp_path / "auto.yaml"
+    study.write_text(yaml.safe_dump(SPEC))
+    db = f"sqlite:///{tmp_path}/auto.db"
+    assert main(["run", str(study), "--storage", db, "-q"], train_fn=FakeTrain()) == 130
+    assert capsys.readouterr().err == (
+        "lars-search: interrupted during the lr range test of auto/sgd (no trial was running; the next run tests "
+        f"it again); finished trials are kept in {db}; run the same command again to resume\n"
+    )

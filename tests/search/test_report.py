@@ -212,8 +212,8 @@ def test_status_lists_every_arm_and_ignores_other_studies(storage):
     optuna.create_study(storage=storage, study_name="not-ours")
     lines = format_status(storage).splitlines()
     assert lines[0] == "r"
-    assert lines[3].split() == ["sgd+lars", "2", "0", "0", "0", "91.00"]
-    assert lines[4].split() == ["sgd", "6", "2", "1", "0", "90.00"]
+    assert lines[3].split() == ["sgd+lars", "2", "0", "0", "0", "91.00", "0/3"]
+    assert lines[4].split() == ["sgd", "6", "2", "1", "0", "90.00", "0/3"]
 
 
 def test_unknown_study_lists_the_known_ones(storage):

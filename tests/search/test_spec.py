@@ -200,6 +200,12 @@ def test_duplicate_arm_names_and_bad_names(tmp_path):
         spec_error(tmp_path, "name: a/b\nobjective: {epochs: 1}\n")
         == "name: must be letters, digits and _.+- (no '/'), got 'a/b'"
     )
+    # #26 item 13: a block scalar ends in a newline, which `$` let through
+    assert (
+        spec_error(tmp_path, "name: |\n  q\nobjective: {epochs: 1}\n")
+        == "name: must be letters, digits and _.+- (no '/'), got 'q\\n'"
+    )
+    assert spec_error(tmp_path, MINIMAL + 'arms: [{name: "x\\n", optimizer: sgd}]\n').endswith("got 'x\\n'")
 
 
 def test_missing_required_keys(tmp_path):

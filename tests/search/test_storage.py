@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sqlite3
 import time
 
@@ -260,3 +261,38 @@ def test_reader_reads_a_study_read_only_and_makes_no_lock_file(tmp_path):
         reader.set_study_user_attr(reader.get_study_id_from_name("r/sgd"), "k", 1)
     assert "attempt to write a readonly database" in str(info.value.__cause__)
     assert not (tmp_path / "x.db.lock").exists()
+
+
+def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends(caplog):
+    """#26 item 13: a 20 s PostgreSQL outage logged 54 retry lines (every retry of every caller)."""
+    import logging
+    import sqlite3
+    import threading
+    import time
+
+    from search.retry import retry
+
+    down = threading.Event()
+    down.set()
+
+    def call() -> str:
+        if down.is_set():
+            raise sqlite3.OperationalError("database is locked")
+        return "ok"
+
+    url = "postgresql+psycopg://lars:pw@db/lars"
+    with caplog.at_level(logging.WARNING, logger="search.storage"):
+        callers = [threading.Thread(target=retry, args=(call,), kwargs={"what": f"call {i}", "url": url,
+                   "timeout": 30, "first_delay": 0.01, "max_delay": 0.05}) for i in range(3)]  # fmt: skip
+        for caller in callers:
+            caller.start()
+        time.sleep(0.5)  # many retries each
+        down.clear()
+        for caller in callers:
+            caller.join()
+        assert retry(call, what="call 3", url=url, timeout=1) == "ok"
+    lines = [r.getMessage() for r in caplog.records if r.name == "search.storage"]
+    assert len(lines) == 2, lines
+    assert re.fullmatch(r"storage postgresql\+psycopg://lars:\*\*\*@db/lars: call \d failed \(database is locked\); "
+                        r"retrying for up to 30 s, quietly until it answers", lines[0])  # fmt: skip
+    assert re.fullmatch(r"storage postgresql\+psycopg://lars:\*\*\*@db/lars: answers again after \d+\.\d s", lines[1])

@@ -245,11 +245,12 @@ def test_a_conflicting_study_file_is_refused_before_anything_is_written(tmp_path
     assert run_studies(bigger, db, train_fn=FakeTrain(), progress=False, evaluate=False)["sgd"].complete == 2
 
 
-def test_timeout_zero_starts_no_trial(tmp_path, db):
+def test_timeout_zero_is_refused_as_in_the_study_file(tmp_path, db):
+    """#26 item 10: timeout 0 ran nothing, silently, while `budget.timeout: 0` is refused."""
     fake = FakeTrain()
-    run_studies(
-        load_spec(write_study(tmp_path, TWO_ARMS)), db, timeout=0, train_fn=fake, progress=False, evaluate=False
-    )
+    with pytest.raises(ValueError, match=r"^timeout must be > 0 seconds \(0 would run nothing; leave it out for no "
+                       r"limit\), got 0$"):  # fmt: skip
+        run_studies(load_spec(write_study(tmp_path, TWO_ARMS)), db, timeout=0, train_fn=fake, progress=False)
     assert fake.calls == []
 
 

@@ -59,10 +59,29 @@ def test_load_objective_resolves_module_function_and_validator():
 
 
 def test_worker_command_passes_every_option():
-    argv = W.worker_command("s.yaml", "sqlite:///x.db", worker_id=3, n_trials=5, timeout=60.0,
-                            device="cuda", objective="m:f", python="py")  # fmt: skip
-    assert argv == ["py", "-m", "search.workers", "s.yaml", "--storage", "sqlite:///x.db", "--worker-id", "3",
+    argv = W.worker_command("s.yaml", worker_id=3, n_trials=5, timeout=60.0, device="cuda", objective="m:f",
+                            python="py")  # fmt: skip
+    assert argv == ["py", "-m", "search.workers", "s.yaml", "--storage-env", W.STORAGE_ENV, "--worker-id", "3",
                     "--n-trials", "5", "--timeout", "60.0", "--device", "cuda", "--objective", "m:f"]  # fmt: skip
+
+
+def test_the_storage_url_reaches_workers_through_the_environment_not_argv(tmp_path):
+    """#26 item 2: `ps -eo args` showed each worker's --storage URL, password included."""
+    study = write_study(tmp_path, trials=2)
+    url = f"sqlite:///{tmp_path}/x.db"
+    fake_python = tmp_path / "fake-python"
+    fake_python.write_text(
+        '#!/bin/sh\nline=$(tr "\\0" " " < /proc/$$/cmdline)\necho "$line" >> "$RECORD"\n'  # one write per worker
+        f'echo "${W.STORAGE_ENV}" >> "$RECORD.env"\n'
+    )
+    fake_python.chmod(0o755)
+    code = W.launch_workers(str(study), storage_url=url, n_workers=2, env={"RECORD": str(tmp_path / "record")},
+                            python=str(fake_python), log=lambda line: None)  # fmt: skip
+    assert code == 0
+    command_lines = (tmp_path / "record").read_text().splitlines()
+    assert len(command_lines) == 2 and all("-m search.workers" in line for line in command_lines)
+    assert not any(url in line or "x.db" in line for line in command_lines)
+    assert (tmp_path / "record.env").read_text().splitlines() == [url, url]
 
 
 def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path, monkeypatch):
@@ -78,8 +97,8 @@ def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path, monkeypat
                             env={"RECORD": str(tmp_path / "record")}, python=str(fake_python), log=lines.append)  # fmt: skip
     assert code == 0
     record = sorted((tmp_path / "record").read_text().splitlines())
-    assert record[0].startswith(f"1 -m search.workers {study} --storage sqlite:///{tmp_path}/x.db --worker-id 0")
-    assert record[1].startswith(f"3 -m search.workers {study} --storage sqlite:///{tmp_path}/x.db --worker-id 1")
+    assert record[0].startswith(f"1 -m search.workers {study} --storage-env {W.STORAGE_ENV} --worker-id 0")
+    assert record[1].startswith(f"3 -m search.workers {study} --storage-env {W.STORAGE_ENV} --worker-id 1")
     assert all(r.endswith("--device cuda") for r in record)
     assert lines == [f"mw: starting 2 workers on GPUs 1,3 on sqlite:///{tmp_path}/x.db"]
     assert (tmp_path / "record.omp").read_text().split() == [str(W.cpu_threads_per_worker(2))] * 2
