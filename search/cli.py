@@ -235,7 +235,9 @@ def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> 
     with interrupt_signals():
         try:
             _quiet_libraries(debug)
-            return args.func(args)
+            status = args.func(args)
+            sys.stdout.flush()  # a reader gone while the output sat in the buffer: caught below, not at exit
+            return status
         except KeyboardInterrupt as exc:
             if debug:
                 raise

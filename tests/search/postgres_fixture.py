@@ -64,7 +64,9 @@ class PostgresServer:
         if os.geteuid() == 0:
             account = pwd.getpwnam("postgres")
             os.chown(self.root, account.pw_uid, account.pw_gid)
-            self._run_as = ["runuser", "-u", "postgres", "--"]
+            # util-linux puts runuser in /usr/sbin, which a non-login PATH may lack
+            runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin") or "runuser"
+            self._run_as = [runuser, "-u", "postgres", "--"]
         os.chmod(self.root, 0o755)
 
     # -- helpers
