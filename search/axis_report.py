@@ -28,7 +28,8 @@ from search.batch_axis import (
     critical_batch_size,
     parse_axis,
 )
-from search.results import StudyNotFoundError, Verdict, load_verdict, study_names
+from search.errors import StudyNotFoundError
+from search.results import Verdict, load_verdict, study_names
 from search.verdict import Interval, difference, pair_arms
 
 __all__ = ["AxisResult", "find_axis", "load_axis", "format_axis"]

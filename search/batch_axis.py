@@ -157,7 +157,8 @@ class AxisSpec:
 
 def parse_axis(raw: object, source: str, reference: int) -> AxisSpec:
     """Validate a study file's ``axis`` mapping; raises :class:`search.arms.SpecError` naming the key."""
-    from search.arms import SpecError, _got, _mapping
+    from search.arms import _got, _mapping
+    from search.errors import SpecError
 
     data = _mapping(raw, source, "axis")
     for key in data:

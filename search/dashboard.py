@@ -45,17 +45,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import optuna
 import optuna_dashboard
 
+from search.errors import DashboardError
 from search.storage import mask_url, open_reader
 
-__all__ = ["DashboardError", "DashboardServer", "is_loopback", "make_server", "read_only", "serve"]
+__all__ = ["DashboardServer", "is_loopback", "make_server", "read_only", "serve"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 READ_METHODS = ("GET", "HEAD")
-
-
-class DashboardError(Exception):
-    """A one-line, user-facing reason why the dashboard cannot start."""
 
 
 class DashboardServer(socketserver.ThreadingMixIn, WSGIServer):

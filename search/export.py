@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 from optuna.trial import FrozenTrial
 
+from search.errors import StudyNotFoundError
 from search.report import plural
-from search.results import StudyNotFoundError, Verdict, load_verdict
+from search.results import Verdict, load_verdict
 from search.verdict import clip
 
 __all__ = ["best_trial", "code_snippet", "export_document", "export_text", "load_config_file", "train_command"]

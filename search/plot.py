@@ -47,17 +47,14 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.errors import PlotError
 from search.results import epochs_run
 
-__all__ = ["ArmCurve", "PlotError", "arm_curve", "compare_curves", "plot_compare", "plot_axis"]
+__all__ = ["ArmCurve", "arm_curve", "compare_curves", "plot_compare", "plot_axis"]
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # one colour per optimizer of the registry, in its order (sgd blue, rmsprop green, adam red, ...)
 _PALETTE = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
-
-
-class PlotError(Exception):
-    """A one-line, user-facing reason why the plot cannot be drawn."""
 
 
 @dataclass
@@ -121,7 +118,8 @@ def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseSto
         return storage
     if not isinstance(storage, str) or not storage:
         raise PlotError(f"storage must be a storage URL or an Optuna storage, got {storage!r}")
-    from search.storage import StorageError, open_reader
+    from search.errors import StorageError
+    from search.storage import open_reader
 
     try:
         return open_reader(storage)
@@ -135,7 +133,8 @@ def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dic
     Raises:
         PlotError: no study in the storage is named ``<name>/<arm>``.
     """
-    from search.results import StudyNotFoundError, load_arms
+    from search.errors import StudyNotFoundError
+    from search.results import load_arms
 
     opened = _open(storage)
     try:

@@ -154,8 +154,8 @@ def publish_axis(storage: Any, name: str, axis: Any, *, figure_dir: str | None =
 
     from search.axis_report import format_axis
     from search.batch_axis import axis_study_name
+    from search.errors import StudyNotFoundError
     from search.plot import plot_axis
-    from search.results import StudyNotFoundError
 
     text = format_axis(storage, name, axis)
     written = 0
@@ -200,7 +200,8 @@ def _draw_figure(storage: Any, name: str, directory: str) -> str | None:
     """The compare plot (:func:`search.plot.plot_compare`) as a PNG in ``directory``, or None without matplotlib."""
     import os
 
-    from search.plot import PlotError, plot_compare
+    from search.errors import PlotError
+    from search.plot import plot_compare
 
     path = os.path.join(directory, f"{name}-verdict.png")
     try:

@@ -47,7 +47,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from search.arms import Arm, SpecError, _int, _mapping
+from search.arms import Arm, _int, _mapping
+from search.errors import SpecError
 from search.space import SPACE_KEYS, Auto, Choice, Dimension, Fixed, Range, why_not
 
 __all__ = [

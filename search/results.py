@@ -17,6 +17,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from search.errors import StudyNotFoundError
 from search.evaluation import eval_seed, evaluation_result, incumbent, parse_study_name
 from search.range_test import range_cost
 from search.spec import DEFAULT_ARMS
@@ -36,7 +37,6 @@ from search.verdict import (
 )
 
 __all__ = [
-    "StudyNotFoundError",
     "ArmStats",
     "ArmResult",
     "Verdict",
@@ -47,10 +47,6 @@ __all__ = [
     "load_verdict",
     "final_settings",
 ]
-
-
-class StudyNotFoundError(LookupError):
-    """No study of that name in the storage (the message lists the names there are)."""
 
 
 @dataclass

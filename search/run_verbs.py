@@ -16,18 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from search import exit_codes
+from search.errors import Terminated, UserError
 from search.report import plural
-from search.trial import Terminated
-from search.verbs import PROG, UserError, say, storage_argument
+from search.verbs import PROG, say, storage_argument
 
 __all__ = [
-    "EXIT_INTERRUPTED",
-    "EXIT_TERMINATED",
     "add_run_arguments",
     "prepare_run",
     "check_data",
     "check_device",
-    "exit_code",
     "run_in_process",
     "cmd_run",
     "cmd_worker",
@@ -37,10 +35,6 @@ __all__ = [
     "args_worker",
     "args_train",
 ]
-
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
-EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,10 +102,6 @@ def _interrupted_message(url: str, exc: KeyboardInterrupt, who: str = "") -> str
     where = f" {notes[-1]};" if notes else "; the running trial was marked FAIL,"
     return (f"{PROG}: {who}{what}{where} finished trials are kept in {mask_url(url)}; "
             "run the same command again to resume")  # fmt: skip
-
-
-def exit_code(exc: KeyboardInterrupt) -> int:
-    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def _budget_met(spec: Any, storage: Any, budget: int | None) -> bool:
@@ -199,7 +189,7 @@ def _run_one(
         )  # fmt: skip
     except KeyboardInterrupt as exc:
         print(_interrupted_message(url, exc), file=sys.stderr)
-        return exit_code(exc)
+        return exit_codes.for_interrupt(exc)
     if met and not sum(getattr(p, "ran_here", 0) for p in (summary or {}).values()):
         say(args, f"nothing to do: every arm of {spec.name} already has its {plural(budget, 'trial')}; "
                    f"raise --n-trials to run more")  # fmt: skip
@@ -276,7 +266,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except KeyboardInterrupt as exc:
         print(_interrupted_message(url, exc, who="worker "), file=sys.stderr)
-        return exit_code(exc)
+        return exit_codes.for_interrupt(exc)
     say(args, f"worker done: every arm of {spec.name} has its budget")
     return 0
 
@@ -338,7 +328,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if not tests:
         print(f"{PROG}: every seed diverged", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
 
     if len(tests) == 1:  # no spread to show from one run
         print(f"test accuracy: {100 * tests[0]:.2f}% over 1 seed (validation {100 * vals[0]:.2f}%)")

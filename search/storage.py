@@ -80,11 +80,11 @@ import sqlalchemy
 import sqlalchemy.exc
 
 from search import optuna_internals
+from search.errors import StorageError
 from search.optuna_internals import rdb_backend
 from search.retry import is_transient_error, retry
 from search.storage_url import (
     DEFAULT_STORAGE_URL,
-    StorageError,
     default_storage_url,
     mask_text,
     mask_url,
@@ -97,7 +97,6 @@ from search.storage_url import (
 # The URL rules (search.storage_url) and the retry loop (search.retry) are re-exported:
 # a storage is opened, named and retried through this module.
 __all__ = [
-    "StorageError",
     "DEFAULT_STORAGE_URL",
     "default_storage_url",
     "resolve_storage_url",

@@ -25,19 +25,16 @@ import optuna
 import yaml
 
 from search.budget import arm_lock
+from search.errors import SpecConflictError, SpecError
 from search.evaluation import parse_study_name, search_study_name
 from search.recipe import clamp_notes, needs_recipe_later, published_recipe, recipe_params
 from search.samplers import build_pruner, build_sampler
-from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
+from search.spec import SPEC_VERSION, Arm, StudySpec, load_yaml, parse_spec
 from search.storage_url import mask_text
 
-__all__ = ["SpecConflictError", "stored_spec", "stored_final", "unit_key", "enqueue_recipe", "open_studies"]
+__all__ = ["stored_spec", "stored_final", "unit_key", "enqueue_recipe", "open_studies"]
 
 FINAL_ATTR = "final"  # {"seeds": K, "replicates": R}: the latest run's, where they differ from the study file's
-
-
-class SpecConflictError(ValueError):
-    """The study file disagrees with the studies already stored under its name."""
 
 
 def stored_spec(storage: Any, study_name: str) -> StudySpec | None:

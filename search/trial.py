@@ -56,18 +56,15 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from search.errors import Terminated
 from search.space import suggest_config, warmup_epochs_of
 from search.spec import Arm, StudySpec
 
-__all__ = ["TrialOutcome", "TrainFn", "Terminated", "Ending", "run_trial", "run_and_tell", "history_recorder",
+__all__ = ["TrialOutcome", "TrainFn", "Ending", "run_trial", "run_and_tell", "history_recorder",
            "default_validate", "is_user_error", "enqueue_retry", "interrupt_signals", "signals_deferred"]  # fmt: skip
 
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, Any]], None]], Any]
 Validate = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C (the CLI raises it from its SIGTERM handler)."""
 
 
 @dataclass

@@ -56,7 +56,6 @@ from typing import IO, Any
 
 __all__ = [
     "cpu_threads_per_worker",
-    "EXIT_USER_ERROR",
     "STORAGE_ENV",
     "load_objective",
     "parse_gpus",
@@ -66,7 +65,6 @@ __all__ = [
     "main",
 ]
 
-EXIT_USER_ERROR = 2  # as the lars-search CLI: a bad URL, study file or conflict
 STORAGE_ENV = "LARS_SEARCH_WORKER_STORAGE"  # the storage URL of a launched worker (`--storage-env`)
 
 
@@ -269,7 +267,7 @@ def launch_workers(
         _start(argvs, _worker_envs(n_workers, gpu_list, env, url), stdout, log, procs, relays)
         status = _wait_all(procs, log)
     except KeyboardInterrupt as exc:
-        from search.trial import Terminated
+        from search.errors import Terminated
 
         _stop_all(procs, forward=signal.SIGTERM if isinstance(exc, Terminated) else None)
         raise

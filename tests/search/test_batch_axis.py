@@ -18,8 +18,9 @@ from search.batch_axis import (
     scale_dimension,
     scaling_power,
 )
+from search.errors import SpecError
 from search.space import Auto, Choice, Fixed, Range
-from search.spec import SpecError, load_spec
+from search.spec import load_spec
 
 AXIS_STUDY = """\
 name: ax

@@ -19,7 +19,8 @@ import yaml
 from search_fakes import FakeTrain, lr_curve, write_study
 
 from search.cli import COMMANDS, main
-from search.storage import StorageError, open_storage
+from search.errors import StorageError
+from search.storage import open_storage
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_data = pytest.mark.skipif(

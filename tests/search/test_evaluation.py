@@ -14,9 +14,10 @@ from optuna.trial import TrialState
 from search_fakes import FakeTrain, write_study
 
 from search.cli import main
+from search.errors import SpecError
 from search.evaluation import StudyRef, eval_seed, parse_study_name
 from search.results import load_verdict
-from search.spec import SpecError, load_spec
+from search.spec import load_spec
 from search.storage import open_storage
 from search.study import run_studies
 

@@ -27,8 +27,10 @@ from worker_harness import (
 )
 
 from search import budget as B
+from search import exit_codes
 from search import workers as W
-from search.storage import StorageError, open_storage
+from search.errors import StorageError
+from search.storage import open_storage
 
 pytestmark = [
     pytest.mark.postgres,
@@ -103,7 +105,7 @@ def _run_worker_main(study, url, tmp_path, capsys, monkeypatch) -> tuple[int, st
 def test_worker_with_bad_credentials_exits_2_before_training(pg, tmp_path, capsys, monkeypatch):
     study = write_study(tmp_path, name="pg-badpw", trials=2)
     code, err = _run_worker_main(study, pg.url_with(password="hunter2"), tmp_path, capsys, monkeypatch)
-    assert code == W.EXIT_USER_ERROR
+    assert code == exit_codes.USER_ERROR
     assert len(err.strip().splitlines()) == 1
     assert "lars:***@" in err and 'password authentication failed for user "lars"' in err
     assert "hunter2" not in err
@@ -219,7 +221,7 @@ def test_conflicting_study_file_on_postgres_is_refused_and_database_untouched(pg
     changed = write_study(tmp_path, name="pg-conflict", trials=2, filename="changed.yaml")
     changed.write_text(changed.read_text().replace("model: vgg11", "model: vgg16"))
     code, err = _run_worker_main(changed, pg.url, tmp_path, capsys, monkeypatch)
-    assert code == W.EXIT_USER_ERROR
+    assert code == exit_codes.USER_ERROR
     assert "conflicts with the stored study 'pg-conflict/sgd'" in err
     assert "objective.model was 'vgg11', now 'vgg16'" in err
     assert "lars:***@" in err and "lars-test-pw" not in err

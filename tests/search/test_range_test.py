@@ -8,6 +8,7 @@ import pytest
 from search_fakes import FakeTrain
 
 import objectives.lr_find as lr_find
+from search.errors import SpecError
 from search.range_test import (
     RANGE_ATTR,
     RangeTestError,
@@ -20,7 +21,7 @@ from search.range_test import (
 )
 from search.results import arm_stats
 from search.space import Auto, Range, suggest_config
-from search.spec import SpecError, parse_spec
+from search.spec import parse_spec
 from search.studies import open_studies
 from search.study import run_studies
 

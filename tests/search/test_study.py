@@ -10,6 +10,7 @@ import yaml
 from optuna.trial import TrialState
 from search_fakes import FakeTrain, lr_curve, write_study
 
+from search.errors import SpecConflictError
 from search.samplers import (
     build_pruner,
     build_sampler,
@@ -19,7 +20,7 @@ from search.samplers import (
 )
 from search.spec import load_spec
 from search.storage import open_storage
-from search.studies import SpecConflictError, open_studies
+from search.studies import open_studies
 from search.study import run_studies
 
 TWO_ARMS = """\

@@ -30,6 +30,7 @@ from worker_harness import (
     write_study,
 )
 
+from search import exit_codes
 from search import workers as W
 
 
@@ -243,7 +244,7 @@ def test_worker_with_bad_storage_url_exits_2_with_one_masked_line(tmp_path, caps
     code, err = _run_worker_main(
         study, "postgresql+psycopg://lars:hunter2@127.0.0.1:1/lars", tmp_path, capsys, monkeypatch
     )
-    assert code == W.EXIT_USER_ERROR
+    assert code == exit_codes.USER_ERROR
     assert len(err.strip().splitlines()) == 1
     assert err.startswith(
         "lars-search: error: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: "
@@ -268,7 +269,7 @@ def test_conflicting_study_file_is_refused_and_database_untouched(tmp_path, caps
     sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
     before = _digest(tmp_path / "x.db")
     code, err = _run_worker_main(changed, url, tmp_path, capsys, monkeypatch)
-    assert code == W.EXIT_USER_ERROR
+    assert code == exit_codes.USER_ERROR
     assert "conflicts with the stored study 'mw/sgd'" in err and "objective.epochs was 4, now 5" in err
     assert len(err.strip().splitlines()) == 1
     sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
@@ -278,7 +279,7 @@ def test_conflicting_study_file_is_refused_and_database_untouched(tmp_path, caps
 
 def test_sigterm_to_the_parent_is_passed_on_to_every_worker(tmp_path, monkeypatch):
     """#16 item 3: the workers of `run --workers` must hear a SIGTERM sent to the parent (not their group)."""
-    from search.trial import Terminated
+    from search.errors import Terminated
 
     study = write_study(tmp_path, trials=2)
     fake_python = tmp_path / "fake-python"
