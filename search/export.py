@@ -26,6 +26,7 @@ import yaml
 from optuna.trial import FrozenTrial
 
 from search.errors import StudyNotFoundError
+from search.names import StudyName
 from search.report import plural
 from search.results import Verdict, load_verdict
 from search.verdict import clip
@@ -177,9 +178,9 @@ def export_document(
     """``(the YAML document, the train command that reproduces its test accuracy)`` (see the module docstring).
 
     The command retrains the trial with the seeds its final evaluation used
-    (:func:`search.evaluation.eval_seed`), not the search's seed the config holds.
+    (:func:`search.seeds.evaluation_seed`), not the search's seed the config holds.
     """
-    from search.evaluation import eval_seed
+    from search.seeds import evaluation_seed
 
     arm, trial, replicate, verdict = _choose(storage, name, arm)
     config = trial.user_attrs["config"]
@@ -197,9 +198,9 @@ def export_document(
         test_text = "not evaluated yet"
     lines = [line for line in verdict.lines if line.startswith(f"{arm} vs ") or f" vs {arm}:" in line]
     chosen = "the verdict's best arm" if arm == verdict.best_arm else "chosen with --arm"
-    search_name = f"{name}/{arm}" if replicate == 0 else f"{name}/{arm}/r{replicate}"
+    search_name = StudyName(name, arm, replicate).format()
     path = output if output not in (None, "-") else "THIS_FILE.yaml"
-    first = eval_seed(int(config.get("seed", 0)), replicate, 0)
+    first = evaluation_seed(int(config.get("seed", 0)), replicate, 0)
     command = train_command(path, verdict.seeds, first)
     seeds = f"seeds {first}..{first + verdict.seeds - 1}" if verdict.seeds > 1 else f"seed {first}"
     header = [

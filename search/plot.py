@@ -48,6 +48,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import PlotError
+from search.names import StudyName
 from search.results import epochs_run
 
 __all__ = ["ArmCurve", "arm_curve", "compare_curves", "plot_compare", "plot_axis"]
@@ -290,7 +291,7 @@ def _plot_history(plt, storage, name: str, curves: dict[str, ArmCurve], path) ->
     from optuna.visualization.matplotlib import plot_optimization_history
 
     opened = _open(storage)
-    studies = [optuna.load_study(study_name=f"{name}/{arm}", storage=opened) for arm in curves]
+    studies = [optuna.load_study(study_name=StudyName(name, arm).format(), storage=opened) for arm in curves]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = plot_optimization_history(studies, target_name="validation accuracy")

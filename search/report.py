@@ -26,9 +26,9 @@ import math
 import statistics
 from typing import Any
 
+from search.names import unit_key
 from search.range_test import range_lines
 from search.results import ArmResult, ArmStats, Verdict, load_arms, load_verdict, study_names
-from search.studies import unit_key
 from search.verdict import Interval, clip
 
 __all__ = [

@@ -13,6 +13,7 @@ import warnings
 
 import optuna
 
+from search.seeds import sampler_seed
 from search.spec import StudySpec
 
 __all__ = [
@@ -54,7 +55,7 @@ def default_pruner_interval(epochs: int) -> int:
 def build_sampler(spec: StudySpec, *, seed_offset: int = 0, trials: int | None = None) -> optuna.samplers.BaseSampler:
     """The arm's sampler (same settings for every arm); ``seed_offset`` varies the stream per resume/worker."""
     s = spec.sampler
-    seed = (s.seed + seed_offset) % 2**32
+    seed = sampler_seed(s.seed, seed_offset)
     trials = spec.budget.trials if trials is None else trials
     startup = s.n_startup_trials if s.n_startup_trials is not None else default_sampler_startup(trials)
     if s.type == "tpe":

@@ -39,18 +39,19 @@ from search.budget import (
 from search.evaluation import (
     claim_evaluation,
     enqueue_seeds,
-    eval_seed,
     evaluation_result,
     incumbent,
     open_evaluation,
     run_evaluation_trial,
 )
+from search.names import unit_key
 from search.publish import mark_outdated, publish_verdict
 from search.range_test import needs_range_test, resolve_ranges
 from search.results import ArmStats, arm_stats
+from search.seeds import evaluation_seed
 from search.spec import TIMEOUT_RULE, Arm, StudySpec
 from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
-from search.studies import enqueue_recipe, open_studies, unit_key
+from search.studies import enqueue_recipe, open_studies
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
 __all__ = ["TrialOutcome", "ArmStats", "run_trial", "run_studies", "resolve_storage_url"]
@@ -91,7 +92,7 @@ class _Unit:
 
     def seeds(self, spec: StudySpec) -> list[int]:
         base = int(spec.objective.get("seed", 0))
-        return [eval_seed(base, self.replicate, k) for k in range(spec.final.seeds)]
+        return [evaluation_seed(base, self.replicate, k) for k in range(spec.final.seeds)]
 
 
 @dataclass
@@ -312,7 +313,7 @@ def run_studies(
             has its budget; False for benchmarks that measure the search alone.
 
     Returns:
-        :func:`unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.results.ArmStats` of that
+        :func:`search.names.unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.results.ArmStats` of that
         search (counts over the whole stored study, and ``ran_here``: search trials and
         evaluation runs this call ran).
         When every evaluation is done, the verdict is stored on the arms' studies

@@ -50,9 +50,10 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from typing import IO, Any
+
+from search.seeds import auto_worker_id
 
 __all__ = [
     "cpu_threads_per_worker",
@@ -339,9 +340,7 @@ def run_worker(
 
     storage = open_storage(storage_url)
     if worker_id is None:
-        worker_id = (
-            zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 40_000
-        )  # sampler seed offset 100003*id must stay < 2**32
+        worker_id = auto_worker_id(socket.gethostname(), os.getpid())
     prefix = f"[worker {worker_id}] "
     summary: dict[str, Any] = {}
     total = timeout or spec.budget.timeout
