@@ -64,9 +64,9 @@ from search.errors import SearchError, Terminated  # noqa: E402
 from search.plot import arm_curve  # noqa: E402
 from search.range_test import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
 from search.results import load_arms  # noqa: E402
+from search.signals import interrupt_signals  # noqa: E402
 from search.spec import parse_spec  # noqa: E402
 from search.storage import open_storage  # noqa: E402
-from search.trial import interrupt_signals  # noqa: E402
 
 __all__ = ["ARMS", "SIZES", "VARIANTS", "study_data", "read_runs", "main", "interruptible_main"]
 

@@ -13,6 +13,8 @@ CLI can name them without importing what raises them.
 
 from __future__ import annotations
 
+import sys
+
 __all__ = [
     "SearchError",
     "UserError",
@@ -25,6 +27,7 @@ __all__ = [
     "DashboardError",
     "OptunaInternalsError",
     "Terminated",
+    "is_user_error",
 ]
 
 
@@ -74,3 +77,15 @@ class OptunaInternalsError(ImportError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C (the CLI raises it from its SIGTERM handler)."""
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """A :class:`SearchError`, or missing data or a config objectives rejects (every further trial would fail alike).
+
+    Objectives' errors are recognised by class (``objectives.config.ConfigError``, ``objectives.data.DataNotFoundError``),
+    looked up among the loaded modules: such an error can only come from a loaded
+    ``objectives``, and importing it here would import torch into every worker.
+    """
+    classes = [getattr(sys.modules.get(module), name, None)
+               for module, name in (("objectives.config", "ConfigError"), ("objectives.data", "DataNotFoundError"))]  # fmt: skip
+    return isinstance(exc, (SearchError, *(c for c in classes if isinstance(c, type))))

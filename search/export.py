@@ -27,8 +27,8 @@ from optuna.trial import FrozenTrial
 
 from search.errors import StudyNotFoundError
 from search.names import StudyName
-from search.report import plural
 from search.results import Verdict, load_verdict
+from search.text import plural
 from search.verdict import clip
 
 __all__ = ["best_trial", "code_snippet", "export_document", "export_text", "load_config_file", "train_command"]

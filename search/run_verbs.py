@@ -18,7 +18,7 @@ from typing import Any
 
 from search import exit_codes
 from search.errors import Terminated, UserError
-from search.report import plural
+from search.text import plural
 from search.verbs import PROG, say, storage_argument
 
 __all__ = [
