@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"""{ENV_HELP}
 
 examples:
-  lars-search run studies/quickstart.yaml      # six arms on a Fashion-MNIST subset, ~5 min on 2 CPU cores
+  lars-search run studies/quickstart.yaml      # six arms on a Fashion-MNIST subset (README: wall time)
   lars-search compare quickstart
   lars-search export quickstart -o best.yaml && lars-search train best.yaml --seeds 3""",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -10,9 +10,8 @@ import signal
 
 from search.errors import Terminated
 
-__all__ = ["OK", "FAILED", "USER_ERROR", "INTERRUPTED", "BROKEN_PIPE", "TERMINATED", "for_interrupt"]
+__all__ = ["FAILED", "USER_ERROR", "INTERRUPTED", "BROKEN_PIPE", "TERMINATED", "for_interrupt"]
 
-OK = 0
 FAILED = 1  # an internal error, every `train` seed diverged, no verb given
 USER_ERROR = 2  # a SearchError (bad study file, unknown study, unusable storage ...), one line on stderr
 INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C, after the running trial was marked FAIL and its retry enqueued

@@ -31,7 +31,7 @@ from search.results import Verdict, load_verdict
 from search.text import plural
 from search.verdict import clip
 
-__all__ = ["best_trial", "code_snippet", "export_document", "export_text", "load_config_file", "train_command"]
+__all__ = ["best_trial", "code_snippet", "export_document", "load_config_file", "train_command"]
 
 
 def _base(config: dict[str, Any]) -> str:
@@ -163,13 +163,6 @@ def _commit() -> str:
 def train_command(path: str, seeds: int, first_seed: int) -> str:
     """The ``lars-search train`` command that retrains an export with the seeds of its final evaluation."""
     return f"lars-search train {path} --seeds {seeds} --first-seed {first_seed}"
-
-
-def export_text(
-    storage: Any, name: str, arm: str | None = None, *, storage_label: str = "", output: str | None = None
-) -> str:
-    """The YAML document (comments + config) for the chosen trial of ``name`` (see the module docstring)."""
-    return export_document(storage, name, arm, storage_label=storage_label, output=output)[0]
 
 
 def export_document(

@@ -44,10 +44,9 @@ def default_pruner_interval(epochs: int) -> int:
 
     Every judgement is a chance to cut a trial that climbs slowly while its lr is high, and
     those include the best configs (high lr x lambda with a decaying schedule), which
-    overtake the rest only once the lr decays. Replayed on 22 stored random-search runs
-    (``benchmarks/pruner_replay.py``), judging every third epoch instead of every epoch
-    saved 1.97x instead of 2.27x of the compute and lost 0.39 instead of 0.72 points of the
-    run's best accuracy (the best trial survived in 16 of 22 runs instead of 13).
+    overtake the rest only once the lr decays. Replayed on stored random-search runs, judging
+    every third epoch instead of every epoch saved a little less compute and lost about half
+    as much of the run's best accuracy (the figures: ``benchmarks/RESULTS.md``, Pruner replay).
     """
     return max(1, epochs // 3)
 

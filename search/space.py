@@ -38,7 +38,6 @@ __all__ = [
     "SPACE_KEYS",
     "LARS_KEYS",
     "ArmSpace",
-    "applies_to",
     "param_rules",
     "schedule_kinds",
     "schedule_rules",
@@ -176,11 +175,6 @@ def why_not(key: str, optimizer: str, lars: bool, modes: tuple[str, ...] = ()) -
     if takers and optimizer not in takers:
         return f"{', '.join(takers)} arms only"
     return None
-
-
-def applies_to(key: str, optimizer: str, lars: bool, modes: tuple[str, ...] = ()) -> bool:
-    """Whether a space key is used by an arm (e.g. lambda only for LARS arms)."""
-    return why_not(key, optimizer, lars, modes) is None
 
 
 @dataclass(frozen=True)
