@@ -177,16 +177,16 @@ def _run_one(
     args: argparse.Namespace, spec: Any, url: str, storage: Any, train_fn: Callable | None, *, timeout: float | None
 ) -> int:
     from search.report import format_compare
-    from search.study import run_studies
+    from search.study import RunSettings, run_studies
 
     budget = args.n_trials or spec.budget.trials
     say(args, _run_header(args, spec, url))
     met = _budget_met(spec, storage, budget)
     try:
-        summary = run_studies(
-            spec, storage, n_trials=args.n_trials, timeout=timeout, device=args.device, train_fn=train_fn,
-            progress=not args.quiet and not met, log=None if args.quiet else print, storage_url=url,
-        )  # fmt: skip
+        settings = RunSettings(n_trials=args.n_trials, timeout=timeout, device=args.device, train_fn=train_fn,
+                               storage_url=url, progress=not args.quiet and not met,
+                               log=None if args.quiet else print)  # fmt: skip
+        summary = run_studies(spec, storage, settings)
     except KeyboardInterrupt as exc:
         print(_interrupted_message(url, exc), file=sys.stderr)
         return exit_codes.for_interrupt(exc)
@@ -243,6 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one worker of a study on a shared storage (start one per machine or GPU)."""
+    from search.study import RunSettings
     from search.workers import load_objective, run_worker
 
     if args.storage_env is not None:  # a launched worker: the URL is not on its command line (`ps`)
@@ -259,11 +260,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     spec, url = prepare_run(args)
     try:
-        run_worker(
-            spec, url, worker_id=args.worker_id, n_trials=args.n_trials, timeout=args.timeout, device=args.device,
-            train_fn=train_fn or args.train_fn, validate=validate,
-            log=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)),
-        )  # fmt: skip
+        settings = RunSettings(n_trials=args.n_trials, timeout=args.timeout, device=args.device,
+                               train_fn=train_fn or args.train_fn, validate=validate, worker_id=args.worker_id,
+                               log=None if args.quiet else (lambda line: print(line, flush=True)))  # fmt: skip
+        run_worker(spec, url, settings)
     except KeyboardInterrupt as exc:
         print(_interrupted_message(url, exc, who="worker "), file=sys.stderr)
         return exit_codes.for_interrupt(exc)

@@ -51,9 +51,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import IO, Any
 
 from search.seeds import auto_worker_id
+from search.study import RunSettings
 
 __all__ = [
     "cpu_threads_per_worker",
@@ -316,44 +318,35 @@ def _wait_all(procs: list[subprocess.Popen], log: Callable[[str], None]) -> int:
 
 
 # ------------------------------------------------------------------ one worker process
-def run_worker(
-    spec: Any,
-    storage_url: str,
-    *,
-    worker_id: int | None = None,
-    n_trials: int | None = None,
-    timeout: float | None = None,
-    device: str | None = None,
-    train_fn: Callable[..., Any] | None = None,
-    validate: Callable[[dict], dict] | None = None,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
+def run_worker(spec: Any, storage_url: str, settings: RunSettings) -> dict[str, Any]:
     """Run one worker in this process until every arm is complete (the ``worker`` verb).
 
-    ``worker_id`` varies the sampler's seed so that workers do not all draw the same
+    ``settings.worker_id`` varies the sampler's seed so that workers do not all draw the same
     random start-up configurations; when None (a worker started by hand on another
-    machine) it is derived from the host name and process id. ``train_fn`` and
-    ``validate`` replace ``objectives.train`` and ``objectives.validate_config``.
+    machine) it is derived from the host name and process id (:func:`search.seeds.auto_worker_id`).
+    Each line ``settings.log`` gets starts with ``[worker N]``; None: no lines. ``settings.timeout``
+    is one limit for every study of a batch-size axis; ``storage_url``, ``progress`` and
+    ``poll_s`` are the worker's own.
     """
     from search.storage import open_storage
     from search.study import run_studies
 
     storage = open_storage(storage_url)
+    worker_id = settings.worker_id
     if worker_id is None:
         worker_id = auto_worker_id(socket.gethostname(), os.getpid())
-    prefix = f"[worker {worker_id}] "
+    prefix, log = f"[worker {worker_id}] ", settings.log
+    settings = replace(settings, worker_id=worker_id, storage_url=storage_url, progress=False,
+                       log=None if log is None else (lambda line: log(prefix + line)),
+                       poll_s=_poll_seconds(storage))  # fmt: skip
     summary: dict[str, Any] = {}
-    total = timeout or spec.budget.timeout
+    total = settings.timeout or spec.budget.timeout
     deadline = time.monotonic() + total if total else None
     for one in spec.runs():  # a batch-size axis: its studies one after another, as `run` does
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             break
-        stats = run_studies(
-            one, storage, n_trials=n_trials, timeout=left, device=device, train_fn=train_fn,
-            validate=validate, progress=False, worker_id=worker_id, storage_url=storage_url,
-            log=lambda line: log(prefix + line), poll_s=_poll_seconds(storage),
-        )  # fmt: skip
+        stats = run_studies(one, storage, replace(settings, timeout=left))
         summary.update({f"{one.name}/{k}" if spec.axis else k: v for k, v in stats.items()})
     return summary
 
