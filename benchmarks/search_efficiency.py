@@ -2,7 +2,7 @@
 
 For the arms SGD+LARS and Adam+LARS on real data (Fashion-MNIST, slim VGG-16, a training
 subset), searches with the same trial budget run through the product's own machinery
-(:func:`search.spec.parse_spec` -> :func:`search.range_test.range_test` ->
+(:func:`search.spec.parse_spec` -> :func:`search.lr_range.range_test` ->
 :func:`search.study.run_studies`), over the wide default space (no ``space:`` section
 but ``lr: auto`` where a variant asks for it). The methods compared are *variants*: named
 overrides of the study file (:data:`VARIANTS`), by default
@@ -61,8 +61,8 @@ from optuna.trial import TrialState  # noqa: E402
 
 from search import exit_codes  # noqa: E402
 from search.errors import SearchError, Terminated  # noqa: E402
+from search.lr_range import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
 from search.plot import arm_curve  # noqa: E402
-from search.range_test import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
 from search.results import load_arms  # noqa: E402
 from search.signals import interrupt_signals  # noqa: E402
 from search.spec import parse_spec  # noqa: E402

@@ -12,7 +12,7 @@ Modules: ``spec`` (study-file schema), ``arms`` (arms and their spaces, defaults
 -> config), ``trial`` (one trial: report/prune, faults), ``samplers`` (Optuna samplers and
 pruners), ``studies`` (per-arm studies, conflicts, the recipe as trial 0), ``study`` (the
 round-robin loop, then the final evaluation), ``recipe`` (published recipes; the
-``evaluation``/``replicates``/``recipe`` keys), ``range_test`` (``lr: auto``),
+``evaluation``/``replicates``/``recipe`` keys), ``lr_range`` (``lr: auto``),
 ``evaluation`` (each incumbent retrained with fresh seeds on the test set), ``verdict``
 (the statistics), ``results`` (search statistics and the verdict read from the storage),
 ``report`` (status/compare text), ``publish`` (the verdict as a study attr and dashboard

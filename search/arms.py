@@ -349,7 +349,7 @@ def _parse_space(
             raw, at = defaults[key], "default space"
         else:
             continue
-        if key == "lr" and raw == "auto":  # search.range_test finds it; the default range stands in until then
+        if key == "lr" and raw == "auto":  # search.lr_range finds it; the default range stands in until then
             lr = parse_dimension(defaults["lr"], param_rules()["lr"], source, "default space.lr")
             params[key], origins[key] = Auto(lr.low, lr.high), f"{at}.{key}"
             continue

@@ -12,7 +12,7 @@ trial-epochs, whether it completed, was pruned or failed (the same count as the
     C_k = R + e_1 + ... + e_k                               (compute spent, trial-epochs)
     B_k = max{ value_i : i <= k, trial i COMPLETE }         (best-so-far validation accuracy)
 
-where R is the arm's ``lr: auto`` range test (:func:`search.range_test.range_cost`, 0
+where R is the arm's ``lr: auto`` range test (:func:`search.lr_range.range_cost`, 0
 without one), which the arm's compute counts as ``compare`` does, drawn as a step line
 starting at R (B_k is undefined, and not drawn, before the first complete trial).
 Completed trials are dots at (C_k, value_k); pruned trials are crosses at (C_k, their
@@ -142,7 +142,7 @@ def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dic
         arms = load_arms(opened, name)
     except StudyNotFoundError:
         raise PlotError(f"name {name!r}: no study named '{name}/<arm>' in the storage") from None
-    from search.range_test import range_cost
+    from search.lr_range import range_cost
 
     return {arm: arm_curve(arm, study.get_trials(deepcopy=False), range_cost(study)) for arm, study in arms}
 

@@ -26,8 +26,8 @@ import math
 import statistics
 from typing import Any
 
+from search.lr_range import range_lines
 from search.names import unit_key
-from search.range_test import range_lines
 from search.results import ArmResult, ArmStats, Verdict, load_arms, load_verdict, study_names
 from search.text import plural
 from search.verdict import Interval, clip

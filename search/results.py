@@ -19,8 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import StudyNotFoundError
 from search.evaluation import evaluation_result, incumbent
+from search.lr_range import range_cost
 from search.names import StudyName, unit_key
-from search.range_test import range_cost
 from search.seeds import evaluation_seed
 from search.spec import DEFAULT_ARMS
 from search.studies import stored_final
@@ -68,7 +68,7 @@ class ArmStats:
     best_trial: FrozenTrial | None = None
     top5_median: float | None = None
     trial_epochs: int = 0
-    range_epochs: float = 0.0  # the lr: auto range test's cost (search.range_test), part of the compute
+    range_epochs: float = 0.0  # the lr: auto range test's cost (search.lr_range), part of the compute
     seconds: float = 0.0
     saved_epochs: int = 0
     saved_seconds: float = 0.0

@@ -98,7 +98,7 @@ def _interrupted_message(url: str, exc: KeyboardInterrupt, who: str = "") -> str
     from search.storage import mask_url
 
     what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-    notes = getattr(exc, "__notes__", None)  # where it was, when no trial was running (search.range_test)
+    notes = getattr(exc, "__notes__", None)  # where it was, when no trial was running (search.lr_range)
     where = f" {notes[-1]};" if notes else "; the running trial was marked FAIL,"
     return (f"{PROG}: {who}{what}{where} finished trials are kept in {mask_url(url)}; "
             "run the same command again to resume")  # fmt: skip

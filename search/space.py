@@ -103,7 +103,7 @@ class Range:
 
 @dataclass(frozen=True)
 class Auto(Range):
-    """``lr: auto``: :mod:`search.range_test` replaces it before the search; until then it stands
+    """``lr: auto``: :mod:`search.lr_range` replaces it before the search; until then it stands
     for the arm's default lr range ``[low, high]`` (log) where a range is read (checks, recipes),
     but is never sampled."""
 
@@ -219,7 +219,7 @@ def suggest_value(trial: Any, name: str, dim: Dimension, rule_kind: str) -> Any:
     if isinstance(dim, Fixed):
         return list(dim.value) if rule_kind == "float_list" else dim.value
     if isinstance(dim, Auto):
-        raise ValueError(f"{name}: auto must be resolved by search.range_test before a trial is sampled")
+        raise ValueError(f"{name}: auto must be resolved by search.lr_range before a trial is sampled")
     if isinstance(dim, Choice):
         encoded = [_encode_choice(c) for c in dim.choices]
         return _decode_choice(trial.suggest_categorical(name, encoded), rule_kind)

@@ -44,9 +44,9 @@ from search.evaluation import (
     open_evaluation,
     run_evaluation_trial,
 )
+from search.lr_range import needs_range_test, resolve_ranges
 from search.names import unit_key
 from search.publish import mark_outdated, publish_verdict
-from search.range_test import needs_range_test, resolve_ranges
 from search.results import ArmStats, arm_stats
 from search.seeds import evaluation_seed
 from search.spec import TIMEOUT_RULE, Arm, StudySpec

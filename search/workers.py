@@ -17,7 +17,7 @@ once its heartbeat has expired. So the same command scales from one machine to m
    the workers never race to create tables on a fresh SQLite file (optuna#4621);
 2. create or load every arm's study and check the study file against the stored one
    (a conflicting file is an error here, with the database untouched);
-3. start the workers: ``python -m search.workers STUDY --storage-env VAR --worker-id i ...``
+3. start the workers: ``python -m search.cli worker STUDY --storage-env VAR --worker-id i ...``
    (the ``lars-search worker`` verb), each with ``CUDA_VISIBLE_DEVICES`` set to its own
    GPU when ``gpus`` is given (the worker then sees that GPU as ``cuda:0``); the storage
    URL reaches them in the environment variable ``VAR`` (:data:`STORAGE_ENV`), never on
@@ -65,7 +65,6 @@ __all__ = [
     "worker_command",
     "launch_workers",
     "run_worker",
-    "main",
 ]
 
 STORAGE_ENV = "LARS_SEARCH_WORKER_STORAGE"  # the storage URL of a launched worker (`--storage-env`)
@@ -115,11 +114,11 @@ def worker_command(
     objective: str | None = None,
     python: str = sys.executable,
 ) -> list[str]:
-    """The argv of one worker process (``python -m search.workers ...``, the ``worker`` verb).
+    """The argv of one worker process (``python -m search.cli worker ...``, the ``worker`` verb).
 
     The storage URL is not in it: the worker reads it from ``$STORAGE_ENV`` (``--storage-env``).
     """
-    argv = [python, "-m", "search.workers", str(study_file), "--storage-env", STORAGE_ENV,
+    argv = [python, "-m", "search.cli", "worker", str(study_file), "--storage-env", STORAGE_ENV,
             "--worker-id", str(worker_id)]  # fmt: skip
     if n_trials is not None:
         argv += ["--n-trials", str(n_trials)]
@@ -142,7 +141,7 @@ def _prepare(
     would each run them (none finds the range stored yet), paying the cost several times
     while the arm's compute counts it once. Each worker then reads the stored range.
     """
-    from search.range_test import needs_range_test, resolve_ranges
+    from search.lr_range import needs_range_test, resolve_ranges
     from search.spec import load_spec
     from search.storage import open_storage, resolve_storage_url
     from search.studies import open_studies
@@ -251,7 +250,7 @@ def launch_workers(
 
     Raises:
         search.storage.StorageError, search.spec.SpecError, search.studies.SpecConflictError,
-        search.range_test.RangeTestError: raised before any worker starts.
+        search.lr_range.RangeTestError: raised before any worker starts.
     """
     from search.storage import mask_url
 
@@ -355,14 +354,3 @@ def _poll_seconds(storage: Any) -> float:
     """Wait between checks for trials running elsewhere: half a heartbeat, 0.5 to 5 s."""
     interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
     return 5.0 if interval is None else min(5.0, max(0.5, interval / 2))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m search.workers STUDY ...``: the ``lars-search worker`` verb (same flags, messages, exit codes)."""
-    from search.cli import main as cli_main
-
-    return cli_main(["worker", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -254,7 +254,7 @@ def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it()
         **lars.space.params,
         "lr": Range(1.0, 20.0, log=True),
         "trust_coefficient": Range(0.01, 0.05, log=True, per="lr"),
-    }  # search.range_test's form
+    }  # search.lr_range's form
     lars = replace(lars, space=replace(lars.space, params=found))
     params = recipe_params(lars, published_recipe("sgd", True, 4))
     assert params["lr"] == 10.0 and params["lr*trust_coefficient"] == pytest.approx(0.01)  # 10 x 1e-3

@@ -2,7 +2,7 @@
 
 One throwaway server per session (``postgres_fixture.PostgresServer``: initdb on a temp
 directory, 127.0.0.1 on a free port, a role with a password); each test uses its own
-study name. Workers are real ``python -m search.workers`` processes running the fast
+study name. Workers are real ``python -m search.cli worker`` processes running the fast
 fake objective (``fake_objective.py``), with 1 s heartbeats and a 3 s grace period.
 """
 
@@ -28,7 +28,7 @@ from worker_harness import (
 
 from search import budget as B
 from search import exit_codes
-from search import workers as W
+from search.cli import main
 from search.errors import StorageError
 from search.storage import open_storage
 
@@ -94,11 +94,11 @@ def test_bad_credentials_are_one_line_without_password_and_write_nothing(pg):
 
 
 def _run_worker_main(study, url, tmp_path, capsys, monkeypatch) -> tuple[int, str]:
-    """``python -m search.workers`` in this process (its ``main``): exit code and stderr."""
+    """The ``worker`` verb in this process (what ``python -m search.cli worker`` runs): exit code and stderr."""
     monkeypatch.setenv("FAKE_OBJECTIVE_DIR", str(tmp_path))
     monkeypatch.setenv("FAKE_OBJECTIVE_SLEEP", "0")
     capsys.readouterr()
-    code = W.main([str(study), "--storage", url, "--objective", "fake_objective:train"])
+    code = main(["worker", str(study), "--storage", url, "--objective", "fake_objective:train"])
     return code, capsys.readouterr().err
 
 

@@ -1,6 +1,6 @@
 """search.workers on SQLite: N workers, exact budgets, a SIGKILLed worker, the dashboard, bad input.
 
-Workers are real ``python -m search.workers`` processes with the fast fake objective of
+Workers are real ``python -m search.cli worker`` processes with the fast fake objective of
 ``fake_objective.py`` (no torch) and 1 s heartbeats with a 3 s grace period.
 """
 
@@ -32,6 +32,7 @@ from worker_harness import (
 
 from search import exit_codes
 from search import workers as W
+from search.cli import main
 
 
 # ------------------------------------------------------------------ units
@@ -62,7 +63,7 @@ def test_load_objective_resolves_module_function_and_validator():
 def test_worker_command_passes_every_option():
     argv = W.worker_command("s.yaml", worker_id=3, n_trials=5, timeout=60.0, device="cuda", objective="m:f",
                             python="py")  # fmt: skip
-    assert argv == ["py", "-m", "search.workers", "s.yaml", "--storage-env", W.STORAGE_ENV, "--worker-id", "3",
+    assert argv == ["py", "-m", "search.cli", "worker", "s.yaml", "--storage-env", W.STORAGE_ENV, "--worker-id", "3",
                     "--n-trials", "5", "--timeout", "60.0", "--device", "cuda", "--objective", "m:f"]  # fmt: skip
 
 
@@ -80,7 +81,7 @@ def test_the_storage_url_reaches_workers_through_the_environment_not_argv(tmp_pa
                             python=str(fake_python), log=lambda line: None)  # fmt: skip
     assert code == 0
     command_lines = (tmp_path / "record").read_text().splitlines()
-    assert len(command_lines) == 2 and all("-m search.workers" in line for line in command_lines)
+    assert len(command_lines) == 2 and all("-m search.cli worker" in line for line in command_lines)
     assert not any(url in line or "x.db" in line for line in command_lines)
     assert (tmp_path / "record.env").read_text().splitlines() == [url, url]
 
@@ -98,8 +99,8 @@ def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path, monkeypat
                             env={"RECORD": str(tmp_path / "record")}, python=str(fake_python), log=lines.append)  # fmt: skip
     assert code == 0
     record = sorted((tmp_path / "record").read_text().splitlines())
-    assert record[0].startswith(f"1 -m search.workers {study} --storage-env {W.STORAGE_ENV} --worker-id 0")
-    assert record[1].startswith(f"3 -m search.workers {study} --storage-env {W.STORAGE_ENV} --worker-id 1")
+    assert record[0].startswith(f"1 -m search.cli worker {study} --storage-env {W.STORAGE_ENV} --worker-id 0")
+    assert record[1].startswith(f"3 -m search.cli worker {study} --storage-env {W.STORAGE_ENV} --worker-id 1")
     assert all(r.endswith("--device cuda") for r in record)
     assert lines == [f"mw: starting 2 workers on GPUs 1,3 on sqlite:///{tmp_path}/x.db"]
     assert (tmp_path / "record.omp").read_text().split() == [str(W.cpu_threads_per_worker(2))] * 2
@@ -231,11 +232,11 @@ def test_optuna_dashboard_polling_live_sqlite_file_does_not_fail_workers(tmp_pat
 
 # ------------------------------------------------------------------ bad input loses nothing
 def _run_worker_main(study: Path, url: str, tmp_path: Path, capsys, monkeypatch) -> tuple[int, str]:
-    """``python -m search.workers`` in this process (its ``main``): exit code and stderr."""
+    """The ``worker`` verb in this process (what ``python -m search.cli worker`` runs): exit code and stderr."""
     monkeypatch.setenv("FAKE_OBJECTIVE_DIR", str(tmp_path))
     monkeypatch.setenv("FAKE_OBJECTIVE_SLEEP", "0")
     capsys.readouterr()
-    code = W.main([str(study), "--storage", url, "--objective", "fake_objective:train"])
+    code = main(["worker", str(study), "--storage", url, "--objective", "fake_objective:train"])
     return code, capsys.readouterr().err
 
 
