@@ -40,13 +40,16 @@ def _age_heartbeats(study: optuna.Study, seconds: int) -> None:
 
 
 def _stop_heartbeat(trial: optuna.trial.Trial) -> None:
-    """Simulate a dead worker: stop the beats of ``trial`` without finishing it."""
-    for thread in threading.enumerate():
-        if thread.name == f"lars-search-heartbeat-{trial._trial_id}":
-            thread.stop()
-            thread.join()
-            return
-    raise AssertionError("no heartbeat thread for the trial")
+    """Simulate a dead worker: stop the beats of ``trial`` without finishing it.
+
+    Every thread of that name is stopped: an earlier test's trial of the same id (in another storage) may
+    still be beating until its next beat notices it finished.
+    """
+    threads = [t for t in threading.enumerate() if t.name == f"lars-search-heartbeat-{trial._trial_id}"]
+    assert threads, "no heartbeat thread for the trial"
+    for thread in threads:
+        thread.stop()
+        thread.join()
 
 
 @pytest.mark.parametrize("budget", [-1, 1.5, True, "3"])
@@ -114,10 +117,10 @@ def test_stale_trial_fails_is_retried_with_same_params_and_budget_stays_exact(tm
 
 def test_heartbeat_thread_ends_when_trial_is_told(tmp_path):
     study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=1, grace_period=2)
+    before = set(threading.enumerate())  # an earlier test's trial of the same id may still be beating elsewhere
     trial = B.claim_trial(study, 1)
     name = f"lars-search-heartbeat-{trial._trial_id}"
-    assert name in {t.name for t in threading.enumerate()}
-    thread = next(t for t in threading.enumerate() if t.name == name)
+    [thread] = [t for t in threading.enumerate() if t.name == name and t not in before]
     study.tell(trial, 1.0)
     thread.join(timeout=10.0)  # it notices at its next beat, 1 s later
     assert not thread.is_alive()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 
 import optuna
 import pytest
@@ -196,12 +195,6 @@ def test_missing_sqlite_file_is_reported_not_created(tmp_path):
     assert not path.exists()
 
 
-def test_missing_matplotlib_is_a_clear_error(storage, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    with pytest.raises(PlotError, match=r"plotting needs matplotlib: pip install 'lars-search\[plot\]'"):
-        plot_compare(storage, "demo", tmp_path / "x.png")
-
-
 def test_cli_compare_plot_writes_the_png(storage, tmp_path, capsys):
     from search.cli import main
 
@@ -209,16 +202,3 @@ def test_cli_compare_plot_writes_the_png(storage, tmp_path, capsys):
     assert main(["compare", "demo", "--storage", storage, "--plot", str(path)]) == 0
     assert path.read_bytes()[:8] == PNG_MAGIC
     assert f"wrote {path}" in capsys.readouterr().out
-
-
-@pytest.mark.slow  # the CLI's error path imports objectives (torch, torchvision): ~10 s on 2 busy cores
-def test_cli_compare_plot_without_matplotlib_is_one_line_exit_2(storage, tmp_path, capsys, monkeypatch):
-    from search.cli import main
-
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    assert main(["compare", "demo", "--storage", storage, "--plot", str(tmp_path / "x.png")]) == 2
-    err = capsys.readouterr().err
-    assert (
-        err
-        == "lars-search: error: plotting needs matplotlib: pip install 'lars-search[plot]' (or pip install matplotlib)\n"
-    )
