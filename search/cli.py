@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from search import exit_codes
-from search.errors import Terminated, is_user_error
+from search.errors import SearchError, Terminated, is_user_error
 from search.run_verbs import args_run, args_train, args_worker, cmd_run, cmd_train, cmd_worker
 from search.signals import interrupt_signals
 from search.verbs import (
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> 
         except Exception as exc:  # noqa: BLE001 (one line for the user, traceback with --debug)
             if debug:
                 raise
-            if is_user_error(exc):  # a SearchError, or objectives' ConfigError or DataNotFoundError
+            if isinstance(exc, SearchError) or is_user_error(exc):  # is_user_error: objectives' errors
                 print(f"{PROG}: error: {_error_line(exc)}", file=sys.stderr)
                 return exit_codes.USER_ERROR
             print(f"{PROG}: internal error: {type(exc).__name__}: {_error_line(exc)} (rerun with --debug for the "

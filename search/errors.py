@@ -80,12 +80,14 @@ class Terminated(KeyboardInterrupt):
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """A :class:`SearchError`, or missing data or a config objectives rejects (every further trial would fail alike).
+    """Missing data or a config objectives rejects: every further trial would fail alike.
 
-    Objectives' errors are recognised by class (``objectives.config.ConfigError``, ``objectives.data.DataNotFoundError``),
-    looked up among the loaded modules: such an error can only come from a loaded
-    ``objectives``, and importing it here would import torch into every worker.
+    A trial that raises one is FAIL plus a retry, and the error stops the run (:mod:`search.trial`);
+    the CLI reports it as one line, as it does a :class:`SearchError`. Recognised by class
+    (``objectives.config.ConfigError``, ``objectives.data.DataNotFoundError``), looked up among
+    the loaded modules: such an error can only come from a loaded ``objectives``, and importing
+    it here would import torch into every worker.
     """
     classes = [getattr(sys.modules.get(module), name, None)
                for module, name in (("objectives.config", "ConfigError"), ("objectives.data", "DataNotFoundError"))]  # fmt: skip
-    return isinstance(exc, (SearchError, *(c for c in classes if isinstance(c, type))))
+    return isinstance(exc, tuple(c for c in classes if isinstance(c, type)))
