@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from search import exit_codes
-from search.errors import SearchError, Terminated, is_user_error
+from search.errors import SearchError, Terminated, first_line, is_user_error
 from search.run_verbs import args_run, args_train, args_worker, cmd_run, cmd_train, cmd_worker
 from search.signals import interrupt_signals
 from search.verbs import (
@@ -193,7 +193,7 @@ def _error_line(exc: BaseException) -> str:
     data_not_found = getattr(sys.modules.get("objectives.data"), "DataNotFoundError", ())  # loaded if raised
     if isinstance(exc, data_not_found):  # where it looked and how to get it: keep every line
         return str(exc)
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first_line(exc) or type(exc).__name__
 
 
 def _silence_stdout() -> None:

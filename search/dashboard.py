@@ -45,7 +45,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import optuna
 import optuna_dashboard
 
-from search.errors import DashboardError
+from search.errors import DashboardError, first_line
 from search.storage import mask_url, open_reader
 
 __all__ = ["DashboardServer", "is_loopback", "make_server", "read_only", "serve"]
@@ -129,7 +129,7 @@ def _study_names(opened: optuna.storages.BaseStorage, storage: Any) -> list[str]
     try:
         return sorted(s.study_name for s in opened.get_all_studies())
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc) or type(exc).__name__
         shown = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
         raise DashboardError(f"cannot read studies from storage {shown}: {first}") from exc
 

@@ -28,6 +28,7 @@ __all__ = [
     "OptunaInternalsError",
     "Terminated",
     "is_user_error",
+    "first_line",
 ]
 
 
@@ -91,3 +92,9 @@ def is_user_error(exc: BaseException) -> bool:
     classes = [getattr(sys.modules.get(module), name, None)
                for module, name in (("objectives.config", "ConfigError"), ("objectives.data", "DataNotFoundError"))]  # fmt: skip
     return isinstance(exc, tuple(c for c in classes if isinstance(c, type)))
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``str(exc)`` ("" when it is empty): what a one-line report of ``exc`` shows."""
+    text = str(exc)
+    return text.splitlines()[0] if text else ""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from search import exit_codes
-from search.errors import Terminated, UserError
+from search.errors import Terminated, UserError, first_line
 from search.text import plural
 from search.verbs import PROG, say, storage_argument
 
@@ -292,7 +292,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"{args.config}: cannot read the config file ({exc.strerror or exc})") from None
     except ValueError as exc:  # not a mapping, or invalid YAML
-        raise UserError(str(exc).splitlines()[0]) from None
+        raise UserError(first_line(exc)) from None
     if "name" in config and "objective" in config:
         raise UserError(
             f"{args.config}: a study file (it has `name` and `objective`), not a config; run it with "

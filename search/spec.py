@@ -100,6 +100,7 @@ from search.arms import (
 )
 from search.batch_axis import AxisSpec, lr_factor, parse_axis, scale_dimension
 from search.draws import check_with_objectives
+from search.errors import first_line
 from search.names import StudyName, axis_name
 from search.recipe import FinalSpec, parse_final
 from search.seeds import SAMPLER_SEED_MAX
@@ -287,7 +288,7 @@ def load_yaml(text: str, source: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise SpecError(source, "", f"not valid YAML: {where}{problem}") from None
 
 

@@ -53,7 +53,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.errors import Terminated, is_user_error
+from search.errors import Terminated, first_line, is_user_error
 from search.signals import signals_deferred
 from search.space import suggest_config, warmup_epochs_of
 from search.spec import Arm, StudySpec
@@ -95,10 +95,6 @@ def _finite(x: Any) -> bool:
 def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
     """JSON-safe copy of an epoch's metrics (non-finite numbers become None)."""
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else ""
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -212,8 +208,8 @@ def _failure(exc: Exception) -> Ending:
     if isinstance(exc, optuna.TrialPruned):
         return Ending(TrialState.PRUNED, reason=str(exc) or "pruned")
     if _is_oom(exc):
-        return Ending(TrialState.FAIL, reason=f"CUDA out of memory: {_first_line(exc) or type(exc).__name__}", oom=True)
-    first = _first_line(exc)
+        return Ending(TrialState.FAIL, reason=f"CUDA out of memory: {first_line(exc) or type(exc).__name__}", oom=True)
+    first = first_line(exc)
     return Ending(TrialState.FAIL, reason=f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 
 
