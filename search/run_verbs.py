@@ -203,16 +203,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec, url = prepare_run(args)
     gpus = None
     if args.workers is not None or args.gpus is not None:
-        from search.workers import parse_gpus
+        from search.workers import parse_gpus, worker_count
 
-        if args.workers is not None and args.workers < 1:
-            raise UserError(f"--workers must be a positive integer, got {args.workers}")
-        try:
+        try:  # the rules launch_workers applies, checked before the data is read
             gpus = parse_gpus(args.gpus)
+            worker_count(args.workers, gpus)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        if gpus is not None and args.workers is not None and args.workers != len(gpus):
-            raise UserError(f"--workers must equal the number of --gpus ({len(gpus)}), got {args.workers}")
     if args.train_fn is None:
         if args.gpus is None:  # with --gpus each worker gets its own GPU
             check_device(spec, args.device)

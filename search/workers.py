@@ -62,6 +62,7 @@ __all__ = [
     "STORAGE_ENV",
     "load_objective",
     "parse_gpus",
+    "worker_count",
     "worker_command",
     "launch_workers",
     "run_worker",
@@ -162,7 +163,7 @@ def cpu_threads_per_worker(n_workers: int, cores: int | None = None) -> int:
     return max(1, cores // n_workers)
 
 
-def _worker_count(n_workers: int | None, gpu_list: list[str] | None) -> int:
+def worker_count(n_workers: int | None, gpu_list: list[str] | None) -> int:
     """One worker per GPU when GPUs are listed (``--workers`` must then agree), else ``n_workers`` or 1."""
     if gpu_list is not None:
         if n_workers is not None and n_workers != len(gpu_list):
@@ -255,7 +256,7 @@ def launch_workers(
     from search.storage import mask_url
 
     gpu_list = parse_gpus(gpus)
-    n_workers = _worker_count(n_workers, gpu_list)
+    n_workers = worker_count(n_workers, gpu_list)
     if gpu_list is not None:
         device = device or "cuda"
     spec, _, url = _prepare(study_file, storage_url, device=device, log=log)  # workers open their own connections
