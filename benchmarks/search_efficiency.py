@@ -2,7 +2,7 @@
 
 For the arms SGD+LARS and Adam+LARS on real data (Fashion-MNIST, slim VGG-16, a training
 subset), searches with the same trial budget run through the product's own machinery
-(:func:`search.spec.parse_spec` -> :func:`search.range_test.range_test` ->
+(:func:`search.spec.parse_spec` -> :func:`search.lr_range.range_test` ->
 :func:`search.study.run_studies`), over the wide default space (no ``space:`` section
 but ``lr: auto`` where a variant asks for it). The methods compared are *variants*: named
 overrides of the study file (:data:`VARIANTS`), by default
@@ -59,14 +59,14 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from search.cli import USER_ERRORS  # noqa: E402
+from search import exit_codes  # noqa: E402
+from search.errors import SearchError, Terminated  # noqa: E402
+from search.lr_range import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
 from search.plot import arm_curve  # noqa: E402
-from search.range_test import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
 from search.results import load_arms  # noqa: E402
-from search.run_verbs import exit_code  # noqa: E402
+from search.signals import interrupt_signals  # noqa: E402
 from search.spec import parse_spec  # noqa: E402
 from search.storage import open_storage  # noqa: E402
-from search.trial import Terminated, interrupt_signals  # noqa: E402
 
 __all__ = ["ARMS", "SIZES", "VARIANTS", "study_data", "read_runs", "main", "interruptible_main"]
 
@@ -462,7 +462,7 @@ def interruptible_main(argv: list[str] | None = None) -> int:
     with interrupt_signals():
         try:
             return main(argv)
-        except USER_ERRORS as exc:  # e.g. a range test without a usable range: what to try, not a traceback
+        except SearchError as exc:  # e.g. a range test without a usable range: what to try, not a traceback
             print(f"search_efficiency: error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as exc:
@@ -471,7 +471,7 @@ def interruptible_main(argv: list[str] | None = None) -> int:
                 "the running one is marked FAIL and retried; the same command resumes",
                 file=sys.stderr,
             )
-            return exit_code(exc)
+            return exit_codes.for_interrupt(exc)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ throwaway server started here, as the tests do: Debian's ``postgresql``, initdb 
 temp directory, 127.0.0.1):
 
 1. **Trials per second with a no-op objective**, 1 and 4 worker processes
-   (``search.workers.launch_workers``, ``python -m search.workers`` each): the objective
+   (``search.workers.launch_workers``, ``python -m search.cli worker`` each): the objective
    returns at once after reporting each of the study's 4 epochs, so every trial costs
    only the framework's storage traffic (claim under the arm lock, heartbeat, TPE
    suggestions of the conditional space, 4 ``report``s, user attrs, ``tell``).

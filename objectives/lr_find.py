@@ -23,12 +23,10 @@ The range ends where the loss stops falling (Smith, *A disciplined approach to n
 network hyper-parameters*, arXiv:1803.09820, 2018: the largest lr at which the loss still
 falls) and starts at fastai's ``minimum`` suggestion (a tenth of it) or lower where the fall
 is steepest. A trial trains for many epochs, not a few hundred steps at a rising lr, so it
-wants less than a sweep can take: up to where the sweep diverges was the range before, and
-in 398 random-search trials of 10 epochs (``benchmarks/search_efficiency.py``, Fashion-MNIST,
-slim VGG-16) 14 of 31 Adam+LARS trials in that range (up to 0.41) and 14 of 46 SGD+LARS
-trials (up to 0.33) ended below 50% validation accuracy, against 2 of 28 and 1 of 32 in
-this one ([0.0083, 0.083] and [0.0027, 0.027]), which holds the best trials found (lr * lambda
-0.0035 and 0.014 for SGD+LARS's 0.838, 0.027 for Adam+LARS's 0.850).
+wants less than a sweep can take: the range used to end where the sweep diverges, and far
+more of the trials drawn there ended below 50% validation accuracy, while this one still
+holds the best trials found (the figures: ``benchmarks/RESULTS.md``, Search efficiency,
+2026-12-02, "Why the range was the problem").
 
 What is swept is the *step scale*: the lr for a plain config, and the product lr * lambda
 for a LARS config (the layer's relative step ``||dw|| / ||w||`` in both LARS modes). For a

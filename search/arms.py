@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from search.errors import SpecError
 from search.space import (
     SPACE_KEYS,
     ArmSpace,
@@ -34,7 +35,6 @@ from search.space import (
 
 __all__ = [
     "DEFAULT_ARMS",
-    "SpecError",
     "Arm",
     "parse_dimension",
     "default_space",
@@ -54,14 +54,6 @@ def __getattr__(name: str) -> Any:
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # fullmatch: "$" would let a final newline through
-
-
-class SpecError(ValueError):
-    """An invalid study file: ``"<file>: <key>: <what is wrong>"``."""
-
-    def __init__(self, source: str, key: str, message: str):
-        self.source, self.key, self.message = source, key, message
-        super().__init__(f"{source}: {key}: {message}" if key else f"{source}: {message}")
 
 
 @dataclass(frozen=True)
@@ -357,7 +349,7 @@ def _parse_space(
             raw, at = defaults[key], "default space"
         else:
             continue
-        if key == "lr" and raw == "auto":  # search.range_test finds it; the default range stands in until then
+        if key == "lr" and raw == "auto":  # search.lr_range finds it; the default range stands in until then
             lr = parse_dimension(defaults["lr"], param_rules()["lr"], source, "default space.lr")
             params[key], origins[key] = Auto(lr.low, lr.high), f"{at}.{key}"
             continue

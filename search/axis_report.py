@@ -23,12 +23,13 @@ import yaml
 from search.batch_axis import (
     AxisSpec,
     CriticalBatch,
-    axis_study_name,
     compare_critical,
     critical_batch_size,
     parse_axis,
 )
-from search.results import StudyNotFoundError, Verdict, load_verdict, study_names
+from search.errors import StudyNotFoundError
+from search.names import StudyName, axis_name
+from search.results import Verdict, load_verdict, study_names
 from search.verdict import Interval, difference, pair_arms
 
 __all__ = ["AxisResult", "find_axis", "load_axis", "format_axis"]
@@ -54,7 +55,7 @@ def find_axis(storage: Any, name: str) -> AxisSpec | None:
         return None
     import optuna
 
-    first = optuna.load_study(study_name=f"{found[0]}/{names[found[0]][0]}", storage=storage)
+    first = optuna.load_study(study_name=StudyName(found[0], names[found[0]][0]).format(), storage=storage)
     try:
         data = yaml.safe_load(first.user_attrs.get("study_file") or "") or {}
         if data.get("name") != name or not data.get("axis"):
@@ -70,7 +71,7 @@ def load_axis(storage: Any, name: str, axis: AxisSpec) -> AxisResult:
     verdicts: dict[int, Verdict | None] = {}
     for batch in axis.batch_sizes:
         try:
-            verdicts[batch] = load_verdict(storage, axis_study_name(name, batch))
+            verdicts[batch] = load_verdict(storage, axis_name(name, batch))
         except StudyNotFoundError:
             verdicts[batch] = None
     result = AxisResult(name, axis, verdicts)
@@ -114,7 +115,7 @@ def format_axis(storage: Any, name: str, axis: AxisSpec) -> str:
     arms = [a for a, _, _ in result.arms]
     lines = [
         f"compare {name}: batch-size axis {', '.join(map(str, axis.batch_sizes))} (each its own study "
-        f"{axis_study_name(name, axis.batch_sizes[0])}, ...; lr ranges and recipes scaled '{axis.lr_scaling}' from "
+        f"{axis_name(name, axis.batch_sizes[0])}, ...; lr ranges and recipes scaled '{axis.lr_scaling}' from "
         f"batch {axis.reference}); test % [95% CI] of each arm's final evaluation",
     ]
     rows = []

@@ -39,12 +39,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from search.names import axis_name
+
 __all__ = [
     "LR_SCALING",
     "ADAPTIVE",
     "scaling_power",
     "lr_factor",
-    "axis_study_name",
     "CriticalBatch",
     "critical_batch_size",
     "compare_critical",
@@ -80,11 +81,6 @@ def lr_factor(rule: str, optimizer: str, batch_size: int, reference: int) -> flo
     if batch_size < 1 or reference < 1:
         raise ValueError(f"batch sizes must be >= 1, got batch_size={batch_size!r}, reference={reference!r}")
     return (batch_size / reference) ** scaling_power(rule, optimizer)
-
-
-def axis_study_name(name: str, batch_size: int) -> str:
-    """The study of one axis value: ``quickstart`` at batch 256 is ``quickstart-b256``."""
-    return f"{name}-b{batch_size}"
 
 
 @dataclass(frozen=True)
@@ -152,12 +148,13 @@ class AxisSpec:
     tolerance: float = 1.0
 
     def study_names(self, name: str) -> list[str]:
-        return [axis_study_name(name, b) for b in self.batch_sizes]
+        return [axis_name(name, b) for b in self.batch_sizes]
 
 
 def parse_axis(raw: object, source: str, reference: int) -> AxisSpec:
     """Validate a study file's ``axis`` mapping; raises :class:`search.arms.SpecError` naming the key."""
-    from search.arms import SpecError, _got, _mapping
+    from search.arms import _got, _mapping
+    from search.errors import SpecError
 
     data = _mapping(raw, source, "axis")
     for key in data:

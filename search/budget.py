@@ -71,6 +71,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from search import optuna_internals as internals
+from search.errors import first_line
 from search.storage import mask_url, one_line, retry, storage_lock
 
 __all__ = ["count_slots", "slot_counts", "SlotCounts", "claim_trial", "is_complete", "arm_lock", "RETRY_ATTR"]
@@ -263,7 +264,7 @@ class _HeartbeatThread(threading.Thread):
                 _logger.warning(
                     "heartbeat of trial id %d on %s failed: %s",
                     self._trial_id, mask_url(self._backend.url),
-                    str(error).splitlines()[0] if str(error) else type(error).__name__,
+                    first_line(error) or type(error).__name__,
                 )  # fmt: skip
 
 

@@ -27,17 +27,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from search.dashboard import DashboardError
-from search.plot import PlotError
-from search.results import StudyNotFoundError
-from search.run_verbs import args_run, args_train, args_worker, cmd_run, cmd_train, cmd_worker, exit_code
-from search.spec import SpecError
-from search.storage import StorageError
-from search.studies import SpecConflictError
-from search.trial import Terminated, interrupt_signals, is_user_error
+from search import exit_codes
+from search.errors import SearchError, Terminated, first_line, is_user_error
+from search.run_verbs import args_run, args_train, args_worker, cmd_run, cmd_train, cmd_worker
+from search.signals import interrupt_signals
 from search.verbs import (
     PROG,
-    UserError,
     args_compare,
     args_dashboard,
     args_export,
@@ -48,7 +43,7 @@ from search.verbs import (
     cmd_status,
 )
 
-__all__ = ["COMMANDS", "main", "build_parser", "versions", "UserError", "USER_ERRORS"]
+__all__ = ["COMMANDS", "main", "build_parser", "versions"]
 
 ENV_HELP = """environment:
   LARS_SEARCH_STORAGE  default storage URL when neither --storage nor the study file's
@@ -60,13 +55,6 @@ ENV_HELP = """environment:
   LARS_SEARCH_HEARTBEAT_INTERVAL, LARS_SEARCH_HEARTBEAT_GRACE
                        seconds between a running trial's heartbeats (default 60) and before a
                        silent trial is failed and retried (default twice the interval)"""
-
-
-#: Errors reported as one line with exit code 2; objectives' ConfigError and DataNotFoundError
-#: too (:func:`search.trial.is_user_error`, by class, without importing torch here).
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    UserError, SpecError, SpecConflictError, StorageError, StudyNotFoundError, DashboardError, PlotError,
-)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- parser
@@ -173,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"""{ENV_HELP}
 
 examples:
-  lars-search run studies/quickstart.yaml      # six arms on a Fashion-MNIST subset, ~5 min on 2 CPU cores
+  lars-search run studies/quickstart.yaml      # six arms on a Fashion-MNIST subset (README: wall time)
   lars-search compare quickstart
   lars-search export quickstart -o best.yaml && lars-search train best.yaml --seeds 3""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -205,10 +193,7 @@ def _error_line(exc: BaseException) -> str:
     data_not_found = getattr(sys.modules.get("objectives.data"), "DataNotFoundError", ())  # loaded if raised
     if isinstance(exc, data_not_found):  # where it looked and how to get it: keep every line
         return str(exc)
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader has gone
+    return first_line(exc) or type(exc).__name__
 
 
 def _silence_stdout() -> None:
@@ -229,7 +214,7 @@ def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> 
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        return 1
+        return exit_codes.FAILED
     args.train_fn = train_fn
     debug = args.debug
     with interrupt_signals():
@@ -242,19 +227,19 @@ def main(argv: list[str] | None = None, *, train_fn: Callable | None = None) -> 
             if debug:
                 raise
             print(f"{PROG}: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}", file=sys.stderr)
-            return exit_code(exc)
+            return exit_codes.for_interrupt(exc)
         except BrokenPipeError:  # the reader went away (`compare ... | head`): nothing left to say
             _silence_stdout()
-            return EXIT_BROKEN_PIPE
+            return exit_codes.BROKEN_PIPE
         except Exception as exc:  # noqa: BLE001 (one line for the user, traceback with --debug)
             if debug:
                 raise
-            if isinstance(exc, USER_ERRORS) or is_user_error(exc):
+            if isinstance(exc, SearchError) or is_user_error(exc):  # is_user_error: objectives' errors
                 print(f"{PROG}: error: {_error_line(exc)}", file=sys.stderr)
-                return 2
+                return exit_codes.USER_ERROR
             print(f"{PROG}: internal error: {type(exc).__name__}: {_error_line(exc)} (rerun with --debug for the "
                   "traceback)", file=sys.stderr)  # fmt: skip
-            return 1
+            return exit_codes.FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

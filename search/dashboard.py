@@ -45,17 +45,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import optuna
 import optuna_dashboard
 
+from search.errors import DashboardError, first_line
 from search.storage import mask_url, open_reader
 
-__all__ = ["DashboardError", "DashboardServer", "is_loopback", "make_server", "read_only", "serve"]
+__all__ = ["DashboardServer", "is_loopback", "make_server", "read_only", "serve"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 READ_METHODS = ("GET", "HEAD")
-
-
-class DashboardError(Exception):
-    """A one-line, user-facing reason why the dashboard cannot start."""
 
 
 class DashboardServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -132,7 +129,7 @@ def _study_names(opened: optuna.storages.BaseStorage, storage: Any) -> list[str]
     try:
         return sorted(s.study_name for s in opened.get_all_studies())
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc) or type(exc).__name__
         shown = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
         raise DashboardError(f"cannot read studies from storage {shown}: {first}") from exc
 

@@ -15,7 +15,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from search.arms import Arm, SpecError
+from search.arms import Arm
+from search.errors import SpecError
 from search.space import ArmSpace, Auto, Range, suggest_config
 
 __all__ = ["check_with_objectives"]

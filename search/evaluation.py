@@ -1,17 +1,15 @@
 """Final evaluation: each search's incumbent retrained with K fresh seeds and scored on the test set.
 
-Study names in the storage (one study file ``name``, arm ``a``, replicate ``r``)::
-
-    name/a            replicate 0's search (the name every earlier version used)
-    name/a/r1 ...     the searches of replicates 1..N-1 (``replicates: N``), other sampler seeds
-    name/a/eval       replicate 0's final evaluation; name/a/r1/eval ... the others'
+Each search study ``name/a[/rN]`` has its evaluation study ``name/a[/rN]/eval``
+(:mod:`search.names`).
 
 The evaluation is a study of its own, so its runs are stored, shared and resumed like
 search trials but never enter the sampler's history. When a search has its budget of
 finished trials, its incumbent (the COMPLETE trial with the best validation accuracy;
 ties: the lower trial number) is retrained with seeds
 
-    seed_k = objective.seed + 1 + 1000 * r + k,    k = 0 .. K-1     (``evaluation.seeds: K``)
+    seed_k = objective.seed + 1 + 1000 * r + k,    k = 0 .. K-1     (``evaluation.seeds: K``;
+                                                                      :mod:`search.seeds`)
 
 (initialisation, data order and augmentation; the validation split stays fixed), with
 the test set on. Each seed is one trial of the evaluation study, enqueued with
@@ -42,15 +40,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.budget import RETRY_ATTR, arm_lock, claim_trial
+from search.names import EVAL
 
 __all__ = [
-    "EVAL",
-    "StudyRef",
     "EvalResult",
-    "search_study_name",
-    "eval_study_name",
-    "parse_study_name",
-    "eval_seed",
     "incumbent",
     "open_evaluation",
     "enqueue_seeds",
@@ -58,48 +51,6 @@ __all__ = [
     "run_evaluation_trial",
     "evaluation_result",
 ]
-
-EVAL = "eval"
-SEED_STRIDE = 1000  # seeds of replicate r start at objective.seed + 1 + 1000 r
-
-
-@dataclass(frozen=True)
-class StudyRef:
-    """What a study name means: ``name``, ``arm``, ``replicate`` and whether it is an evaluation."""
-
-    name: str
-    arm: str
-    replicate: int
-    evaluation: bool
-
-
-def search_study_name(name: str, arm: str, replicate: int = 0) -> str:
-    return f"{name}/{arm}" if replicate == 0 else f"{name}/{arm}/r{replicate}"
-
-
-def eval_study_name(name: str, arm: str, replicate: int = 0) -> str:
-    return f"{search_study_name(name, arm, replicate)}/{EVAL}"
-
-
-def parse_study_name(study_name: str) -> StudyRef | None:
-    """``"q/sgd/r1/eval"`` -> StudyRef("q", "sgd", 1, True); None for studies that are not ours."""
-    parts = study_name.split("/")
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        return None
-    rest, evaluation = parts[2:], False
-    if rest and rest[-1] == EVAL:
-        rest, evaluation = rest[:-1], True
-    replicate = 0
-    if rest:
-        if len(rest) > 1 or not rest[0].startswith("r") or not rest[0][1:].isdigit() or int(rest[0][1:]) < 1:
-            return None
-        replicate = int(rest[0][1:])
-    return StudyRef(parts[0], parts[1], replicate, evaluation)
-
-
-def eval_seed(objective_seed: int, replicate: int, k: int) -> int:
-    """The training seed of evaluation run ``k`` of replicate ``replicate`` (see the module docstring)."""
-    return objective_seed + 1 + SEED_STRIDE * replicate + k
 
 
 def incumbent(trials: list[FrozenTrial]) -> FrozenTrial | None:

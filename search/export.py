@@ -25,11 +25,13 @@ from typing import Any
 import yaml
 from optuna.trial import FrozenTrial
 
-from search.report import plural
-from search.results import StudyNotFoundError, Verdict, load_verdict
+from search.errors import StudyNotFoundError
+from search.names import StudyName
+from search.results import Verdict, load_verdict
+from search.text import plural
 from search.verdict import clip
 
-__all__ = ["best_trial", "code_snippet", "export_document", "export_text", "load_config_file", "train_command"]
+__all__ = ["best_trial", "code_snippet", "export_document", "load_config_file", "train_command"]
 
 
 def _base(config: dict[str, Any]) -> str:
@@ -163,22 +165,15 @@ def train_command(path: str, seeds: int, first_seed: int) -> str:
     return f"lars-search train {path} --seeds {seeds} --first-seed {first_seed}"
 
 
-def export_text(
-    storage: Any, name: str, arm: str | None = None, *, storage_label: str = "", output: str | None = None
-) -> str:
-    """The YAML document (comments + config) for the chosen trial of ``name`` (see the module docstring)."""
-    return export_document(storage, name, arm, storage_label=storage_label, output=output)[0]
-
-
 def export_document(
     storage: Any, name: str, arm: str | None = None, *, storage_label: str = "", output: str | None = None
 ) -> tuple[str, str]:
     """``(the YAML document, the train command that reproduces its test accuracy)`` (see the module docstring).
 
     The command retrains the trial with the seeds its final evaluation used
-    (:func:`search.evaluation.eval_seed`), not the search's seed the config holds.
+    (:func:`search.seeds.evaluation_seed`), not the search's seed the config holds.
     """
-    from search.evaluation import eval_seed
+    from search.seeds import evaluation_seed
 
     arm, trial, replicate, verdict = _choose(storage, name, arm)
     config = trial.user_attrs["config"]
@@ -196,9 +191,9 @@ def export_document(
         test_text = "not evaluated yet"
     lines = [line for line in verdict.lines if line.startswith(f"{arm} vs ") or f" vs {arm}:" in line]
     chosen = "the verdict's best arm" if arm == verdict.best_arm else "chosen with --arm"
-    search_name = f"{name}/{arm}" if replicate == 0 else f"{name}/{arm}/r{replicate}"
+    search_name = StudyName(name, arm, replicate).format()
     path = output if output not in (None, "-") else "THIS_FILE.yaml"
-    first = eval_seed(int(config.get("seed", 0)), replicate, 0)
+    first = evaluation_seed(int(config.get("seed", 0)), replicate, 0)
     command = train_command(path, verdict.seeds, first)
     seeds = f"seeds {first}..{first + verdict.seeds - 1}" if verdict.seeds > 1 else f"seed {first}"
     header = [

@@ -37,8 +37,9 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
+from search.errors import OptunaInternalsError
+
 __all__ = [
-    "OptunaInternalsError",
     "PRIVATE_STORAGE_CALLS",
     "count_trials",
     "missing",
@@ -57,10 +58,6 @@ _MODEL_COLUMNS = {
     "TrialSystemAttributeModel": ("trial_id", "key"),
     "TrialHeartbeatModel": ("trial_id", "heartbeat"),
 }
-
-
-class OptunaInternalsError(ImportError):
-    """The installed Optuna lacks a private name that lars-search relies on."""
 
 
 def missing() -> list[str]:

@@ -12,7 +12,7 @@ trial-epochs, whether it completed, was pruned or failed (the same count as the
     C_k = R + e_1 + ... + e_k                               (compute spent, trial-epochs)
     B_k = max{ value_i : i <= k, trial i COMPLETE }         (best-so-far validation accuracy)
 
-where R is the arm's ``lr: auto`` range test (:func:`search.range_test.range_cost`, 0
+where R is the arm's ``lr: auto`` range test (:func:`search.lr_range.range_cost`, 0
 without one), which the arm's compute counts as ``compare`` does, drawn as a step line
 starting at R (B_k is undefined, and not drawn, before the first complete trial).
 Completed trials are dots at (C_k, value_k); pruned trials are crosses at (C_k, their
@@ -47,17 +47,15 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.errors import PlotError
+from search.names import StudyName
 from search.results import epochs_run
 
-__all__ = ["ArmCurve", "PlotError", "arm_curve", "compare_curves", "plot_compare", "plot_axis"]
+__all__ = ["ArmCurve", "arm_curve", "compare_curves", "plot_compare", "plot_axis"]
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # one colour per optimizer of the registry, in its order (sgd blue, rmsprop green, adam red, ...)
 _PALETTE = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
-
-
-class PlotError(Exception):
-    """A one-line, user-facing reason why the plot cannot be drawn."""
 
 
 @dataclass
@@ -121,7 +119,8 @@ def _open(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseSto
         return storage
     if not isinstance(storage, str) or not storage:
         raise PlotError(f"storage must be a storage URL or an Optuna storage, got {storage!r}")
-    from search.storage import StorageError, open_reader
+    from search.errors import StorageError
+    from search.storage import open_reader
 
     try:
         return open_reader(storage)
@@ -135,14 +134,15 @@ def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dic
     Raises:
         PlotError: no study in the storage is named ``<name>/<arm>``.
     """
-    from search.results import StudyNotFoundError, load_arms
+    from search.errors import StudyNotFoundError
+    from search.results import load_arms
 
     opened = _open(storage)
     try:
         arms = load_arms(opened, name)
     except StudyNotFoundError:
         raise PlotError(f"name {name!r}: no study named '{name}/<arm>' in the storage") from None
-    from search.range_test import range_cost
+    from search.lr_range import range_cost
 
     return {arm: arm_curve(arm, study.get_trials(deepcopy=False), range_cost(study)) for arm, study in arms}
 
@@ -291,7 +291,7 @@ def _plot_history(plt, storage, name: str, curves: dict[str, ArmCurve], path) ->
     from optuna.visualization.matplotlib import plot_optimization_history
 
     opened = _open(storage)
-    studies = [optuna.load_study(study_name=f"{name}/{arm}", storage=opened) for arm in curves]
+    studies = [optuna.load_study(study_name=StudyName(name, arm).format(), storage=opened) for arm in curves]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = plot_optimization_history(studies, target_name="validation accuracy")

@@ -153,9 +153,9 @@ def publish_axis(storage: Any, name: str, axis: Any, *, figure_dir: str | None =
     import os
 
     from search.axis_report import format_axis
-    from search.batch_axis import axis_study_name
+    from search.errors import StudyNotFoundError
+    from search.names import axis_name
     from search.plot import plot_axis
-    from search.results import StudyNotFoundError
 
     text = format_axis(storage, name, axis)
     written = 0
@@ -164,7 +164,7 @@ def publish_axis(storage: Any, name: str, axis: Any, *, figure_dir: str | None =
         plot_axis(storage, name, axis, path)
         for batch in axis.batch_sizes:
             try:
-                publish_verdict(storage, axis_study_name(name, batch), figure_dir=figure_dir, axis=(name, text, path))
+                publish_verdict(storage, axis_name(name, batch), figure_dir=figure_dir, axis=(name, text, path))
             except StudyNotFoundError:
                 continue
             written += 1
@@ -200,7 +200,8 @@ def _draw_figure(storage: Any, name: str, directory: str) -> str | None:
     """The compare plot (:func:`search.plot.plot_compare`) as a PNG in ``directory``, or None without matplotlib."""
     import os
 
-    from search.plot import PlotError, plot_compare
+    from search.errors import PlotError
+    from search.plot import plot_compare
 
     path = os.path.join(directory, f"{name}-verdict.png")
     try:

@@ -47,7 +47,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from search.arms import Arm, SpecError, _int, _mapping
+from search.arms import Arm, _int, _mapping
+from search.errors import SpecError
+from search.seeds import MAX_EVALUATION_SEEDS
 from search.space import SPACE_KEYS, Auto, Choice, Dimension, Fixed, Range, why_not
 
 __all__ = [
@@ -62,7 +64,6 @@ __all__ = [
 ]
 
 RECIPE_KEYS = (*SPACE_KEYS, "schedule", "schedule_params")
-MAX_SEEDS = 999  # evaluation seeds are objective.seed + 1 + 1000 * replicate + k (search.evaluation)
 
 
 @dataclass(frozen=True)
@@ -314,8 +315,8 @@ def parse_final(data: dict, arms: tuple[Arm, ...], epochs: int, source: str, *, 
         if key != "seeds":
             raise SpecError(source, f"evaluation.{key}", "unknown key; allowed: seeds")
     seeds = _int(evaluation.get("seeds", 3), source, "evaluation.seeds", minimum=1)
-    if seeds > MAX_SEEDS:
-        raise SpecError(source, "evaluation.seeds", f"must be an integer in [1, {MAX_SEEDS}], got {seeds!r}")
+    if seeds > MAX_EVALUATION_SEEDS:
+        raise SpecError(source, "evaluation.seeds", f"must be an integer in [1, {MAX_EVALUATION_SEEDS}], got {seeds!r}")
     replicates = _int(data.get("replicates", 1), source, "replicates", minimum=1)
     raw = data.get("recipe", True)
     if not isinstance(raw, (bool, dict)) and raw is not None:

@@ -26,13 +26,13 @@ import math
 import statistics
 from typing import Any
 
-from search.range_test import range_lines
+from search.lr_range import range_lines
+from search.names import unit_key
 from search.results import ArmResult, ArmStats, Verdict, load_arms, load_verdict, study_names
-from search.studies import unit_key
+from search.text import plural
 from search.verdict import Interval, clip
 
 __all__ = [
-    "plural",
     "format_table",
     "interval_text",
     "format_status",
@@ -133,11 +133,6 @@ def _arm_row(a: ArmResult) -> list[str]:
         interval_text(a.test), str(runs), f"{sum(s.compute for s in a.searches):g}", f"{seconds:.0f}", saved,
         _best_params(best) if best else "-",
     ]  # fmt: skip
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 arm``, ``2 arms``, ``1 study``, ``3 studies``."""
-    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def _design(verdict: Verdict) -> str:

@@ -17,10 +17,13 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from search.evaluation import eval_seed, evaluation_result, incumbent, parse_study_name
-from search.range_test import range_cost
+from search.errors import StudyNotFoundError
+from search.evaluation import evaluation_result, incumbent
+from search.lr_range import range_cost
+from search.names import StudyName, unit_key
+from search.seeds import evaluation_seed
 from search.spec import DEFAULT_ARMS
-from search.studies import stored_final, unit_key
+from search.studies import stored_final
 from search.verdict import (
     Interval,
     arm_interval,
@@ -36,7 +39,6 @@ from search.verdict import (
 )
 
 __all__ = [
-    "StudyNotFoundError",
     "ArmStats",
     "ArmResult",
     "Verdict",
@@ -47,10 +49,6 @@ __all__ = [
     "load_verdict",
     "final_settings",
 ]
-
-
-class StudyNotFoundError(LookupError):
-    """No study of that name in the storage (the message lists the names there are)."""
 
 
 @dataclass
@@ -70,7 +68,7 @@ class ArmStats:
     best_trial: FrozenTrial | None = None
     top5_median: float | None = None
     trial_epochs: int = 0
-    range_epochs: float = 0.0  # the lr: auto range test's cost (search.range_test), part of the compute
+    range_epochs: float = 0.0  # the lr: auto range test's cost (search.lr_range), part of the compute
     seconds: float = 0.0
     saved_epochs: int = 0
     saved_seconds: float = 0.0
@@ -100,7 +98,7 @@ def study_names(storage: Any) -> dict[str, list[str]]:
     """``{name: [arm, ...]}`` of every ``<name>/<arm>`` search study in the storage (replicate 0)."""
     out: dict[str, list[str]] = {}
     for study in storage.get_all_studies():
-        ref = parse_study_name(study.study_name)
+        ref = StudyName.parse(study.study_name)
         if ref is not None and ref.replicate == 0 and not ref.evaluation:  # other Optuna studies are not ours
             out.setdefault(ref.name, []).append(ref.arm)
     return out
@@ -130,10 +128,10 @@ def load_arms(storage: Any, name: str) -> list[tuple[str, optuna.Study]]:
         known = ", ".join(sorted(names)) or "none"
         raise StudyNotFoundError(f"no study named {name!r} in the storage (studies there: {known})")
     arms = names[name]
-    first = optuna.load_study(study_name=f"{name}/{arms[0]}", storage=storage)
+    first = optuna.load_study(study_name=StudyName(name, arms[0]).format(), storage=storage)
     order = {entry[0]: i for i, entry in enumerate(_arm_entries(first.user_attrs.get("study_file")))}
     arms.sort(key=lambda a: (order.get(a, len(order)), a))
-    return [(arm, optuna.load_study(study_name=f"{name}/{arm}", storage=storage)) for arm in arms]
+    return [(arm, optuna.load_study(study_name=StudyName(name, arm).format(), storage=storage)) for arm in arms]
 
 
 def epochs_run(trial: FrozenTrial) -> int:
@@ -262,7 +260,8 @@ def load_verdict(storage: Any, name: str) -> Verdict:
         optimizer, lars = kinds.get(arm, (arm.partition("+")[0], arm.endswith("+lars")))
         result = ArmResult(arm, optimizer, lars)
         for r in range(replicates):
-            search_name = f"{name}/{arm}" if r == 0 else f"{name}/{arm}/r{r}"
+            search_name = StudyName(name, arm, r).format()
+            eval_name = StudyName(name, arm, r, evaluation=True).format()
             if search_name not in all_names:
                 continue
             search = study if r == 0 else optuna.load_study(study_name=search_name, storage=storage)
@@ -270,11 +269,9 @@ def load_verdict(storage: Any, name: str) -> Verdict:
             result.searches.append(arm_stats(arm, trials, search_name))
             result.searches[-1].range_epochs = range_cost(search)  # part of the compute (lr: auto)
             eval_trials = None
-            if f"{search_name}/eval" in all_names:
-                eval_trials = optuna.load_study(study_name=f"{search_name}/eval", storage=storage).get_trials(
-                    deepcopy=False
-                )
-            wanted = [eval_seed(base, r, k) for k in range(seeds)]
+            if eval_name in all_names:
+                eval_trials = optuna.load_study(study_name=eval_name, storage=storage).get_trials(deepcopy=False)
+            wanted = [evaluation_seed(base, r, k) for k in range(seeds)]
             result.evaluations.append(evaluation_result(trials, eval_trials, wanted, r))
             best = incumbent(trials)
             if best is not None:

@@ -16,18 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from search.report import plural
-from search.trial import Terminated
-from search.verbs import PROG, UserError, say, storage_argument
+from search import exit_codes
+from search.errors import Terminated, UserError, first_line
+from search.text import plural
+from search.verbs import PROG, say, storage_argument
 
 __all__ = [
-    "EXIT_INTERRUPTED",
-    "EXIT_TERMINATED",
     "add_run_arguments",
     "prepare_run",
     "check_data",
     "check_device",
-    "exit_code",
     "run_in_process",
     "cmd_run",
     "cmd_worker",
@@ -37,10 +35,6 @@ __all__ = [
     "args_worker",
     "args_train",
 ]
-
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
-EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,14 +98,10 @@ def _interrupted_message(url: str, exc: KeyboardInterrupt, who: str = "") -> str
     from search.storage import mask_url
 
     what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-    notes = getattr(exc, "__notes__", None)  # where it was, when no trial was running (search.range_test)
+    notes = getattr(exc, "__notes__", None)  # where it was, when no trial was running (search.lr_range)
     where = f" {notes[-1]};" if notes else "; the running trial was marked FAIL,"
     return (f"{PROG}: {who}{what}{where} finished trials are kept in {mask_url(url)}; "
             "run the same command again to resume")  # fmt: skip
-
-
-def exit_code(exc: KeyboardInterrupt) -> int:
-    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def _budget_met(spec: Any, storage: Any, budget: int | None) -> bool:
@@ -187,19 +177,19 @@ def _run_one(
     args: argparse.Namespace, spec: Any, url: str, storage: Any, train_fn: Callable | None, *, timeout: float | None
 ) -> int:
     from search.report import format_compare
-    from search.study import run_studies
+    from search.study import RunSettings, run_studies
 
     budget = args.n_trials or spec.budget.trials
     say(args, _run_header(args, spec, url))
     met = _budget_met(spec, storage, budget)
     try:
-        summary = run_studies(
-            spec, storage, n_trials=args.n_trials, timeout=timeout, device=args.device, train_fn=train_fn,
-            progress=not args.quiet and not met, log=None if args.quiet else print, storage_url=url,
-        )  # fmt: skip
+        settings = RunSettings(n_trials=args.n_trials, timeout=timeout, device=args.device, train_fn=train_fn,
+                               storage_url=url, progress=not args.quiet and not met,
+                               log=None if args.quiet else print)  # fmt: skip
+        summary = run_studies(spec, storage, settings)
     except KeyboardInterrupt as exc:
         print(_interrupted_message(url, exc), file=sys.stderr)
-        return exit_code(exc)
+        return exit_codes.for_interrupt(exc)
     if met and not sum(getattr(p, "ran_here", 0) for p in (summary or {}).values()):
         say(args, f"nothing to do: every arm of {spec.name} already has its {plural(budget, 'trial')}; "
                    f"raise --n-trials to run more")  # fmt: skip
@@ -213,16 +203,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec, url = prepare_run(args)
     gpus = None
     if args.workers is not None or args.gpus is not None:
-        from search.workers import parse_gpus
+        from search.workers import parse_gpus, worker_count
 
-        if args.workers is not None and args.workers < 1:
-            raise UserError(f"--workers must be a positive integer, got {args.workers}")
-        try:
+        try:  # the rules launch_workers applies, checked before the data is read
             gpus = parse_gpus(args.gpus)
+            worker_count(args.workers, gpus)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        if gpus is not None and args.workers is not None and args.workers != len(gpus):
-            raise UserError(f"--workers must equal the number of --gpus ({len(gpus)}), got {args.workers}")
     if args.train_fn is None:
         if args.gpus is None:  # with --gpus each worker gets its own GPU
             check_device(spec, args.device)
@@ -253,6 +240,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one worker of a study on a shared storage (start one per machine or GPU)."""
+    from search.study import RunSettings
     from search.workers import load_objective, run_worker
 
     if args.storage_env is not None:  # a launched worker: the URL is not on its command line (`ps`)
@@ -269,14 +257,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     spec, url = prepare_run(args)
     try:
-        run_worker(
-            spec, url, worker_id=args.worker_id, n_trials=args.n_trials, timeout=args.timeout, device=args.device,
-            train_fn=train_fn or args.train_fn, validate=validate,
-            log=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)),
-        )  # fmt: skip
+        settings = RunSettings(n_trials=args.n_trials, timeout=args.timeout, device=args.device,
+                               train_fn=train_fn or args.train_fn, validate=validate, worker_id=args.worker_id,
+                               log=None if args.quiet else (lambda line: print(line, flush=True)))  # fmt: skip
+        run_worker(spec, url, settings)
     except KeyboardInterrupt as exc:
         print(_interrupted_message(url, exc, who="worker "), file=sys.stderr)
-        return exit_code(exc)
+        return exit_codes.for_interrupt(exc)
     say(args, f"worker done: every arm of {spec.name} has its budget")
     return 0
 
@@ -302,7 +289,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"{args.config}: cannot read the config file ({exc.strerror or exc})") from None
     except ValueError as exc:  # not a mapping, or invalid YAML
-        raise UserError(str(exc).splitlines()[0]) from None
+        raise UserError(first_line(exc)) from None
     if "name" in config and "objective" in config:
         raise UserError(
             f"{args.config}: a study file (it has `name` and `objective`), not a config; run it with "
@@ -338,7 +325,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if not tests:
         print(f"{PROG}: every seed diverged", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
 
     if len(tests) == 1:  # no spread to show from one run
         print(f"test accuracy: {100 * tests[0]:.2f}% over 1 seed (validation {100 * vals[0]:.2f}%)")

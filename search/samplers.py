@@ -13,6 +13,7 @@ import warnings
 
 import optuna
 
+from search.seeds import sampler_seed
 from search.spec import StudySpec
 
 __all__ = [
@@ -43,10 +44,9 @@ def default_pruner_interval(epochs: int) -> int:
 
     Every judgement is a chance to cut a trial that climbs slowly while its lr is high, and
     those include the best configs (high lr x lambda with a decaying schedule), which
-    overtake the rest only once the lr decays. Replayed on 22 stored random-search runs
-    (``benchmarks/pruner_replay.py``), judging every third epoch instead of every epoch
-    saved 1.97x instead of 2.27x of the compute and lost 0.39 instead of 0.72 points of the
-    run's best accuracy (the best trial survived in 16 of 22 runs instead of 13).
+    overtake the rest only once the lr decays. Replayed on stored random-search runs, judging
+    every third epoch instead of every epoch saved a little less compute and lost about half
+    as much of the run's best accuracy (the figures: ``benchmarks/RESULTS.md``, Pruner replay).
     """
     return max(1, epochs // 3)
 
@@ -54,7 +54,7 @@ def default_pruner_interval(epochs: int) -> int:
 def build_sampler(spec: StudySpec, *, seed_offset: int = 0, trials: int | None = None) -> optuna.samplers.BaseSampler:
     """The arm's sampler (same settings for every arm); ``seed_offset`` varies the stream per resume/worker."""
     s = spec.sampler
-    seed = (s.seed + seed_offset) % 2**32
+    seed = sampler_seed(s.seed, seed_offset)
     trials = spec.budget.trials if trials is None else trials
     startup = s.n_startup_trials if s.n_startup_trials is not None else default_sampler_startup(trials)
     if s.type == "tpe":

@@ -38,7 +38,6 @@ __all__ = [
     "SPACE_KEYS",
     "LARS_KEYS",
     "ArmSpace",
-    "applies_to",
     "param_rules",
     "schedule_kinds",
     "schedule_rules",
@@ -104,7 +103,7 @@ class Range:
 
 @dataclass(frozen=True)
 class Auto(Range):
-    """``lr: auto``: :mod:`search.range_test` replaces it before the search; until then it stands
+    """``lr: auto``: :mod:`search.lr_range` replaces it before the search; until then it stands
     for the arm's default lr range ``[low, high]`` (log) where a range is read (checks, recipes),
     but is never sampled."""
 
@@ -178,11 +177,6 @@ def why_not(key: str, optimizer: str, lars: bool, modes: tuple[str, ...] = ()) -
     return None
 
 
-def applies_to(key: str, optimizer: str, lars: bool, modes: tuple[str, ...] = ()) -> bool:
-    """Whether a space key is used by an arm (e.g. lambda only for LARS arms)."""
-    return why_not(key, optimizer, lars, modes) is None
-
-
 @dataclass(frozen=True)
 class ArmSpace:
     """The parsed space of one arm.
@@ -225,7 +219,7 @@ def suggest_value(trial: Any, name: str, dim: Dimension, rule_kind: str) -> Any:
     if isinstance(dim, Fixed):
         return list(dim.value) if rule_kind == "float_list" else dim.value
     if isinstance(dim, Auto):
-        raise ValueError(f"{name}: auto must be resolved by search.range_test before a trial is sampled")
+        raise ValueError(f"{name}: auto must be resolved by search.lr_range before a trial is sampled")
     if isinstance(dim, Choice):
         encoded = [_encode_choice(c) for c in dim.choices]
         return _decode_choice(trial.suggest_categorical(name, encoded), rule_kind)

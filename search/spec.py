@@ -98,9 +98,12 @@ from search.arms import (
     default_space,
     parse_arm,
 )
-from search.batch_axis import AxisSpec, axis_study_name, lr_factor, parse_axis, scale_dimension
+from search.batch_axis import AxisSpec, lr_factor, parse_axis, scale_dimension
 from search.draws import check_with_objectives
+from search.errors import first_line
+from search.names import StudyName, axis_name
 from search.recipe import FinalSpec, parse_final
+from search.seeds import SAMPLER_SEED_MAX
 from search.space import SPACE_KEYS
 
 __all__ = [
@@ -134,7 +137,6 @@ def __getattr__(name: str) -> Any:
 
 
 SPEC_VERSION = 1
-SEED_MAX = 2**31 - 1  # numpy's seeds end at 2**32 - 1; each worker and resume adds an offset
 SAMPLERS = ("tpe", "random", "qmc", "cmaes", "gp")
 PRUNERS = ("median", "hyperband", "none")
 TOP_KEYS = (
@@ -218,7 +220,7 @@ class StudySpec:
         raise KeyError(f"no arm {name!r} in study {self.name!r}; arms: {', '.join(a.name for a in self.arms)}")
 
     def study_name(self, arm: Arm | str) -> str:
-        return f"{self.name}/{arm if isinstance(arm, str) else arm.name}"
+        return StudyName(self.name, arm if isinstance(arm, str) else arm.name).format()
 
     def identity(self, arm: Arm) -> dict[str, Any]:
         """What makes trials of an arm comparable: objective (minus runtime keys), arm, space."""
@@ -286,7 +288,7 @@ def load_yaml(text: str, source: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise SpecError(source, "", f"not valid YAML: {where}{problem}") from None
 
 
@@ -339,7 +341,7 @@ def _parse_sampler(raw: Any, source: str) -> SamplerSpec:
             import cmaes  # noqa: F401 (Optuna's CmaEsSampler needs it)
         except ImportError:
             raise SpecError(source, "sampler.type", "'cmaes' needs the cmaes package: pip install cmaes") from None
-    seed = _int(data.get("seed", 0), source, "sampler.seed", minimum=0, maximum=SEED_MAX)
+    seed = _int(data.get("seed", 0), source, "sampler.seed", minimum=0, maximum=SAMPLER_SEED_MAX)
     startup = data.get("n_startup_trials")
     if startup is not None:
         if kind in ("random", "qmc"):
@@ -402,7 +404,7 @@ def _per_batch(data: dict, axis: AxisSpec, source: str, text: str) -> tuple[Stud
     specs = []
     for batch in axis.batch_sizes:
         one = {k: v for k, v in data.items() if k != "axis"}
-        one["name"] = axis_study_name(data["name"], batch)
+        one["name"] = axis_name(data["name"], batch)
         one["objective"] = {**data["objective"], "batch_size": batch}
 
         def factor(optimizer: str, batch: int = batch) -> float:

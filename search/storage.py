@@ -29,8 +29,8 @@ the locking failures have known causes that we remove here:
   writers never block readers; with WAL, ``PRAGMA synchronous=NORMAL`` on every
   connection, SQLite's recommended setting for WAL: a commit is still atomic and
   survives the crash or SIGKILL of any process (it is in the WAL file), only a power
-  loss or OS crash can drop the last commits; it avoids an fsync per commit, which
-  otherwise costs ~5 ms on each of the ~25 writes of a trial;
+  loss or OS crash can drop the last commits; it avoids an fsync per commit (a trial
+  makes about 25 writes; ``benchmarks/RESULTS.md``, Storage throughput);
 * **the table-creation race** (optuna#4621: all workers start at once on a fresh file
   and collide in ``CREATE TABLE``): the schema is created under an exclusive file
   lock (``<db file>.lock``, an ``fcntl.flock`` released by the kernel even on
@@ -80,11 +80,11 @@ import sqlalchemy
 import sqlalchemy.exc
 
 from search import optuna_internals
+from search.errors import StorageError
 from search.optuna_internals import rdb_backend
 from search.retry import is_transient_error, retry
 from search.storage_url import (
     DEFAULT_STORAGE_URL,
-    StorageError,
     default_storage_url,
     mask_text,
     mask_url,
@@ -97,7 +97,6 @@ from search.storage_url import (
 # The URL rules (search.storage_url) and the retry loop (search.retry) are re-exported:
 # a storage is opened, named and retried through this module.
 __all__ = [
-    "StorageError",
     "DEFAULT_STORAGE_URL",
     "default_storage_url",
     "resolve_storage_url",

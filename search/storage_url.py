@@ -17,8 +17,9 @@ import sqlalchemy
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
+from search.errors import StorageError
+
 __all__ = [
-    "StorageError",
     "DEFAULT_STORAGE_URL",
     "default_storage_url",
     "resolve_storage_url",
@@ -33,10 +34,6 @@ __all__ = [
 DEFAULT_STORAGE_URL = "sqlite:///lars-search.db"
 
 _SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
-
-
-class StorageError(Exception):
-    """A storage URL that cannot be used: one line, password masked."""
 
 
 def default_storage_url() -> str:

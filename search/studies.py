@@ -25,19 +25,17 @@ import optuna
 import yaml
 
 from search.budget import arm_lock
-from search.evaluation import parse_study_name, search_study_name
+from search.errors import SpecConflictError, SpecError
+from search.names import StudyName, unit_key
 from search.recipe import clamp_notes, needs_recipe_later, published_recipe, recipe_params
 from search.samplers import build_pruner, build_sampler
-from search.spec import SPEC_VERSION, Arm, SpecError, StudySpec, load_yaml, parse_spec
+from search.seeds import sampler_offset
+from search.spec import SPEC_VERSION, Arm, StudySpec, load_yaml, parse_spec
 from search.storage_url import mask_text
 
-__all__ = ["SpecConflictError", "stored_spec", "stored_final", "unit_key", "enqueue_recipe", "open_studies"]
+__all__ = ["stored_spec", "stored_final", "enqueue_recipe", "open_studies"]
 
 FINAL_ATTR = "final"  # {"seeds": K, "replicates": R}: the latest run's, where they differ from the study file's
-
-
-class SpecConflictError(ValueError):
-    """The study file disagrees with the studies already stored under its name."""
 
 
 def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
@@ -144,7 +142,7 @@ def _check_other_arms(spec: StudySpec, storage: Any, url: str) -> None:
 
     ours = {arm.name for arm in spec.arms}
     for stored in storage.get_all_studies():
-        ref = parse_study_name(stored.study_name)
+        ref = StudyName.parse(stored.study_name)
         if ref is None or ref.name != spec.name or ref.evaluation or ref.replicate or ref.arm in ours:
             continue
         try:
@@ -171,11 +169,6 @@ def _storage_of(text: str) -> str | None:
         return None
     storage = data.get("storage") if isinstance(data, dict) else None
     return storage if isinstance(storage, str) else None
-
-
-def unit_key(arm: str, replicate: int) -> str:
-    """The key of one search in ``open_studies``/``run_studies`` results: ``sgd``, ``sgd/r1``, ..."""
-    return arm if replicate == 0 else f"{arm}/r{replicate}"
 
 
 def enqueue_recipe(
@@ -210,13 +203,13 @@ def open_studies(
 ) -> dict[str, optuna.Study]:
     """Create or load the search study of every arm and replicate, after checking for conflicts.
 
-    Keys are :func:`unit_key` (the arm's name for replicate 0); study names are
-    :func:`search.evaluation.search_study_name` (``<name>/<arm>``, ``<name>/<arm>/r1``, ...).
+    Keys are :func:`search.names.unit_key` (the arm's name for replicate 0); study names are
+    :class:`search.names.StudyName` (``<name>/<arm>``, ``<name>/<arm>/r1``, ...).
     Nothing is written when the file conflicts with stored studies. A new study gets the
     user attrs ``study_file`` (the YAML text), ``arm``, ``replicate`` and ``spec_version``,
     and its recipe as trial 0 (:mod:`search.recipe`). Each search's sampler seed is
     ``sampler.seed + len(existing trials) + 100003 * worker_id + 1000003 * replicate``
-    (mod 2**32), so a resumed or parallel run does not replay the same random
+    (mod 2**32, :mod:`search.seeds`), so a resumed or parallel run does not replay the same random
     configurations and replicates are independent searches. Arms share the seed, so
     their random start-up trials are largely paired: in trial k, parameters drawn in the
     same order get the same quantile of each arm's own range (the quickstart drew lr
@@ -228,12 +221,12 @@ def open_studies(
     studies = {}
     for replicate in range(spec.final.replicates):
         for arm in spec.arms:
-            name = search_study_name(spec.name, arm.name, replicate)
+            name = StudyName(spec.name, arm.name, replicate).format()
             try:
                 existing = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
             except KeyError:
                 existing = 0
-            offset = existing + 100003 * (worker_id or 0) + 1000003 * replicate
+            offset = sampler_offset(existing, worker_id, replicate)
             study = optuna.create_study(
                 storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                 sampler=build_sampler(spec, seed_offset=offset), pruner=build_pruner(spec),

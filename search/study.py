@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
@@ -39,23 +39,58 @@ from search.budget import (
 from search.evaluation import (
     claim_evaluation,
     enqueue_seeds,
-    eval_seed,
     evaluation_result,
     incumbent,
     open_evaluation,
     run_evaluation_trial,
 )
+from search.lr_range import needs_range_test, resolve_ranges
+from search.names import unit_key
 from search.publish import mark_outdated, publish_verdict
-from search.range_test import needs_range_test, resolve_ranges
 from search.results import ArmStats, arm_stats
+from search.seeds import evaluation_seed
 from search.spec import TIMEOUT_RULE, Arm, StudySpec
 from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
-from search.studies import enqueue_recipe, open_studies, unit_key
+from search.studies import enqueue_recipe, open_studies
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
-__all__ = ["TrialOutcome", "ArmStats", "run_trial", "run_studies", "resolve_storage_url"]
+__all__ = ["TrialOutcome", "ArmStats", "RunSettings", "run_trial", "run_studies", "resolve_storage_url"]
 
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How one :func:`run_studies` call runs a study file: what the CLI's flags and a worker decide.
+
+    Attributes:
+        n_trials: finished trials per arm (overrides ``budget.trials``).
+        timeout: seconds for this call (overrides ``budget.timeout``); no new search trial starts
+            after it (with ``budget.trials`` unset, the incumbents are evaluated after it).
+        device: overrides ``objective.device`` (e.g. ``"cpu"``, ``"cuda"``).
+        train_fn: ``train(config, report) -> Result``; default ``objectives.train`` (data loaded once).
+        validate: config check/fill; default ``objectives.validate_config``.
+        worker_id: this worker's index when several share the storage (varies sampler seeds).
+        storage_url: the URL the storage was opened from (for messages; masked).
+        progress: a study-level tqdm bar on stderr.
+        log: called with one line per finished trial or evaluation run.
+        poll_s: when every slot is taken but trials still run elsewhere (they may become
+            retries after a dead worker's heartbeat expires), seconds between checks.
+        evaluate: run the final evaluation (:mod:`search.evaluation`) of every search that
+            has its budget; False for benchmarks that measure the search alone.
+    """
+
+    n_trials: int | None = None
+    timeout: float | None = None
+    device: str | None = None
+    train_fn: TrainFn | None = None
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    worker_id: int | None = None
+    storage_url: str | None = None
+    progress: bool = True
+    log: Log | None = None
+    poll_s: float = 5.0
+    evaluate: bool = True
 
 
 # --------------------------------------------------------------------------- budget / storage
@@ -91,7 +126,7 @@ class _Unit:
 
     def seeds(self, spec: StudySpec) -> list[int]:
         base = int(spec.objective.get("seed", 0))
-        return [eval_seed(base, self.replicate, k) for k in range(spec.final.seeds)]
+        return [evaluation_seed(base, self.replicate, k) for k in range(spec.final.seeds)]
 
 
 @dataclass
@@ -101,53 +136,51 @@ class _Run:
     spec: StudySpec
     storage: Any
     units: list[_Unit]
-    train_fn: TrainFn
-    validate: Callable[[dict[str, Any]], dict[str, Any]]
-    budget: int | None
-    deadline: float | None
-    device: str | None
-    evaluate: bool
-    log: Log | None
+    settings: RunSettings  # train_fn and validate filled in with objectives' defaults
+    budget: int | None  # finished trials per search: settings.n_trials, else the file's
+    deadline: float | None  # time.monotonic() at which no new search trial starts
     bar: Any = None
     ran: dict[str, int] = field(default_factory=dict)
     marked: bool = False  # an earlier verdict note was marked outdated (search.publish.mark_outdated)
 
     def say(self, line: str) -> None:
+        log = self.settings.log
         if self.bar is not None:
             self.bar.update(1)
-            if self.log is not None:
+            if log is not None:
                 self.bar.write(line)
-        elif self.log is not None:
-            self.log(line)
+        elif log is not None:
+            log(line)
 
 
-def _prepare_run(spec, storage, *, n_trials, timeout, train_fn, validate, worker_id, storage_url, device,
-                 evaluate, log) -> _Run:  # fmt: skip
+def _prepare_run(spec: StudySpec, storage: Any, settings: RunSettings) -> _Run:
     """Check the limits, open the storage and every search, pick the objective."""
-    budget = n_trials if n_trials is not None else spec.budget.trials
+    budget = settings.n_trials if settings.n_trials is not None else spec.budget.trials
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
         raise ValueError(f"n_trials must be a positive integer, got {budget!r}")
-    limit = timeout if timeout is not None else spec.budget.timeout
+    limit = settings.timeout if settings.timeout is not None else spec.budget.timeout
     if limit is not None and not limit > 0:
         raise ValueError(f"timeout {TIMEOUT_RULE}, got {limit!r}")
+    storage_url, log = settings.storage_url, settings.log
     if isinstance(storage, str) or storage is None:
         storage_url = storage_url or storage or resolve_storage_url(None, spec)
         storage = _open(storage_url)
+    train_fn = settings.train_fn
     if train_fn is None:  # objectives.train, reading the data set once for all trials of this call
         from objectives import train_reusing_data
 
         train_fn = train_reusing_data()
-    studies = open_studies(spec, storage, worker_id=worker_id, url=storage_url or "<storage>")
+    settings = replace(settings, train_fn=train_fn, validate=settings.validate or default_validate())
+    studies = open_studies(spec, storage, worker_id=settings.worker_id, url=storage_url or "<storage>")
     tested = {arm.name for arm in spec.arms if needs_range_test(arm)}
-    spec = resolve_ranges(spec, studies, device=device, log=log)  # lr: auto -> the range test's range
+    spec = resolve_ranges(spec, studies, device=settings.device, log=log)  # lr: auto -> the range test's range
     for r in range(spec.final.replicates):  # recipes of lr: auto arms, now that their range is known
         for arm in spec.arms:
             enqueue_recipe(spec, arm, studies[unit_key(arm.name, r)], tested=arm.name in tested, log=log)
     units = [_Unit(unit_key(a.name, r), a, r, studies[unit_key(a.name, r)])
              for r in range(spec.final.replicates) for a in spec.arms]  # fmt: skip
-    return _Run(spec, storage, units, train_fn, validate or default_validate(), budget,
-                None if limit is None else time.monotonic() + limit, device, evaluate, log,
-                ran={u.key: 0 for u in units})  # fmt: skip
+    deadline = None if limit is None else time.monotonic() + limit
+    return _Run(spec, storage, units, settings, budget, deadline, ran={u.key: 0 for u in units})
 
 
 def _next_search(run: _Run) -> tuple[_Unit, optuna.trial.Trial] | None:
@@ -205,8 +238,10 @@ def _run_search_trial(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None
     _mark_outdated_once(run)
     if run.bar is not None:
         run.bar.set_postfix_str(f"{unit.key} #{trial.number}")
-    outcome = run_trial(unit.study, trial, unit.arm, run.spec, train_fn=run.train_fn, device=run.device,
-                        validate=run.validate)  # fmt: skip
+    s = run.settings
+    outcome = run_trial(
+        unit.study, trial, unit.arm, run.spec, train_fn=s.train_fn, device=s.device, validate=s.validate
+    )
     run.ran[unit.key] += 1
     run.say(
         f"{unit.study.study_name} trial {outcome.number}: {outcome.state.name}"
@@ -220,8 +255,9 @@ def _run_evaluation(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None:
     _mark_outdated_once(run)
     if run.bar is not None:
         run.bar.set_postfix_str(f"{unit.key} final evaluation")
+    s = run.settings
     state, value, reason, seconds = run_evaluation_trial(
-        unit.evaluation, trial, unit.study, train_fn=run.train_fn, device=run.device, validate=run.validate
+        unit.evaluation, trial, unit.study, train_fn=s.train_fn, device=s.device, validate=s.validate
     )
     run.ran[unit.key] += 1
     run.say(
@@ -238,17 +274,17 @@ def _all_done(run: _Run) -> bool:
         return True  # only the timeout ends an unbounded search
     if not all(is_complete(u.study, run.budget) for u in run.units):
         return False
-    return not run.evaluate or all(u.done for u in run.units)
+    return not run.settings.evaluate or all(u.done for u in run.units)
 
 
-def _loop(run: _Run, poll_s: float) -> None:
+def _loop(run: _Run) -> None:
     """Search trials first (arms kept even), then evaluation seeds of searches with their budget."""
     while run.deadline is None or time.monotonic() < run.deadline:
         step = _next_search(run)
         if step is not None:
             _run_search_trial(run, *step)
             continue
-        step = _next_evaluation(run) if run.evaluate else None
+        step = _next_evaluation(run) if run.settings.evaluate else None
         if step is not None:
             _run_evaluation(run, *step)
             continue
@@ -258,8 +294,8 @@ def _loop(run: _Run, poll_s: float) -> None:
         # retries (a dead worker's heartbeat expires), so wait for them.
         if run.bar is not None:
             run.bar.set_postfix_str("waiting for trials running in other workers")
-        time.sleep(poll_s)
-    if run.budget is None and run.evaluate:  # searched until the timeout: evaluate what it found
+        time.sleep(run.settings.poll_s)
+    if run.budget is None and run.settings.evaluate:  # searched until the timeout: evaluate what it found
         while (step := _next_evaluation(run, ignore_budget=True)) is not None:
             _run_evaluation(run, *step)
 
@@ -270,70 +306,35 @@ def _progress_bar(run: _Run) -> Any:
     total = None
     if run.budget is not None:
         total = sum(max(0, run.budget - _started(u.study)) for u in run.units)
-        if run.evaluate:
+        if run.settings.evaluate:
             total += len(run.units) * run.spec.final.seeds
     return tqdm(total=total, desc=run.spec.name, unit="run", dynamic_ncols=True)
 
 
 def run_studies(
-    spec: StudySpec,
-    storage: Any,
-    *,
-    n_trials: int | None = None,
-    timeout: float | None = None,
-    device: str | None = None,
-    train_fn: TrainFn | None = None,
-    progress: bool = True,
-    worker_id: int | None = None,
-    validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    log: Log | None = None,
-    storage_url: str | None = None,
-    poll_s: float = 5.0,
-    evaluate: bool = True,
+    spec: StudySpec, storage: Any, settings: RunSettings | None = None, **options: Any
 ) -> dict[str, ArmStats]:
     """Run every arm and replicate of ``spec`` until each has its budget, then its final evaluation.
 
     Args:
         spec: a validated study file.
         storage: an Optuna storage, or a URL / None (opened with ``search.storage.open_storage``).
-        n_trials: finished trials per arm (overrides ``budget.trials``).
-        timeout: seconds for this call (overrides ``budget.timeout``); no new search trial starts
-            after it (with ``budget.trials`` unset, the incumbents are evaluated after it).
-        device: overrides ``objective.device`` (e.g. ``"cpu"``, ``"cuda"``).
-        train_fn: ``train(config, report) -> Result``; default ``objectives.train`` (data loaded once).
-        progress: a study-level tqdm bar on stderr.
-        worker_id: this worker's index when several share the storage (varies sampler seeds).
-        validate: config check/fill; default ``objectives.validate_config``.
-        log: called with one line per finished trial or evaluation run.
-        storage_url: the URL ``storage`` was opened from (for messages; masked).
-        poll_s: when every slot is taken but trials still run elsewhere (they may become
-            retries after a dead worker's heartbeat expires), seconds between checks.
-        evaluate: run the final evaluation (:mod:`search.evaluation`) of every search that
-            has its budget; False for benchmarks that measure the search alone.
+        settings: how to run (:class:`RunSettings`; default: its defaults).
+        options: fields of :class:`RunSettings` that replace those of ``settings``
+            (``run_studies(spec, url, n_trials=4, progress=False)``).
 
     Returns:
-        :func:`unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.results.ArmStats` of that
+        :func:`search.names.unit_key` (``sgd``, ``sgd/r1``, ...) -> :class:`search.results.ArmStats` of that
         search (counts over the whole stored study, and ``ran_here``: search trials and
         evaluation runs this call ran).
         When every evaluation is done, the verdict is stored on the arms' studies
         (:func:`search.publish.publish_verdict`).
     """
-    run = _prepare_run(
-        spec,
-        storage,
-        n_trials=n_trials,
-        timeout=timeout,
-        train_fn=train_fn,
-        validate=validate,
-        worker_id=worker_id,
-        storage_url=storage_url,
-        device=device,
-        evaluate=evaluate,
-        log=log,
-    )
-    run.bar = _progress_bar(run) if progress else None
+    settings = replace(settings or RunSettings(), **options)
+    run = _prepare_run(spec, storage, settings)
+    run.bar = _progress_bar(run) if settings.progress else None
     try:
-        _loop(run, poll_s)
+        _loop(run)
     finally:
         if run.bar is not None:
             run.bar.close()
@@ -341,6 +342,6 @@ def run_studies(
     for unit in run.units:
         summary[unit.key] = arm_stats(unit.arm.name, unit.study)
         summary[unit.key].ran_here = run.ran[unit.key]
-    if evaluate and all(u.done for u in run.units):
+    if settings.evaluate and all(u.done for u in run.units):
         publish_verdict(run.storage, spec.name)
     return summary

@@ -42,32 +42,27 @@ it), and the error propagates (:func:`is_user_error`); the CLI prints one line.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import math
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from search.errors import Terminated, first_line, is_user_error
+from search.signals import signals_deferred
 from search.space import suggest_config, warmup_epochs_of
 from search.spec import Arm, StudySpec
 
-__all__ = ["TrialOutcome", "TrainFn", "Terminated", "Ending", "run_trial", "run_and_tell", "history_recorder",
-           "default_validate", "is_user_error", "enqueue_retry", "interrupt_signals", "signals_deferred"]  # fmt: skip
+__all__ = ["TrialOutcome", "TrainFn", "Ending", "run_trial", "run_and_tell", "history_recorder",
+           "default_validate", "enqueue_retry"]  # fmt: skip
 
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, Any]], None]], Any]
 Validate = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C (the CLI raises it from its SIGTERM handler)."""
 
 
 @dataclass
@@ -102,27 +97,11 @@ def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else ""
-
-
 def _is_oom(exc: BaseException) -> bool:
     torch = sys.modules.get("torch")  # an OOM error can only come from a loaded torch
     if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def is_user_error(exc: BaseException) -> bool:
-    """Missing data or a config objectives rejects: every further trial would fail alike.
-
-    Recognised by class (``objectives.config.ConfigError``, ``objectives.data.DataNotFoundError``),
-    looked up among the loaded modules: such an error can only come from a loaded
-    ``objectives``, and importing it here would import torch into every worker.
-    """
-    classes = [getattr(sys.modules.get(module), name, None)
-               for module, name in (("objectives.config", "ConfigError"), ("objectives.data", "DataNotFoundError"))]  # fmt: skip
-    return isinstance(exc, tuple(c for c in classes if isinstance(c, type)))
 
 
 def default_validate() -> Validate:
@@ -137,47 +116,6 @@ _WHY_PRUNED = {
     "median": "below the median of earlier trials at that epoch",
     "hyperband": "not among the best of its Hyperband bracket at that epoch",
 }
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def interrupt_signals() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt whatever this process inherited (a shell's background job
-    starts with SIGINT ignored), and SIGTERM is handled as Ctrl-C (:class:`Terminated`)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}  # fmt: skip
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[list[int]]:
-    """Ignore SIGINT and SIGTERM inside the block (the main thread's handlers); yields the ones received.
-
-    Used around the writes that record an interrupted trial (FAIL + its retry): a second
-    Ctrl-C there would otherwise interrupt them and lose the retry. Outside the main
-    thread (where handlers cannot be set) it does nothing.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    previous = {sig: signal.signal(sig, lambda number, frame: received.append(number))
-                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
-    try:
-        yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def enqueue_retry(study: optuna.Study, number: int) -> None:
@@ -270,8 +208,8 @@ def _failure(exc: Exception) -> Ending:
     if isinstance(exc, optuna.TrialPruned):
         return Ending(TrialState.PRUNED, reason=str(exc) or "pruned")
     if _is_oom(exc):
-        return Ending(TrialState.FAIL, reason=f"CUDA out of memory: {_first_line(exc) or type(exc).__name__}", oom=True)
-    first = _first_line(exc)
+        return Ending(TrialState.FAIL, reason=f"CUDA out of memory: {first_line(exc) or type(exc).__name__}", oom=True)
+    first = first_line(exc)
     return Ending(TrialState.FAIL, reason=f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 
 

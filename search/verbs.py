@@ -12,9 +12,10 @@ import os
 import sys
 from typing import Any
 
+from search.errors import UserError
+
 __all__ = [
     "PROG",
-    "UserError",
     "say",
     "storage_argument",
     "cmd_status",
@@ -28,10 +29,6 @@ __all__ = [
 ]
 
 PROG = "lars-search"
-
-
-class UserError(Exception):
-    """A mistake of the user's, reported as one line (exit code 2)."""
 
 
 def say(args: argparse.Namespace, text: str) -> None:

@@ -17,7 +17,7 @@ once its heartbeat has expired. So the same command scales from one machine to m
    the workers never race to create tables on a fresh SQLite file (optuna#4621);
 2. create or load every arm's study and check the study file against the stored one
    (a conflicting file is an error here, with the database untouched);
-3. start the workers: ``python -m search.workers STUDY --storage-env VAR --worker-id i ...``
+3. start the workers: ``python -m search.cli worker STUDY --storage-env VAR --worker-id i ...``
    (the ``lars-search worker`` verb), each with ``CUDA_VISIBLE_DEVICES`` set to its own
    GPU when ``gpus`` is given (the worker then sees that GPU as ``cuda:0``); the storage
    URL reaches them in the environment variable ``VAR`` (:data:`STORAGE_ENV`), never on
@@ -50,23 +50,24 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import IO, Any
+
+from search.seeds import auto_worker_id
+from search.study import RunSettings
 
 __all__ = [
     "cpu_threads_per_worker",
-    "EXIT_USER_ERROR",
     "STORAGE_ENV",
     "load_objective",
     "parse_gpus",
+    "worker_count",
     "worker_command",
     "launch_workers",
     "run_worker",
-    "main",
 ]
 
-EXIT_USER_ERROR = 2  # as the lars-search CLI: a bad URL, study file or conflict
 STORAGE_ENV = "LARS_SEARCH_WORKER_STORAGE"  # the storage URL of a launched worker (`--storage-env`)
 
 
@@ -114,11 +115,11 @@ def worker_command(
     objective: str | None = None,
     python: str = sys.executable,
 ) -> list[str]:
-    """The argv of one worker process (``python -m search.workers ...``, the ``worker`` verb).
+    """The argv of one worker process (``python -m search.cli worker ...``, the ``worker`` verb).
 
     The storage URL is not in it: the worker reads it from ``$STORAGE_ENV`` (``--storage-env``).
     """
-    argv = [python, "-m", "search.workers", str(study_file), "--storage-env", STORAGE_ENV,
+    argv = [python, "-m", "search.cli", "worker", str(study_file), "--storage-env", STORAGE_ENV,
             "--worker-id", str(worker_id)]  # fmt: skip
     if n_trials is not None:
         argv += ["--n-trials", str(n_trials)]
@@ -141,7 +142,7 @@ def _prepare(
     would each run them (none finds the range stored yet), paying the cost several times
     while the arm's compute counts it once. Each worker then reads the stored range.
     """
-    from search.range_test import needs_range_test, resolve_ranges
+    from search.lr_range import needs_range_test, resolve_ranges
     from search.spec import load_spec
     from search.storage import open_storage, resolve_storage_url
     from search.studies import open_studies
@@ -162,7 +163,7 @@ def cpu_threads_per_worker(n_workers: int, cores: int | None = None) -> int:
     return max(1, cores // n_workers)
 
 
-def _worker_count(n_workers: int | None, gpu_list: list[str] | None) -> int:
+def worker_count(n_workers: int | None, gpu_list: list[str] | None) -> int:
     """One worker per GPU when GPUs are listed (``--workers`` must then agree), else ``n_workers`` or 1."""
     if gpu_list is not None:
         if n_workers is not None and n_workers != len(gpu_list):
@@ -250,12 +251,12 @@ def launch_workers(
 
     Raises:
         search.storage.StorageError, search.spec.SpecError, search.studies.SpecConflictError,
-        search.range_test.RangeTestError: raised before any worker starts.
+        search.lr_range.RangeTestError: raised before any worker starts.
     """
     from search.storage import mask_url
 
     gpu_list = parse_gpus(gpus)
-    n_workers = _worker_count(n_workers, gpu_list)
+    n_workers = worker_count(n_workers, gpu_list)
     if gpu_list is not None:
         device = device or "cuda"
     spec, _, url = _prepare(study_file, storage_url, device=device, log=log)  # workers open their own connections
@@ -269,7 +270,7 @@ def launch_workers(
         _start(argvs, _worker_envs(n_workers, gpu_list, env, url), stdout, log, procs, relays)
         status = _wait_all(procs, log)
     except KeyboardInterrupt as exc:
-        from search.trial import Terminated
+        from search.errors import Terminated
 
         _stop_all(procs, forward=signal.SIGTERM if isinstance(exc, Terminated) else None)
         raise
@@ -317,46 +318,35 @@ def _wait_all(procs: list[subprocess.Popen], log: Callable[[str], None]) -> int:
 
 
 # ------------------------------------------------------------------ one worker process
-def run_worker(
-    spec: Any,
-    storage_url: str,
-    *,
-    worker_id: int | None = None,
-    n_trials: int | None = None,
-    timeout: float | None = None,
-    device: str | None = None,
-    train_fn: Callable[..., Any] | None = None,
-    validate: Callable[[dict], dict] | None = None,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
+def run_worker(spec: Any, storage_url: str, settings: RunSettings) -> dict[str, Any]:
     """Run one worker in this process until every arm is complete (the ``worker`` verb).
 
-    ``worker_id`` varies the sampler's seed so that workers do not all draw the same
+    ``settings.worker_id`` varies the sampler's seed so that workers do not all draw the same
     random start-up configurations; when None (a worker started by hand on another
-    machine) it is derived from the host name and process id. ``train_fn`` and
-    ``validate`` replace ``objectives.train`` and ``objectives.validate_config``.
+    machine) it is derived from the host name and process id (:func:`search.seeds.auto_worker_id`).
+    Each line ``settings.log`` gets starts with ``[worker N]``; None: no lines. ``settings.timeout``
+    is one limit for every study of a batch-size axis; ``storage_url``, ``progress`` and
+    ``poll_s`` are the worker's own.
     """
     from search.storage import open_storage
     from search.study import run_studies
 
     storage = open_storage(storage_url)
+    worker_id = settings.worker_id
     if worker_id is None:
-        worker_id = (
-            zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 40_000
-        )  # sampler seed offset 100003*id must stay < 2**32
-    prefix = f"[worker {worker_id}] "
+        worker_id = auto_worker_id(socket.gethostname(), os.getpid())
+    prefix, log = f"[worker {worker_id}] ", settings.log
+    settings = replace(settings, worker_id=worker_id, storage_url=storage_url, progress=False,
+                       log=None if log is None else (lambda line: log(prefix + line)),
+                       poll_s=_poll_seconds(storage))  # fmt: skip
     summary: dict[str, Any] = {}
-    total = timeout or spec.budget.timeout
+    total = settings.timeout or spec.budget.timeout
     deadline = time.monotonic() + total if total else None
     for one in spec.runs():  # a batch-size axis: its studies one after another, as `run` does
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             break
-        stats = run_studies(
-            one, storage, n_trials=n_trials, timeout=left, device=device, train_fn=train_fn,
-            validate=validate, progress=False, worker_id=worker_id, storage_url=storage_url,
-            log=lambda line: log(prefix + line), poll_s=_poll_seconds(storage),
-        )  # fmt: skip
+        stats = run_studies(one, storage, replace(settings, timeout=left))
         summary.update({f"{one.name}/{k}" if spec.axis else k: v for k, v in stats.items()})
     return summary
 
@@ -365,14 +355,3 @@ def _poll_seconds(storage: Any) -> float:
     """Wait between checks for trials running elsewhere: half a heartbeat, 0.5 to 5 s."""
     interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
     return 5.0 if interval is None else min(5.0, max(0.5, interval / 2))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m search.workers STUDY ...``: the ``lars-search worker`` verb (same flags, messages, exit codes)."""
-    from search.cli import main as cli_main
-
-    return cli_main(["worker", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -121,7 +121,7 @@ def test_backfill_tests_the_incumbents_that_lost_their_test_accuracy(tmp_path, m
 
 
 def test_a_study_file_error_is_one_line(monkeypatch, capsys):
-    from search.range_test import RangeTestError
+    from search.errors import RangeTestError
 
     se = _load_benchmark()
 

@@ -11,15 +11,16 @@ from search_fakes import write_study
 
 from search.batch_axis import (
     CriticalBatch,
-    axis_study_name,
     compare_critical,
     critical_batch_size,
     lr_factor,
     scale_dimension,
     scaling_power,
 )
+from search.errors import SpecError
+from search.names import axis_name
 from search.space import Auto, Choice, Fixed, Range
-from search.spec import SpecError, load_spec
+from search.spec import load_spec
 
 AXIS_STUDY = """\
 name: ax
@@ -83,7 +84,7 @@ def test_every_form_of_an_lr_dimension_scales_and_auto_is_left_to_its_range_test
 
 
 def test_axis_study_names_carry_the_batch():
-    assert axis_study_name("fmnist-axis", 1024) == "fmnist-axis-b1024"
+    assert axis_name("fmnist-axis", 1024) == "fmnist-axis-b1024"
 
 
 # --------------------------------------------------------------------------- the critical batch size

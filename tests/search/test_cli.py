@@ -19,7 +19,8 @@ import yaml
 from search_fakes import FakeTrain, lr_curve, write_study
 
 from search.cli import COMMANDS, main
-from search.storage import StorageError, open_storage
+from search.errors import StorageError
+from search.storage import open_storage
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_data = pytest.mark.skipif(
@@ -518,3 +519,26 @@ def test_compare_into_a_closed_pipe_exits_quietly(tmp_path):
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")  # 128 + SIGPIPE, as a shell reports a reader gone
+
+
+TORCH_PROBE = """\
+import sys
+from search.cli import main
+try:
+    main(sys.argv[1:])
+finally:  # --help leaves through argparse's SystemExit
+    print("modules:", " ".join(m for m in ("torch", "optuna", "scipy") if m in sys.modules), file=sys.stderr)
+"""
+
+
+def test_help_status_and_compare_never_import_torch(tmp_path):
+    """Issue 25 item 4: reading verbs start in a fraction of torch's import time; --help not even Optuna's."""
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert main(["run", str(write_study(tmp_path, FAKE_STUDY)), "--storage", db, "-q"], train_fn=FakeTrain()) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    loaded = {}
+    for argv in (["--help"], ["status", "c", "--storage", db], ["compare", "c", "--storage", db]):
+        run = subprocess.run(["python", "-c", TORCH_PROBE, *argv], env=env, capture_output=True, text=True, timeout=120)
+        loaded[argv[0]] = run.stderr.strip().splitlines()[-1].split()[1:]
+    assert loaded["--help"] == []  # neither torch nor Optuna nor scipy
+    assert "torch" not in loaded["status"] and "torch" not in loaded["compare"]

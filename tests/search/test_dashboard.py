@@ -16,8 +16,8 @@ import optuna
 import pytest
 from browser import CHROMIUM, chromium
 
-from search.dashboard import DashboardError, make_server
-from search.storage import StorageError
+from search.dashboard import make_server
+from search.errors import DashboardError, StorageError
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 ARMS = ("sgd", "sgd+lars", "adam+lars")

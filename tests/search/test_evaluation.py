@@ -14,9 +14,11 @@ from optuna.trial import TrialState
 from search_fakes import FakeTrain, write_study
 
 from search.cli import main
-from search.evaluation import StudyRef, eval_seed, parse_study_name
+from search.errors import SpecError
+from search.names import StudyName
 from search.results import load_verdict
-from search.spec import SpecError, load_spec
+from search.seeds import evaluation_seed
+from search.spec import load_spec
 from search.storage import open_storage
 from search.study import run_studies
 
@@ -55,12 +57,12 @@ def identity(config):
 
 
 def test_study_names_parse_back():
-    assert parse_study_name("q/sgd") == StudyRef("q", "sgd", 0, False)
-    assert parse_study_name("q/sgd+lars/r2") == StudyRef("q", "sgd+lars", 2, False)
-    assert parse_study_name("q/sgd/r1/eval") == StudyRef("q", "sgd", 1, True)
-    assert parse_study_name("q/sgd/eval") == StudyRef("q", "sgd", 0, True)
-    assert parse_study_name("q") is None and parse_study_name("q/sgd/x") is None and parse_study_name("q/a/r0") is None
-    assert (eval_seed(5, 0, 0), eval_seed(5, 0, 2), eval_seed(5, 1, 0)) == (6, 8, 1006)
+    assert StudyName.parse("q/sgd") == StudyName("q", "sgd", 0, False)
+    assert StudyName.parse("q/sgd+lars/r2") == StudyName("q", "sgd+lars", 2, False)
+    assert StudyName.parse("q/sgd/r1/eval") == StudyName("q", "sgd", 1, True)
+    assert StudyName.parse("q/sgd/eval") == StudyName("q", "sgd", 0, True)
+    assert StudyName.parse("q") is None and StudyName.parse("q/sgd/x") is None and StudyName.parse("q/a/r0") is None
+    assert (evaluation_seed(5, 0, 0), evaluation_seed(5, 0, 2), evaluation_seed(5, 1, 0)) == (6, 8, 1006)
 
 
 def test_incumbent_is_retrained_with_fresh_seeds_on_the_test_set(tmp_path, db):
@@ -252,7 +254,7 @@ def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it()
         **lars.space.params,
         "lr": Range(1.0, 20.0, log=True),
         "trust_coefficient": Range(0.01, 0.05, log=True, per="lr"),
-    }  # search.range_test's form
+    }  # search.lr_range's form
     lars = replace(lars, space=replace(lars.space, params=found))
     params = recipe_params(lars, published_recipe("sgd", True, 4))
     assert params["lr"] == 10.0 and params["lr*trust_coefficient"] == pytest.approx(0.01)  # 10 x 1e-3

@@ -76,13 +76,13 @@ def test_export_follows_the_verdicts_best_arm_by_default(finished, capsys):
 
 
 def test_export_header_makes_the_file_traceable(finished, tmp_path):
-    from search.export import export_text
+    from search.export import export_document
     from search.results import load_verdict
 
     storage = open_storage(finished, heartbeat=False)
     verdict = load_verdict(storage, "e")
     out = str(tmp_path / "best.yaml")
-    text = export_text(storage, "e", "sgd+lars", storage_label="sqlite:///e.db", output=out)
+    text, _ = export_document(storage, "e", "sgd+lars", storage_label="sqlite:///e.db", output=out)
     header = [line[2:] for line in text.splitlines() if line.startswith("# ")]
     study = optuna.load_study(study_name="e/sgd+lars", storage=storage)
     test = verdict.arm("sgd+lars").test

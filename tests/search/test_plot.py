@@ -7,7 +7,8 @@ import math
 import optuna
 import pytest
 
-from search.plot import PlotError, compare_curves, plot_compare
+from search.errors import PlotError
+from search.plot import compare_curves, plot_compare
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMPLETE, PRUNED, FAIL = (

@@ -2,7 +2,7 @@
 
 One throwaway server per session (``postgres_fixture.PostgresServer``: initdb on a temp
 directory, 127.0.0.1 on a free port, a role with a password); each test uses its own
-study name. Workers are real ``python -m search.workers`` processes running the fast
+study name. Workers are real ``python -m search.cli worker`` processes running the fast
 fake objective (``fake_objective.py``), with 1 s heartbeats and a 3 s grace period.
 """
 
@@ -27,8 +27,10 @@ from worker_harness import (
 )
 
 from search import budget as B
-from search import workers as W
-from search.storage import StorageError, open_storage
+from search import exit_codes
+from search.cli import main
+from search.errors import StorageError
+from search.storage import open_storage
 
 pytestmark = [
     pytest.mark.postgres,
@@ -92,18 +94,18 @@ def test_bad_credentials_are_one_line_without_password_and_write_nothing(pg):
 
 
 def _run_worker_main(study, url, tmp_path, capsys, monkeypatch) -> tuple[int, str]:
-    """``python -m search.workers`` in this process (its ``main``): exit code and stderr."""
+    """The ``worker`` verb in this process (what ``python -m search.cli worker`` runs): exit code and stderr."""
     monkeypatch.setenv("FAKE_OBJECTIVE_DIR", str(tmp_path))
     monkeypatch.setenv("FAKE_OBJECTIVE_SLEEP", "0")
     capsys.readouterr()
-    code = W.main([str(study), "--storage", url, "--objective", "fake_objective:train"])
+    code = main(["worker", str(study), "--storage", url, "--objective", "fake_objective:train"])
     return code, capsys.readouterr().err
 
 
 def test_worker_with_bad_credentials_exits_2_before_training(pg, tmp_path, capsys, monkeypatch):
     study = write_study(tmp_path, name="pg-badpw", trials=2)
     code, err = _run_worker_main(study, pg.url_with(password="hunter2"), tmp_path, capsys, monkeypatch)
-    assert code == W.EXIT_USER_ERROR
+    assert code == exit_codes.USER_ERROR
     assert len(err.strip().splitlines()) == 1
     assert "lars:***@" in err and 'password authentication failed for user "lars"' in err
     assert "hunter2" not in err
@@ -219,7 +221,7 @@ def test_conflicting_study_file_on_postgres_is_refused_and_database_untouched(pg
     changed = write_study(tmp_path, name="pg-conflict", trials=2, filename="changed.yaml")
     changed.write_text(changed.read_text().replace("model: vgg11", "model: vgg16"))
     code, err = _run_worker_main(changed, pg.url, tmp_path, capsys, monkeypatch)
-    assert code == W.EXIT_USER_ERROR
+    assert code == exit_codes.USER_ERROR
     assert "conflicts with the stored study 'pg-conflict/sgd'" in err
     assert "objective.model was 'vgg11', now 'vgg16'" in err
     assert "lars:***@" in err and "lars-test-pw" not in err

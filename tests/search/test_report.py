@@ -8,8 +8,9 @@ import yaml
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from search.errors import StudyNotFoundError
 from search.report import format_compare, format_status
-from search.results import StudyNotFoundError, arm_stats, load_arms, load_verdict
+from search.results import arm_stats, load_arms, load_verdict
 
 LR = {"lr": FloatDistribution(1e-4, 1.0, log=True)}
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from search_fakes import write_study
 
+from search.errors import SpecError
 from search.space import Choice, Fixed, Range
-from search.spec import DEFAULT_ARMS, SpecError, load_spec, parse_duration
+from search.spec import DEFAULT_ARMS, load_spec, parse_duration
 
 MINIMAL = """\
 name: tiny
@@ -394,8 +395,8 @@ def test_sizes_beyond_the_data_set_are_rejected_before_any_trial(tmp_path, key, 
 def test_cuda_device_index_on_a_machine_without_it_is_one_line_before_any_trial(tmp_path, monkeypatch):
     import torch
 
+    from search.errors import UserError
     from search.run_verbs import check_device
-    from search.verbs import UserError
 
     spec = load_spec(write_study(tmp_path, "name: t\nobjective: {epochs: 2, device: 'cuda:0'}\n"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -10,6 +10,7 @@ import yaml
 from optuna.trial import TrialState
 from search_fakes import FakeTrain, lr_curve, write_study
 
+from search.errors import SpecConflictError
 from search.samplers import (
     build_pruner,
     build_sampler,
@@ -19,7 +20,7 @@ from search.samplers import (
 )
 from search.spec import load_spec
 from search.storage import open_storage
-from search.studies import SpecConflictError, open_studies
+from search.studies import open_studies
 from search.study import run_studies
 
 TWO_ARMS = """\
@@ -321,7 +322,7 @@ def test_a_spec_built_in_code_is_stored_and_resumes(tmp_path, db):
 
 
 def test_raised_replicates_and_seeds_are_used_everywhere(tmp_path, db):
-    from search.export import export_text
+    from search.export import export_document
     from search.report import format_compare
     from search.results import load_verdict
 
@@ -340,7 +341,9 @@ def test_raised_replicates_and_seeds_are_used_everywhere(tmp_path, db):
     assert "\nverdict (2 replicates x 2 trials x 3 seeds per arm;" in format_compare(storage, "s")
     note = load(db, "s/sgd").user_attrs["verdict"]
     assert note.startswith("verdict (2 replicates x 2 trials x 3 seeds per arm;")
-    test_line = next(line for line in export_text(storage, "s", "sgd").splitlines() if "final evaluation" in line)
+    test_line = next(
+        line for line in export_document(storage, "s", "sgd")[0].splitlines() if "final evaluation" in line
+    )
     assert test_line.endswith("; 2 replicates x 3 seeds)")
 
 

@@ -1,6 +1,6 @@
 """search.workers on SQLite: N workers, exact budgets, a SIGKILLed worker, the dashboard, bad input.
 
-Workers are real ``python -m search.workers`` processes with the fast fake objective of
+Workers are real ``python -m search.cli worker`` processes with the fast fake objective of
 ``fake_objective.py`` (no torch) and 1 s heartbeats with a 3 s grace period.
 """
 
@@ -30,7 +30,9 @@ from worker_harness import (
     write_study,
 )
 
+from search import exit_codes
 from search import workers as W
+from search.cli import main
 
 
 # ------------------------------------------------------------------ units
@@ -61,7 +63,7 @@ def test_load_objective_resolves_module_function_and_validator():
 def test_worker_command_passes_every_option():
     argv = W.worker_command("s.yaml", worker_id=3, n_trials=5, timeout=60.0, device="cuda", objective="m:f",
                             python="py")  # fmt: skip
-    assert argv == ["py", "-m", "search.workers", "s.yaml", "--storage-env", W.STORAGE_ENV, "--worker-id", "3",
+    assert argv == ["py", "-m", "search.cli", "worker", "s.yaml", "--storage-env", W.STORAGE_ENV, "--worker-id", "3",
                     "--n-trials", "5", "--timeout", "60.0", "--device", "cuda", "--objective", "m:f"]  # fmt: skip
 
 
@@ -79,7 +81,7 @@ def test_the_storage_url_reaches_workers_through_the_environment_not_argv(tmp_pa
                             python=str(fake_python), log=lambda line: None)  # fmt: skip
     assert code == 0
     command_lines = (tmp_path / "record").read_text().splitlines()
-    assert len(command_lines) == 2 and all("-m search.workers" in line for line in command_lines)
+    assert len(command_lines) == 2 and all("-m search.cli worker" in line for line in command_lines)
     assert not any(url in line or "x.db" in line for line in command_lines)
     assert (tmp_path / "record.env").read_text().splitlines() == [url, url]
 
@@ -97,8 +99,8 @@ def test_launch_workers_gives_each_gpu_worker_its_own_device(tmp_path, monkeypat
                             env={"RECORD": str(tmp_path / "record")}, python=str(fake_python), log=lines.append)  # fmt: skip
     assert code == 0
     record = sorted((tmp_path / "record").read_text().splitlines())
-    assert record[0].startswith(f"1 -m search.workers {study} --storage-env {W.STORAGE_ENV} --worker-id 0")
-    assert record[1].startswith(f"3 -m search.workers {study} --storage-env {W.STORAGE_ENV} --worker-id 1")
+    assert record[0].startswith(f"1 -m search.cli worker {study} --storage-env {W.STORAGE_ENV} --worker-id 0")
+    assert record[1].startswith(f"3 -m search.cli worker {study} --storage-env {W.STORAGE_ENV} --worker-id 1")
     assert all(r.endswith("--device cuda") for r in record)
     assert lines == [f"mw: starting 2 workers on GPUs 1,3 on sqlite:///{tmp_path}/x.db"]
     assert (tmp_path / "record.omp").read_text().split() == [str(W.cpu_threads_per_worker(2))] * 2
@@ -230,11 +232,11 @@ def test_optuna_dashboard_polling_live_sqlite_file_does_not_fail_workers(tmp_pat
 
 # ------------------------------------------------------------------ bad input loses nothing
 def _run_worker_main(study: Path, url: str, tmp_path: Path, capsys, monkeypatch) -> tuple[int, str]:
-    """``python -m search.workers`` in this process (its ``main``): exit code and stderr."""
+    """The ``worker`` verb in this process (what ``python -m search.cli worker`` runs): exit code and stderr."""
     monkeypatch.setenv("FAKE_OBJECTIVE_DIR", str(tmp_path))
     monkeypatch.setenv("FAKE_OBJECTIVE_SLEEP", "0")
     capsys.readouterr()
-    code = W.main([str(study), "--storage", url, "--objective", "fake_objective:train"])
+    code = main(["worker", str(study), "--storage", url, "--objective", "fake_objective:train"])
     return code, capsys.readouterr().err
 
 
@@ -243,7 +245,7 @@ def test_worker_with_bad_storage_url_exits_2_with_one_masked_line(tmp_path, caps
     code, err = _run_worker_main(
         study, "postgresql+psycopg://lars:hunter2@127.0.0.1:1/lars", tmp_path, capsys, monkeypatch
     )
-    assert code == W.EXIT_USER_ERROR
+    assert code == exit_codes.USER_ERROR
     assert len(err.strip().splitlines()) == 1
     assert err.startswith(
         "lars-search: error: cannot connect to storage postgresql+psycopg://lars:***@127.0.0.1:1/lars: "
@@ -268,7 +270,7 @@ def test_conflicting_study_file_is_refused_and_database_untouched(tmp_path, caps
     sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
     before = _digest(tmp_path / "x.db")
     code, err = _run_worker_main(changed, url, tmp_path, capsys, monkeypatch)
-    assert code == W.EXIT_USER_ERROR
+    assert code == exit_codes.USER_ERROR
     assert "conflicts with the stored study 'mw/sgd'" in err and "objective.epochs was 4, now 5" in err
     assert len(err.strip().splitlines()) == 1
     sqlite3.connect(tmp_path / "x.db").execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
@@ -278,7 +280,7 @@ def test_conflicting_study_file_is_refused_and_database_untouched(tmp_path, caps
 
 def test_sigterm_to_the_parent_is_passed_on_to_every_worker(tmp_path, monkeypatch):
     """#16 item 3: the workers of `run --workers` must hear a SIGTERM sent to the parent (not their group)."""
-    from search.trial import Terminated
+    from search.errors import Terminated
 
     study = write_study(tmp_path, trials=2)
     fake_python = tmp_path / "fake-python"

@@ -52,12 +52,12 @@ def worker_env(directory: Path, *, sleep: float = 0.005, interval: int = 1, grac
 
 def start_workers(study: Path, url: str, n: int, directory: Path, first_id: int = 0,
                   **env_kwargs) -> list[subprocess.Popen]:  # fmt: skip
-    """Start ``n`` ``python -m search.workers`` processes at once (output in worker-<i>.log)."""
+    """Start ``n`` ``python -m search.cli worker`` processes at once (output in worker-<i>.log)."""
     env = worker_env(directory, **env_kwargs)
     procs = []
     for i in range(first_id, first_id + n):
         log = open(Path(directory) / f"worker-{i}.log", "w")
-        argv = [sys.executable, "-m", "search.workers", str(study), "--storage", url,
+        argv = [sys.executable, "-m", "search.cli", "worker", str(study), "--storage", url,
                 "--worker-id", str(i), "--objective", "fake_objective:train"]  # fmt: skip
         procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=directory))
         log.close()

@@ -1,4 +1,4 @@
-"""search.range_test: ``lr: auto`` found once per arm, stored in the arm's study, sampled in its range."""
+"""search.lr_range: ``lr: auto`` found once per arm, stored in the arm's study, sampled in its range."""
 
 import functools
 import math
@@ -8,7 +8,8 @@ import pytest
 from search_fakes import FakeTrain
 
 import objectives.lr_find as lr_find
-from search.range_test import (
+from search.errors import SpecError
+from search.lr_range import (
     RANGE_ATTR,
     RangeTestError,
     default_lr,
@@ -20,7 +21,7 @@ from search.range_test import (
 )
 from search.results import arm_stats
 from search.space import Auto, Range, suggest_config
-from search.spec import SpecError, parse_spec
+from search.spec import parse_spec
 from search.studies import open_studies
 from search.study import run_studies
 
@@ -122,7 +123,7 @@ def test_a_lars_arm_samples_lr_times_lambda_and_lr_and_trains_lambda_as_their_qu
 
 def test_an_unresolved_auto_is_never_sampled():
     spec = parse_spec(SPEC)
-    with pytest.raises(ValueError, match=r"lr: auto must be resolved by search.range_test"):
+    with pytest.raises(ValueError, match=r"lr: auto must be resolved by search.lr_range"):
         suggest_config(optuna.trial.FixedTrial({}), spec.objective, "sgd", False, spec.arm("sgd").space)
 
 

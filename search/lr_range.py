@@ -39,13 +39,13 @@ from typing import Any
 
 import optuna
 
+from search.errors import RangeTestError
 from search.recipe import middle
 from search.space import Auto, Range
-from search.spec import Arm, SpecError, StudySpec
+from search.spec import Arm, StudySpec
 
 __all__ = [
     "RANGE_ATTR",
-    "RangeTestError",
     "needs_range_test",
     "default_lr",
     "reference_config",
@@ -59,10 +59,6 @@ __all__ = [
 RANGE_ATTR = "lr_range"
 STEPS = 200  # steps of the sweep
 LOW, HIGH = 1e-5, 10.0  # the step scale swept (lr, or lr * lambda)
-
-
-class RangeTestError(SpecError):
-    """An ``lr: auto`` arm whose range test found no usable range (a user error: one line)."""
 
 
 def needs_range_test(arm: Arm) -> bool:
