@@ -130,6 +130,8 @@ def _run_header(args: argparse.Namespace, spec: Any, url: str) -> str:
     return (
         f"study {spec.name}: {plural(len(spec.arms), 'arm')} ({', '.join(a.name for a in spec.arms)}), "
         + (plural(budget, "trial") if budget else "unlimited trials") + " per arm"
+        + f" x {plural(spec.final.replicates, 'replicate')}, each incumbent retrained with "
+        + plural(spec.final.seeds, "seed")
         + (f", timeout {timeout:.0f} s" if timeout else "")
         + f"; sampler {spec.sampler.type} (seed {spec.sampler.seed}), pruner {spec.pruner.type}; storage {mask_url(url)}"
     )  # fmt: skip

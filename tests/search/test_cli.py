@@ -116,7 +116,10 @@ def test_fake_study_run_status_compare(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'c.db'}"
     assert main(["run", str(path), "--storage", db], train_fn=FakeTrain()) == 0
     out = capsys.readouterr().out
-    assert "study c: 2 arms (sgd, adam+lars), 2 trials per arm" in out
+    assert (
+        "study c: 2 arms (sgd, adam+lars), 2 trials per arm x 1 replicate, each incumbent retrained with 3 seeds;"
+        in out
+    )
     assert out.count("c/sgd trial ") == 2 and out.count("c/adam+lars trial ") == 2
     assert "compare c: final evaluation" in out and "winner: " not in out  # issue 12
     assert "\nmeasured (1 replicate x " in out  # one replicate: no verdict (issue 23)
