@@ -104,12 +104,33 @@ def scale_gradients(
         clip=clip,
         start=decay if maximize else -decay,
     )
+    paths = (_single_tensor_scale_gradients, _multi_tensor_scale_gradients)
+    return _write_directions(paths, params, grads, out, foreach, kw)
+
+
+def _write_directions(paths, params, grads, out, foreach, kw) -> list[tuple[list[Tensor], Tensor]]:
+    """Run the reference path (``paths[0]``) over the whole lists or the fast path (``paths[1]``) per chunk,
+    on real views; ``(params, rates)`` pairs, as :func:`scale_gradients` and :func:`scale_decayed_gradients` return."""
+    single, multi = paths
     if not foreach:
-        return [(params, _single_tensor_scale_gradients(*map(_real, (params, grads, out)), **kw))]
+        return [(params, single(*map(_real, (params, grads, out)), **kw))]
     return [
-        (chunk_params, _multi_tensor_scale_gradients(*map(_real, (chunk_params, chunk_grads, chunk_out)), **kw))
+        (chunk_params, multi(*map(_real, (chunk_params, chunk_grads, chunk_out)), **kw))
         for chunk_params, chunk_grads, chunk_out in _chunks(params, grads, out)
     ]
+
+
+def _multi_tensor_ratios(params, grads, lr, trust_coefficient, weight_decay, eps, clip):
+    """The fast paths' factors of a chunk (:func:`lars.trust_ratio.local_lr` on foreach norms), one per tensor."""
+    return local_lr(
+        tensor_norms(params),
+        tensor_norms(grads),
+        lr=lr,
+        trust_coefficient=trust_coefficient,
+        weight_decay=weight_decay,
+        eps=eps,
+        clip=clip,
+    )
 
 
 def _single_tensor_ratio(w, g, lr, trust_coefficient, weight_decay, eps, clip):
@@ -138,15 +159,7 @@ def _single_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient,
 
 
 def _multi_tensor_scale_gradients(params, grads, out, *, lr, trust_coefficient, eps, weight_decay, clip, start):
-    rates = local_lr(
-        tensor_norms(params),
-        tensor_norms(grads),
-        lr=lr,
-        trust_coefficient=trust_coefficient,
-        weight_decay=weight_decay,
-        eps=eps,
-        clip=clip,
-    )
+    rates = _multi_tensor_ratios(params, grads, lr, trust_coefficient, weight_decay, eps, clip)
     factors = rates.to(out[0].dtype).unbind()
     if start != 0:
         torch._foreach_copy_(out, params)
@@ -192,12 +205,8 @@ def scale_decayed_gradients(
         clip=clip,
         decay=-weight_decay if maximize else weight_decay,
     )
-    if not foreach:
-        return [(params, _single_tensor_scale_decayed(*map(_real, (params, grads, out)), **kw))]
-    return [
-        (chunk_params, _multi_tensor_scale_decayed(*map(_real, (chunk_params, chunk_grads, chunk_out)), **kw))
-        for chunk_params, chunk_grads, chunk_out in _chunks(params, grads, out)
-    ]
+    paths = (_single_tensor_scale_decayed, _multi_tensor_scale_decayed)
+    return _write_directions(paths, params, grads, out, foreach, kw)
 
 
 def _single_tensor_scale_decayed(params, grads, out, *, lr, trust_coefficient, eps, weight_decay, clip, decay):
@@ -210,15 +219,7 @@ def _single_tensor_scale_decayed(params, grads, out, *, lr, trust_coefficient, e
 
 
 def _multi_tensor_scale_decayed(params, grads, out, *, lr, trust_coefficient, eps, weight_decay, clip, decay):
-    rates = local_lr(
-        tensor_norms(params),
-        tensor_norms(grads),
-        lr=lr,
-        trust_coefficient=trust_coefficient,
-        weight_decay=weight_decay,
-        eps=eps,
-        clip=clip,
-    )
+    rates = _multi_tensor_ratios(params, grads, lr, trust_coefficient, weight_decay, eps, clip)
     torch._foreach_copy_(out, grads)
     torch._foreach_add_(out, params, alpha=decay)
     torch._foreach_mul_(out, rates.to(out[0].dtype).unbind())
@@ -295,15 +296,7 @@ def _single_tensor_paper_momentum(
 def _multi_tensor_paper_momentum(
     params, grads, buffers, *, lr, trust_coefficient, eps, weight_decay, clip, momentum, dampening, nesterov, sign
 ):
-    rates = local_lr(
-        tensor_norms(params),
-        tensor_norms(grads),
-        lr=lr,
-        trust_coefficient=trust_coefficient,
-        weight_decay=weight_decay,
-        eps=eps,
-        clip=clip,
-    )
+    rates = _multi_tensor_ratios(params, grads, lr, trust_coefficient, weight_decay, eps, clip)
     steps = torch._foreach_mul(grads, sign)
     if weight_decay != 0:
         torch._foreach_add_(steps, params, alpha=weight_decay)
