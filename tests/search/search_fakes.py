@@ -27,8 +27,16 @@ def lr_curve(config: dict[str, Any], epoch: int) -> float:
 
 @dataclass
 class FakeTrain:
+    """``seed_noise=(step, period)``: the test accuracy is the validation accuracy minus ``step * (seed % period)``,
+    a percentage for any seed; without it, minus ``0.01 * seed`` (negative for evaluation seeds past 100)."""
+
     curve: Callable[[dict[str, Any], int], float] = lr_curve
     calls: list = field(default_factory=list)
+    seed_noise: tuple[float, int] | None = None
+
+    def _seed_noise(self, seed: int) -> float:
+        step, period = self.seed_noise or (0.01, None)
+        return step * (seed % period if period else seed)
 
     def __call__(self, config: dict[str, Any], report=None) -> FakeResult:
         self.calls.append(dict(config))
@@ -50,7 +58,7 @@ class FakeTrain:
             history.append(metrics)
             if report is not None:
                 report(epoch, metrics)
-        test = accuracy - 0.01 * config["seed"] if config.get("evaluate_test") else None
+        test = accuracy - self._seed_noise(config["seed"]) if config.get("evaluate_test") else None
         return FakeResult(
             accuracy, 1 - accuracy, test, history, config["epochs"], False, None, 0.01, 1000.0, "cpu", config
         )

@@ -9,7 +9,6 @@ parts left out. A refactor must leave these files unchanged; a deliberate change
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sqlite3
 from pathlib import Path
@@ -32,15 +31,9 @@ sampler: {type: tpe, seed: 0}
 """
 
 
-@dataclasses.dataclass
-class GoldenTrain(FakeTrain):
+def GoldenTrain() -> FakeTrain:
     """FakeTrain whose test accuracy stays a percentage for every evaluation seed (replicate 1's are 1001, 1002)."""
-
-    def __call__(self, config, report=None):
-        result = super().__call__(config, report)
-        if result.test_accuracy is None:
-            return result
-        return dataclasses.replace(result, test_accuracy=result.val_accuracy - 0.002 * (config["seed"] % 7))
+    return FakeTrain(seed_noise=(0.002, 7))
 
 
 @pytest.fixture(scope="module")
