@@ -40,6 +40,20 @@ class EvalTrain(FakeTrain):
     seed_noise: tuple[float, int] | None = (0.001, 10)
 
 
+@dataclasses.dataclass
+class InterruptSecondSeed(EvalTrain):
+    """Ctrl-C (KeyboardInterrupt) as the second evaluation seed starts training."""
+
+    evaluations: int = 0
+
+    def __call__(self, config, report=None):
+        if config.get("evaluate_test"):
+            self.evaluations += 1
+            if self.evaluations == 2:
+                raise KeyboardInterrupt
+        return super().__call__(config, report)
+
+
 @pytest.fixture
 def db(tmp_path):
     return f"sqlite:///{tmp_path / 'ev.db'}"
@@ -99,17 +113,7 @@ def test_incumbent_is_retrained_with_fresh_seeds_on_the_test_set(tmp_path, db):
 
 def test_ctrl_c_in_the_final_evaluation_resumes_without_redoing_finished_seeds(tmp_path, db):
     spec = load_spec(write_study(tmp_path, STUDY))
-    calls = {"eval": 0}
-
-    class Interrupting(EvalTrain):
-        def __call__(self, config, report=None):
-            if config.get("evaluate_test"):
-                calls["eval"] += 1
-                if calls["eval"] == 2:
-                    raise KeyboardInterrupt
-            return super().__call__(config, report)
-
-    first = Interrupting()
+    first = InterruptSecondSeed()
     with pytest.raises(KeyboardInterrupt):
         run_studies(spec, db, train_fn=first, progress=False, validate=identity)
     done = [c["seed"] for c in first.calls if c["evaluate_test"]]
@@ -129,15 +133,6 @@ def test_ctrl_c_in_the_final_evaluation_resumes_without_redoing_finished_seeds(t
 def test_a_second_ctrl_c_while_an_evaluation_seed_is_recorded_loses_no_seed(tmp_path, db, monkeypatch, capsys):
     """#26 item 3: the seed ended FAIL without a retry, and no rerun ever trained it again."""
     path = write_study(tmp_path, STUDY.replace("arms: [sgd, sgd+lars]", "arms: [sgd]"))
-    calls = {"eval": 0}
-
-    class Interrupting(EvalTrain):
-        def __call__(self, config, report=None):
-            if config.get("evaluate_test"):
-                calls["eval"] += 1
-                if calls["eval"] == 2:
-                    raise KeyboardInterrupt  # the first Ctrl-C, in seed 7
-            return super().__call__(config, report)
 
     tell = optuna.Study.tell
 
@@ -147,7 +142,9 @@ def test_a_second_ctrl_c_while_an_evaluation_seed_is_recorded_loses_no_seed(tmp_
         return tell(self, *args, **kwargs)
 
     monkeypatch.setattr(optuna.Study, "tell", tell_during_second_ctrl_c)
-    assert main(["run", str(path), "--storage", db, "-q"], train_fn=Interrupting()) == 130
+    assert (
+        main(["run", str(path), "--storage", db, "-q"], train_fn=InterruptSecondSeed()) == 130
+    )  # the first Ctrl-C, in seed 7
     monkeypatch.setattr(optuna.Study, "tell", tell)
     assert "Traceback" not in capsys.readouterr().err
     trials = load(db, "ev/sgd/eval").trials
