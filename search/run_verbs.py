@@ -12,7 +12,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -146,11 +145,8 @@ def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: C
     from search.storage import open_storage
 
     storage = open_storage(url)
-    total = args.timeout or spec.budget.timeout
-    deadline = time.monotonic() + total if total else None  # one limit for the whole run, axis or not
-    for one in spec.runs():
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+    for one, left in spec.timed_runs(args.timeout):  # one limit for the whole run, axis or not
+        if left == 0:
             say(args, f"timeout reached before {one.name}; run the same command again to resume")
             break
         status = _run_one(args, one, url, storage, train_fn, timeout=left)

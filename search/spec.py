@@ -79,6 +79,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -212,6 +214,14 @@ class StudySpec:
     def runs(self) -> tuple[StudySpec, ...]:
         """The studies a run of this file trains: one per axis value, or the study itself."""
         return self.per_batch or (self,)
+
+    def timed_runs(self, timeout: float | None) -> Iterator[tuple[StudySpec, float | None]]:
+        """:meth:`runs`, each with the seconds left of one limit for them all (``timeout``, else
+        ``budget.timeout``; None: no limit). A run whose turn comes when the time is up gets 0: stop there."""
+        total = timeout or self.budget.timeout
+        deadline = time.monotonic() + total if total else None
+        for one in self.runs():
+            yield one, None if deadline is None else max(0.0, deadline - time.monotonic())
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:

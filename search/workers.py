@@ -340,11 +340,8 @@ def run_worker(spec: Any, storage_url: str, settings: RunSettings) -> dict[str, 
                        log=None if log is None else (lambda line: log(prefix + line)),
                        poll_s=_poll_seconds(storage))  # fmt: skip
     summary: dict[str, Any] = {}
-    total = settings.timeout or spec.budget.timeout
-    deadline = time.monotonic() + total if total else None
-    for one in spec.runs():  # a batch-size axis: its studies one after another, as `run` does
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+    for one, left in spec.timed_runs(settings.timeout):  # a batch-size axis: one after another, as `run` does
+        if left == 0:
             break
         stats = run_studies(one, storage, replace(settings, timeout=left))
         summary.update({f"{one.name}/{k}" if spec.axis else k: v for k, v in stats.items()})
