@@ -46,6 +46,11 @@ class AxisResult:
     drops: dict[str, list[tuple[int, Interval]]] = field(default_factory=dict)
     critical: dict[str, CriticalBatch] = field(default_factory=dict)
 
+    @property
+    def complete(self) -> bool:
+        """Every batch has its verdict: each arm's final evaluation is done."""
+        return all(v is not None and all(a.evaluated for a in v.arms) for v in self.verdicts.values())
+
 
 def find_axis(storage: Any, name: str) -> AxisSpec | None:
     """The axis of study file ``name`` when its per-batch studies ``<name>-b<B>`` are in the storage."""
@@ -107,11 +112,12 @@ def _values(verdict: Verdict | None, arm: str) -> list[list[float]]:
     return result.values if result.evaluated else []
 
 
-def format_axis(storage: Any, name: str, axis: AxisSpec) -> str:
-    """The axis as text: test accuracy per batch and arm, verdict lines per batch, critical batch sizes."""
+def format_axis(result: AxisResult) -> str:
+    """The axis (:func:`load_axis`) as text: test accuracy per batch and arm, verdict lines per batch, critical
+    batch sizes."""
     from search.report import format_table, interval_text
 
-    result = load_axis(storage, name, axis)
+    name, axis = result.name, result.axis
     arms = [a for a, _, _ in result.arms]
     lines = [
         f"compare {name}: batch-size axis {', '.join(map(str, axis.batch_sizes))} (each its own study "

@@ -302,10 +302,9 @@ def _plot_history(plt, storage, name: str, curves: dict[str, ArmCurve], path) ->
         plt.close(ax.figure)
 
 
-def plot_axis(
-    storage: optuna.storages.BaseStorage | str, name: str, axis: object, path: str | os.PathLike
-) -> dict[str, list[tuple[int, float, float, float]]]:
-    """Test accuracy against batch size per arm, with 95% intervals, on a log (base 2) x axis.
+def plot_axis(result: object, path: str | os.PathLike) -> dict[str, list[tuple[int, float, float, float]]]:
+    """Test accuracy against batch size per arm, with 95% intervals, on a log (base 2) x axis, from the
+    axis as :func:`search.axis_report.load_axis` read it.
 
     One line per arm over the axis values whose final evaluation is done (dashed plain, solid LARS,
     twins in one colour, as in :func:`plot_compare`); the tolerance band of the critical batch size
@@ -314,11 +313,8 @@ def plot_axis(
     Returns:
         ``{arm: [(batch, mean, low, high), ...]}``, the plotted points (NaN bounds: no interval).
     """
-    from search.axis_report import load_axis
-
     plt = _pyplot()
-    storage = _open(storage)
-    result = load_axis(storage, name, axis)
+    name, axis = result.name, result.axis
     series: dict[str, list[tuple[int, float, float, float]]] = {}
     fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
     try:

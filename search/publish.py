@@ -146,10 +146,10 @@ def publish_verdict(
     return verdict
 
 
-def publish_axis(storage: Any, name: str, axis: Any, *, figure_dir: str | None = None) -> int:
-    """Rewrite the note of every arm of every batch of axis ``name`` with the axis table and figure below its
-    own verdict (:mod:`search.axis_report`); returns how many batch studies it wrote. ``run`` calls it when
-    every batch's final evaluation is done."""
+def publish_axis(storage: Any, result: Any, *, figure_dir: str | None = None) -> int:
+    """Rewrite the note of every arm of every batch of an axis (``result``: :func:`search.axis_report.load_axis`)
+    with the axis table and figure below its own verdict; returns how many batch studies it wrote. ``run``
+    calls it when every batch's final evaluation is done."""
     import os
 
     from search.axis_report import format_axis
@@ -157,11 +157,12 @@ def publish_axis(storage: Any, name: str, axis: Any, *, figure_dir: str | None =
     from search.names import axis_name
     from search.plot import plot_axis
 
-    text = format_axis(storage, name, axis)
+    name, axis = result.name, result.axis
+    text = format_axis(result)
     written = 0
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"{name}-axis.png")
-        plot_axis(storage, name, axis, path)
+        plot_axis(result, path)
         for batch in axis.batch_sizes:
             try:
                 publish_verdict(storage, axis_name(name, batch), figure_dir=figure_dir, axis=(name, text, path))

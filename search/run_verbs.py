@@ -153,22 +153,21 @@ def run_in_process(args: argparse.Namespace, spec: Any, url: str, *, train_fn: C
         if status:
             return status
     if spec.axis:
-        _publish_axis(storage, spec)
-        from search.axis_report import format_axis
-
-        print()
-        print(format_axis(storage, spec.name, spec.axis))
+        _finish_axis(storage, spec)
     return 0
 
 
-def _publish_axis(storage: Any, spec: Any) -> None:
-    """The axis table and figure in every batch's dashboard note, once every batch has its verdict."""
-    from search.axis_report import load_axis
+def _finish_axis(storage: Any, spec: Any) -> None:
+    """After an axis run: the axis table and figure in every batch's dashboard note once every batch has its
+    verdict, then the axis table printed (the axis read once for both)."""
+    from search.axis_report import format_axis, load_axis
     from search.publish import publish_axis
 
-    verdicts = load_axis(storage, spec.name, spec.axis).verdicts.values()
-    if all(v is not None and all(a.evaluated for a in v.arms) for v in verdicts):
-        publish_axis(storage, spec.name, spec.axis)
+    result = load_axis(storage, spec.name, spec.axis)
+    if result.complete:
+        publish_axis(storage, result)
+    print()
+    print(format_axis(result))
 
 
 def _run_one(
@@ -227,12 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print()
             print(format_compare(open_reader(url), one.name))
         if spec.axis:
-            from search.axis_report import format_axis
             from search.storage import open_storage
 
-            _publish_axis(open_storage(url), spec)
-            print()
-            print(format_axis(open_reader(url), spec.name, spec.axis))
+            _finish_axis(open_storage(url), spec)
     return status
 
 

@@ -68,15 +68,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.plot:
         _check_plot_path(args.plot)
     storage, _ = _open_reader(args)
-    from search.axis_report import find_axis, format_axis
+    from search.axis_report import find_axis, format_axis, load_axis
 
     axis = find_axis(storage, args.name)
-    print(format_axis(storage, args.name, axis) if axis else format_compare(storage, args.name))
+    result = load_axis(storage, args.name, axis) if axis else None
+    print(format_axis(result) if result else format_compare(storage, args.name))
     if args.plot:
         from search.plot import plot_axis, plot_compare
 
-        if axis:
-            plot_axis(storage, args.name, axis, args.plot)
+        if result:
+            plot_axis(result, args.plot)
         else:
             plot_compare(storage, args.name, args.plot)
         say(args, f"wrote {args.plot}")

@@ -313,6 +313,7 @@ def test_an_interrupted_axis_run_resumes_without_retraining_finished_batches(tmp
 
 
 def test_compare_plot_of_an_axis_draws_accuracy_against_batch(tmp_path, capsys):
+    from search.axis_report import load_axis
     from search.cli import main
     from search.plot import plot_axis
     from search.spec import load_spec
@@ -324,7 +325,8 @@ def test_compare_plot_of_an_axis_draws_accuracy_against_batch(tmp_path, capsys):
     png = tmp_path / "axis.png"
     assert main(["compare", "ax", "--storage", db, "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    series = plot_axis(open_storage(db, heartbeat=False), "ax", load_spec(path).axis, tmp_path / "again.png")
+    result = load_axis(open_storage(db, heartbeat=False), "ax", load_spec(path).axis)
+    series = plot_axis(result, tmp_path / "again.png")
     assert [b for b, *_ in series["sgd"]] == [64, 256, 1024] == [b for b, *_ in series["sgd+lars"]]
     # the fake's plain arm loses 3 points per quadrupling; its LARS twin loses none
     sgd = [m for _, m, _, _ in series["sgd"]]
