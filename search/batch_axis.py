@@ -39,8 +39,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from search.names import axis_name
-
 __all__ = [
     "LR_SCALING",
     "ADAPTIVE",
@@ -146,9 +144,6 @@ class AxisSpec:
     lr_scaling: str
     reference: int
     tolerance: float = 1.0
-
-    def study_names(self, name: str) -> list[str]:
-        return [axis_name(name, b) for b in self.batch_sizes]
 
 
 def parse_axis(raw: object, source: str, reference: int) -> AxisSpec:
