@@ -171,7 +171,8 @@ def export_document(
     """``(the YAML document, the train command that reproduces its test accuracy)`` (see the module docstring).
 
     The command retrains the trial with the seeds its final evaluation used
-    (:func:`search.seeds.evaluation_seed`), not the search's seed the config holds.
+    (:func:`search.seeds.evaluation_seed` of the study file's ``objective.seed``), not the
+    search's seed the config holds.
     """
     from search.seeds import evaluation_seed
 
@@ -193,7 +194,7 @@ def export_document(
     chosen = "the verdict's best arm" if arm == verdict.best_arm else "chosen with --arm"
     search_name = StudyName(name, arm, replicate).format()
     path = output if output not in (None, "-") else "THIS_FILE.yaml"
-    first = evaluation_seed(int(config.get("seed", 0)), replicate, 0)
+    first = evaluation_seed(verdict.objective_seed, replicate, 0)
     command = train_command(path, verdict.seeds, first)
     seeds = f"seeds {first}..{first + verdict.seeds - 1}" if verdict.seeds > 1 else f"seed {first}"
     header = [

@@ -223,6 +223,7 @@ class Verdict:
     best_arm: str | None = None
     family: list[str] = field(default_factory=list)
     power: list[str] = field(default_factory=list)
+    objective_seed: int = 0  # the study file's objective.seed: the base of the seed plan (search.seeds)
 
     @property
     def trials(self) -> int:
@@ -280,7 +281,7 @@ def load_verdict(storage: Any, name: str) -> Verdict:
                 result.recipe_edges += len(clamped)
         result.test = arm_interval(result.values, replicates)
         results.append(result)
-    verdict = Verdict(name, seeds, replicates, results)
+    verdict = Verdict(name, seeds, replicates, results, objective_seed=base)
     _judge(verdict, kinds, _budget_trials(text))
     return verdict
 

@@ -3,8 +3,10 @@
 =====================  ==================================================================  =================
 what                   seed                                                                where it is used
 =====================  ==================================================================  =================
-a search trial         ``objective.seed`` (one initialisation and data order for every      objectives.train
-                       trial, so that trials differ by their hyperparameters alone)
+a search trial of      ``objective.seed + 1000 x replicate`` (:func:`search_seed`): one      objectives.train
+replicate r            initialisation and data order for every trial of a search, so that
+                       its trials differ by their hyperparameters alone, and another for
+                       each replicate, so that replicates repeat the whole procedure
 an arm's sampler       ``(sampler.seed + offset) % 2**32`` with :func:`sampler_offset`:     search.samplers
                        trials already stored + 100003 x worker id + 1000003 x replicate
 a worker's id          given (``--worker-id``, the local workers' index) or, started by     search.workers
@@ -12,6 +14,11 @@ a worker's id          given (``--worker-id``, the local workers' index) or, sta
 evaluation seed k of   ``objective.seed + 1 + 1000 x replicate + k``, k < ``evaluation.     search.evaluation
 replicate r            seeds`` <= 999 (:func:`evaluation_seed`)
 =====================  ==================================================================  =================
+
+Replicate r owns the seed block ``objective.seed + 1000 r`` .. ``+ 999``: its search trains with
+the first, its evaluation seeds take the rest. Were the search seed shared, every replicate
+would retrain the recipe (trial 0) to the identical number, and the spread between replicates
+would leave out the training noise that the search's choice of incumbent rides on.
 
 The offset keeps a resumed or parallel run from replaying the random start-up configurations
 of the first, and makes replicates independent searches; arms share it, so their start-up
@@ -38,6 +45,7 @@ __all__ = [
     "sampler_seed",
     "auto_worker_id",
     "evaluation_seed",
+    "search_seed",
 ]
 
 SAMPLER_SEED_RANGE = 2**32  # numpy's seeds are 0 .. 2**32 - 1; the sampler's seed wraps around it
@@ -45,7 +53,7 @@ SAMPLER_SEED_MAX = 2**31 - 1  # a study file's sampler.seed; each resume, worker
 WORKER_STRIDE = 100003  # prime: worker streams do not line up with the trials-stored term
 REPLICATE_STRIDE = 1000003  # prime, ten times the worker stride: replicates far apart from workers
 AUTO_WORKER_IDS = 40_000  # a hand-started worker's id is below this: WORKER_STRIDE x id < 2**32
-EVALUATION_STRIDE = 1000  # evaluation seeds of replicate r start at objective.seed + 1 + 1000 r
+EVALUATION_STRIDE = 1000  # replicate r's block: search seed objective.seed + 1000 r, evaluation seeds after it
 MAX_EVALUATION_SEEDS = EVALUATION_STRIDE - 1  # evaluation.seeds: the replicates' seed blocks never overlap
 
 
@@ -67,3 +75,8 @@ def auto_worker_id(host: str, pid: int) -> int:
 def evaluation_seed(objective_seed: int, replicate: int, k: int) -> int:
     """The training seed of final-evaluation run ``k`` of replicate ``replicate``."""
     return objective_seed + 1 + EVALUATION_STRIDE * replicate + k
+
+
+def search_seed(objective_seed: int, replicate: int) -> int:
+    """The training seed of every search trial of replicate ``replicate`` (replicate 0: ``objective.seed``)."""
+    return objective_seed + EVALUATION_STRIDE * replicate

@@ -20,7 +20,7 @@ Schema (all keys but ``name`` and ``objective.epochs`` optional)::
       val_size: 1000                 # images held out of the training split
       epochs: 3
       batch_size: 128
-      seed: 0                        # the same training seed for every trial
+      seed: 0                        # one training seed for every trial of a search (replicate r: + 1000 r)
       device: auto                   # auto | cpu | cuda ; precision: auto | fp32 | bf16
     arms: [sgd, sgd+lars, rmsprop, rmsprop+lars, adam, adam+lars]   # the default
       # or mappings: {name: adam-wide, optimizer: adam, lars: false, space: {lr: ...}}

@@ -240,7 +240,14 @@ def _run_search_trial(run: _Run, unit: _Unit, trial: optuna.trial.Trial) -> None
         run.bar.set_postfix_str(f"{unit.key} #{trial.number}")
     s = run.settings
     outcome = run_trial(
-        unit.study, trial, unit.arm, run.spec, train_fn=s.train_fn, device=s.device, validate=s.validate
+        unit.study,
+        trial,
+        unit.arm,
+        run.spec,
+        train_fn=s.train_fn,
+        replicate=unit.replicate,
+        device=s.device,
+        validate=s.validate,
     )
     run.ran[unit.key] += 1
     run.say(

@@ -54,6 +54,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.errors import Terminated, first_line, is_user_error
+from search.seeds import search_seed
 from search.signals import signals_deferred
 from search.space import suggest_config, warmup_epochs_of
 from search.spec import Arm, StudySpec
@@ -140,10 +141,12 @@ def enqueue_retry(study: optuna.Study, number: int) -> None:
 
 
 # ------------------------------------------------------------------ the steps of one trial
-def _config(trial: optuna.trial.Trial, arm: Arm, spec: StudySpec, device: str | None,
+def _config(trial: optuna.trial.Trial, arm: Arm, spec: StudySpec, replicate: int, device: str | None,
             validate: Validate | None) -> dict[str, Any]:  # fmt: skip
-    """Sample the trial's config, apply ``--device``, validate it, store it in the trial's user attrs."""
+    """Sample the trial's config, give it its replicate's seed, apply ``--device``, validate it, store it."""
     config = suggest_config(trial, spec.objective, arm.optimizer, arm.lars, arm.space)
+    if replicate:
+        config["seed"] = search_seed(int(config.get("seed", 0)), replicate)
     if device:
         config["device"] = device
     if validate is not None:
@@ -294,13 +297,15 @@ def run_trial(
     spec: StudySpec,
     *,
     train_fn: TrainFn,
+    replicate: int = 0,
     device: str | None = None,
     validate: Validate | None = None,
 ) -> TrialOutcome:
-    """Train one trial and tell the study how it ended (see the module docstring for faults)."""
+    """Train one trial of replicate ``replicate`` and tell the study how it ended (see the module docstring for
+    faults); the trial trains with its replicate's seed (:func:`search.seeds.search_seed`)."""
 
     def work(history: list[dict[str, Any]]) -> Ending:
-        config = _config(trial, arm, spec, device, validate)
+        config = _config(trial, arm, spec, replicate, device, validate)
         return _train(trial, config, _reporter(trial, spec, config, history), train_fn)
 
     ending, history, seconds = run_and_tell(study, trial, work)

@@ -23,3 +23,9 @@ def test_sampler_seeds_by_hand():
     assert sampler_offset(7, None, 0) == 7
     assert sampler_offset(2, 3, 1) == 2 + 3 * 100003 + 1000003
     assert sampler_seed(seeds.SAMPLER_SEED_MAX, sampler_offset(0, 39_999, 0)) == (2**31 - 1 + 39_999 * 100003) % 2**32
+
+
+def test_each_replicate_searches_with_its_own_seed_that_no_evaluation_takes():
+    assert [seeds.search_seed(5, r) for r in range(3)] == [5, 1005, 2005]
+    taken = {evaluation_seed(5, r, k) for r in range(3) for k in range(seeds.MAX_EVALUATION_SEEDS)}
+    assert not taken & {seeds.search_seed(5, r) for r in range(3)}

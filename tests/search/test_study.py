@@ -347,6 +347,24 @@ def test_raised_replicates_and_seeds_are_used_everywhere(tmp_path, db):
     assert test_line.endswith("; 2 replicates x 3 seeds)")
 
 
+def test_replicates_search_with_their_own_seed_and_export_names_the_evaluation_seeds(tmp_path, db):
+    from search.export import export_document
+
+    text = TWO_ARMS.replace("budget: {trials: 3}", "budget: {trials: 2}\nevaluation: {seeds: 2}\nreplicates: 3")
+    text = text.replace("width: 0.125}", "width: 0.125, seed: 7}")
+    fake = FakeTrain()
+    run_studies(load_spec(write_study(tmp_path, text)), db, train_fn=fake, progress=False)
+    searched = {(c["lars"], c["seed"]) for c in fake.calls if not c["evaluate_test"]}
+    assert searched == {(lars, seed) for lars in (False, True) for seed in (7, 1007, 2007)}
+    evaluated = sorted({c["seed"] for c in fake.calls if c["evaluate_test"]})
+    assert evaluated == [8, 9, 1008, 1009, 2008, 2009]
+    for r, name in enumerate(["s/sgd", "s/sgd/r1", "s/sgd/r2"]):
+        assert {t.user_attrs["config"]["seed"] for t in load(db, name).trials} == {7 + 1000 * r}
+    document, command = export_document(open_storage(db, heartbeat=False), "s", "sgd")
+    replicate = int(next(line for line in document.splitlines() if "replicate: " in line).split("replicate: ")[1][0])
+    assert command.endswith(f"--seeds 2 --first-seed {8 + 1000 * replicate}")
+
+
 def test_lowered_replicates_or_seeds_are_refused_before_anything_is_written(tmp_path, db):
     first = TWO_ARMS.replace("budget: {trials: 3}", "budget: {trials: 1}\nevaluation: {seeds: 2}\nreplicates: 2")
     run_studies(load_spec(write_study(tmp_path, first)), db, train_fn=FakeTrain(), progress=False)
