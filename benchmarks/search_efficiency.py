@@ -61,12 +61,13 @@ from optuna.trial import TrialState  # noqa: E402
 
 from search import exit_codes  # noqa: E402
 from search.errors import SearchError, Terminated  # noqa: E402
-from search.lr_range import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
+from search.lr_range import needs_range_test, range_test  # noqa: E402
 from search.plot import arm_curve  # noqa: E402
 from search.results import load_arms  # noqa: E402
 from search.signals import interrupt_signals  # noqa: E402
 from search.spec import parse_spec  # noqa: E402
 from search.storage import open_storage  # noqa: E402
+from search.stored import RANGE_ATTR, range_cost  # noqa: E402
 
 __all__ = ["ARMS", "SIZES", "VARIANTS", "study_data", "read_runs", "main", "interruptible_main"]
 

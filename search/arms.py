@@ -18,8 +18,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from objectives.config import DEFAULT_CONFIG, ConfigError, coerce, steps_per_epoch, validate_config
+from objectives.registry import LARS_MODES, OPTIMIZERS, SCHEDULES, Rule, is_number
 from search.errors import SpecError
 from search.space import (
+    PARAM_RULES,
+    SCHEDULE_RULES,
     SPACE_KEYS,
     ArmSpace,
     Auto,
@@ -27,10 +31,10 @@ from search.space import (
     Dimension,
     Fixed,
     Range,
-    param_rules,
-    schedule_kinds,
-    schedule_rules,
     why_not,
+)
+from search.space import (
+    SCHEDULES as SCHEDULE_KINDS,
 )
 
 __all__ = [
@@ -42,15 +46,6 @@ __all__ = [
 ]
 
 DEFAULT_ARMS = ("sgd", "sgd+lars", "rmsprop", "rmsprop+lars", "adam", "adam+lars")
-
-
-def __getattr__(name: str) -> Any:
-    """``OPTIMIZERS``: the registry's optimizer names, read when first asked for (objectives imports torch)."""
-    if name == "OPTIMIZERS":
-        from objectives.registry import OPTIMIZERS
-
-        return tuple(OPTIMIZERS)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # fullmatch: "$" would let a final newline through
@@ -115,16 +110,8 @@ def _number(value: Any) -> Any:
     return value
 
 
-def _finite(value: Any) -> bool:
-    from objectives.registry import is_number
-
-    return is_number(value)
-
-
 def _coerce(value: Any, rule: Any, source: str, key: str) -> Any:
     """One scalar (or list of epochs) of a parameter, typed and checked by objectives' own check."""
-    from objectives.config import coerce
-
     value = [_number(v) for v in value] if rule.kind == "float_list" and isinstance(value, list) else _number(value)
     try:
         return coerce(value, rule)
@@ -150,7 +137,7 @@ def _parse_range(raw: dict, rule: Any, source: str, key: str) -> Dimension:
         raise SpecError(source, key, f"log range must have low > 0, got low={low!r}")
     step = _number(raw.get("step"))
     if step is not None:
-        if not _finite(step) or not step > 0:
+        if not is_number(step) or not step > 0:
             raise SpecError(source, f"{key}.step", f"must be a finite number > 0, got {step!r}")
         if log:
             raise SpecError(source, key, "a log range cannot have a step (Optuna samples one or the other)")
@@ -206,9 +193,6 @@ def default_space(
     ``steps_per_epoch``: when given, a type is left out if its default would lose a decay
     (two multistep milestones on one optimizer step).
     """
-    from objectives.config import DEFAULT_CONFIG
-    from objectives.registry import LARS_MODES, OPTIMIZERS, SCHEDULES
-
     info = OPTIMIZERS[optimizer]
     space: dict[str, Any] = {
         "lr": _decades(info.lr),
@@ -253,7 +237,7 @@ def _inherit(raw: Any, where: str, base: _Inherited) -> _Inherited:
     data = {"type": raw} if isinstance(raw, (str, list)) else raw
     if "type" in data:
         out["type"] = (data["type"], f"{where}.type")
-    for kind in schedule_kinds():
+    for kind in SCHEDULE_KINDS:
         for name, value in (data.get(kind) or {}).items():
             out.setdefault(kind, {})[name] = (value, f"{where}.{kind}.{name}")
     return out
@@ -268,9 +252,7 @@ def _parse_schedule(
     next level inherits it, and where each value was written (by ``schedule`` and
     ``schedule.<type>.<param>``).
     """
-    from objectives.registry import Rule
-
-    kinds_known, rules = schedule_kinds(), schedule_rules()
+    kinds_known, rules = SCHEDULE_KINDS, SCHEDULE_RULES
     data = _mapping({"type": raw} if isinstance(raw, (str, list)) else raw, source, where)
     _check_keys(data, ("type",) + kinds_known, source, where)
     for kind in kinds_known:
@@ -310,15 +292,13 @@ def _parse_schedule(
 def _defaults_inherited(defaults: dict[str, Any]) -> _Inherited:
     sched = defaults["schedule"]
     out: _Inherited = {"type": (sched["type"], "default space.schedule.type")}
-    for kind in schedule_kinds():
+    for kind in SCHEDULE_KINDS:
         out[kind] = {n: (v, f"default space.schedule.{kind}.{n}") for n, v in (sched.get(kind) or {}).items()}
     return out
 
 
 def _modes(raw: Any, optimizer: str) -> tuple[str, ...]:
     """The LARS modes a written ``lars_mode`` lets a trial take (unknown values are left to its rule)."""
-    from objectives.registry import LARS_MODES, OPTIMIZERS
-
     if raw is None:
         return (OPTIMIZERS[optimizer].lars_mode,)
     values = raw if isinstance(raw, list) else [raw]
@@ -350,10 +330,10 @@ def _parse_space(
         else:
             continue
         if key == "lr" and raw == "auto":  # search.lr_range finds it; the default range stands in until then
-            lr = parse_dimension(defaults["lr"], param_rules()["lr"], source, "default space.lr")
+            lr = parse_dimension(defaults["lr"], PARAM_RULES["lr"], source, "default space.lr")
             params[key], origins[key] = Auto(lr.low, lr.high), f"{at}.{key}"
             continue
-        params[key] = parse_dimension(raw, param_rules()[key], source, f"{at}.{key}")
+        params[key] = parse_dimension(raw, PARAM_RULES[key], source, f"{at}.{key}")
         origins[key] = f"{at}.{key}"
     base = _defaults_inherited(defaults)
     schedule, sched_params, _, sched_origins = _parse_schedule({}, source, "default space.schedule", base)
@@ -369,8 +349,6 @@ def _parse_space(
 
 def _steps(objective: dict[str, Any]) -> int | None:
     """Optimizer steps per epoch of the objective, or None when objectives rejects it (said later)."""
-    from objectives.config import ConfigError, steps_per_epoch, validate_config
-
     try:
         return steps_per_epoch(validate_config(objective))
     except ConfigError:
@@ -399,8 +377,6 @@ def parse_arm(raw: Any, i: int, shared: dict, objective: dict[str, Any], source:
         name = data.get("name", f"{optimizer}+lars" if lars else optimizer)
         own = _mapping(data.get("space") or {}, source, f"{where}.space")
         _check_keys(own, SPACE_KEYS + ("schedule",), source, f"{where}.space")
-    from objectives.registry import OPTIMIZERS
-
     if optimizer not in OPTIMIZERS:
         raise SpecError(source, where, f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):

@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from objectives.errors import DataNotFoundError
 from search import exit_codes
 from search.errors import SearchError, Terminated, first_line, is_user_error
 from search.run_verbs import args_run, args_train, args_worker, cmd_run, cmd_train, cmd_worker
@@ -190,8 +191,7 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _error_line(exc: BaseException) -> str:
-    data_not_found = getattr(sys.modules.get("objectives.data"), "DataNotFoundError", ())  # loaded if raised
-    if isinstance(exc, data_not_found):  # where it looked and how to get it: keep every line
+    if isinstance(exc, DataNotFoundError):  # where it looked and how to get it: keep every line
         return str(exc)
     return first_line(exc) or type(exc).__name__
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from objectives.config import ConfigError, validate_config
 from search.arms import Arm
 from search.errors import SpecError
 from search.space import ArmSpace, Auto, Range, suggest_config
@@ -81,8 +82,6 @@ def _where(key: str, objective: dict[str, Any], arm: Arm, kind: str, i: int) -> 
 
 def check_with_objectives(objective: dict[str, Any], arms: tuple[Arm, ...], source: str) -> None:
     """Let ``objectives.validate_config`` judge every config a trial of each arm can draw (see :func:`_draws`)."""
-    from objectives import ConfigError, validate_config
-
     for i, arm in enumerate(arms):
         params = {k: Range(d.low, d.high, log=True) if isinstance(d, Auto) else d for k, d in arm.space.params.items()}
         space = replace(arm.space, params=params)

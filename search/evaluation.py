@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -43,24 +42,11 @@ from search.budget import RETRY_ATTR, arm_lock, claim_trial
 from search.names import EVAL
 
 __all__ = [
-    "EvalResult",
-    "incumbent",
     "open_evaluation",
     "enqueue_seeds",
     "claim_evaluation",
     "run_evaluation_trial",
-    "evaluation_result",
 ]
-
-
-def incumbent(trials: list[FrozenTrial]) -> FrozenTrial | None:
-    """The COMPLETE trial with the best value (ties: the lower number), or None."""
-    best = None
-    for t in trials:
-        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
-            if best is None or t.value > best.value:
-                best = t
-    return best
 
 
 def open_evaluation(storage: Any, search: optuna.Study, *, arm: str, replicate: int) -> optuna.Study:
@@ -149,58 +135,3 @@ def run_evaluation_trial(
 
     ending, _, seconds = run_and_tell(evaluation, trial, work)
     return ending.state, ending.value, ending.reason, seconds
-
-
-@dataclass
-class EvalResult:
-    """The final evaluation of one search (one arm, one replicate), read from the storage.
-
-    ``values``: test accuracy per finished seed (``{seed: accuracy}``); ``failed``: seeds
-    whose last run failed or diverged; ``pending``: seeds without a finished run (enqueued,
-    running, or not enqueued yet); ``seconds``: wall time of every evaluation run.
-    """
-
-    replicate: int
-    incumbent: FrozenTrial | None
-    values: dict[int, float] = field(default_factory=dict)
-    failed: int = 0
-    pending: int = 0
-    seconds: float = 0.0
-
-    @property
-    def done(self) -> bool:
-        return self.pending == 0
-
-
-def evaluation_result(
-    search_trials: list[FrozenTrial], eval_trials: list[FrozenTrial] | None, seeds: list[int], replicate: int
-) -> EvalResult:
-    """What the evaluation of one search has measured for its current incumbent."""
-    best = incumbent(search_trials)
-    out = EvalResult(replicate, best)
-    if best is None:
-        return out
-    finished: dict[int, FrozenTrial] = {}
-    for t in eval_trials or []:
-        out.seconds += float(t.user_attrs.get("wall_time_s") or 0.0)
-        if t.params.get("incumbent_trial") != best.number or t.state not in (TrialState.COMPLETE, TrialState.FAIL):
-            continue
-        seed = int(t.params["seed"])
-        if seed not in finished or t.state == TrialState.COMPLETE:
-            finished[seed] = t
-    retried = {t.system_attrs.get(RETRY_ATTR) for t in eval_trials or [] if RETRY_ATTR in t.system_attrs}
-    for seed in seeds:
-        t = finished.get(seed)
-        if t is None:
-            out.pending += 1
-        elif t.state == TrialState.COMPLETE:
-            out.values[seed] = float(t.value)
-        elif t.number in retried and not _retry_finished(eval_trials, t.number):
-            out.pending += 1  # a failed run whose retry has not finished yet
-        else:
-            out.failed += 1
-    return out
-
-
-def _retry_finished(trials: list[FrozenTrial], number: int) -> bool:
-    return any(t.system_attrs.get(RETRY_ATTR) == number and t.state.is_finished() for t in trials)

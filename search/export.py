@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 from optuna.trial import FrozenTrial
 
+from objectives.registry import OPTIMIZERS
 from search.errors import StudyNotFoundError
 from search.names import StudyName
 from search.results import Verdict, load_verdict
@@ -36,11 +37,9 @@ __all__ = ["best_trial", "code_snippet", "export_document", "load_config_file", 
 
 def _base(config: dict[str, Any]) -> str:
     """``torch.optim.SGD(groups, lr=0.1, momentum=0.9, nesterov=False)``: the registry's class and keys."""
-    from objectives.registry import OPTIMIZERS
-
     info = OPTIMIZERS[config["optimizer"]]
     return (
-        f"torch.optim.{info.cls.__name__}(groups, lr={config['lr']!r}"
+        f"torch.optim.{info.torch_name}(groups, lr={config['lr']!r}"
         + "".join(f", {key}={config[key]!r}" for key in info.params)
         + ")"
     )

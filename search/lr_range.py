@@ -38,25 +38,24 @@ from dataclasses import replace
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
+from objectives import lr_find
 from search.errors import RangeTestError
 from search.recipe import middle
 from search.space import Auto, Range
 from search.spec import Arm, StudySpec
+from search.stored import RANGE_ATTR, describe_range
+from search.trial import Ending, run_lifecycle
 
 __all__ = [
-    "RANGE_ATTR",
     "needs_range_test",
     "default_lr",
     "reference_config",
     "range_test",
     "resolve_ranges",
-    "range_cost",
-    "describe_range",
-    "range_lines",
 ]
 
-RANGE_ATTR = "lr_range"
 STEPS = 200  # steps of the sweep
 LOW, HIGH = 1e-5, 10.0  # the step scale swept (lr, or lr * lambda)
 
@@ -106,44 +105,50 @@ def range_test(
 ) -> dict[str, Any]:
     """The arm's ``lr_range``: stored in ``study`` already, or measured now and stored.
 
+    The sweep runs through the one lifecycle of every run (:func:`search.trial.run_lifecycle`),
+    as a search trial does: a fault is FAIL with its reason (the CUDA cache emptied after an
+    OOM), missing data or a config objectives rejects propagates as it does from a trial, and
+    Ctrl-C propagates with a note saying where it came. Only a range found is stored, so the
+    next run tests the arm again after any of them.
+
     Raises:
-        RangeTestError: the sweep's loss curve has no usable range (the message says what to try).
+        RangeTestError: the sweep's loss curve has no usable range, or the sweep failed (the
+            message says why and what to try).
     """
     stored = study.user_attrs.get(RANGE_ATTR)
     if stored is not None:
         return stored
-    from objectives.lr_find import RangeNotFound, lr_sweep, pick_range  # late: pulls in torch
-
     name = "lr*lambda" if arm.lars else "lr"
+    result: dict[str, Any] = {}
+
+    def sweep_and_pick(history: list[dict[str, Any]]) -> Ending:
+        sweep = lr_find.lr_sweep(reference_config(spec, arm, device=device), data=data, low=LOW, high=HIGH, steps=steps)
+        try:
+            found = lr_find.pick_range(sweep.scales, sweep.losses, name=name)
+        except lr_find.RangeNotFound as exc:
+            return Ending(TrialState.FAIL, reason=f"range test: {exc}")
+        result.update(low=found.low, high=found.high, trial_epochs=sweep.trial_epochs,
+                      of="lr*trust_coefficient" if arm.lars else "lr", steps=len(sweep.losses))  # fmt: skip
+        return Ending(TrialState.COMPLETE)
+
+    def record(ending: Ending, history: list[dict[str, Any]], seconds: float) -> None:
+        if ending.state == TrialState.COMPLETE:  # else nothing is stored: the next run tests the arm again
+            study.set_user_attr(RANGE_ATTR, result)
+
     try:
-        sweep = lr_sweep(reference_config(spec, arm, device=device), data=data, low=LOW, high=HIGH, steps=steps)
+        ending, _, _ = run_lifecycle(sweep_and_pick, record=record, retry=lambda: None)
     except KeyboardInterrupt as exc:  # what the CLI's interrupted line says instead of a FAIL trial
         exc.add_note(f"during the lr range test of {spec.study_name(arm)} (no trial was running; the next run tests "
                      "it again)")  # fmt: skip
         raise
-    try:
-        found = pick_range(sweep.scales, sweep.losses, name=name)
-    except RangeNotFound as exc:
-        raise RangeTestError(spec.source, f"{spec.study_name(arm)}: lr: auto", f"range test: {exc}") from None
-    result = {
-        "low": found.low,
-        "high": found.high,
-        "trial_epochs": sweep.trial_epochs,
-        "of": "lr*trust_coefficient" if arm.lars else "lr",
-        "steps": len(sweep.losses),
-    }
-    study.set_user_attr(RANGE_ATTR, result)
+    if ending.state != TrialState.COMPLETE:
+        reason = ending.reason or "failed"
+        if not reason.startswith("range test: "):
+            reason = f"range test failed: {reason} (nothing was stored; the next run tests it again)"
+        raise RangeTestError(spec.source, f"{spec.study_name(arm)}: lr: auto", reason)
     if log is not None:
         log(f"{spec.study_name(arm)}: {describe_range(result)}")
     return result
-
-
-def describe_range(found: dict[str, Any]) -> str:
-    """One line: ``lr range test: lr*trust_coefficient in [0.00215, 0.0572] (10 trial-epochs, 90 steps)``."""
-    return (
-        f"lr range test: {found['of']} in [{found['low']:.3g}, {found['high']:.3g}] "
-        f"({found['trial_epochs']:.3g} trial-epochs, {found['steps']} steps)"
-    )
 
 
 def resolve_ranges(
@@ -166,18 +171,3 @@ def resolve_ranges(
             arm = replace(arm, space=replace(arm.space, params=params))
         arms.append(arm)
     return replace(spec, arms=tuple(arms))
-
-
-def range_cost(study: optuna.Study) -> float:
-    """Trial-epochs the arm's range test cost (0 without one): part of the arm's compute."""
-    found = study.user_attrs.get(RANGE_ATTR)
-    return float(found["trial_epochs"]) if found else 0.0
-
-
-def range_lines(arms: list[tuple[str, optuna.Study]]) -> list[str]:
-    """For ``status``/``compare``: one line per arm whose study holds a range test ([] when none does)."""
-    found = [(arm, study.user_attrs.get(RANGE_ATTR)) for arm, study in arms]
-    lines = [f"  {arm}: {describe_range(attr)}" for arm, attr in found if attr]
-    if not lines:
-        return []
-    return ["lr: auto (a range test before the search; its trial-epochs are part of the arm's compute):", *lines]

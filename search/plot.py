@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from objectives.registry import OPTIMIZERS
 from search.errors import PlotError
 from search.names import StudyName
 from search.results import epochs_run
@@ -142,7 +143,7 @@ def compare_curves(storage: str | optuna.storages.BaseStorage, name: str) -> dic
         arms = load_arms(opened, name)
     except StudyNotFoundError:
         raise PlotError(f"name {name!r}: no study named '{name}/<arm>' in the storage") from None
-    from search.lr_range import range_cost
+    from search.stored import range_cost
 
     return {arm: arm_curve(arm, study.get_trials(deepcopy=False), range_cost(study)) for arm, study in arms}
 
@@ -158,8 +159,6 @@ def _pyplot():
 
 def _style(arm: str, index: int) -> dict:
     base, _, extra = arm.partition("+")
-    from objectives.registry import OPTIMIZERS
-
     names = list(OPTIMIZERS)
     colour = _PALETTE[names.index(base) % len(_PALETTE)] if base in names else f"C{index % 10}"
     return {"color": colour, "linestyle": "-" if extra == "lars" else "--"}

@@ -17,20 +17,9 @@ be one the recipe trial trains (a key of the arm's space, a parameter of the sch
 trains), else the file is rejected with one line naming the key. Keys a given recipe leaves out come from the
 published recipe.
 
-The published recipes (DESIGN.md, "Published recipes"):
-
-* SGD: lr 0.1, momentum 0.9, weight decay 5e-4, cosine decay to 0, no warm-up
-  (VGG-16-BN on CIFAR-10: kuangliu/pytorch-cifar, geifmany/cifar-vgg).
-* SGD + LARS: trust coefficient 1e-3, epsilon 1e-8, polynomial decay of power 2 to 0,
-  linear warm-up over the first 5% of training (5 of the paper's ~100 epochs), base lr
-  10 (You, Gitman, Ginsburg, "Large Batch Training of Convolutional Networks",
-  arXiv:1708.03888, 2017, and the MLPerf ResNet-50 reference, whose base rates with
-  lambda = 1e-3 are of order 10), momentum 0.9, weight decay 5e-4.
-* RMSprop, Adam: lr 1e-3, weight decay 5e-4, cosine; RMSprop momentum 0. AdamW: lr 1e-3,
-  weight decay 1e-2 (torch's default). Adagrad: lr 1e-2.
-* Adaptive + LARS (the ratio scales the update, as LAMB does: You et al., "Large Batch
-  Optimization for Deep Learning: Training BERT in 76 minutes", arXiv:1904.00962, 2019):
-  trust coefficient 1 (LAMB's ratio ||w|| / ||u||), the LARS schedule above.
+The published recipes live with the optimizers in :mod:`objectives.registry` (each
+``OptimizerInfo.recipe`` and ``lars_recipe``, and :data:`~objectives.registry.LARS_RECIPE`,
+with their sources); :func:`published_recipe` puts an arm's together.
 
 The recipe is enqueued with ``study.enqueue_trial`` when an arm's study is created, so it
 is trial 0 of each arm and replicate (user attr ``recipe``: ``"published"`` or
@@ -42,11 +31,13 @@ into it.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from objectives.registry import LARS_RECIPE, LARS_WARMUP_FRACTION, OPTIMIZERS
 from search.arms import Arm, _int, _mapping
 from search.errors import SpecError
 from search.seeds import MAX_EVALUATION_SEEDS
@@ -82,28 +73,13 @@ class FinalSpec:
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-_COSINE = {"schedule": "cosine", "schedule_params": {"final_lr_ratio": 0.0}, "warmup_epochs": 0.0}
-_PLAIN: dict[str, dict[str, Any]] = {
-    "sgd": {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4, **_COSINE},
-    "rmsprop": {"lr": 1e-3, "momentum": 0.0, "weight_decay": 5e-4, **_COSINE},
-    "adam": {"lr": 1e-3, "weight_decay": 5e-4, **_COSINE},
-    "adamw": {"lr": 1e-3, "weight_decay": 1e-2, **_COSINE},
-    "adagrad": {"lr": 1e-2, "weight_decay": 5e-4, **_COSINE},
-}
-
-
 def published_recipe(optimizer: str, lars: bool, epochs: int) -> dict[str, Any]:
-    """The published recipe of an arm (see the module docstring), as a partial config."""
-    recipe = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _PLAIN[optimizer].items()}
+    """The published recipe of an arm (:mod:`objectives.registry`), as a partial config (a fresh copy)."""
+    info = OPTIMIZERS[optimizer]
+    recipe = dict(info.recipe)
     if lars:
-        recipe.update({
-            "trust_coefficient": 1e-3 if optimizer == "sgd" else 1.0, "lars_eps": 1e-8,
-            "schedule": "polynomial", "schedule_params": {"power": 2.0, "final_lr_ratio": 0.0},
-            "warmup_epochs": 0.05 * epochs,
-        })  # fmt: skip
-        if optimizer == "sgd":
-            recipe["lr"] = 10.0
-    return recipe
+        recipe.update({**info.lars_recipe, **LARS_RECIPE, "warmup_epochs": LARS_WARMUP_FRACTION * epochs})
+    return copy.deepcopy(recipe)
 
 
 # --------------------------------------------------------------------------- clamping

@@ -26,9 +26,9 @@ import math
 import statistics
 from typing import Any
 
-from search.lr_range import range_lines
 from search.names import unit_key
 from search.results import ArmResult, ArmStats, Verdict, load_arms, load_verdict, study_names
+from search.stored import range_lines
 from search.text import plural
 from search.verdict import Interval, clip
 

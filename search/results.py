@@ -18,12 +18,10 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import StudyNotFoundError
-from search.evaluation import evaluation_result, incumbent
-from search.lr_range import range_cost
 from search.names import StudyName, unit_key
 from search.seeds import evaluation_seed
 from search.spec import DEFAULT_ARMS
-from search.studies import stored_final
+from search.stored import evaluation_result, incumbent, range_cost, stored_final
 from search.verdict import (
     Interval,
     arm_interval,

@@ -299,7 +299,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"--first-seed must be an integer >= 0, got {args.first_seed}")
     train_fn = args.train_fn
     if train_fn is None:  # every seed trains on the same data: read it once
-        from objectives import train_reusing_data
+        from objectives.train import train_reusing_data
 
         train_fn = train_reusing_data()
     base = int(config.get("seed", 0)) if args.first_seed is None else args.first_seed

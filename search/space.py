@@ -25,9 +25,12 @@ the arm (optimizer x LARS on/off) and the sampled values.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
+
+from objectives.config import RULES
+from objectives.registry import OPTIMIZERS, Rule
+from objectives.registry import SCHEDULES as REGISTERED_SCHEDULES
 
 __all__ = [
     "Fixed",
@@ -38,9 +41,9 @@ __all__ = [
     "SPACE_KEYS",
     "LARS_KEYS",
     "ArmSpace",
-    "param_rules",
-    "schedule_kinds",
-    "schedule_rules",
+    "PARAM_RULES",
+    "SCHEDULE_RULES",
+    "SCHEDULES",
     "why_not",
     "suggest_config",
     "suggest_value",
@@ -127,37 +130,14 @@ LARS_KEYS = ("trust_coefficient", "lars_eps", "lars_mode", "lars_clip", "lars_mo
 _GRADIENT_MODE_KEYS = ("lars_momentum_form",)
 
 
-# The tables below are read from objectives when first used, not at import: objectives
-# imports torch, which the read-only commands (status, compare, export) never need.
-
-
-@functools.cache
-def param_rules() -> dict[str, Any]:
-    """Space key -> the rule of its values (``objectives.config.RULES``, objectives' own)."""
-    from objectives.config import RULES
-
-    return {key: RULES[key] for key in SPACE_KEYS}
-
-
-@functools.cache
-def schedule_rules() -> dict[str, dict[str, Any]]:
-    """Schedule kind -> {parameter: the rule of its values, in epochs} (the registry's own)."""
-    from objectives.registry import SCHEDULES as INFO
-
-    return {kind: {name: p.rule for name, p in info.params.items()} for kind, info in INFO.items()}
-
-
-def schedule_kinds() -> tuple[str, ...]:
-    """The schedule types, in the registry's order."""
-    return tuple(schedule_rules())
-
-
-def __getattr__(name: str) -> Any:
-    """``PARAM_RULES``, ``SCHEDULE_RULES`` and ``SCHEDULES``, read from objectives when first asked for."""
-    tables = {"PARAM_RULES": param_rules, "SCHEDULE_RULES": schedule_rules, "SCHEDULES": schedule_kinds}
-    if name in tables:
-        return tables[name]()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: Space key -> the rule of its values (``objectives.config.RULES``, objectives' own).
+PARAM_RULES: dict[str, Rule] = {key: RULES[key] for key in SPACE_KEYS}
+#: Schedule kind -> {parameter: the rule of its values, in epochs} (the registry's own).
+SCHEDULE_RULES: dict[str, dict[str, Rule]] = {
+    kind: {name: p.rule for name, p in info.params.items()} for kind, info in REGISTERED_SCHEDULES.items()
+}
+#: The schedule types, in the registry's order.
+SCHEDULES: tuple[str, ...] = tuple(SCHEDULE_RULES)
 
 
 def why_not(key: str, optimizer: str, lars: bool, modes: tuple[str, ...] = ()) -> str | None:
@@ -165,8 +145,6 @@ def why_not(key: str, optimizer: str, lars: bool, modes: tuple[str, ...] = ()) -
 
     ``modes``: the LARS modes the arm's trials can take (default: the optimizer's).
     """
-    from objectives.registry import OPTIMIZERS
-
     if key in LARS_KEYS and not lars:
         return "LARS arms only"
     if key in _GRADIENT_MODE_KEYS and "gradient" not in (modes or (OPTIMIZERS[optimizer].lars_mode,)):
@@ -241,7 +219,7 @@ def suggest_config(
     config: dict[str, Any] = dict(objective)
     config["optimizer"] = optimizer
     config["lars"] = bool(lars)
-    rules, sched_rules = param_rules(), schedule_rules()
+    rules, sched_rules = PARAM_RULES, SCHEDULE_RULES
     products = {}
     for name, dim in space.params.items():
         if isinstance(dim, Range) and dim.per is not None:  # a range of name * per: sampled, divided below

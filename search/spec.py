@@ -87,6 +87,7 @@ from typing import Any
 
 import yaml
 
+from objectives.config import DEFAULT_CONFIG, RULES, ConfigError, check_value
 from search.arms import (
     DEFAULT_ARMS,
     NAME_RE,
@@ -127,15 +128,6 @@ __all__ = [
     "default_space",
     "parse_duration",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """``OPTIMIZERS``: the registry's optimizer names, read when first asked for (objectives imports torch)."""
-    if name == "OPTIMIZERS":
-        import search.arms
-
-        return search.arms.OPTIMIZERS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 SPEC_VERSION = 1
@@ -311,8 +303,6 @@ def _parse_objective(raw: Any, source: str) -> dict[str, Any]:
     The rules between keys (the data set's size, a full batch per epoch) are judged with
     the arms, by :func:`search.draws.check_with_objectives`.
     """
-    from objectives.config import RULES, ConfigError, check_value
-
     data = _mapping(raw, source, "objective")
     _check_keys(data, OBJECTIVE_KEYS, source, "objective")
     if "epochs" not in data:
@@ -466,8 +456,6 @@ def parse_spec(data: Any, *, source: str = "<study>", text: str = "", _lr_factor
     description = data.get("description") or ""
     axis = None
     if data.get("axis") is not None:
-        from objectives.config import DEFAULT_CONFIG
-
         axis = parse_axis(data["axis"], source, objective.get("batch_size", DEFAULT_CONFIG["batch_size"]))
     text = text or yaml.safe_dump(data, sort_keys=False)  # a spec built in code is stored too
     return StudySpec(

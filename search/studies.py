@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
-import yaml
 
 from search.budget import arm_lock
 from search.errors import SpecConflictError, SpecError
@@ -32,10 +31,9 @@ from search.samplers import build_pruner, build_sampler
 from search.seeds import sampler_offset
 from search.spec import SPEC_VERSION, Arm, StudySpec, load_yaml, parse_spec
 from search.storage_url import mask_text
+from search.stored import FINAL_ATTR, stored_final
 
-__all__ = ["stored_spec", "stored_final", "enqueue_recipe", "open_studies"]
-
-FINAL_ATTR = "final"  # {"seeds": K, "replicates": R}: the latest run's, where they differ from the study file's
+__all__ = ["stored_spec", "enqueue_recipe", "open_studies"]
 
 
 def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
@@ -50,19 +48,6 @@ def stored_spec(storage: Any, study_name: str) -> StudySpec | None:
     spec = parse_spec(load_yaml(text, study_name), source=f"stored study file of {study_name!r}", text=text)
     # a study of a batch-size axis stores the whole file: its own batch's spec is the one named like it
     return next((s for s in spec.per_batch if study_name.startswith(f"{s.name}/")), spec)
-
-
-def stored_final(attrs: dict[str, Any]) -> tuple[int, int]:
-    """``(evaluation seeds, replicates)`` of a study file's latest run, from an arm study's user attrs:
-    ``final`` when a run raised them, else the stored ``study_file``'s (defaults 3 and 1)."""
-    final = attrs.get(FINAL_ATTR)
-    if isinstance(final, dict):
-        return int(final["seeds"]), int(final["replicates"])
-    try:
-        data = yaml.safe_load(attrs.get("study_file") or "") or {}
-        return int((data.get("evaluation") or {}).get("seeds", 3)), int(data.get("replicates", 1))
-    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
-        return 3, 1
 
 
 def _check_final(spec: StudySpec, storage: Any, url: str) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import optuna
 
+from objectives.train import train_reusing_data
 from search.budget import (
     claim_trial,
     is_complete,
@@ -39,8 +40,6 @@ from search.budget import (
 from search.evaluation import (
     claim_evaluation,
     enqueue_seeds,
-    evaluation_result,
-    incumbent,
     open_evaluation,
     run_evaluation_trial,
 )
@@ -51,6 +50,7 @@ from search.results import ArmStats, arm_stats
 from search.seeds import evaluation_seed
 from search.spec import TIMEOUT_RULE, Arm, StudySpec
 from search.storage import resolve_storage_url  # one rule for the storage URL; re-exported
+from search.stored import evaluation_result, incumbent
 from search.studies import enqueue_recipe, open_studies
 from search.trial import TrainFn, TrialOutcome, default_validate, run_trial
 
@@ -167,8 +167,6 @@ def _prepare_run(spec: StudySpec, storage: Any, settings: RunSettings) -> _Run:
         storage = _open(storage_url)
     train_fn = settings.train_fn
     if train_fn is None:  # objectives.train, reading the data set once for all trials of this call
-        from objectives import train_reusing_data
-
         train_fn = train_reusing_data()
     settings = replace(settings, train_fn=train_fn, validate=settings.validate or default_validate())
     studies = open_studies(spec, storage, worker_id=settings.worker_id, url=storage_url or "<storage>")

@@ -26,9 +26,10 @@ Faults inside a trial never stop the study:
   trials. Further Ctrl-Cs while those two writes run are ignored (:func:`signals_deferred`),
   so an impatient second Ctrl-C cannot lose the retry.
 
-Every final-evaluation seed (:func:`search.evaluation.run_evaluation_trial`) goes through
-the same lifecycle, :func:`run_and_tell`: the same FAIL reasons, the same retry, the same
-deafness to a second Ctrl-C.
+Every final-evaluation seed (:func:`search.evaluation.run_evaluation_trial`) and the lr
+range test (:func:`search.lr_range.range_test`) go through the same lifecycle,
+:func:`run_lifecycle`: the same FAIL reasons, the same CUDA release after an OOM, the same
+retry of a user's mistake, the same deafness to a second Ctrl-C.
 
 A trial that reported its last epoch is never PRUNED: the pruner is not asked then, and
 the finished result counts.
@@ -44,22 +45,23 @@ from __future__ import annotations
 
 import gc
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
+from objectives.config import validate_config
 from search.errors import Terminated, first_line, is_user_error
 from search.seeds import search_seed
 from search.signals import signals_deferred
 from search.space import suggest_config, warmup_epochs_of
 from search.spec import Arm, StudySpec
 
-__all__ = ["TrialOutcome", "TrainFn", "Ending", "run_trial", "run_and_tell", "history_recorder",
+__all__ = ["TrialOutcome", "TrainFn", "Ending", "run_trial", "run_lifecycle", "run_and_tell", "history_recorder",
            "default_validate", "enqueue_retry"]  # fmt: skip
 
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, Any]], None]], Any]
@@ -99,16 +101,13 @@ def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_oom(exc: BaseException) -> bool:
-    torch = sys.modules.get("torch")  # an OOM error can only come from a loaded torch
-    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 def default_validate() -> Validate:
     """``objectives.validate_config`` (fills defaults and checks every key)."""
-    from objectives import validate_config
-
     return validate_config
 
 
@@ -219,8 +218,7 @@ def _failure(exc: Exception) -> Ending:
 def _release_cuda_memory() -> None:
     """After an OOM (outside the except block, so the traceback's frames and tensors are gone)."""
     gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
+    if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
@@ -237,33 +235,38 @@ def _tell(study: optuna.Study, trial: optuna.trial.Trial, ending: Ending, histor
     study.tell(trial, value, state=ending.state, skip_if_finished=True)
 
 
-def _tell_interrupted(study: optuna.Study, trial: optuna.trial.Trial, exc: KeyboardInterrupt,
-                      history: list[dict[str, Any]], seconds: float) -> None:  # fmt: skip
-    """FAIL the interrupted trial and enqueue its retry, deaf to further Ctrl-Cs; storage errors are dropped
-    (the trial's heartbeat then lapses and the usual stale-trial retry takes over)."""
+def _interrupted(exc: KeyboardInterrupt, history: list[dict[str, Any]]) -> Ending:
+    """The ending of a run stopped by Ctrl-C or SIGTERM: ``interrupted (Ctrl-C) during epoch N``."""
     epoch = history[-1]["epoch"] + 1 if history else 1
     what = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
-    with signals_deferred():
-        try:
-            _tell(study, trial, Ending(TrialState.FAIL, reason=f"interrupted ({what}) during epoch {epoch}"),
-                  history, seconds)  # fmt: skip
-            enqueue_retry(study, trial.number)
-        except Exception:  # noqa: BLE001 (the interrupt is what the caller must see)
-            pass
+    return Ending(TrialState.FAIL, reason=f"interrupted ({what}) during epoch {epoch}")
 
 
-def run_and_tell(
-    study: optuna.Study, trial: optuna.trial.Trial, work: Callable[[list[dict[str, Any]]], Ending]
+Record = Callable[[Ending, list[dict[str, Any]], float], None]
+
+
+def run_lifecycle(
+    work: Callable[[list[dict[str, Any]]], Ending], *, record: Record, retry: Callable[[], None]
 ) -> tuple[Ending, list[dict[str, Any]], float]:
-    """The one lifecycle of a run that may be interrupted, fail or be retried: run ``work``, tell ``study``.
+    """The one lifecycle of a run that may be interrupted, fail or be retried: run ``work``, then record it.
 
-    Every search trial (:func:`run_trial`) and every final-evaluation seed
-    (:func:`search.evaluation.run_evaluation_trial`) goes through here, so a fix to one is a
-    fix to both. ``work(history)`` trains (appending one dict per epoch to ``history``) and
-    returns its :class:`Ending`; the faults of the module docstring are handled here:
-    an exception is FAIL with its reason, Ctrl-C/SIGTERM is FAIL plus a WAITING retry
-    recorded deaf to further signals before the interrupt propagates, a user error is
-    FAIL plus a retry before it propagates. Returns ``(ending, history, seconds)``.
+    Search trials and final-evaluation seeds (:func:`run_and_tell`, which records in an
+    Optuna trial) and the lr range test (:func:`search.lr_range.range_test`, which records in
+    its arm's study) go through here, so a fix to one is a fix to all. ``work(history)``
+    trains (appending one dict per epoch to ``history``) and returns its :class:`Ending`;
+    ``record(ending, history, seconds)`` stores how it ended, ``retry()`` makes the run
+    happen again. The faults of the module docstring are handled here, and only here:
+
+    * an exception is FAIL with its reason (:func:`_failure`, the one place that turns an
+      exception into a recorded reason), and the CUDA cache is emptied after an OOM;
+    * Ctrl-C/SIGTERM: FAIL plus ``retry()``, recorded deaf to further signals
+      (:func:`search.signals.signals_deferred`), then the interrupt propagates; a storage
+      error there is dropped (a trial's heartbeat then lapses and its stale-trial retry
+      takes over);
+    * a user error (:func:`search.errors.is_user_error`): FAIL plus ``retry()``, deaf to
+      signals, then the error propagates.
+
+    Returns ``(ending, history, seconds)``.
     """
     start = time.perf_counter()
     history: list[dict[str, Any]] = []
@@ -271,7 +274,12 @@ def run_and_tell(
     try:
         ending = work(history)
     except KeyboardInterrupt as exc:
-        _tell_interrupted(study, trial, exc, history, time.perf_counter() - start)
+        with signals_deferred():
+            try:
+                record(_interrupted(exc, history), history, time.perf_counter() - start)
+                retry()
+            except Exception:  # noqa: BLE001 (the interrupt is what the caller must see)
+                pass
         raise
     except Exception as exc:  # noqa: BLE001 (any fault of a trial must not stop the study)
         ending = _failure(exc)
@@ -281,13 +289,28 @@ def run_and_tell(
         _release_cuda_memory()
     seconds = time.perf_counter() - start
     if user_error is None:
-        _tell(study, trial, ending, history, seconds)
+        record(ending, history, seconds)
     else:  # the user's mistake stops the run and costs no budget: the retry keeps the slot for the fixed rerun
         with signals_deferred():
-            _tell(study, trial, ending, history, seconds)
-            enqueue_retry(study, trial.number)
+            record(ending, history, seconds)
+            retry()
         raise user_error
     return ending, history, seconds
+
+
+def run_and_tell(
+    study: optuna.Study, trial: optuna.trial.Trial, work: Callable[[list[dict[str, Any]]], Ending]
+) -> tuple[Ending, list[dict[str, Any]], float]:
+    """:func:`run_lifecycle` recorded in an Optuna trial: tell ``study`` how ``trial`` ended; retry: a WAITING copy.
+
+    Every search trial (:func:`run_trial`) and every final-evaluation seed
+    (:func:`search.evaluation.run_evaluation_trial`) goes through here.
+    """
+
+    def record(ending: Ending, history: list[dict[str, Any]], seconds: float) -> None:
+        _tell(study, trial, ending, history, seconds)
+
+    return run_lifecycle(work, record=record, retry=lambda: enqueue_retry(study, trial.number))
 
 
 def run_trial(

@@ -10,18 +10,16 @@ from search_fakes import FakeTrain
 import objectives.lr_find as lr_find
 from search.errors import SpecError
 from search.lr_range import (
-    RANGE_ATTR,
     RangeTestError,
     default_lr,
-    describe_range,
     needs_range_test,
-    range_cost,
     reference_config,
     resolve_ranges,
 )
 from search.results import arm_stats
 from search.space import Auto, Range, suggest_config
 from search.spec import parse_spec
+from search.stored import RANGE_ATTR, describe_range, range_cost
 from search.studies import open_studies
 from search.study import run_studies
 
@@ -262,3 +260,63 @@ def test_ctrl_c_during_the_range_test_does_not_claim_a_trial_was_marked_fail(tmp
         "lars-search: interrupted during the lr range test of auto/sgd (no trial was running; the next run tests "
         f"it again); finished trials are kept in {db}; run the same command again to resume\n"
     )
+
+
+# --- the range test goes through the one lifecycle of every run (issue 25 item 2) ---------------------------------
+
+
+def _failing_sweep(exc):
+    def sweep(config, **kwargs):
+        raise exc
+
+    return sweep
+
+
+def test_a_range_test_out_of_cuda_memory_fails_as_a_trial_does_and_releases_the_memory(monkeypatch):
+    """Before, the OOM left the range test as a raw traceback and the CUDA cache was never emptied."""
+    import torch
+
+    import search.trial
+
+    released = []
+    monkeypatch.setattr(search.trial, "_release_cuda_memory", lambda: released.append(True))
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(lr_find, "lr_sweep", _failing_sweep(oom))
+    spec = parse_spec({**SPEC, "arms": ["sgd"]})
+    studies = open_studies(spec, optuna.storages.InMemoryStorage())
+    with pytest.raises(RangeTestError) as info:
+        resolve_ranges(spec, studies)
+    assert str(info.value) == (
+        "<study>: auto/sgd: lr: auto: range test failed: CUDA out of memory: CUDA out of memory. Tried to allocate "
+        "2.00 GiB (nothing was stored; the next run tests it again)"
+    )
+    assert released == [True] and RANGE_ATTR not in studies["sgd"].user_attrs
+
+
+def test_a_range_test_fault_is_one_line_with_the_reason_a_trial_would_record(monkeypatch, tmp_path, capsys):
+    """The same reason a failed trial records ("<Type>: <first line>"), and the CLI's one line, exit 2."""
+    import yaml
+
+    from search.cli import main
+
+    monkeypatch.setattr(lr_find, "lr_sweep", _failing_sweep(RuntimeError("boom\nat line 2")))
+    study = tmp_path / "auto.yaml"
+    study.write_text(yaml.safe_dump({**SPEC, "arms": ["sgd"]}))
+    db = f"sqlite:///{tmp_path}/auto.db"
+    assert main(["run", str(study), "--storage", db, "-q"], train_fn=FakeTrain()) == 2
+    assert capsys.readouterr().err == (
+        f"lars-search: error: {study}: auto/sgd: lr: auto: range test failed: RuntimeError: boom (nothing was stored; "
+        "the next run tests it again)\n"
+    )
+    assert RANGE_ATTR not in optuna.load_study(study_name="auto/sgd", storage=db).user_attrs
+
+
+def test_a_user_error_in_the_range_test_propagates_as_from_a_trial(monkeypatch):
+    from objectives.errors import DataNotFoundError
+
+    monkeypatch.setattr(lr_find, "lr_sweep", _failing_sweep(DataNotFoundError("no fashion_mnist here")))
+    spec = parse_spec({**SPEC, "arms": ["sgd"]})
+    studies = open_studies(spec, optuna.storages.InMemoryStorage())
+    with pytest.raises(DataNotFoundError, match="no fashion_mnist here"):
+        resolve_ranges(spec, studies)
+    assert RANGE_ATTR not in studies["sgd"].user_attrs
