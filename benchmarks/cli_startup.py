@@ -41,7 +41,7 @@ sampler: {type: tpe, seed: 0}
 
 PROBE = """\
 import sys
-from search.cli import main
+from search.cli.command import main
 try:
     main({argv!r})
 finally:  # --help exits through argparse's SystemExit
@@ -65,7 +65,7 @@ def fake_train(config: dict, report=None):
 
 
 def build_storage(directory: Path) -> str:
-    from search.cli import main
+    from search.cli.command import main
 
     study = directory / "startup.yaml"
     study.write_text(STUDY)

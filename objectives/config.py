@@ -88,7 +88,7 @@ def _floats(text: str, ok) -> Rule:
 
 
 #: The rule of every config key whose value stands alone (``None`` where allowed is
-#: handled by :func:`validate_config`). ``search.space`` checks a study's values with
+#: handled by :func:`validate_config`). ``search.spec.space`` checks a study's values with
 #: these same rules.
 RULES: dict[str, Rule] = {
     "dataset": _choices(DATASETS),

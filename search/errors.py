@@ -84,7 +84,7 @@ class Terminated(KeyboardInterrupt):
 def is_user_error(exc: BaseException) -> bool:
     """Missing data or a config objectives rejects: every further trial would fail alike.
 
-    A trial that raises one is FAIL plus a retry, and the error stops the run (:mod:`search.trial`);
+    A trial that raises one is FAIL plus a retry, and the error stops the run (:mod:`search.run.trial`);
     the CLI reports it as one line, as it does a :class:`SearchError`.
     """
     return isinstance(exc, (ConfigError, DataNotFoundError))
