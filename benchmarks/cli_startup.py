@@ -41,7 +41,7 @@ sampler: {type: tpe, seed: 0}
 
 PROBE = """\
 import sys
-from search.cli import main
+from search.cli.command import main
 try:
     main({argv!r})
 finally:  # --help exits through argparse's SystemExit
@@ -53,7 +53,7 @@ def fake_train(config: dict, report=None):
     """Validation accuracy from the lr alone; the test accuracy a little below it."""
     import math
 
-    from objectives import Result
+    from objectives.train import Result
 
     accuracy = 0.9 - 0.1 * abs(math.log10(config["lr"]) + 1.5)
     history = [{"val_accuracy": accuracy, "epoch_time_s": 0.0, "images_per_s": 1.0}] * config["epochs"]
@@ -65,7 +65,7 @@ def fake_train(config: dict, report=None):
 
 
 def build_storage(directory: Path) -> str:
-    from search.cli import main
+    from search.cli.command import main
 
     study = directory / "startup.yaml"
     study.write_text(STUDY)

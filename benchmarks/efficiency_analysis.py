@@ -2,7 +2,7 @@
 
 A *run* is one search of one arm: a variant of the study-file settings (e.g. (a) the
 lars-search defaults, (b) random search without pruning), a sampler seed, an arm. Its
-curve (:class:`search.plot.ArmCurve`: one entry per finished trial, in completion order)
+curve (:class:`search.results.plot.ArmCurve`: one entry per finished trial, in completion order)
 gives, after trial k, the compute spent ``C_k`` (trial-epochs) and the best-so-far
 validation accuracy of complete trials ``B_k``. Here ``C_k`` also counts
 
@@ -64,7 +64,7 @@ class Run:
     variant: str
     seed: int
     arm: str
-    curve: Any  # search.plot.ArmCurve, compute already costed (see costed)
+    curve: Any  # search.results.plot.ArmCurve, compute already costed (see costed)
     budget: int
     wall_s: float = 0.0  # sum of the trials' durations
     range_cost: float = 0.0  # trial-epochs of the LR range test (0 without lr: auto)

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 import lars
-from objectives import build_model, load_splits, train
-from objectives.data import augment, normalize
-from objectives.train import resolve_device
+from objectives.data import augment, load_splits, normalize
+from objectives.models import build_model
+from objectives.train import resolve_device, train
 
 
 def bare_loop(data, *, model_name, width, batch_size, lr, use_lars, seed, device, epochs=1) -> float:

@@ -20,7 +20,7 @@ table is in ``benchmarks/RESULTS.md``). The best configs (high lr x lambda, a lo
 warm-up, a decaying schedule) climb slowly while their lr is at its peak and overtake the
 rest only once it decays, so every extra judgement of Optuna's median pruner is another
 chance to cut one; hence the default judges at a third of training
-(:func:`search.samplers.default_pruner_interval`).
+(:func:`search.run._samplers.default_pruner_interval`).
 
 Run::
 
@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from search.samplers import default_pruner_interval, default_pruner_startup  # noqa: E402
-from search.space import warmup_epochs_of  # noqa: E402
+from search.run._samplers import default_pruner_interval, default_pruner_startup  # noqa: E402
+from search.spec.space import warmup_epochs_of  # noqa: E402
 
 __all__ = ["StoredTrial", "replay", "main"]
 

@@ -2,8 +2,8 @@
 
 For the arms SGD+LARS and Adam+LARS on real data (Fashion-MNIST, slim VGG-16, a training
 subset), searches with the same trial budget run through the product's own machinery
-(:func:`search.spec.parse_spec` -> :func:`search.lr_range.range_test` ->
-:func:`search.study.run_studies`), over the wide default space (no ``space:`` section
+(:func:`search.spec.study_file.parse_spec` -> :func:`search.run.lr_range.range_test` ->
+:func:`search.run.loop.run_studies`), over the wide default space (no ``space:`` section
 but ``lr: auto`` where a variant asks for it). The methods compared are *variants*: named
 overrides of the study file (:data:`VARIANTS`), by default
 
@@ -61,12 +61,13 @@ from optuna.trial import TrialState  # noqa: E402
 
 from search import exit_codes  # noqa: E402
 from search.errors import SearchError, Terminated  # noqa: E402
-from search.lr_range import RANGE_ATTR, needs_range_test, range_cost, range_test  # noqa: E402
-from search.plot import arm_curve  # noqa: E402
-from search.results import load_arms  # noqa: E402
+from search.results.plot import arm_curve  # noqa: E402
+from search.results.read import load_arms  # noqa: E402
+from search.results.stored import RANGE_ATTR, range_cost  # noqa: E402
+from search.run.lr_range import needs_range_test, range_test  # noqa: E402
 from search.signals import interrupt_signals  # noqa: E402
-from search.spec import parse_spec  # noqa: E402
-from search.storage import open_storage  # noqa: E402
+from search.spec.study_file import parse_spec  # noqa: E402
+from search.storage.database import open_storage  # noqa: E402
 
 __all__ = ["ARMS", "SIZES", "VARIANTS", "study_data", "read_runs", "main", "interruptible_main"]
 
@@ -185,8 +186,8 @@ def _arm_of(spec, config: dict) -> str:
 def run_one(variant: str, seed: int, size: dict, args: argparse.Namespace, storage, deadline: float | None) -> None:
     """Run (or resume) one variant and seed: range tests first, then the search; test accuracies beside it."""
     from objectives.train import train_reusing_data  # late: pulls in the models
-    from search.studies import open_studies
-    from search.study import run_studies
+    from search.run.loop import run_studies
+    from search.run.studies import open_studies
 
     spec = _spec(variant, seed, size, args.device, [args.arm] if args.arm else None)
     studies = open_studies(spec, storage)

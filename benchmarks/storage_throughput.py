@@ -5,7 +5,7 @@ throwaway server started here, as the tests do: Debian's ``postgresql``, initdb 
 temp directory, 127.0.0.1):
 
 1. **Trials per second with a no-op objective**, 1 and 4 worker processes
-   (``search.workers.launch_workers``, ``python -m search.cli worker`` each): the objective
+   (``search.run.workers.launch_workers``, ``python -m search.cli worker`` each): the objective
    returns at once after reporting each of the study's 4 epochs, so every trial costs
    only the framework's storage traffic (claim under the arm lock, heartbeat, TPE
    suggestions of the conditional space, 4 ``report``s, user attrs, ``tell``).
@@ -13,7 +13,7 @@ temp directory, 127.0.0.1):
    (stored timestamps), so process start-up (importing torch) is excluded; the wall
    time including start-up is printed too.
 2. **Overhead on a 1-second objective**: one in-process worker
-   (``search.study.run_studies`` on ``open_storage``: heartbeats, exact budgets) against
+   (``search.run.loop.run_studies`` on ``open_storage``: heartbeats, exact budgets) against
    a bare ``optuna.Study.optimize`` loop on the same storage URL (plain ``RDBStorage``,
    no heartbeat) whose objective suggests the same number of parameters, reports the
    same 4 epochs and sleeps the same 1 s. Overhead = (framework s/trial) / (bare
@@ -92,7 +92,7 @@ def _identity(config: dict) -> dict:
     return dict(config)
 
 
-validate_config = _identity  # used by search.workers.load_objective for this module
+validate_config = _identity  # used by search.run.workers.load_objective for this module
 
 
 def _write_study(directory: Path, name: str, trials: int) -> Path:
@@ -109,7 +109,7 @@ def _rates(url: str, study_name: str) -> tuple[int, float, float]:
     """
     import optuna
 
-    from search.storage import open_storage
+    from search.storage.database import open_storage
 
     trials = optuna.load_study(study_name=study_name, storage=open_storage(url, heartbeat=False)).trials
     starts = sorted(t.datetime_start for t in trials if t.datetime_start)
@@ -121,7 +121,7 @@ def _rates(url: str, study_name: str) -> tuple[int, float, float]:
 
 
 def noop_throughput(url: str, directory: Path, tag: str, workers: int, trials: int) -> dict:
-    from search.workers import launch_workers
+    from search.run.workers import launch_workers
 
     name = f"noop-{tag}-{workers}w"
     study = _write_study(directory, name, trials)
@@ -138,9 +138,9 @@ def noop_throughput(url: str, directory: Path, tag: str, workers: int, trials: i
 
 
 def _framework_round(url: str, directory: Path, tag: str, i: int, trials: int) -> float:
-    from search.spec import load_spec
-    from search.storage import open_storage
-    from search.study import run_studies
+    from search.run.loop import run_studies
+    from search.spec.study_file import load_spec
+    from search.storage.database import open_storage
 
     spec = load_spec(_write_study(directory, f"fw-{tag}-{i}", trials))
     storage = open_storage(url)

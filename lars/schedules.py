@@ -27,8 +27,9 @@ ends. ``exponential``, ``cosine`` and ``polynomial`` run over the steps after th
 so that the lr is continuous where the warm-up ends.
 
 :data:`PARAMS` holds each kind's parameters (in steps), their defaults and rules; it is
-the lowest-level statement of those rules, which ``objectives.registry`` reuses for the
-unit-free ones.
+the lowest-level statement of those rules. ``objectives.registry`` states them in a
+config's units without importing torch; its tests check that the unit-free ones read
+the same as here.
 
 References: Y. You, I. Gitman, B. Ginsburg, "Large Batch Training of Convolutional
 Networks", arXiv:1708.03888, 2017 (warm-up and polynomial decay of power 2);

@@ -55,6 +55,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import ConfigError
 from .registry import DATASETS, LARS_MODES, OPTIMIZERS, SCHEDULES, Rule, is_number
 
 __all__ = [
@@ -73,10 +74,6 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A config key is unknown, missing a required part, or has a value outside its rule."""
-
-
 MODELS = ("vgg11", "vgg13", "vgg16", "vgg19")
 PRECISIONS = ("auto", "fp32", "bf16")
 MOMENTUM_FORMS = ("torch", "paper")
@@ -91,7 +88,7 @@ def _floats(text: str, ok) -> Rule:
 
 
 #: The rule of every config key whose value stands alone (``None`` where allowed is
-#: handled by :func:`validate_config`). ``search.space`` checks a study's values with
+#: handled by :func:`validate_config`). ``search.spec.space`` checks a study's values with
 #: these same rules.
 RULES: dict[str, Rule] = {
     "dataset": _choices(DATASETS),
@@ -280,13 +277,13 @@ def _check_optimizer(c: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key 'lars_momentum_form' can only be {c['lars_momentum_form']!r} with lars true, got lars false"
         )
-    from .optim import check_optimizer  # optim builds what this checks
+    from .optim import check_optimizer  # builds what this checks: torch is loaded by a validation, not an import
 
     try:
         check_optimizer(c, steps_per_epoch(c))
     except (ValueError, TypeError) as exc:
         keys = "'optimizer', 'weight_decay' and the lars_* keys" if c["lars"] else "'optimizer' and its keys"
-        who = "lars.LARS" if c["lars"] else OPTIMIZERS[c["optimizer"]].cls.__name__
+        who = "lars.LARS" if c["lars"] else OPTIMIZERS[c["optimizer"]].torch_name
         raise ConfigError(f"config keys {keys} make an optimizer that {who} rejects: {exc}") from None
 
 

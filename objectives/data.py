@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from .config import ConfigError
+from .errors import ConfigError, DataNotFoundError
 from .registry import DATASETS
 
 __all__ = [
@@ -80,10 +80,6 @@ _FMNIST_FILES = (
 #: Per dataset: sizes, classes, channels, augmentation, download host, how to get it
 #: (:data:`objectives.registry.DATASETS`).
 DATASET_INFO = DATASETS
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The data set is in none of the places looked, and could not be downloaded."""
 
 
 def torchvision_cache_root() -> Path:

@@ -3,7 +3,8 @@
 * parameter groups: ``lars.param_groups(model, weight_decay=beta)`` (biases and BN
   parameters get no weight decay and no adaptation), for the plain arms as well, so that
   "LARS vs plain" differs only in the trust ratio;
-* base optimizer: the registry's class (:data:`objectives.registry.OPTIMIZERS`) at the
+* base optimizer: the registry's ``torch.optim`` class (:data:`objectives.registry.OPTIMIZERS`,
+  by name: :func:`optimizer_class`) at the
   base lr alpha, with the config keys it takes (SGD: momentum, nesterov; RMSprop: momentum);
 * with ``lars``: ``lars.LARS(base, trust_coefficient=lambda, eps=epsilon, mode,
   momentum_form, clip)``;
@@ -21,7 +22,19 @@ import lars
 
 from .registry import OPTIMIZERS, SCHEDULES
 
-__all__ = ["build_optimizer", "check_optimizer", "make_optimizer", "schedule_arguments", "schedule_in_steps"]
+__all__ = [
+    "build_optimizer",
+    "check_optimizer",
+    "make_optimizer",
+    "optimizer_class",
+    "schedule_arguments",
+    "schedule_in_steps",
+]
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """The ``torch.optim`` class of the registry's optimizer ``name`` (``"sgd"`` -> ``torch.optim.SGD``)."""
+    return getattr(torch.optim, OPTIMIZERS[name].torch_name)
 
 
 def schedule_in_steps(schedule: str, params: dict[str, Any], steps_per_epoch: int) -> dict[str, Any]:
@@ -51,7 +64,7 @@ def schedule_arguments(config: dict[str, Any], steps_per_epoch: int) -> dict[str
 def make_optimizer(groups: list[dict[str, Any]], config: dict[str, Any]) -> torch.optim.Optimizer:
     """The registry's base optimizer over ``groups``, wrapped in :class:`lars.LARS` when ``config["lars"]``."""
     info = OPTIMIZERS[config["optimizer"]]
-    optimizer = info.cls(groups, lr=config["lr"], **{key: config[key] for key in info.params})
+    optimizer = optimizer_class(info.name)(groups, lr=config["lr"], **{key: config[key] for key in info.params})
     if config["lars"]:
         optimizer = lars.LARS(
             optimizer,

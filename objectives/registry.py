@@ -5,18 +5,42 @@ Every other module reads these tables: :mod:`objectives.config` (validation),
 ``search`` the arms, the search space and its defaults, export and the plots. Adding an
 optimizer or a schedule is one entry here plus its tests.
 
-* :data:`OPTIMIZERS`: name -> :class:`OptimizerInfo` (the ``torch.optim`` class, the
+The registry is data: it imports neither torch nor :mod:`lars` (whose package loads
+torch), so that ``search`` reads it at module level and ``lars-search --help``,
+``status`` and ``compare`` start without torch. :mod:`objectives.optim` turns a name
+into the ``torch.optim`` class where training starts.
+
+* :data:`OPTIMIZERS`: name -> :class:`OptimizerInfo` (the ``torch.optim`` class's name, the
   config keys it takes with their defaults, its weight-decay kind, the LARS mode
   :class:`lars.LARS` gives it by default, and its usual base lr, the centre of the
   default search range).
+* each optimizer's published recipe (``OptimizerInfo.recipe``, ``lars_recipe``) and what
+  LARS adds to every recipe (:data:`LARS_RECIPE`, :data:`LARS_WARMUP_FRACTION`), the
+  sources below; ``search`` enqueues them as trial 0 of every arm.
 * :data:`LARS_MODES`: where the trust ratio acts, with the usual trust coefficient λ
   of that mode (the centre of the default λ range).
 * :data:`SCHEDULES`: kind -> :class:`ScheduleInfo`, its parameters in a config's units
-  (epochs), with defaults, rules and the conversion to optimizer steps. The unit-free
-  rules (γ, ``final_lr_ratio``, ``power``) are :data:`lars.schedules.PARAMS`' own; the
-  rules in epochs are stated here, and the rules in steps stay in :mod:`lars.schedules`.
+  (epochs), with defaults, rules and the conversion to optimizer steps. The rules in
+  steps stay in :mod:`lars.schedules`; the unit-free ones (γ, ``final_lr_ratio``,
+  ``power``) read the same there and here, which
+  ``tests/objectives/test_objectives_registry.py`` checks value by value.
 * :data:`DATASETS`: name -> :class:`DatasetInfo` (sizes, classes, augmentation, where
   to get it).
+
+The published recipes (DESIGN.md, "Published recipes"):
+
+* SGD: lr 0.1, momentum 0.9, weight decay 5e-4, cosine decay to 0, no warm-up
+  (VGG-16-BN on CIFAR-10: kuangliu/pytorch-cifar, geifmany/cifar-vgg).
+* SGD + LARS: trust coefficient 1e-3, epsilon 1e-8, polynomial decay of power 2 to 0,
+  linear warm-up over the first 5% of training (5 of the paper's ~100 epochs), base lr
+  10 (You, Gitman, Ginsburg, "Large Batch Training of Convolutional Networks",
+  arXiv:1708.03888, 2017, and the MLPerf ResNet-50 reference, whose base rates with
+  lambda = 1e-3 are of order 10), momentum 0.9, weight decay 5e-4.
+* RMSprop, Adam: lr 1e-3, weight decay 5e-4, cosine; RMSprop momentum 0. AdamW: lr 1e-3,
+  weight decay 1e-2 (torch's default). Adagrad: lr 1e-2.
+* Adaptive + LARS (the ratio scales the update, as LAMB does: You et al., "Large Batch
+  Optimization for Deep Learning: Training BERT in 76 minutes", arXiv:1904.00962, 2019):
+  trust coefficient 1 (LAMB's ratio ||w|| / ||u||), the LARS schedule above.
 """
 
 from __future__ import annotations
@@ -26,16 +50,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from lars.schedules import PARAMS as _STEP_PARAMS
-from lars.schedules import REQUIRED
-
 __all__ = [
     "REQUIRED",
     "Rule",
     "OptimizerInfo",
     "OPTIMIZERS",
+    "LARS_RECIPE",
+    "LARS_WARMUP_FRACTION",
     "LarsModeInfo",
     "LARS_MODES",
     "ScheduleParamInfo",
@@ -45,6 +66,16 @@ __all__ = [
     "DATASETS",
     "is_number",
 ]
+
+
+class _Required:
+    """The default of a parameter that has none: it must be given."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
 
 
 def is_number(value: Any) -> bool:
@@ -77,33 +108,56 @@ class OptimizerInfo:
 
     Attributes:
         name: the config's ``optimizer`` value and the arm name's prefix.
-        cls: the ``torch.optim`` class, built as ``cls(groups, lr=lr, **{key: config[key]})``.
+        torch_name: the ``torch.optim`` class's name (``"SGD"``); :func:`objectives.optim.make_optimizer`
+            builds ``getattr(torch.optim, torch_name)(groups, lr=lr, **{key: config[key]})``.
         params: config keys passed to ``cls`` under the same name, with their defaults
             (besides ``lr``; ``weight_decay`` goes in the parameter groups).
         decay: ``"l2"`` (β·w added to the gradient) or ``"decoupled"`` (AdamW's w -= lr·β·w).
         lars_mode: the mode :class:`lars.LARS` picks for this base when none is given.
         lr: its usual base lr (SGD 0.1 for VGG on CIFAR-10; Adam's, AdamW's and RMSprop's
             1e-3; Adagrad's 1e-2), the centre of the default search range.
+        recipe: its published recipe, a partial config (the module docstring's sources).
+        lars_recipe: what the recipe of its LARS arm changes besides :data:`LARS_RECIPE`
+            (the trust coefficient; SGD's base lr).
     """
 
     name: str
-    cls: type[torch.optim.Optimizer]
+    torch_name: str
     params: dict[str, Any]
     decay: str
     lars_mode: str
     lr: float
+    recipe: dict[str, Any] = field(default_factory=dict)
+    lars_recipe: dict[str, Any] = field(default_factory=dict)
 
+
+_COSINE = {"schedule": "cosine", "schedule_params": {"final_lr_ratio": 0.0}, "warmup_epochs": 0.0}
+_LAMB = {"trust_coefficient": 1.0}  # LAMB's ratio ||w|| / ||u||
 
 OPTIMIZERS: dict[str, OptimizerInfo] = {
     info.name: info
     for info in (
-        OptimizerInfo("sgd", torch.optim.SGD, {"momentum": 0.9, "nesterov": False}, "l2", "gradient", 0.1),
-        OptimizerInfo("rmsprop", torch.optim.RMSprop, {"momentum": 0.9}, "l2", "update", 1e-3),
-        OptimizerInfo("adam", torch.optim.Adam, {}, "l2", "update", 1e-3),
-        OptimizerInfo("adamw", torch.optim.AdamW, {}, "decoupled", "update", 1e-3),
-        OptimizerInfo("adagrad", torch.optim.Adagrad, {}, "l2", "update", 1e-2),
+        OptimizerInfo("sgd", "SGD", {"momentum": 0.9, "nesterov": False}, "l2", "gradient", 0.1,
+                      {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4, **_COSINE},
+                      {"trust_coefficient": 1e-3, "lr": 10.0}),
+        OptimizerInfo("rmsprop", "RMSprop", {"momentum": 0.9}, "l2", "update", 1e-3,
+                      {"lr": 1e-3, "momentum": 0.0, "weight_decay": 5e-4, **_COSINE}, _LAMB),
+        OptimizerInfo("adam", "Adam", {}, "l2", "update", 1e-3, {"lr": 1e-3, "weight_decay": 5e-4, **_COSINE}, _LAMB),
+        OptimizerInfo("adamw", "AdamW", {}, "decoupled", "update", 1e-3,
+                      {"lr": 1e-3, "weight_decay": 1e-2, **_COSINE}, _LAMB),
+        OptimizerInfo("adagrad", "Adagrad", {}, "l2", "update", 1e-2,
+                      {"lr": 1e-2, "weight_decay": 5e-4, **_COSINE}, _LAMB),
     )
+}  # fmt: skip
+
+#: What every LARS arm's recipe sets (the LARS paper's schedule), besides its optimizer's ``lars_recipe``.
+LARS_RECIPE: dict[str, Any] = {
+    "lars_eps": 1e-8,
+    "schedule": "polynomial",
+    "schedule_params": {"power": 2.0, "final_lr_ratio": 0.0},
 }
+#: A LARS recipe's linear warm-up, as a fraction of the run's epochs (5 of the paper's ~100).
+LARS_WARMUP_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -166,10 +220,14 @@ class ScheduleInfo:
         return {n: p.default for n, p in self.params.items() if p.default is not REQUIRED}
 
 
-def _unit_free(kind: str, name: str) -> ScheduleParamInfo:
-    """A parameter without a unit: default and rule are lars.schedules' own."""
-    p = _STEP_PARAMS[kind][name]
-    return ScheduleParamInfo(name, p.default, "", Rule("float", p.rule, p.check))
+# The unit-free parameters, as lars.schedules.PARAMS states them in steps (the same in epochs).
+_GAMMA = ScheduleParamInfo(
+    "gamma", 0.1, "", Rule("float", "a number in (0, 1]", lambda v: is_number(v) and 0.0 < v <= 1.0)
+)
+_FINAL_LR_RATIO = ScheduleParamInfo(
+    "final_lr_ratio", 0.0, "", Rule("float", "a number in [0, 1]", lambda v: is_number(v) and 0.0 <= v <= 1.0)
+)
+_POWER = ScheduleParamInfo("power", 2.0, "", Rule("float", "a number > 0", lambda v: is_number(v) and v > 0.0))
 
 
 def _epochs_to_steps(epochs: float, steps_per_epoch: int) -> int:
@@ -211,7 +269,7 @@ _GAMMA_PER_EPOCH = ScheduleParamInfo(
     "gamma",
     REQUIRED,
     "per epoch",
-    Rule("float", _STEP_PARAMS["exponential"]["gamma"].rule, _STEP_PARAMS["exponential"]["gamma"].check),
+    _GAMMA.rule,
     lambda gamma, steps_per_epoch: math.pow(gamma, 1.0 / steps_per_epoch),
     for_epochs=lambda epochs: 0.01 ** (1 / epochs),  # lr / 100 at the end
 )
@@ -225,11 +283,11 @@ SCHEDULES: dict[str, ScheduleInfo] = {
     s.name: s
     for s in (
         _schedule("constant"),
-        _schedule("step", _STEP_SIZE, _unit_free("step", "gamma")),
-        _schedule("multistep", _MILESTONES, _unit_free("multistep", "gamma")),
+        _schedule("step", _STEP_SIZE, _GAMMA),
+        _schedule("multistep", _MILESTONES, _GAMMA),
         _schedule("exponential", _GAMMA_PER_EPOCH),
-        _schedule("cosine", _unit_free("cosine", "final_lr_ratio")),
-        _schedule("polynomial", _unit_free("polynomial", "power"), _unit_free("polynomial", "final_lr_ratio")),
+        _schedule("cosine", _FINAL_LR_RATIO),
+        _schedule("polynomial", _POWER, _FINAL_LR_RATIO),
     )
 }
 

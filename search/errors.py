@@ -7,13 +7,14 @@ apart: :class:`Terminated` is SIGTERM handled as Ctrl-C, and :class:`OptunaInter
 not the user's doing (the installed Optuna changed a private name we rely on), so it is an
 internal error, exit code 1.
 
-This module imports nothing of ours, Optuna's or torch's, so any module can raise these and the
-CLI can name them without importing what raises them.
+This module imports neither Optuna nor torch, only objectives' own torch-free errors (a config
+objectives rejects, missing data), so any module can raise these and the CLI can name them
+without importing what raises them.
 """
 
 from __future__ import annotations
 
-import sys
+from objectives.errors import ConfigError, DataNotFoundError
 
 __all__ = [
     "SearchError",
@@ -83,15 +84,10 @@ class Terminated(KeyboardInterrupt):
 def is_user_error(exc: BaseException) -> bool:
     """Missing data or a config objectives rejects: every further trial would fail alike.
 
-    A trial that raises one is FAIL plus a retry, and the error stops the run (:mod:`search.trial`);
-    the CLI reports it as one line, as it does a :class:`SearchError`. Recognised by class
-    (``objectives.config.ConfigError``, ``objectives.data.DataNotFoundError``), looked up among
-    the loaded modules: such an error can only come from a loaded ``objectives``, and importing
-    it here would import torch into every worker.
+    A trial that raises one is FAIL plus a retry, and the error stops the run (:mod:`search.run.trial`);
+    the CLI reports it as one line, as it does a :class:`SearchError`.
     """
-    classes = [getattr(sys.modules.get(module), name, None)
-               for module, name in (("objectives.config", "ConfigError"), ("objectives.data", "DataNotFoundError"))]  # fmt: skip
-    return isinstance(exc, tuple(c for c in classes if isinstance(c, type)))
+    return isinstance(exc, (ConfigError, DataNotFoundError))
 
 
 def first_line(exc: BaseException) -> str:

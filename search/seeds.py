@@ -7,11 +7,11 @@ a search trial of      ``objective.seed + 1000 x replicate`` (:func:`search_seed
 replicate r            initialisation and data order for every trial of a search, so that
                        its trials differ by their hyperparameters alone, and another for
                        each replicate, so that replicates repeat the whole procedure
-an arm's sampler       ``(sampler.seed + offset) % 2**32`` with :func:`sampler_offset`:     search.samplers
+an arm's sampler       ``(sampler.seed + offset) % 2**32`` with :func:`sampler_offset`:     search.run._samplers
                        trials already stored + 100003 x worker id + 1000003 x replicate
-a worker's id          given (``--worker-id``, the local workers' index) or, started by     search.workers
+a worker's id          given (``--worker-id``, the local workers' index) or, started by     search.run.workers
                        hand, :func:`auto_worker_id` (host and pid, below 40,000)
-evaluation seed k of   ``objective.seed + 1 + 1000 x replicate + k``, k < ``evaluation.     search.evaluation
+evaluation seed k of   ``objective.seed + 1 + 1000 x replicate + k``, k < ``evaluation.     search.run.evaluation
 replicate r            seeds`` <= 999 (:func:`evaluation_seed`)
 =====================  ==================================================================  =================
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from search.plot import ArmCurve
+from search.results.plot import ArmCurve
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import optuna
 import pytest
 
-from search.studies import open_studies
+from search.run.studies import open_studies
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 

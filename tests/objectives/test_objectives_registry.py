@@ -1,17 +1,21 @@
 """objectives.registry: its facts agree with what torch and lars do, and every module reads them."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
 import lars
 from objectives import registry
 from objectives.config import DEFAULT_CONFIG, RULES, validate_config
+from objectives.optim import optimizer_class
 from objectives.registry import DATASETS, LARS_MODES, OPTIMIZERS, REQUIRED, SCHEDULES
 
 
 def _lars_over(info, weight_decay=0.0, **kwargs):
     w = torch.nn.Parameter(torch.zeros(2, 2))
-    return lars.LARS(info.cls([{"params": [w], "weight_decay": weight_decay}], lr=0.1), **kwargs)
+    return lars.LARS(optimizer_class(info.name)([{"params": [w], "weight_decay": weight_decay}], lr=0.1), **kwargs)
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -26,7 +30,9 @@ def test_decay_kind_is_the_one_torch_states(name):
     info = OPTIMIZERS[name]
     assert info.decay in ("l2", "decoupled")
     w = torch.nn.Parameter(torch.zeros(2, 2))
-    assert bool(info.cls([w], lr=0.1).defaults.get("decoupled_weight_decay", False)) == (info.decay == "decoupled")
+    assert bool(optimizer_class(info.name)([w], lr=0.1).defaults.get("decoupled_weight_decay", False)) == (
+        info.decay == "decoupled"
+    )
     _lars_over(info, weight_decay=1e-4, mode="gradient")  # lars takes either kind in either mode
 
 
@@ -34,7 +40,7 @@ def test_decay_kind_is_the_one_torch_states(name):
 def test_parameters_are_keyword_arguments_of_the_class_and_config_keys(name):
     info = OPTIMIZERS[name]
     w = torch.nn.Parameter(torch.zeros(2, 2))
-    built = info.cls([w], lr=info.lr, **info.params)
+    built = optimizer_class(info.name)([w], lr=info.lr, **info.params)
     for key, default in info.params.items():
         assert key in DEFAULT_CONFIG and built.param_groups[0][key] == default
 
@@ -46,15 +52,28 @@ def test_config_choices_come_from_the_registry():
     assert RULES["lars_mode"].values == tuple(LARS_MODES)
 
 
-def test_schedules_are_lars_schedules_with_the_unit_free_rules_reused():
+# Values around every bound of the unit-free rules, and what is not a finite number.
+_PROBES = (-1.0, 0, 0.0, 1e-9, 0.5, 1, 1.0, 1.5, 2.0, 1e9, float("nan"), float("inf"), True, "0.5", None)
+
+
+def test_schedules_are_lars_schedules_with_the_same_unit_free_rules():
+    """The registry states the unit-free rules without importing lars (which loads torch): they must read the same."""
     assert tuple(SCHEDULES) == lars.schedules.SCHEDULES
     for kind, info in SCHEDULES.items():
         assert set(info.params) == set(lars.schedules.PARAMS[kind])
         for name, param in info.params.items():
             low = lars.schedules.PARAMS[kind][name]
-            assert (param.default is REQUIRED) == (low.default is REQUIRED) or kind == "exponential"
-            if param.unit == "":  # one fact, one place: the very same check function
-                assert param.rule.check is low.check and param.rule.text == low.rule
+            required = low.default is lars.schedules.REQUIRED
+            assert (param.default is REQUIRED) == required or kind == "exponential"
+            if param.unit == "":
+                assert param.rule.text == low.rule and (required or param.default == low.default)
+                assert [param.rule.check(v) for v in _PROBES] == [low.check(v) for v in _PROBES], (kind, name)
+
+
+def test_registry_and_config_import_without_torch_or_lars():
+    code = "import sys, objectives.config, objectives.registry; print(sorted({'torch', 'lars'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_schedule_units():

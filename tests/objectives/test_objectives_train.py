@@ -9,9 +9,10 @@ import pytest
 import torch
 from objectives_fixtures import write_cifar10
 
-from objectives import ConfigError, Result, train
+from objectives import ConfigError
 from objectives.data import DEBIAN_FASHION_MNIST
-from objectives.train import evaluate
+from objectives.models import build_model
+from objectives.train import Result, evaluate, train
 
 # A tiny VGG-11 (4..32 channels) on 256 images of a separable 4-class problem (see
 # objectives_fixtures.synthetic_splits): 8 steps per epoch, seconds on one CPU core.
@@ -231,8 +232,6 @@ def test_train_reusing_data_loads_once_and_trains_exactly_as_train(tmp_path, cif
 
 def _adapted_names(config):
     """Names of the tensors LARS adapts in the TINY model: those of dim >= 2 (lars.param_groups)."""
-    from objectives import build_model
-
     model = build_model(config["model"], in_channels=1, num_classes=4, width=config["width"])
     return {name for name, p in model.named_parameters() if p.dim() >= 2}
 

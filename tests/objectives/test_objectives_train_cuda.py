@@ -9,8 +9,9 @@ import os
 import pytest
 import torch
 
-from objectives import ConfigError, train
+from objectives import ConfigError
 from objectives.data import DEBIAN_FASHION_MNIST
+from objectives.train import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 needs_fashion = pytest.mark.skipif(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from objectives import Result as FakeResult  # the real result type, so the fake keeps its fields
+from objectives.train import Result as FakeResult  # the real result type, so the fake keeps its fields
 
 __all__ = ["FakeResult", "FakeTrain", "lr_curve", "write_study"]
 

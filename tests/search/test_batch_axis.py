@@ -8,7 +8,9 @@ import optuna
 import pytest
 from search_fakes import write_study
 
-from search.batch_axis import (
+from search.errors import SpecError
+from search.names import axis_name
+from search.spec.batch_axis import (
     CriticalBatch,
     compare_critical,
     critical_batch_size,
@@ -16,10 +18,8 @@ from search.batch_axis import (
     scale_dimension,
     scaling_power,
 )
-from search.errors import SpecError
-from search.names import axis_name
-from search.space import Auto, Choice, Fixed, Range
-from search.spec import load_spec
+from search.spec.space import Auto, Choice, Fixed, Range
+from search.spec.study_file import load_spec
 
 AXIS_STUDY = """\
 name: ax
@@ -256,7 +256,7 @@ def _batch_curve(config, epoch):
 
 
 def test_an_axis_run_trains_each_batch_and_compare_shows_the_axis(tmp_path, capsys):
-    from search.cli import main
+    from search.cli.command import main
 
     db = f"sqlite:///{tmp_path / 'ax.db'}"
     path = write_study(tmp_path, FAKE_AXIS)
@@ -281,7 +281,7 @@ def test_an_axis_run_trains_each_batch_and_compare_shows_the_axis(tmp_path, caps
     # every arm's dashboard note of every batch shows its own verdict, then the axis table and figure
     from optuna_dashboard import get_note
 
-    from search.storage import open_storage
+    from search.storage.database import open_storage
 
     storage = open_storage(db, heartbeat=False)
     for batch in (64, 1024):
@@ -292,7 +292,7 @@ def test_an_axis_run_trains_each_batch_and_compare_shows_the_axis(tmp_path, caps
 
 
 def test_an_interrupted_axis_run_resumes_without_retraining_finished_batches(tmp_path, capsys):
-    from search.cli import main
+    from search.cli.command import main
 
     db = f"sqlite:///{tmp_path / 'ax.db'}"
     path = write_study(tmp_path, FAKE_AXIS)
@@ -313,11 +313,11 @@ def test_an_interrupted_axis_run_resumes_without_retraining_finished_batches(tmp
 
 
 def test_compare_plot_of_an_axis_draws_accuracy_against_batch(tmp_path, capsys):
-    from search.axis_report import load_axis
-    from search.cli import main
-    from search.plot import plot_axis
-    from search.spec import load_spec
-    from search.storage import open_storage
+    from search.cli.command import main
+    from search.results.axis_report import load_axis
+    from search.results.plot import plot_axis
+    from search.spec.study_file import load_spec
+    from search.storage.database import open_storage
 
     db = f"sqlite:///{tmp_path / 'ax.db'}"
     path = write_study(tmp_path, FAKE_AXIS)

@@ -1,4 +1,4 @@
-"""search.budget: slot counting, exact claims under concurrency, retries of stale trials."""
+"""search.storage.budget: slot counting, exact claims under concurrency, retries of stale trials."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import budget as B
-from search.storage import open_storage
+from search.storage import budget as B
+from search.storage.database import open_storage
 
 
 def _own_messages(caplog) -> list[str]:
@@ -30,7 +30,7 @@ def _study(url: str, name: str = "b/sgd", **kwargs) -> optuna.Study:
 def _age_heartbeats(study: optuna.Study, seconds: int) -> None:
     """Make every heartbeat of ``study``'s file ``seconds`` older, and this process healthy for as long:
     what a dead worker and elapsed time do, without waiting."""
-    from search.optuna_internals import rdb_backend, storage_of
+    from search.storage.optuna_internals import rdb_backend, storage_of
 
     backend = rdb_backend(storage_of(study))
     with sqlite3.connect(backend.url.removeprefix("sqlite:///")) as db:
@@ -214,7 +214,7 @@ def test_a_silent_running_trial_is_named_with_when_it_will_be_retried(tmp_path, 
     study = _study(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=10, grace_period=120)
     trial = B.claim_trial(study, 1)
     _stop_heartbeat(trial)  # its worker was killed
-    with caplog.at_level(logging.WARNING, logger="search.budget"):
+    with caplog.at_level(logging.WARNING, logger="search.storage.budget"):
         assert B.claim_trial(study, 1) is None  # beat 0 s ago: nothing to say yet
         assert _own_messages(caplog) == []
         _age_heartbeats(study, 45)

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from search_fakes import FakeTrain, lr_curve, write_study
 
-from search.cli import COMMANDS, main
+from search.cli.command import COMMANDS, main
 from search.errors import StorageError
-from search.storage import open_storage
+from search.storage.database import open_storage
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_data = pytest.mark.skipif(
@@ -526,7 +526,7 @@ def test_compare_into_a_closed_pipe_exits_quietly(tmp_path):
 
 TORCH_PROBE = """\
 import sys
-from search.cli import main
+from search.cli.command import main
 try:
     main(sys.argv[1:])
 finally:  # --help leaves through argparse's SystemExit

@@ -1,4 +1,4 @@
-"""search.dashboard: optuna-dashboard served for a lars-search storage, seen in a real browser."""
+"""search.results.dashboard: optuna-dashboard served for a lars-search storage, seen in a real browser."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import optuna
 import pytest
 from browser import CHROMIUM, chromium
 
-from search.dashboard import make_server
 from search.errors import DashboardError, StorageError
+from search.results.dashboard import make_server
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 ARMS = ("sgd", "sgd+lars", "adam+lars")
@@ -199,7 +199,7 @@ def test_dashboard_beyond_loopback_is_read_only_unless_asked(tmp_path, host, all
 def test_read_only_dashboard_says_so_in_one_line(tmp_path, monkeypatch):
     import io
 
-    from search.dashboard import DashboardServer, serve
+    from search.results.dashboard import DashboardServer, serve
 
     url = _make_storage(tmp_path / "ro.db")
     monkeypatch.setattr(DashboardServer, "serve_forever", lambda self: None)  # return at once
@@ -231,7 +231,7 @@ def test_dashboard_neither_creates_nor_alters_an_unrelated_sqlite_file(tmp_path)
 def test_dashboard_reading_a_live_study_never_locks_the_writer(tmp_path):
     """optuna-dashboard#545: a dashboard on a running SQLite study made the study fail with
     "database is locked". Here a writer adds trials while the API is read in a loop."""
-    from search.storage import open_storage
+    from search.storage.database import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{tmp_path / 'live.db'}"
@@ -312,7 +312,7 @@ def test_headless_chromium_shows_trial_user_attrs(dashboard, tmp_path):
 
 @pytest.mark.slow  # the CLI's error path imports objectives (torch, torchvision)
 def test_cli_dashboard_busy_port_is_one_line_exit_2(dashboard, capsys):
-    from search.cli import main
+    from search.cli.command import main
 
     port = int(dashboard.url.rsplit(":", 1)[1].split("/")[0])
     assert main(["dashboard", "--storage", "sqlite:///unused.db", "--port", str(port)]) == 2
@@ -339,7 +339,7 @@ def test_console_script_serves_until_ctrl_c(tmp_path):
     command = [
         sys.executable,
         "-c",
-        "import sys; from search.cli import main; sys.exit(main())",
+        "import sys; from search.cli.command import main; sys.exit(main())",
         "dashboard",
         "--storage",
         url,

@@ -13,14 +13,14 @@ import pytest
 from optuna.trial import TrialState
 from search_fakes import FakeTrain, write_study
 
-from search.cli import main
+from search.cli.command import main
 from search.errors import SpecError
 from search.names import StudyName
-from search.results import load_verdict
+from search.results.read import load_verdict
+from search.run.loop import run_studies
 from search.seeds import evaluation_seed
-from search.spec import load_spec
-from search.storage import open_storage
-from search.study import run_studies
+from search.spec.study_file import load_spec
+from search.storage.database import open_storage
 
 STUDY = """\
 name: ev
@@ -233,9 +233,9 @@ def test_a_search_bounded_only_by_its_timeout_is_evaluated_after_it(tmp_path, db
 def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it():
     from dataclasses import replace
 
-    from search.recipe import needs_recipe_later, published_recipe, recipe_params
-    from search.space import Range
-    from search.spec import parse_spec
+    from search.spec.recipe import needs_recipe_later, published_recipe, recipe_params
+    from search.spec.space import Range
+    from search.spec.study_file import parse_spec
 
     spec = parse_spec({"name": "a", "objective": {"epochs": 4}, "arms": ["sgd", "sgd+lars"], "space": {"lr": "auto"}})
     assert all(needs_recipe_later(arm) for arm in spec.arms)
@@ -248,7 +248,7 @@ def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it()
         **lars.space.params,
         "lr": Range(1.0, 20.0, log=True),
         "trust_coefficient": Range(0.01, 0.05, log=True, per="lr"),
-    }  # search.lr_range's form
+    }  # search.run.lr_range's form
     lars = replace(lars, space=replace(lars.space, params=found))
     params = recipe_params(lars, published_recipe("sgd", True, 4))
     assert params["lr"] == 10.0 and params["lr*trust_coefficient"] == pytest.approx(0.01)  # 10 x 1e-3
@@ -256,7 +256,7 @@ def test_recipe_of_an_lr_auto_arm_waits_for_the_range_and_then_lands_inside_it()
 
 def test_status_shows_every_replicate_and_the_final_evaluations_progress(tmp_path, db):
     """#26 item 9: status showed replicate 0 only (`complete 2` per arm where compare said 4) and no evaluation."""
-    from search.report import format_status
+    from search.results.report import format_status
 
     spec = load_spec(write_study(tmp_path, STUDY + "replicates: 2\n"))
     run_studies(spec, db, train_fn=EvalTrain(), progress=False, validate=identity, evaluate=False)
@@ -272,7 +272,7 @@ def test_status_shows_every_replicate_and_the_final_evaluations_progress(tmp_pat
 def test_an_edge_the_recipes_clamp_put_there_is_said_to_be_the_recipes(tmp_path, db):
     """#26 item 13: the published LARS recipe clamped onto lr's top made every verdict it won "provisional"
     as if the search had found the edge."""
-    from search.report import format_compare
+    from search.results.report import format_compare
 
     def recipe_wins(config, epoch):  # sgd+lars: its recipe trial (lr 10 clamped to 1.0) is the incumbent
         if config["lars"]:

@@ -13,11 +13,11 @@ from search_fakes import FakeTrain, write_study
 import lars
 from objectives import validate_config
 from objectives.optim import build_optimizer
-from search.cli import main
-from search.export import code_snippet
-from search.spec import load_spec
-from search.storage import open_storage
-from search.study import run_studies
+from search.cli.command import main
+from search.results.export import code_snippet
+from search.run.loop import run_studies
+from search.spec.study_file import load_spec
+from search.storage.database import open_storage
 
 STUDY = """\
 name: e
@@ -61,7 +61,7 @@ def test_export_then_train_reproduces_the_exported_config_exactly(tmp_path, fini
 
 
 def test_export_follows_the_verdicts_best_arm_by_default(finished, capsys):
-    from search.results import load_verdict
+    from search.results.read import load_verdict
 
     assert main(["export", "e", "--storage", finished]) == 0
     text = capsys.readouterr().out
@@ -76,8 +76,8 @@ def test_export_follows_the_verdicts_best_arm_by_default(finished, capsys):
 
 
 def test_export_header_makes_the_file_traceable(finished, tmp_path):
-    from search.export import export_document
-    from search.results import load_verdict
+    from search.results.export import export_document
+    from search.results.read import load_verdict
 
     storage = open_storage(finished, heartbeat=False)
     verdict = load_verdict(storage, "e")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from search_fakes import FakeTrain, write_study
 
-from search.cli import main
+from search.cli.command import main
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -1,4 +1,4 @@
-"""search.lr_range: ``lr: auto`` found once per arm, stored in the arm's study, sampled in its range."""
+"""search.run.lr_range: ``lr: auto`` found once per arm, stored in the arm's study, sampled in its range."""
 
 import functools
 import math
@@ -9,21 +9,19 @@ from search_fakes import FakeTrain
 
 import objectives.lr_find as lr_find
 from search.errors import SpecError
-from search.lr_range import (
-    RANGE_ATTR,
+from search.results.read import arm_stats
+from search.results.stored import RANGE_ATTR, describe_range, range_cost
+from search.run.loop import run_studies
+from search.run.lr_range import (
     RangeTestError,
     default_lr,
-    describe_range,
     needs_range_test,
-    range_cost,
     reference_config,
     resolve_ranges,
 )
-from search.results import arm_stats
-from search.space import Auto, Range, suggest_config
-from search.spec import parse_spec
-from search.studies import open_studies
-from search.study import run_studies
+from search.run.studies import open_studies
+from search.spec.space import Auto, Range, suggest_config
+from search.spec.study_file import parse_spec
 
 SPEC = {
     "name": "auto",
@@ -123,7 +121,7 @@ def test_a_lars_arm_samples_lr_times_lambda_and_lr_and_trains_lambda_as_their_qu
 
 def test_an_unresolved_auto_is_never_sampled():
     spec = parse_spec(SPEC)
-    with pytest.raises(ValueError, match=r"lr: auto must be resolved by search.lr_range"):
+    with pytest.raises(ValueError, match=r"lr: auto must be resolved by search.run.lr_range"):
         suggest_config(optuna.trial.FixedTrial({}), spec.objective, "sgd", False, spec.arm("sgd").space)
 
 
@@ -165,7 +163,7 @@ def test_describe_range():
 
 
 def test_status_and_compare_show_the_found_range(sweeps):
-    from search.report import format_compare, format_status
+    from search.results.report import format_compare, format_status
 
     storage = optuna.storages.InMemoryStorage()
     run_studies(parse_spec(SPEC), storage, train_fn=FakeTrain(), progress=False)
@@ -181,7 +179,7 @@ def test_local_workers_read_one_range_test_run_before_they_start(sweeps, tmp_pat
     import yaml
     from worker_harness import worker_env
 
-    from search import workers as W
+    from search.run import workers as W
 
     study = tmp_path / "auto.yaml"
     study.write_text(yaml.safe_dump({**SPEC, "budget": {"trials": 2}}))
@@ -231,8 +229,8 @@ def test_a_study_files_own_recipe_is_trial_0_of_an_lr_auto_arm_clamped_into_the_
 
 def test_compare_and_the_plot_count_the_range_test_in_the_arms_compute(sweeps):
     """#26 item 5: compare's trial-epochs column and the plot's x axis left the range test out."""
-    from search.plot import compare_curves
-    from search.results import load_verdict
+    from search.results.plot import compare_curves
+    from search.results.read import load_verdict
 
     storage = optuna.storages.InMemoryStorage()
     run_studies(parse_spec({**SPEC, "budget": {"trials": 2}}), storage, train_fn=FakeTrain(), progress=False)
@@ -248,7 +246,7 @@ def test_ctrl_c_during_the_range_test_does_not_claim_a_trial_was_marked_fail(tmp
     """#26 item 13: it said "the running trial was marked FAIL" when no trial had started."""
     import yaml
 
-    from search.cli import main
+    from search.cli.command import main
 
     def interrupted_sweep(config, **kwargs):
         raise KeyboardInterrupt
@@ -262,3 +260,63 @@ def test_ctrl_c_during_the_range_test_does_not_claim_a_trial_was_marked_fail(tmp
         "lars-search: interrupted during the lr range test of auto/sgd (no trial was running; the next run tests "
         f"it again); finished trials are kept in {db}; run the same command again to resume\n"
     )
+
+
+# --- the range test goes through the one lifecycle of every run (issue 25 item 2) ---------------------------------
+
+
+def _failing_sweep(exc):
+    def sweep(config, **kwargs):
+        raise exc
+
+    return sweep
+
+
+def test_a_range_test_out_of_cuda_memory_fails_as_a_trial_does_and_releases_the_memory(monkeypatch):
+    """Before, the OOM left the range test as a raw traceback and the CUDA cache was never emptied."""
+    import torch
+
+    import search.run.trial
+
+    released = []
+    monkeypatch.setattr(search.run.trial, "_release_cuda_memory", lambda: released.append(True))
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(lr_find, "lr_sweep", _failing_sweep(oom))
+    spec = parse_spec({**SPEC, "arms": ["sgd"]})
+    studies = open_studies(spec, optuna.storages.InMemoryStorage())
+    with pytest.raises(RangeTestError) as info:
+        resolve_ranges(spec, studies)
+    assert str(info.value) == (
+        "<study>: auto/sgd: lr: auto: range test failed: CUDA out of memory: CUDA out of memory. Tried to allocate "
+        "2.00 GiB (nothing was stored; the next run tests it again)"
+    )
+    assert released == [True] and RANGE_ATTR not in studies["sgd"].user_attrs
+
+
+def test_a_range_test_fault_is_one_line_with_the_reason_a_trial_would_record(monkeypatch, tmp_path, capsys):
+    """The same reason a failed trial records ("<Type>: <first line>"), and the CLI's one line, exit 2."""
+    import yaml
+
+    from search.cli.command import main
+
+    monkeypatch.setattr(lr_find, "lr_sweep", _failing_sweep(RuntimeError("boom\nat line 2")))
+    study = tmp_path / "auto.yaml"
+    study.write_text(yaml.safe_dump({**SPEC, "arms": ["sgd"]}))
+    db = f"sqlite:///{tmp_path}/auto.db"
+    assert main(["run", str(study), "--storage", db, "-q"], train_fn=FakeTrain()) == 2
+    assert capsys.readouterr().err == (
+        f"lars-search: error: {study}: auto/sgd: lr: auto: range test failed: RuntimeError: boom (nothing was stored; "
+        "the next run tests it again)\n"
+    )
+    assert RANGE_ATTR not in optuna.load_study(study_name="auto/sgd", storage=db).user_attrs
+
+
+def test_a_user_error_in_the_range_test_propagates_as_from_a_trial(monkeypatch):
+    from objectives.errors import DataNotFoundError
+
+    monkeypatch.setattr(lr_find, "lr_sweep", _failing_sweep(DataNotFoundError("no fashion_mnist here")))
+    spec = parse_spec({**SPEC, "arms": ["sgd"]})
+    studies = open_studies(spec, optuna.storages.InMemoryStorage())
+    with pytest.raises(DataNotFoundError, match="no fashion_mnist here"):
+        resolve_ranges(spec, studies)
+    assert RANGE_ATTR not in studies["sgd"].user_attrs

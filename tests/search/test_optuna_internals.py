@@ -1,6 +1,6 @@
-"""search.optuna_internals against the installed Optuna: each private name still means what we use it for.
+"""search.storage.optuna_internals against the installed Optuna: each private name still means what we use it for.
 
-If one of these fails after an Optuna upgrade, search/optuna_internals.py is the one file to mend.
+If one of these fails after an Optuna upgrade, search/storage/optuna_internals.py is the one file to mend.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import optuna_internals as I
-from search.storage import open_storage
+from search.storage import optuna_internals as I
+from search.storage.database import open_storage
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_accessors_agree_with_the_public_api(study):
 def test_optuna_still_reads_trials_through_the_private_calls_we_retry(study, monkeypatch):
     """``_CachedStorage`` reads through ``_get_trials``: were it renamed, our retries would miss it."""
     calls = []
-    cls = type(I.rdb_backend(I.storage_of(study)))  # search.storage's retrying RDBStorage
+    cls = type(I.rdb_backend(I.storage_of(study)))  # search.storage.database's retrying RDBStorage
     original = cls._get_trials
     monkeypatch.setattr(cls, "_get_trials",
                         lambda self, *a, **k: calls.append(1) or original(self, *a, **k))  # fmt: skip

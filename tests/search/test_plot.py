@@ -1,4 +1,4 @@
-"""search.plot: best-so-far validation accuracy against trial-epochs, per arm."""
+"""search.results.plot: best-so-far validation accuracy against trial-epochs, per arm."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from search.errors import PlotError
-from search.plot import compare_curves, plot_compare
+from search.results.plot import compare_curves, plot_compare
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMPLETE, PRUNED, FAIL = (
@@ -132,8 +132,8 @@ def test_test_accuracy_panel_shows_each_seed_and_the_mean_with_its_interval(stor
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from search.plot import _plot_test
-    from search.results import load_verdict
+    from search.results.plot import _plot_test
+    from search.results.read import load_verdict
 
     _evaluate(storage, "sgd", 2, [0.80, 0.81, 0.82])  # incumbents: sgd trial 2 (0.8), sgd+lars trial 1 (0.9)
     _evaluate(storage, "sgd+lars", 1, [0.88, 0.90, 0.92])
@@ -156,8 +156,8 @@ def test_an_interval_beyond_the_possible_range_is_drawn_clipped_and_says_so(stor
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from search.plot import _plot_test
-    from search.results import load_verdict
+    from search.results.plot import _plot_test
+    from search.results.read import load_verdict
 
     _evaluate(storage, "sgd", 2, [0.10, 0.50, 0.90])  # 0.5 +- 4.302653 * 0.4 / sqrt(3) = [-0.494, 1.494]
     _evaluate(storage, "sgd+lars", 1, [0.88, 0.90, 0.92])
@@ -172,7 +172,7 @@ def test_an_interval_beyond_the_possible_range_is_drawn_clipped_and_says_so(stor
 
 
 def test_an_arm_without_a_complete_trial_says_so_in_the_legend(tmp_path):
-    from search.plot import _legend
+    from search.results.plot import _legend
 
     url = f"sqlite:///{tmp_path / 'n.db'}"
     study = optuna.create_study(study_name="n/sgd", storage=url, direction="maximize")
@@ -196,7 +196,7 @@ def test_missing_sqlite_file_is_reported_not_created(tmp_path):
 
 
 def test_cli_compare_plot_writes_the_png(storage, tmp_path, capsys):
-    from search.cli import main
+    from search.cli.command import main
 
     path = tmp_path / "compare.png"
     assert main(["compare", "demo", "--storage", storage, "--plot", str(path)]) == 0

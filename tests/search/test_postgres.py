@@ -26,11 +26,11 @@ from worker_harness import (
     write_study,
 )
 
-from search import budget as B
 from search import exit_codes
-from search.cli import main
+from search.cli.command import main
 from search.errors import StorageError
-from search.storage import open_storage
+from search.storage import budget as B
+from search.storage.database import open_storage
 
 pytestmark = [
     pytest.mark.postgres,

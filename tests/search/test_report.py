@@ -9,8 +9,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from search.errors import StudyNotFoundError
-from search.report import format_compare, format_status
-from search.results import arm_stats, load_arms, load_verdict
+from search.results.read import arm_stats, load_arms, load_verdict
+from search.results.report import format_compare, format_status
 
 LR = {"lr": FloatDistribution(1e-4, 1.0, log=True)}
 
@@ -276,7 +276,7 @@ def test_compare_shows_the_trust_ratios_of_each_lars_incumbent(storage):
 def test_the_trust_ratio_table_has_a_column_per_replicates_incumbent():
     from types import SimpleNamespace as NS
 
-    from search.report import trust_ratio_table
+    from search.results.report import trust_ratio_table
 
     def search(number, median):
         history = [{"epoch": 1, "trust_ratio": {"w": [median / 2, median, median * 2]}}]
@@ -293,8 +293,8 @@ def test_the_trust_ratio_table_has_a_column_per_replicates_incumbent():
 def test_the_lines_as_a_family_and_holms_word_on_a_claim():
     from scipy import stats
 
-    from search.results import _family
-    from search.verdict import Interval
+    from search.results.read import _family
+    from search.results.verdict import Interval
 
     def line(d, se, df=4):
         half = stats.t.ppf(0.975, df) * se

@@ -7,8 +7,8 @@ import pytest
 from search_fakes import write_study
 
 from objectives import validate_config
-from search.space import suggest_config
-from search.spec import load_spec
+from search.spec.space import suggest_config
+from search.spec.study_file import load_spec
 
 FULL = """\
 name: space
@@ -106,7 +106,7 @@ def test_ranges_are_respected(spec):
 
 
 def test_rules_and_schedules_are_read_from_objectives():
-    import search.space as space
+    import search.spec.space as space
     from objectives.config import RULES
     from objectives.registry import SCHEDULES as REGISTERED
 
@@ -117,7 +117,7 @@ def test_rules_and_schedules_are_read_from_objectives():
 
 
 def test_which_arms_a_key_applies_to_comes_from_the_registry():
-    from search.space import why_not
+    from search.spec.space import why_not
 
     assert why_not("momentum", "adam", False) == "sgd, rmsprop arms only"
     assert why_not("nesterov", "rmsprop", False) == "sgd arms only"

@@ -9,8 +9,8 @@ import pytest
 from search_fakes import write_study
 
 from search.errors import SpecError
-from search.space import Choice, Fixed, Range
-from search.spec import DEFAULT_ARMS, load_spec, parse_duration
+from search.spec.space import Choice, Fixed, Range
+from search.spec.study_file import DEFAULT_ARMS, load_spec, parse_duration
 
 MINIMAL = """\
 name: tiny
@@ -291,7 +291,7 @@ def test_the_default_leaves_out_multistep_when_its_milestones_share_a_step(tmp_p
     not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="needs apt-get install dataset-fashion-mnist"
 )
 def test_a_file_without_space_runs_end_to_end(tmp_path, capsys, monkeypatch):
-    from search.cli import main
+    from search.cli.command import main
 
     monkeypatch.delenv("LARS_SEARCH_DATA", raising=False)
     import optuna
@@ -396,7 +396,7 @@ def test_cuda_device_index_on_a_machine_without_it_is_one_line_before_any_trial(
     import torch
 
     from search.errors import UserError
-    from search.run_verbs import check_device
+    from search.run.preflight import check_device
 
     spec = load_spec(write_study(tmp_path, "name: t\nobjective: {epochs: 2, device: 'cuda:0'}\n"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -516,7 +516,7 @@ def test_infinite_or_nan_bounds_are_rejected(tmp_path, bound):
 
 def test_lr_without_a_dot_is_a_number_in_study_and_train_files_alike(tmp_path):
     from objectives import validate_config
-    from search.export import load_config_file
+    from search.results.export import load_config_file
 
     spec = load_spec(write_study(tmp_path, MINIMAL + "space: {lr: 1e-3}\n"))
     assert spec.arms[0].space.params["lr"] == Fixed(0.001)
@@ -527,7 +527,7 @@ def test_lr_without_a_dot_is_a_number_in_study_and_train_files_alike(tmp_path):
 
 
 def test_a_train_config_with_a_repeated_key_is_an_error(tmp_path):
-    from search.export import load_config_file
+    from search.results.export import load_config_file
 
     path = write_study(tmp_path, "lr: 0.1\nlr: 0.2\n", name="train.yaml")
     with pytest.raises(ValueError, match=r"train\.yaml: not valid YAML: line 2, column 1: key 'lr' is written twice"):

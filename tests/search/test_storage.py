@@ -1,4 +1,4 @@
-"""search.storage: URLs, masking, errors, SQLite settings, the schema-creation race, retries."""
+"""search.storage.database: URLs, masking, errors, SQLite settings, the schema-creation race, retries."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import optuna
 import pytest
 import sqlalchemy.exc
 
-from search import storage as S
+from search.storage import database as S
+from search.storage._retry import is_transient_error
+from search.storage.optuna_internals import rdb_backend
+from search.storage.url import default_storage_url, mask_url
 
 
 # ------------------------------------------------------------------ mask_url
@@ -27,14 +30,14 @@ from search import storage as S
     ],
 )
 def test_mask_url_hides_password_in_userinfo_and_query(url, masked):
-    assert S.mask_url(url) == masked
+    assert mask_url(url) == masked
 
 
 def test_default_storage_url_reads_environment(monkeypatch):
     monkeypatch.delenv("LARS_SEARCH_STORAGE", raising=False)
-    assert S.default_storage_url() == "sqlite:///lars-search.db"
+    assert default_storage_url() == "sqlite:///lars-search.db"
     monkeypatch.setenv("LARS_SEARCH_STORAGE", "sqlite:////tmp/x.db")
-    assert S.default_storage_url() == "sqlite:////tmp/x.db"
+    assert default_storage_url() == "sqlite:////tmp/x.db"
 
 
 def test_open_storage_none_uses_sqlite_file_in_cwd(tmp_path, monkeypatch):
@@ -105,8 +108,8 @@ def test_heartbeat_off_leaves_storage_without_interval(tmp_path):
 def test_rdb_backend_unwraps_optuna_cached_storage(tmp_path):
     storage = S.open_storage(f"sqlite:///{tmp_path}/x.db", heartbeat=False)
     study = optuna.create_study(storage=storage)
-    assert S.rdb_backend(study._storage) is storage
-    assert S.rdb_backend(optuna.storages.InMemoryStorage()) is None
+    assert rdb_backend(study._storage) is storage
+    assert rdb_backend(optuna.storages.InMemoryStorage()) is None
 
 
 # ------------------------------------------------------------------ transient errors and retries
@@ -117,11 +120,11 @@ def _operational(msg: str) -> sqlalchemy.exc.OperationalError:
 def test_is_transient_error_follows_optuna_wrapping():
     wrapped = optuna.exceptions.StorageInternalError("commit failed")
     wrapped.__cause__ = _operational("database is locked")
-    assert S.is_transient_error(wrapped)
-    assert S.is_transient_error(_operational("server closed the connection"))
+    assert is_transient_error(wrapped)
+    assert is_transient_error(_operational("server closed the connection"))
     integrity = sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
-    assert not S.is_transient_error(integrity)
-    assert not S.is_transient_error(ValueError("x"))
+    assert not is_transient_error(integrity)
+    assert not is_transient_error(ValueError("x"))
 
 
 def test_storage_call_is_retried_on_transient_error(tmp_path, monkeypatch):
@@ -270,7 +273,7 @@ def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends(caplog):
     import threading
     import time
 
-    from search.retry import retry
+    from search.storage._retry import retry
 
     down = threading.Event()
     down.set()
@@ -281,7 +284,7 @@ def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends(caplog):
         return "ok"
 
     url = "postgresql+psycopg://lars:pw@db/lars"
-    with caplog.at_level(logging.WARNING, logger="search.storage"):
+    with caplog.at_level(logging.WARNING, logger="search.storage.database"):
         callers = [threading.Thread(target=retry, args=(call,), kwargs={"what": f"call {i}", "url": url,
                    "timeout": 30, "first_delay": 0.01, "max_delay": 0.05}) for i in range(3)]  # fmt: skip
         for caller in callers:
@@ -291,7 +294,7 @@ def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends(caplog):
         for caller in callers:
             caller.join()
         assert retry(call, what="call 3", url=url, timeout=1) == "ok"
-    lines = [r.getMessage() for r in caplog.records if r.name == "search.storage"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "search.storage.database"]
     assert len(lines) == 2, lines
     assert re.fullmatch(r"storage postgresql\+psycopg://lars:\*\*\*@db/lars: call \d failed \(database is locked\); "
                         r"retrying for up to 30 s, quietly until it answers", lines[0])  # fmt: skip

@@ -1,4 +1,4 @@
-"""search.studies: what a study file leaves in the storage, and which stored studies it may join."""
+"""search.run.studies: what a study file leaves in the storage, and which stored studies it may join."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import optuna
 from search_fakes import FakeTrain, write_study
 
-from search.dashboard import make_server
-from search.spec import load_spec
-from search.storage import open_storage
-from search.study import run_studies
+from search.results.dashboard import make_server
+from search.run.loop import run_studies
+from search.spec.study_file import load_spec
+from search.storage.database import open_storage
 
 PASSWORD = "Sup3rSecretPW"
 SECRET_STUDY = f"""\
@@ -91,7 +91,7 @@ def test_a_later_run_masks_a_password_an_earlier_version_stored(tmp_path):
 
 def test_a_second_study_file_with_the_same_name_and_another_objective_is_refused(tmp_path, capsys):
     """#26 item 6: file B (other arms, 3 epochs) joined file A's studies (1 epoch) without a word."""
-    from search.cli import main
+    from search.cli.command import main
 
     a = write_study(tmp_path, "name: same\nobjective: {epochs: 1}\narms: [sgd]\nbudget: {trials: 1}\n", "a.yaml")
     b = write_study(tmp_path, "name: same\nobjective: {epochs: 3}\narms: [adam]\nbudget: {trials: 1}\n", "b.yaml")

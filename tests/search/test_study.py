@@ -11,17 +11,17 @@ from optuna.trial import TrialState
 from search_fakes import FakeTrain, lr_curve, write_study
 
 from search.errors import SpecConflictError
-from search.samplers import (
+from search.run._samplers import (
     build_pruner,
     build_sampler,
     default_pruner_interval,
     default_pruner_startup,
     default_sampler_startup,
 )
-from search.spec import load_spec
-from search.storage import open_storage
-from search.studies import open_studies
-from search.study import run_studies
+from search.run.loop import run_studies
+from search.run.studies import open_studies
+from search.spec.study_file import load_spec
+from search.storage.database import open_storage
 
 TWO_ARMS = """\
 name: s
@@ -311,7 +311,7 @@ def test_a_config_objectives_rejects_at_train_time_stops_the_run(tmp_path, db):
 
 
 def test_a_spec_built_in_code_is_stored_and_resumes(tmp_path, db):
-    from search.spec import parse_spec
+    from search.spec.study_file import parse_spec
 
     data = yaml.safe_load(TWO_ARMS)
     run_studies(parse_spec(data), db, n_trials=1, train_fn=FakeTrain(), progress=False, evaluate=False)
@@ -322,9 +322,9 @@ def test_a_spec_built_in_code_is_stored_and_resumes(tmp_path, db):
 
 
 def test_raised_replicates_and_seeds_are_used_everywhere(tmp_path, db):
-    from search.export import export_document
-    from search.report import format_compare
-    from search.results import load_verdict
+    from search.results.export import export_document
+    from search.results.read import load_verdict
+    from search.results.report import format_compare
 
     first = TWO_ARMS.replace("budget: {trials: 3}", "budget: {trials: 2}\nevaluation: {seeds: 2}")
     run_studies(load_spec(write_study(tmp_path, first)), db, train_fn=FakeTrain(), progress=False)
@@ -348,7 +348,7 @@ def test_raised_replicates_and_seeds_are_used_everywhere(tmp_path, db):
 
 
 def test_replicates_search_with_their_own_seed_and_export_names_the_evaluation_seeds(tmp_path, db):
-    from search.export import export_document
+    from search.results.export import export_document
 
     text = TWO_ARMS.replace("budget: {trials: 3}", "budget: {trials: 2}\nevaluation: {seeds: 2}\nreplicates: 3")
     text = text.replace("width: 0.125}", "width: 0.125, seed: 7}")

@@ -1,4 +1,4 @@
-"""search.verdict: statistics against hand-computed numbers, calibration on simulated studies, boundaries.
+"""search.results.verdict: statistics against hand-computed numbers, calibration on simulated studies, boundaries.
 
 The calibration simulations draw 4,000 studies per design at once (numpy, seeded) and run them through the
 vectorised functions the product's list API is built on (``unit_array``, ``t_interval``,
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from search.verdict import (
+from search.results.verdict import (
     Interval,
     arm_interval,
     boundary_warnings,

@@ -20,11 +20,11 @@ from browser import CHROMIUM, chromium
 from optuna_dashboard import get_note
 from search_fakes import FakeTrain, write_study
 
-from search.dashboard import make_server
-from search.results import load_verdict
-from search.spec import load_spec
-from search.storage import open_storage
-from search.study import run_studies
+from search.results.dashboard import make_server
+from search.results.read import load_verdict
+from search.run.loop import run_studies
+from search.spec.study_file import load_spec
+from search.storage.database import open_storage
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
@@ -103,7 +103,7 @@ def test_each_arm_carries_the_verdict_note_as_markdown_and_its_figure_is_served(
 
 
 def test_a_note_written_before_a_later_partial_run_is_marked_outdated_then_replaced(tmp_path):
-    from search.study import run_studies
+    from search.run.loop import run_studies
 
     url = f"sqlite:///{tmp_path / 'o.db'}"
     spec = load_spec(write_study(tmp_path, STUDY))

@@ -1,4 +1,4 @@
-"""search.workers on SQLite: N workers, exact budgets, a SIGKILLed worker, the dashboard, bad input.
+"""search.run.workers on SQLite: N workers, exact budgets, a SIGKILLed worker, the dashboard, bad input.
 
 Workers are real ``python -m search.cli worker`` processes with the fast fake objective of
 ``fake_objective.py`` (no torch) and 1 s heartbeats with a 3 s grace period.
@@ -31,8 +31,8 @@ from worker_harness import (
 )
 
 from search import exit_codes
-from search import workers as W
-from search.cli import main
+from search.cli.command import main
+from search.run import workers as W
 
 
 # ------------------------------------------------------------------ units

@@ -13,8 +13,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.budget import count_slots
-from search.storage import open_storage
+from search.storage.budget import count_slots
+from search.storage.database import open_storage
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
