@@ -26,7 +26,7 @@ import argparse
 import numpy as np
 from scipy import stats
 
-from search.verdict import replicates_for
+from search.results.verdict import replicates_for
 
 
 def t_p_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from search.verdict import detectable_difference
+from search.results.verdict import detectable_difference
 
 
 @dataclass
@@ -103,8 +103,8 @@ def report(designs: list[Design], budget: int) -> list[str]:
 
 
 def _means_from_storage(url: str, name: str) -> Design:
-    from search.results import load_verdict
-    from search.storage import open_storage
+    from search.results.read import load_verdict
+    from search.storage.database import open_storage
 
     verdict = load_verdict(open_storage(url, heartbeat=False), name)
     means = {a.arm: [100 * sum(v) / len(v) for v in a.values if v] for a in verdict.arms}
