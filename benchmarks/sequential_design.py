@@ -2,19 +2,17 @@
 
 A sequential design adds one replicate per arm after each look and stops as soon as the
 LARS-vs-plain line is decided: the verdict's pooled two-sided t test on replicate means
-(``search.verdict.difference``) below a per-look level ``alpha'``. ``alpha'`` is calibrated
-here by simulation under "no difference" so that the chance of any false "helps/hurts" over
-all looks stays 5%. Against it: the fixed design with the same power at each effect. The
-verdict's unit is the replicate mean, normal with SD ``sd`` per arm; effects are in units of
-that SD, so the table holds for any spread.
+(``search.verdict.difference``) below a per-look level ``alpha'``, calibrated here by simulation
+under "no difference" so that the chance of any false "helps/hurts" over all looks stays 5%.
+Against it: the fixed design sized for 80% power at a target difference (``--target``, in SDs
+of a replicate mean: at the measured SD of 0.40 points, 1 point is 2.5 SDs). The sequential
+design gets the smallest maximum that keeps 80% power at the target; printed, for true effects
+from none to twice the target, the power and the expected replicates per arm of both, and their
+ratio (below 1: the sequential design saves trainings). Effects are in SD units, so the table
+holds for any spread; a look is free only if replicates run one at a time.
 
-A look is free only if replicates run one at a time. Printed per effect: power and expected
-replicates per arm of the sequential design, the replicates a fixed design needs for the same
-power, and the ratio (below 1: the sequential design saves trainings). Under "no difference"
-(the verdicts measured so far) it runs to its maximum unless it errs.
-
-    python benchmarks/sequential_design.py              # 20,000 studies per cell, about a minute
-    python benchmarks/sequential_design.py --max 12 --studies 50000
+    python benchmarks/sequential_design.py              # 20,000 studies per cell, under a minute
+    python benchmarks/sequential_design.py --target 1.5 --studies 50000
 
 Measured figures: ``benchmarks/RESULTS.md`` (section Verdict design).
 """
@@ -60,28 +58,35 @@ def run(effect: float, level: float, r_min: int, r_max: int, studies: int, rng: 
     return float(decided.mean()), float(stop.mean())
 
 
-def fixed_replicates(effect: float, power: float) -> int | None:
-    """Replicates per arm of the fixed design (one look, 5%) with ``power`` at ``effect`` SDs."""
-    return replicates_for(effect, 1.0, power=power) if effect > 0 and power > 0.05 else None
+def sequential_max(target: float, r_min: int, studies: int, rng: np.random.Generator,
+                   power: float = 0.8) -> tuple[int, float]:  # fmt: skip
+    """``(R_max, level)``: the smallest maximum whose calibrated design has ``power`` at ``target``."""
+    r_max = max(r_min, replicates_for(target, 1.0, power=power) or r_min)
+    while True:
+        level = calibrate(r_min, r_max, studies, rng)
+        if run(target, level, r_min, r_max, studies, rng)[0] >= power:
+            return r_max, level
+        r_max += 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", type=float, default=2.5, help="difference to detect, in SDs of a replicate mean")
     parser.add_argument("--min", type=int, default=2, dest="r_min")
-    parser.add_argument("--max", type=int, default=8, dest="r_max")
     parser.add_argument("--studies", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    level = calibrate(args.r_min, args.r_max, args.studies, rng)
-    print(f"looks at R = {args.r_min}..{args.r_max} per arm; per-look level {level:.4f} "
-          f"(any false helps/hurts 5% under no difference, {args.studies:,} studies)")  # fmt: skip
-    print(f"{'effect (SD)':>11}  {'power':>6}  {'E[R] seq':>8}  {'fixed R, same power':>19}  {'E[R] / fixed':>12}")
-    for effect in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0):
-        power, mean_r = run(effect, level, args.r_min, args.r_max, args.studies, rng)
-        fixed = fixed_replicates(effect, power)
-        ratio = f"{mean_r / fixed:.2f}" if fixed else "-"
-        print(f"{effect:>11.1f}  {power:>6.3f}  {mean_r:>8.2f}  {fixed if fixed else '-':>19}  {ratio:>12}")
+    fixed = replicates_for(args.target, 1.0)
+    r_max, level = sequential_max(args.target, args.r_min, args.studies, rng)
+    print(f"target {args.target:g} SDs: fixed design {fixed} replicates per arm (80% power, 5%); sequential "
+          f"{args.r_min}..{r_max}, per-look level {level:.4f} (any false helps/hurts 5%; {args.studies:,} studies)")  # fmt: skip
+    print(f"{'effect (SD)':>11}  {'power fixed':>11}  {'power seq':>9}  {'E[R] seq':>8}  {'E[R] / fixed':>12}")
+    for factor in (0.0, 0.5, 1.0, 1.5, 2.0):
+        effect = factor * args.target
+        power_fixed = run(effect, 0.05, fixed, fixed, args.studies, rng)[0]
+        power, mean_r = run(effect, level, args.r_min, r_max, args.studies, rng)
+        print(f"{effect:>11.2f}  {power_fixed:>11.3f}  {power:>9.3f}  {mean_r:>8.2f}  {mean_r / fixed:>12.2f}")
 
 
 if __name__ == "__main__":

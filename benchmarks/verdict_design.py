@@ -74,8 +74,9 @@ def replicates_at(budget: int, design: Design) -> int:
 
 
 def report(designs: list[Design], budget: int) -> list[str]:
+    w = max(6, *(len(d.label) for d in designs))
     lines = [
-        f"{'design':<28} {'T x K':>7} {'R/arm':>5} {'SD of a replicate mean [95%]':>30} {'df':>3} "
+        f"{'design':<{w}} {'T x K':>7} {'R/arm':>5} {'SD of a replicate mean [95%]':>30} {'df':>3} "
         f"{'s^2 (T+K)':>9} {'MDD own':>7} {f'MDD at {budget}':>9}",
     ]
     first = None
@@ -87,7 +88,7 @@ def report(designs: list[Design], budget: int) -> list[str]:
         at_budget = detectable_difference(sd, replicates_at(budget, d), replicates_at(budget, d))
         cost = sd**2 * d.cost
         lines.append(
-            f"{d.label:<28} {f'{d.trials} x {d.seeds}':>7} {r:>5} {f'{sd:.2f} [{low:.2f}, {high:.2f}]':>30} {df:>3} "
+            f"{d.label:<{w}} {f'{d.trials} x {d.seeds}':>7} {r:>5} {f'{sd:.2f} [{low:.2f}, {high:.2f}]':>30} {df:>3} "
             f"{cost:>9.2f} {own:>7.2f} {at_budget:>9.2f}"
         )
         if first is None:

@@ -36,3 +36,10 @@ def test_one_look_is_the_fixed_design():
     level = sd.calibrate(4, 4, 20_000, np.random.default_rng(4))
     assert level == pytest.approx(0.05, abs=0.004)
     assert sd.run(1.5, 0.05, 4, 4, 1, np.random.default_rng(5))[1] == 4.0
+
+
+def test_sequential_maximum_keeps_the_fixed_designs_power_at_the_target():
+    rng = np.random.default_rng(6)
+    r_max, level = sd.sequential_max(2.5, 2, 5000, rng)
+    assert r_max >= 4  # the fixed design's 4 replicates (80% power at 2.5 SDs) or more, never fewer
+    assert sd.run(2.5, level, 2, r_max, 20_000, np.random.default_rng(7))[0] >= 0.78

@@ -584,3 +584,11 @@ def test_objective_values_are_checked_by_the_rule_train_uses(tmp_path):
     assert spec_error(tmp_path, "name: t\nobjective: {epochs: 0}\n") == (
         "objective.epochs: config key 'epochs' must be an integer >= 1, got 0"
     )
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml")), ids=str)
+def test_every_shipped_study_file_loads(path):
+    spec = load_spec(path)
+    assert spec.name == path.stem
+    if spec.name.startswith("fashion-mnist-verdict"):  # the verdict design measured in issue 23
+        assert (spec.final.replicates, spec.budget.trials, spec.final.seeds) == (4, 6, 1)
