@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import yaml
@@ -137,8 +138,6 @@ def code_snippet(config: dict[str, Any]) -> str:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("lars-search")
     except PackageNotFoundError:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import optuna
@@ -279,8 +280,6 @@ def _plot_test(ax, verdict) -> None:
 
 def _plot_history(plt, storage, name: str, curves: dict[str, ArmCurve], path) -> None:
     """Optuna's own optimization-history plot (trial-number axis), all arms in one figure."""
-    import warnings
-
     from optuna.visualization.matplotlib import plot_optimization_history
 
     opened = _open(storage)

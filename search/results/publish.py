@@ -20,12 +20,14 @@ verdict replaces it. ``compare`` and the dashboard only read.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import time
 from typing import Any
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from search.errors import PlotError, StudyNotFoundError
 from search.names import axis_name
@@ -155,8 +157,6 @@ def publish_axis(storage: Any, result: Any, *, figure_dir: str | None = None) ->
     """Rewrite the note of every arm of every batch of an axis (``result``: :func:`search.results.axis_report.load_axis`)
     with the axis table and figure below its own verdict; returns how many batch studies it wrote. ``run``
     calls it when every batch's final evaluation is done."""
-    import os
-
     name, axis = result.name, result.axis
     text = format_axis(result)
     written = 0
@@ -177,10 +177,6 @@ def artifact_store_for(storage: Any, directory: str | None = None, *, create: bo
 
     ``create=False`` (readers such as the dashboard): None when the directory does not exist.
     """
-    import os
-
-    from optuna.artifacts import FileSystemArtifactStore
-
     if directory is None:
         backend = rdb_backend(storage) if not isinstance(storage, str) else None
         url = storage if isinstance(storage, str) else getattr(backend, "url", "")
@@ -196,8 +192,6 @@ def artifact_store_for(storage: Any, directory: str | None = None, *, create: bo
 
 def _draw_figure(storage: Any, name: str, directory: str) -> str | None:
     """The compare plot (:func:`search.results.plot.plot_compare`) as a PNG in ``directory``, or None without matplotlib."""
-    import os
-
     path = os.path.join(directory, f"{name}-verdict.png")
     try:
         plot_compare(storage, name, path)
@@ -208,7 +202,5 @@ def _draw_figure(storage: Any, name: str, directory: str) -> str | None:
 
 def _upload_figure(study: optuna.Study, store: Any, path: str) -> str:
     """Upload the figure as an artifact of ``study``; its URL on the dashboard."""
-    from optuna.artifacts import upload_artifact
-
     artifact_id = upload_artifact(artifact_store=store, file_path=path, study_or_trial=study, mimetype="image/png")
     return f"/artifacts/{study_id_of(study)}/{artifact_id}"
