@@ -97,6 +97,9 @@ def load_axis(storage: Any, name: str, axis: AxisSpec) -> AxisResult:
             nothing = Interval(math.nan, math.nan, math.nan, 0)
             drops.append((batch, difference(base, values, replicates) if any(base) and any(values) else nothing))
         result.drops[arm] = drops
+        if not any(base):  # every drop is measured from the smallest batch
+            result.critical[arm] = CriticalBatch("no data")
+            continue
         if replicates < 2:  # seeds alone do not cover the searches' luck: no claim about the arm
             result.critical[arm] = CriticalBatch("one replicate")
             continue

@@ -90,7 +90,7 @@ class CriticalBatch:
     """An arm's critical batch size.
 
     ``status`` is ``"determined"`` (``batch`` kept, the next batch lost), ``"undetermined"``
-    (``batch`` the last surely kept, ``upper`` the first surely lost, or None past the axis),
+    (``batch`` the last surely kept, ``upper`` the first surely lost, or None when no larger batch is),
     ``"not reached"`` (every batch kept: at least ``batch``), ``"one replicate"`` (not judged: one search
     per arm and batch cannot tell the arm from the search's luck), or ``"no data"``.
     """
@@ -105,11 +105,11 @@ class CriticalBatch:
         if self.status == "not reached":
             return f">= {self.batch} (not reached)"
         if self.status == "undetermined":
-            above = f"< {self.upper}" if self.upper is not None else "past the axis"
+            above = f"< {self.upper}" if self.upper is not None else "no larger batch surely lost"
             return f"undetermined: >= {self.batch}, {above}" if self.batch is not None else f"undetermined: {above}"
         if self.status == "one replicate":
             return "not judged with one replicate (replicates: 2 or more)"
-        return "no data"
+        return "no data yet (the smallest batch has no final evaluation)"
 
 
 def critical_batch_size(drops: list[tuple[int, float, float]], tolerance: float) -> CriticalBatch:

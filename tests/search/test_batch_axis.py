@@ -112,7 +112,7 @@ NAN = math.nan
         (
             [(64, 0, 0), (256, -0.2, 0.9), (1024, -0.4, 2.0)],
             CriticalBatch("undetermined", 256, None),
-            "undetermined: >= 256, past the axis",
+            "undetermined: >= 256, no larger batch surely lost",
         ),
         # a batch without results is unclear, never kept
         ([(64, 0, 0), (256, NAN, NAN), (1024, 2.0, 3.0)], CriticalBatch("undetermined", 64, 1024), None),
@@ -310,6 +310,28 @@ def test_an_interrupted_axis_run_resumes_without_retraining_finished_batches(tmp
     resumed = _AxisTrain(_batch_curve)
     assert main(["run", str(path), "--storage", db, "-q"], train_fn=resumed) == 0
     assert {c["batch_size"] for c in resumed.calls} == {1024}  # 64 and 256 kept, not retrained
+
+
+def test_an_axis_stopped_in_its_smallest_batch_claims_no_critical_batch_size(tmp_path, capsys):
+    from search.cli.command import main
+
+    db = f"sqlite:///{tmp_path / 'ax.db'}"
+
+    def stop_in_evaluation(config, epoch):
+        if config.get("evaluate_test"):
+            raise KeyboardInterrupt
+        return _batch_curve(config, epoch)
+
+    path = write_study(tmp_path, FAKE_AXIS)
+    assert main(["run", str(path), "--storage", db, "-q"], train_fn=_AxisTrain(stop_in_evaluation)) == 130
+    capsys.readouterr()
+    assert main(["compare", "ax", "--storage", db]) == 0
+    text = capsys.readouterr().out
+    for arm in ("sgd", "sgd+lars"):
+        assert (
+            f"  {arm}: no data yet (the smallest batch has no final evaluation) (drop from 64: 256 -, 1024 -)\n" in text
+        )
+    assert "  sgd+lars vs sgd: cannot tell yet (no data)\n" in text
 
 
 def test_compare_plot_of_an_axis_draws_accuracy_against_batch(tmp_path, capsys):
