@@ -2,7 +2,7 @@
 
 A sequential design adds one replicate per arm after each look and stops as soon as the
 LARS-vs-plain line is decided: the verdict's pooled two-sided t test on replicate means
-(``search.verdict.difference``) below a per-look level ``alpha'``, calibrated here by simulation
+(``search.results.verdict.difference``) below a per-look level ``alpha'``, calibrated here by simulation
 under "no difference" so that the chance of any false "helps/hurts" over all looks stays 5%.
 Against it: the fixed design sized for 80% power at a target difference (``--target``, in SDs
 of a replicate mean: at the measured SD of 0.40 points, 1 point is 2.5 SDs). The sequential
