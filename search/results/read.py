@@ -348,6 +348,11 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]], budget: int | N
                 f"{'/'.join(map(str, finished[lars_arm]))} vs {'/'.join(map(str, finished[plain_arm]))})"
             )
             continue
+        waiting = [x.arm for x in (a, b) if any(_searching(st, budget) for st in x.searches)]
+        if waiting:
+            verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict yet ({' and '.join(waiting)}: a search has "
+                                 "no complete trial yet)")  # fmt: skip
+            continue
         if not (a.evaluated and b.evaluated):
             verdict.lines.append(f"{lars_arm} vs {plain_arm}: no verdict yet (final evaluation not finished)")
             continue
@@ -363,7 +368,7 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]], budget: int | N
                                           seeds=verdict.seeds, provisional=provisional))  # fmt: skip
         if verdict.replicates >= 2 and diff.known:
             judged[(lars_arm, plain_arm)] = diff
-    verdict.notes += _missing(verdict)
+    verdict.notes += _missing(verdict, budget)
     verdict.family = _family(judged)
     verdict.power = [_power_line(pair, d, verdict.seeds) for pair, d in judged.items()]
     done = {a.arm: a.values for a in verdict.arms if a.evaluated and a.test is not None and a.test.n > 0}
@@ -372,11 +377,20 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]], budget: int | N
         verdict.best_arm = verdict.ranking[0][1]
 
 
-def _missing(verdict: Verdict) -> list[str]:
-    """One note per replicate whose final evaluation is done without a result: left out, never replaced by seeds."""
+def _searching(search: ArmStats, budget: int | None) -> bool:
+    """A search without an incumbent that may still get one: a trial running, none finished, or budget left."""
+    if search.best_trial is not None:
+        return False
+    return bool(search.running) or search.trials == 0 or (budget is not None and search.trials < budget)
+
+
+def _missing(verdict: Verdict, budget: int | None = None) -> list[str]:
+    """One note per replicate whose final evaluation is done without a result: left out, never replaced by seeds
+    (a search that may still find an incumbent is not missing: it is not finished)."""
     if verdict.replicates < 2:
         return []
-    gone = [unit_key(a.arm, e.replicate) for a in verdict.arms for e in a.evaluations if e.done and not e.values]
+    gone = [unit_key(a.arm, e.replicate) for a in verdict.arms for e, search in zip(a.evaluations, a.searches)
+            if e.done and not e.values and not _searching(search, budget)]  # fmt: skip
     if not gone:
         return []
     return [f"missing replicates (no test result: no complete trial, or every evaluation run failed): "

@@ -246,7 +246,9 @@ def test_a_verdict_at_the_edge_is_provisional():
 
 def test_an_arm_whose_trials_all_failed_gets_no_verdict_and_says_why():
     storage = optuna.storages.InMemoryStorage()
-    text = yaml.safe_dump({"name": "f", "objective": {"epochs": 4}, "arms": ["sgd", "sgd+lars"]})
+    text = yaml.safe_dump(
+        {"name": "f", "objective": {"epochs": 4}, "arms": ["sgd", "sgd+lars"], "budget": {"trials": 1}}
+    )
     for arm in ("sgd", "sgd+lars"):
         study = optuna.create_study(storage=storage, study_name=f"f/{arm}", direction="maximize")
         study.set_user_attr("study_file", text)
@@ -254,6 +256,22 @@ def test_an_arm_whose_trials_all_failed_gets_no_verdict_and_says_why():
     assert load_verdict(storage, "f").lines == [
         "sgd+lars vs sgd: no verdict (sgd+lars and sgd: no test result; every trial or evaluation run failed or diverged)"
     ]
+
+
+@pytest.mark.parametrize("state", [TrialState.RUNNING, TrialState.FAIL])
+def test_searches_still_running_or_with_budget_left_are_not_called_failed_or_missing(state):
+    # seen on a running axis study: its next batch's first trials were running, and compare said every trial failed
+    storage = optuna.storages.InMemoryStorage()
+    text = yaml.safe_dump({"name": "w", "objective": {"epochs": 4}, "arms": ["sgd", "sgd+lars"], "replicates": 2,
+                           "budget": {"trials": 3}, "evaluation": {"seeds": 1}})  # fmt: skip
+    for arm in ("sgd", "sgd+lars"):
+        for name in (f"w/{arm}", f"w/{arm}/r1"):
+            study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+            study.set_user_attr("study_file", text)
+            add(study, state)  # running, or failed with 2 of 3 trials left
+    verdict = load_verdict(storage, "w")
+    assert verdict.lines == ["sgd+lars vs sgd: no verdict yet (sgd+lars and sgd: a search has no complete trial yet)"]
+    assert verdict.notes == []  # no replicate reported missing
 
 
 def test_compare_shows_the_trust_ratios_of_each_lars_incumbent(storage):
