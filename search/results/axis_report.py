@@ -4,7 +4,10 @@ Each value of the axis is its own study ``<name>-b<B>`` (:mod:`search.spec.batch
 own verdict (:func:`search.results.read.load_verdict`). This module puts them side by side:
 
 * per batch and arm, the test accuracy of the final evaluation with its 95% interval;
-* per batch, each LARS arm against its plain twin (the verdict lines of that batch's study);
+* per batch, each LARS arm against its plain twin (the verdict lines of that batch's study) and what
+  that batch's design could detect (its power lines);
+* every batch's LARS-vs-plain lines as one family (:func:`search.results.verdict.family_lines`): a
+  per-comparison "helps" at one of four batch sizes is not yet "LARS helps at some batch size";
 * per arm, the critical batch size (:func:`search.spec.batch_axis.critical_batch_size`), with the
   drop from the smallest batch's accuracy and its interval taken by the verdict's own
   two-sample rule (:func:`search.results.verdict.difference`); per LARS arm, whether it extends its
@@ -24,7 +27,7 @@ from search.errors import StudyNotFoundError
 from search.names import StudyName, axis_name
 from search.results.read import Verdict, load_verdict, study_names
 from search.results.report import format_table, interval_text
-from search.results.verdict import Interval, difference, pair_arms
+from search.results.verdict import Interval, difference, family_lines, pair_arms
 from search.spec.batch_axis import (
     AxisSpec,
     CriticalBatch,
@@ -33,7 +36,7 @@ from search.spec.batch_axis import (
     parse_axis,
 )
 
-__all__ = ["AxisResult", "find_axis", "load_axis", "format_axis"]
+__all__ = ["AxisResult", "find_axis", "load_axis", "format_axis", "axis_family"]
 
 
 @dataclass
@@ -140,6 +143,14 @@ def format_axis(result: AxisResult) -> str:
         verdict = result.verdicts[batch]
         for text in (verdict.lines if verdict else []) or ["no verdict yet"]:
             lines.append(f"  batch {batch}: {text}")
+    power = [(b, line) for b, v in result.verdicts.items() for line in (v.power if v else [])]
+    if power:
+        lines.append("power per batch size (two-sided 5% test, from that batch's spread of replicate means):")
+        lines += [f"  batch {b}: {line}" for b, line in power]
+    family = axis_family(result)
+    if family:
+        lines.append("every batch size's lines as a family:")
+        lines += [f"  {line}" for line in family]
     lines += [
         "",
         f"critical batch size (largest batch whose test accuracy stays within {axis.tolerance:g} point"
@@ -154,6 +165,16 @@ def format_axis(result: AxisResult) -> str:
         verdict = compare_critical(result.critical[lars_arm], result.critical[plain_arm])
         lines.append(f"  {lars_arm} vs {plain_arm}: {verdict}")
     return "\n".join(lines)
+
+
+def axis_family(result: AxisResult) -> list[str]:
+    """The LARS-vs-plain lines of every batch (those with an interval) as one family, with Holm's word on
+    "LARS helps/hurts at some batch size" (:func:`search.results.verdict.family_lines`)."""
+    judged = {f"batch {b}: {la} vs {pa}": d for b, v in result.verdicts.items() if v
+              for (la, pa), d in v.judged.items()}  # fmt: skip
+    pairs = {label.split(": ", 1)[1] for label in judged}
+    claim = "at some batch size" if len(pairs) < 2 else "some optimizer at some batch size"
+    return family_lines(judged, claim, lines="LARS-vs-plain lines over the batch sizes")
 
 
 def _drop(d: Interval) -> str:

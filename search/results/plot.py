@@ -298,8 +298,9 @@ def plot_axis(result: object, path: str | os.PathLike) -> dict[str, list[tuple[i
     """Test accuracy against batch size per arm, with 95% intervals, on a log (base 2) x axis, from the
     axis as :func:`search.results.axis_report.load_axis` read it.
 
-    One line per arm over the axis values whose final evaluation is done (dashed plain, solid LARS,
-    twins in one colour, as in :func:`plot_compare`); the tolerance band of the critical batch size
+    One line per arm over the axis values whose final evaluation is done (dashed plain with hollow
+    markers, solid LARS with filled ones, twins in one colour, as in :func:`plot_compare`; arms drawn
+    a little apart at each batch); the tolerance band of the critical batch size
     is drawn below each arm's accuracy at the smallest batch.
 
     Returns:
@@ -321,10 +322,15 @@ def plot_axis(result: object, path: str | os.PathLike) -> dict[str, list[tuple[i
             if not points:
                 continue
             style = _style(arm, index)
-            xs, means = [p[0] for p in points], [p[1] for p in points]
+            # arms side by side at each batch, so that overlapping intervals stay readable
+            shift = 2 ** (0.04 * (index - (len(result.arms) - 1) / 2))
+            xs, means = [p[0] * shift for p in points], [p[1] for p in points]
             err = [[m - (lo if math.isfinite(lo) else m) for _, m, lo, _ in points],
                    [(hi if math.isfinite(hi) else m) - m for _, m, _, hi in points]]  # fmt: skip
-            ax.errorbar(xs, means, yerr=err, capsize=4, marker="o", linewidth=2, label=arm, **style)
+            # hollow markers for a plain arm, filled for LARS: twins share a colour
+            face = style["color"] if style["linestyle"] == "-" else "white"
+            ax.errorbar(xs, means, yerr=err, capsize=4, marker="o", markerfacecolor=face, linewidth=2, label=arm,
+                        **style)  # fmt: skip
             if points[0][0] == axis.batch_sizes[0]:
                 ax.axhline(points[0][1] - axis.tolerance / 100, color=style["color"], alpha=0.25, linewidth=1)
         ax.set_xscale("log", base=2)
@@ -337,7 +343,7 @@ def plot_axis(result: object, path: str | os.PathLike) -> dict[str, list[tuple[i
         )
         ax.grid(True, alpha=0.3)
         if any(series.values()):
-            ax.legend(loc="best", fontsize="small")
+            ax.legend(loc="best", fontsize="small", handlelength=4)  # long enough to show the dashes
         else:
             ax.text(0.5, 0.5, "no final evaluation yet", ha="center", va="center", transform=ax.transAxes)
         fig.savefig(path, dpi=120)

@@ -26,8 +26,7 @@ from search.results.verdict import (
     boundary_warnings,
     detectable_difference,
     difference,
-    holm,
-    p_value,
+    family_lines,
     pair_arms,
     ranking,
     replicates_for,
@@ -206,7 +205,8 @@ class ArmResult:
 class Verdict:
     """Everything ``compare``, ``export`` and the dashboard note show (see :func:`load_verdict`).
 
-    ``family``: what the LARS-vs-plain lines claim together (per-comparison 95%, Holm);
+    ``family``: what the LARS-vs-plain lines claim together (per-comparison 95%, Holm), from ``judged``,
+    the differences of the lines with an interval (a batch-size axis makes one family of every batch's);
     ``power``: per line with an interval, the 80%-power detectable difference and the
     replicates that would detect 1 point (:mod:`search.results.verdict`).
     """
@@ -222,6 +222,7 @@ class Verdict:
     family: list[str] = field(default_factory=list)
     power: list[str] = field(default_factory=list)
     objective_seed: int = 0  # the study file's objective.seed: the base of the seed plan (search.seeds)
+    judged: dict[tuple[str, str], Interval] = field(default_factory=dict)  # (lars, plain): the lines with an interval
 
     @property
     def trials(self) -> int:
@@ -369,6 +370,7 @@ def _judge(verdict: Verdict, kinds: dict[str, tuple[str, bool]], budget: int | N
         if verdict.replicates >= 2 and diff.known:
             judged[(lars_arm, plain_arm)] = diff
     verdict.notes += _missing(verdict, budget)
+    verdict.judged = judged
     verdict.family = _family(judged)
     verdict.power = [_power_line(pair, d, verdict.seeds) for pair, d in judged.items()]
     done = {a.arm: a.values for a in verdict.arms if a.evaluated and a.test is not None and a.test.n > 0}
@@ -398,27 +400,8 @@ def _missing(verdict: Verdict, budget: int | None = None) -> list[str]:
 
 
 def _family(judged: dict[tuple[str, str], Interval]) -> list[str]:
-    """The LARS-vs-plain lines as a family: per-comparison 95%, and Holm's word on any helps/hurts claim."""
-    m = len(judged)
-    if m < 2:
-        return []
-    out = [f"{m} LARS-vs-plain lines, each a per-comparison 95% interval: with no true difference anywhere, "
-           f"up to {100 * (1 - 0.95**m):.0f}% of studies would show at least one helps/hurts"]  # fmt: skip
-    p = {pair: p_value(d) for pair, d in judged.items()}
-    kept = holm({f"{la} vs {pa}": v for (la, pa), v in p.items()})
-    for word, claims in (("helps", [k for k, d in judged.items() if d.low > 0]),
-                         ("hurts", [k for k, d in judged.items() if d.high < 0])):  # fmt: skip
-        if not claims:
-            continue
-        held = [f"{la} vs {pa} (p {p[(la, pa)]:.3g} <= {kept[f'{la} vs {pa}']:.3g})" for la, pa in claims
-                if f"{la} vs {pa}" in kept]  # fmt: skip
-        if held:
-            out.append(f"Holm-adjusted (family-wise 5%): LARS {word} some optimizer: holds, by {', '.join(held)}")
-        else:
-            smallest = min(p[c] for c in claims)
-            out.append(f"Holm-adjusted (family-wise 5%): LARS {word} some optimizer: not established "
-                       f"(smallest p {smallest:.3g} > {0.05 / m:.3g})")  # fmt: skip
-    return out
+    """The LARS-vs-plain lines as a family (:func:`search.results.verdict.family_lines`)."""
+    return family_lines({f"{la} vs {pa}": d for (la, pa), d in judged.items()})
 
 
 def _power_line(pair: tuple[str, str], diff: Interval, seeds: int) -> str:

@@ -74,6 +74,7 @@ __all__ = [
     "difference",
     "p_value",
     "holm",
+    "family_lines",
     "detectable_difference",
     "replicates_for",
     "clip",
@@ -200,6 +201,33 @@ def holm(pvalues: dict[str, float], alpha: float = 1 - CONFIDENCE) -> dict[str, 
         if p > threshold:
             break
         out[key] = threshold
+    return out
+
+
+def family_lines(
+    judged: dict[str, Interval], claim: str = "some optimizer", lines: str = "LARS-vs-plain lines"
+) -> list[str]:
+    """The LARS-vs-plain lines (``{label: difference}``) as a family: how often per-comparison 95% lines show
+    helps/hurts by luck (``1 - 0.95^m``), and Holm's word (:func:`holm`) on "LARS helps/hurts ``claim``".
+    One line is no family (``[]``)."""
+    m = len(judged)
+    if m < 2:
+        return []
+    out = [f"{m} {lines}, each a per-comparison 95% interval: with no true difference anywhere, "
+           f"up to {100 * (1 - CONFIDENCE**m):.0f}% of studies would show at least one helps/hurts"]  # fmt: skip
+    p = {label: p_value(d) for label, d in judged.items()}
+    kept = holm(p)
+    for word, claims in (("helps", [k for k, d in judged.items() if d.low > 0]),
+                         ("hurts", [k for k, d in judged.items() if d.high < 0])):  # fmt: skip
+        if not claims:
+            continue
+        held = [f"{k} (p {p[k]:.3g} <= {kept[k]:.3g})" for k in claims if k in kept]
+        if held:
+            out.append(f"Holm-adjusted (family-wise 5%): LARS {word} {claim}: holds, by {', '.join(held)}")
+        else:
+            smallest = min(p[k] for k in claims)
+            out.append(f"Holm-adjusted (family-wise 5%): LARS {word} {claim}: not established "
+                       f"(smallest p {smallest:.3g} > {(1 - CONFIDENCE) / m:.3g})")  # fmt: skip
     return out
 
 

@@ -278,6 +278,8 @@ def test_an_axis_run_trains_each_batch_and_compare_shows_the_axis(tmp_path, caps
     assert set(rows) == {"64", "256", "1024"}
     assert "critical batch size (largest batch whose test accuracy stays within 2 points of batch 64's" in text
     assert "  batch 1024: sgd+lars vs sgd: " in text
+    assert "power per batch size (two-sided 5% test, from that batch's spread of replicate means):" in text
+    assert "every batch size's lines as a family:\n  3 LARS-vs-plain lines over the batch sizes" in text
     # every arm's dashboard note of every batch shows its own verdict, then the axis table and figure
     from optuna_dashboard import get_note
 
@@ -353,6 +355,37 @@ def test_compare_plot_of_an_axis_draws_accuracy_against_batch(tmp_path, capsys):
     # the fake's plain arm loses 3 points per quadrupling; its LARS twin loses none
     sgd = [m for _, m, _, _ in series["sgd"]]
     assert sgd[0] - sgd[2] == pytest.approx(0.06, abs=0.02)
+
+
+def test_every_batch_sizes_lines_are_one_family_for_holm():
+    from types import SimpleNamespace as NS
+
+    from scipy import stats
+
+    from search.results.axis_report import axis_family
+    from search.results.verdict import Interval
+
+    def line(d, se, df=8):
+        half = stats.t.ppf(0.975, df) * se
+        return Interval(d, d - half, d + half, 5, se=se, df=df, sd=se)
+
+    # t = 2.35 at 8 df: p = 0.0467, a per-comparison "helps" at batch 1024, above Holm's first 0.05 / 3
+    judged = {64: line(-0.006, 0.005), 256: line(0.005, 0.005), 1024: line(0.0235, 0.01)}
+    result = NS(verdicts={b: NS(judged={("sgd+lars", "sgd"): d}) for b, d in judged.items()} | {2048: None})
+    assert judged[1024].low > 0
+    assert axis_family(result) == [
+        "3 LARS-vs-plain lines over the batch sizes, each a per-comparison 95% interval: with no true difference "
+        "anywhere, up to 14% of studies would show at least one helps/hurts",
+        "Holm-adjusted (family-wise 5%): LARS helps at some batch size: not established (smallest p 0.0467 > 0.0167)",
+    ]
+    # t = 5 at 8 df: p = 0.00105 <= 0.05 / 3
+    result.verdicts[1024].judged[("sgd+lars", "sgd")] = line(0.05, 0.01)
+    assert axis_family(result)[1] == (
+        "Holm-adjusted (family-wise 5%): LARS helps at some batch size: holds, by batch 1024: sgd+lars vs sgd "
+        "(p 0.00105 <= 0.0167)"
+    )
+    one = NS(verdicts={64: NS(judged={("sgd+lars", "sgd"): line(0.05, 0.01)}), 256: None})
+    assert axis_family(one) == []  # one line is no family
 
 
 def test_one_replicate_judges_no_critical_batch_size():
