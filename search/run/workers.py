@@ -141,8 +141,8 @@ def worker_command(
 def _prepare(
     study_file: str, storage_url: str | None, *, device: str | None = None, log: Callable[[str], None] = print
 ) -> tuple[Any, Any, str]:
-    """Open storage, parse the file, create/check every arm's study (raises on any problem),
-    and run the ``lr: auto`` range tests the studies do not hold yet.
+    """Open storage, parse the file, create/check every arm's study (of every batch of an axis; raises
+    on any problem), and run the ``lr: auto`` range tests the studies do not hold yet.
 
     The range tests run here, once, before any worker starts: workers started together
     would each run them (none finds the range stored yet), paying the cost several times
@@ -151,9 +151,10 @@ def _prepare(
     spec = load_spec(study_file)
     url = resolve_storage_url(storage_url, spec)
     storage = open_storage(url)
-    studies = open_studies(spec, storage, url=url)
-    if any(needs_range_test(arm) for arm in spec.arms):
-        resolve_ranges(spec, studies, device=device, log=log)
+    for one in spec.runs():  # a batch-size axis: each batch's own studies, never the file's unscaled ones
+        studies = open_studies(one, storage, url=url)
+        if any(needs_range_test(arm) for arm in one.arms):
+            resolve_ranges(one, studies, device=device, log=log)
     return spec, storage, url
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 from worker_harness import (
@@ -147,6 +148,22 @@ def test_launch_workers_runs_the_budget_with_n_processes(tmp_path):
     assert W.launch_workers(str(study), storage_url=url, n_workers=2, objective="fake_objective:train",
                             env=worker_env(tmp_path), log=lines.append) == 0  # fmt: skip
     assert_exact_budget(url, "mw", ("sgd",), 8)
+
+
+def test_workers_on_an_axis_create_only_each_batchs_studies(tmp_path):
+    """The file's own, unscaled studies (``mw/sgd`` at the reference batch) are never created: they
+    showed in the dashboard and `status` as studies with a waiting recipe trial that no run would train."""
+    url = f"sqlite:///{tmp_path}/x.db"
+    study = write_study(tmp_path, arms=("sgd",), trials=2)
+    study.write_text(study.read_text() + "axis: {batch_size: [64, 256]}\nevaluation: {seeds: 1}\n")
+    lines = []
+    code = W.launch_workers(str(study), storage_url=url, n_workers=2, objective="fake_objective:train",
+                            env=worker_env(tmp_path), log=lines.append)  # fmt: skip
+    assert code == 0, lines
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
+    assert names == ["mw-b256/sgd", "mw-b256/sgd/eval", "mw-b64/sgd", "mw-b64/sgd/eval"]
+    for batch in (64, 256):
+        assert_exact_budget(url, f"mw-b{batch}", ("sgd",), 2)
 
 
 def _kill_one_worker_mid_trial(study: Path, url: str, tmp_path: Path, n: int = 4) -> tuple[list[int], str]:
