@@ -50,7 +50,7 @@ from search.results.publish import artifact_store_for
 from search.storage.database import open_reader
 from search.storage.url import mask_url
 
-__all__ = ["DashboardServer", "is_loopback", "make_server", "read_only", "serve"]
+__all__ = ["DashboardServer", "is_loopback", "make_server", "read_only", "serve", "studies_line"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -192,6 +192,21 @@ def make_server(
     return server
 
 
+def studies_line(names: list[str], most: int = 10) -> str:
+    """``3 studies: a/sgd, a/sgd+lars, b/sgd``; past ``most`` names, one entry per study file (the name before
+    the first ``/``) with its count, so that an axis of 80 studies is one readable line."""
+    n = len(names)
+    head = f"{n} {'study' if n == 1 else 'studies'}"
+    if n <= most:
+        return f"{head}: {', '.join(names)}"
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name.split("/", 1)[0]] = counts.get(name.split("/", 1)[0], 0) + 1
+    return f"{head} of {len(counts)} study file{'s' if len(counts) != 1 else ''}: " + ", ".join(
+        f"{file} ({count})" for file, count in counts.items()
+    )
+
+
 def serve(
     storage: str | optuna.storages.BaseStorage,
     *,
@@ -213,9 +228,8 @@ def serve(
     if server.read_only:
         print(f"read-only: {host} is reachable from other machines, so deleting studies and writing notes are "
               "refused (--allow-writes to allow them)", file=out)  # fmt: skip
-    n = len(server.study_names)
-    if n:
-        print(f"{n} {'study' if n == 1 else 'studies'}: {', '.join(server.study_names)}", file=out)
+    if server.study_names:
+        print(studies_line(server.study_names), file=out)
     else:
         print("no studies yet: run `lars-search run STUDY.yaml` against this storage", file=out)
     print("Ctrl-C to stop.", file=out, flush=True)

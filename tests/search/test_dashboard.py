@@ -370,3 +370,12 @@ def test_console_script_serves_until_ctrl_c(tmp_path):
             process.kill()
             process.wait()
         process.stderr.close()
+
+
+def test_many_studies_are_listed_per_study_file_at_start():
+    from search.results.dashboard import studies_line
+
+    names = sorted(f"ax-b{b}/{arm}{r}" for b in (64, 256) for arm in ("sgd", "sgd+lars") for r in ("", "/r1", "/eval"))
+    assert studies_line(names[:3]) == "3 studies: ax-b256/sgd, ax-b256/sgd+lars, ax-b256/sgd+lars/eval"
+    assert studies_line(names) == "12 studies of 2 study files: ax-b256 (6), ax-b64 (6)"
+    assert studies_line(["a/sgd"]) == "1 study: a/sgd"
