@@ -63,6 +63,7 @@ def test_count_trials_equals_counts_of_loaded_trials(study):
     assert I.count_trials(backend, I.study_id_of(study), "failed_trial") == (4, 1, 1, 1)
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed:UserWarning")  # ask/tell, as the loop does
 def test_running_heartbeats_lists_running_trials_with_their_last_beat(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/x.db", heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(study_name="i/hb", storage=storage)
