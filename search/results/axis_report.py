@@ -170,9 +170,9 @@ def format_axis(result: AxisResult) -> str:
 def axis_family(result: AxisResult) -> list[str]:
     """The LARS-vs-plain lines of every batch (those with an interval) as one family, with Holm's word on
     "LARS helps/hurts at some batch size" (:func:`search.results.verdict.family_lines`)."""
-    judged = {f"batch {b}: {la} vs {pa}": d for b, v in result.verdicts.items() if v
-              for (la, pa), d in v.judged.items()}  # fmt: skip
-    pairs = {label.split(": ", 1)[1] for label in judged}
+    lines = [(b, pair, d) for b, v in result.verdicts.items() if v for pair, d in v.judged.items()]
+    judged = {f"batch {b}: {la} vs {pa}": d for b, (la, pa), d in lines}
+    pairs = {pair for _, pair, _ in lines}
     claim = "at some batch size" if len(pairs) < 2 else "some optimizer at some batch size"
     return family_lines(judged, claim, lines="LARS-vs-plain lines over the batch sizes")
 

@@ -38,6 +38,7 @@ import json
 import socket
 import socketserver
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
@@ -199,9 +200,7 @@ def studies_line(names: list[str], most: int = 10) -> str:
     head = f"{n} {'study' if n == 1 else 'studies'}"
     if n <= most:
         return f"{head}: {', '.join(names)}"
-    counts: dict[str, int] = {}
-    for name in names:
-        counts[name.split("/", 1)[0]] = counts.get(name.split("/", 1)[0], 0) + 1
+    counts = Counter(name.split("/", 1)[0] for name in names)
     return f"{head} of {len(counts)} study file{'s' if len(counts) != 1 else ''}: " + ", ".join(
         f"{file} ({count})" for file, count in counts.items()
     )
